@@ -5,10 +5,37 @@
 //! returned as a value. The crate has no dependencies.
 #![forbid(unsafe_code)]
 
+pub mod deadline;
 pub mod error;
+pub mod exit_breaker;
+pub mod exit_plan;
+pub mod exit_state;
+pub mod ladder;
+pub mod latency_breaker;
+pub mod latency_stats;
+pub mod retry;
+pub mod strategy;
+pub mod trading_state;
 pub mod types;
 
+pub use deadline::{DeadlineExceeded, ExitDeadline};
 pub use error::{ClassifiedError, DomainError, ErrorClass, ErrorDecision};
+pub use exit_breaker::{ExitBreaker, ExitBreakerDecision};
+pub use exit_plan::{ExitPlan, ExitPlanConfig, TakeProfitRung};
+pub use exit_state::{
+    ExitEvent, ExitFailure, ExitState, ExitStateMachine, InvalidTransition, LiveAttempt,
+};
+pub use ladder::{EscalationLadder, OrderStyle, Rung};
+pub use latency_breaker::{
+    Admission, BreakerSnapshot, BreakerState, CallOutcome, Generation, LatencyBreaker,
+    LatencyBreakerConfig, Permit, StateChange, TripCause,
+};
+pub use latency_stats::{LatencySnapshot, RollingLatency};
+pub use retry::{AttemptGrant, GiveUpReason, RetryBudget, RetryDecision, RetryPolicy};
+pub use strategy::{MeanReversion, MeanReversionConfig};
+pub use trading_state::{
+    HaltCause, HaltOutcome, HaltReason, NotHalted, ReduceOnlyCause, TradingState,
+};
 pub use types::{
     Bps, ExitIntent, ExitKind, Fraction, IntentId, Lamports, PositionId, PositionState, Price,
     Size, Slippage, Timestamp, TokenAmount, TradeIntent, TxSignature,

@@ -494,7 +494,10 @@ mod tests {
         let half = Fraction::from_bps(5_000).unwrap();
         assert_eq!(a.portion(half), TokenAmount::new(500_000_000));
         assert_eq!(a.portion(Fraction::ALL), a);
-        assert_eq!(TokenAmount::new(u64::MAX).portion(Fraction::ALL).get(), u64::MAX);
+        assert_eq!(
+            TokenAmount::new(u64::MAX).portion(Fraction::ALL).get(),
+            u64::MAX
+        );
     }
 
     #[test]
@@ -508,11 +511,19 @@ mod tests {
     #[test]
     fn timestamps_saturate() {
         let t = Timestamp::from_millis(5);
-        assert_eq!(t.saturating_since(Timestamp::from_millis(7)), Duration::ZERO);
+        assert_eq!(
+            t.saturating_since(Timestamp::from_millis(7)),
+            Duration::ZERO
+        );
         assert_eq!(
             t.saturating_add(Duration::from_millis(3)),
             Timestamp::from_millis(8)
         );
-        assert_eq!(Timestamp::from_micros(u64::MAX).saturating_add(Duration::MAX).as_micros(), u64::MAX);
+        assert_eq!(
+            Timestamp::from_micros(u64::MAX)
+                .saturating_add(Duration::MAX)
+                .as_micros(),
+            u64::MAX
+        );
     }
 }

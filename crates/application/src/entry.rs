@@ -1,0 +1,92 @@
+//! The entry executor: opens a position through the attempt engine with the default
+//! retry policy, only when trading is Active and the latency breaker admits it. The
+//! engine's one-live-attempt rule means an entry never executes twice.
+
+use std::sync::Arc;
+
+use kyzlo_domain::{IntentId, PositionId, TokenAmount};
+
+use crate::control::TradingControl;
+use crate::execute::{
+    Amount, Engine, ExecutionOutcome, ExecutionReport, ExecutionSettings, SwapJob,
+};
+use crate::guard::LatencyGuard;
+use crate::journal::IntentAction;
+use crate::metrics::MetricEvent;
+use crate::ports::Side;
+
+/// Why an entry did not run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryRefusal {
+    /// Entries need trading to be Active.
+    #[error("entries are not allowed while trading is {state}")]
+    TradingState {
+        /// The trading state's name.
+        state: &'static str,
+    },
+    /// The latency breaker is open.
+    #[error("the latency breaker refused the entry")]
+    LatencyBreaker,
+}
+
+/// Runs entries.
+pub struct EntryExecutor {
+    engine: Arc<Engine>,
+    settings: ExecutionSettings,
+    control: Arc<TradingControl>,
+    guard: Arc<LatencyGuard>,
+}
+
+impl EntryExecutor {
+    /// An executor with `settings` (see [`ExecutionSettings::entry_defaults`]).
+    pub fn new(
+        engine: Arc<Engine>,
+        settings: ExecutionSettings,
+        control: Arc<TradingControl>,
+        guard: Arc<LatencyGuard>,
+    ) -> Self {
+        Self {
+            engine,
+            settings,
+            control,
+            guard,
+        }
+    }
+
+    /// Buys the base token with exactly `quote_amount` for a new position.
+    ///
+    /// # Errors
+    /// [`EntryRefusal`] when the trading state or the latency breaker forbids it.
+    pub async fn run(
+        &self,
+        intent: IntentId,
+        position: PositionId,
+        quote_amount: TokenAmount,
+    ) -> Result<ExecutionReport, EntryRefusal> {
+        let metrics = &self.engine.venue().metrics;
+        let state = self.control.state();
+        if !state.allows_entry() {
+            metrics.record(MetricEvent::EntryRefused);
+            return Err(EntryRefusal::TradingState {
+                state: state.as_str(),
+            });
+        }
+        if !self.guard.admit_entry().await {
+            metrics.record(MetricEvent::EntryRefused);
+            return Err(EntryRefusal::LatencyBreaker);
+        }
+        let job = SwapJob {
+            intent,
+            position,
+            action: IntentAction::Enter,
+            side: Side::Buy,
+            amount: Amount::Exact(quote_amount),
+        };
+        let report = self.engine.execute(job, None, &self.settings, None).await;
+        metrics.record(MetricEvent::EntryFinished {
+            filled: matches!(report.outcome, ExecutionOutcome::Filled { .. }),
+            attempts: report.attempts,
+        });
+        Ok(report)
+    }
+}

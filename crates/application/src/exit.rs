@@ -1,0 +1,232 @@
+//! The defensive exit executor: runs an exit accepted by the gateway through the attempt
+//! engine with the exit policy, the 30 s deadline and the escalation ladder; counts
+//! failed exits in the exit breaker, halts trading when it trips, alerts, and reports
+//! metrics. Automatic exits need a trading state that allows them; an operator's
+//! force-exit always runs.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use kyzlo_domain::exit_breaker::{ExitBreaker, ExitBreakerDecision};
+use kyzlo_domain::trading_state::HaltCause;
+use kyzlo_domain::{Price, TokenAmount};
+use tokio::sync::oneshot;
+
+use crate::control::TradingControl;
+use crate::execute::{
+    Amount, DeadlineNotice, Engine, ExecutionOutcome, ExecutionReport, ExecutionSettings, SwapJob,
+};
+use crate::gateway::ExitTicket;
+use crate::journal::IntentAction;
+use crate::metrics::{ExitModule, ExitResult, MetricEvent};
+use crate::ports::{Alert, AlertKind, Pair, Severity, Side};
+
+/// Why an exit did not run at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExitRefusal {
+    /// Trading is halted (or otherwise forbids automatic exits); only an operator's
+    /// force-exit runs now.
+    #[error("automatic exits are not allowed while trading is {state}")]
+    NotAllowed {
+        /// The trading state's name.
+        state: &'static str,
+    },
+    /// The position has nothing left to sell.
+    #[error("nothing left to sell")]
+    NothingToSell,
+}
+
+/// Runs exits.
+pub struct ExitExecutor {
+    engine: Arc<Engine>,
+    settings: ExecutionSettings,
+    breaker: Mutex<ExitBreaker>,
+    control: Arc<TradingControl>,
+    pair: Pair,
+}
+
+impl ExitExecutor {
+    /// An executor with `settings` (see [`ExecutionSettings::exit_defaults`]).
+    pub fn new(
+        engine: Arc<Engine>,
+        settings: ExecutionSettings,
+        breaker: ExitBreaker,
+        control: Arc<TradingControl>,
+        pair: Pair,
+    ) -> Self {
+        Self {
+            engine,
+            settings,
+            breaker: Mutex::new(breaker),
+            control,
+            pair,
+        }
+    }
+
+    /// Consecutive failed exits so far.
+    #[must_use]
+    pub fn consecutive_failures(&self) -> u32 {
+        self.breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .consecutive_failures()
+    }
+
+    /// Resets the exit breaker (an operator resumed trading).
+    pub fn reset_breaker(&self) {
+        self.breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reset();
+    }
+
+    /// Runs the exit of `ticket` on a position holding `remaining`. The ticket (the
+    /// position's ownership) is held until the exit is resolved, including any live
+    /// attempt tracked past the deadline.
+    ///
+    /// # Errors
+    /// [`ExitRefusal`] when the exit may not run at all.
+    pub async fn run(
+        &self,
+        ticket: ExitTicket,
+        remaining: TokenAmount,
+    ) -> Result<ExecutionReport, ExitRefusal> {
+        let order = &ticket.order;
+        let state = self.control.state();
+        if order.module != ExitModule::Operator && !state.allows_automatic_exit() {
+            tracing::warn!(position = %order.position, kind = order.kind.as_str(), state = state.as_str(), "automatic exit refused");
+            return Err(ExitRefusal::NotAllowed {
+                state: state.as_str(),
+            });
+        }
+        let amount = if order.fraction.is_all() {
+            Amount::WholeBalance { cap: remaining }
+        } else {
+            Amount::Exact(remaining.portion(order.fraction))
+        };
+        if remaining.is_zero() || matches!(amount, Amount::Exact(a) if a.is_zero()) {
+            return Err(ExitRefusal::NothingToSell);
+        }
+        let venue = self.engine.venue();
+        let kind = order.kind;
+        venue.metrics.record(MetricEvent::ExitStarted { kind });
+        let job = SwapJob {
+            intent: ticket.intent,
+            position: order.position,
+            action: IntentAction::Exit(kind),
+            side: Side::Sell,
+            amount,
+        };
+        let (tx, rx) = oneshot::channel();
+        let execution = self
+            .engine
+            .execute(job, Some(kind), &self.settings, Some(tx));
+        let on_deadline = async {
+            if let Ok(notice) = rx.await {
+                self.deadline_passed(&ticket, notice).await;
+            }
+        };
+        let (report, ()) = tokio::join!(execution, on_deadline);
+        self.finish(&ticket, order.trigger_price, &report).await;
+        drop(ticket);
+        Ok(report)
+    }
+
+    async fn deadline_passed(&self, ticket: &ExitTicket, notice: DeadlineNotice) {
+        let venue = self.engine.venue();
+        venue.metrics.record(MetricEvent::ExitDeadlineExceeded {
+            kind: ticket.order.kind,
+        });
+        self.control
+            .alert(Alert {
+                kind: AlertKind::ExitDeadlineExceeded,
+                severity: Severity::Critical,
+                message: format!(
+                    "{} exit of {} unresolved after {:?}: attempt {} still live, tracking it; no new attempts",
+                    ticket.order.kind, ticket.order.position, notice.elapsed, notice.attempt
+                ),
+                position: Some(ticket.order.position),
+            })
+            .await;
+        // A deadline miss is a failed exit for the breaker, whatever happens later.
+        self.count_failure().await;
+    }
+
+    async fn count_failure(&self) {
+        let decision = self
+            .breaker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record_failure();
+        if let ExitBreakerDecision::HaltTrading { consecutive } = decision {
+            self.engine
+                .venue()
+                .metrics
+                .record(MetricEvent::ExitBreakerTripped);
+            let _ = self
+                .control
+                .halt(
+                    HaltCause::ExitBreaker,
+                    format!("{consecutive} consecutive failed exits"),
+                )
+                .await;
+        }
+    }
+
+    async fn finish(&self, ticket: &ExitTicket, trigger: Price, report: &ExecutionReport) {
+        let venue = self.engine.venue();
+        let elapsed = report.finished.saturating_since(report.started);
+        match report.outcome {
+            ExecutionOutcome::Filled { fill, .. } => {
+                if !report.deadline_exceeded {
+                    self.breaker
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .record_success();
+                }
+                let slippage_bps = self
+                    .pair
+                    .price_of(fill.amount_in, fill.amount_out)
+                    .map(|realised| (1.0 - realised.get() / trigger.get()) * 10_000.0);
+                venue.metrics.record(MetricEvent::ExitFinished {
+                    kind: ticket.order.kind,
+                    result: ExitResult::Closed,
+                    attempts: report.attempts,
+                    elapsed,
+                    slippage_bps,
+                });
+                tracing::info!(position = %ticket.order.position, intent = %report.intent, attempts = report.attempts, ?elapsed, ?slippage_bps, "exit closed");
+            }
+            ExecutionOutcome::Failed {
+                failure,
+                last_error,
+            } => {
+                venue.metrics.record(MetricEvent::ExitFinished {
+                    kind: ticket.order.kind,
+                    result: ExitResult::Failed,
+                    attempts: report.attempts,
+                    elapsed,
+                    slippage_bps: None,
+                });
+                self.control
+                    .alert(Alert {
+                        kind: AlertKind::ExitFailed,
+                        severity: Severity::Critical,
+                        message: format!(
+                            "{} exit of {} failed after {} attempts in {:?}: {:?} (last error {:?})",
+                            ticket.order.kind,
+                            ticket.order.position,
+                            report.attempts,
+                            elapsed,
+                            failure,
+                            last_error.map(|c| c.as_str())
+                        ),
+                        position: Some(ticket.order.position),
+                    })
+                    .await;
+                if !report.deadline_exceeded {
+                    self.count_failure().await;
+                }
+            }
+        }
+    }
+}

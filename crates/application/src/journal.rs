@@ -1,0 +1,333 @@
+//! The journal port: the durable record of positions, intents, attempts, exit-state
+//! transitions and the trading state, written before every send so that a crash at any
+//! point loses nothing; and an in-memory journal for simulations.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use kyzlo_domain::exit_state::Transition;
+use kyzlo_domain::trading_state::TradingState;
+use kyzlo_domain::{
+    ErrorClass, ExitKind, IntentId, Lamports, PositionId, Price, Size, Slippage, Timestamp,
+    TokenAmount, TxSignature,
+};
+
+use crate::ports::{Fill, PortError, Side};
+
+/// What an intent is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntentAction {
+    /// Open the position.
+    Enter,
+    /// Leave (part of) it.
+    Exit(ExitKind),
+}
+
+/// One intent: at most one of its transactions may land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntentRecord {
+    /// Its id.
+    pub intent: IntentId,
+    /// The position it concerns.
+    pub position: PositionId,
+    /// Entry or exit.
+    pub action: IntentAction,
+    /// Swap direction.
+    pub side: Side,
+    /// Input amount asked for.
+    pub amount_in: TokenAmount,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// One transaction of an intent, journaled before it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The intent.
+    pub intent: IntentId,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// The transaction's signature.
+    pub signature: TxSignature,
+    /// The block height after which it can never land.
+    pub last_valid_block_height: u64,
+    /// Slippage asked for.
+    pub slippage: Slippage,
+    /// Priority fee paid.
+    pub priority_fee: Lamports,
+    /// Exact input amount.
+    pub amount_in: TokenAmount,
+    /// When it was (about to be) sent.
+    pub sent_at: Timestamp,
+}
+
+/// How an attempt was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// It landed and succeeded.
+    Landed,
+    /// It landed with an on-chain error, or was refused before it could be forwarded.
+    Failed(ErrorClass),
+    /// It was proven unable to land.
+    Expired,
+}
+
+/// How an intent ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntentOutcome {
+    /// One transaction landed with this fill.
+    Filled(Fill),
+    /// No transaction landed and none can.
+    Failed,
+}
+
+/// A position as journaled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PositionRecord {
+    /// Its id.
+    pub position: PositionId,
+    /// Average entry price.
+    pub entry_price: Price,
+    /// Size at entry.
+    pub size: Size,
+    /// What is still held.
+    pub remaining: TokenAmount,
+}
+
+/// An intent that was never resolved, with its attempts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnresolvedIntent {
+    /// The intent.
+    pub intent: IntentRecord,
+    /// Its attempts with any outcome known so far, oldest first.
+    pub attempts: Vec<(AttemptRecord, Option<AttemptOutcome>)>,
+}
+
+/// What the journal holds that start-up must act on.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct JournalSnapshot {
+    /// Positions with something left.
+    pub open_positions: Vec<PositionRecord>,
+    /// Intents without an outcome.
+    pub unresolved: Vec<UnresolvedIntent>,
+    /// The last trading state written, if any.
+    pub trading_state: Option<TradingState>,
+    /// The lowest id not yet used by any position or intent.
+    pub next_id: u64,
+}
+
+/// The durable journal. Every write returns only once it is durable; a failed write
+/// before a send means the send does not happen.
+#[async_trait]
+pub trait Journal: Send + Sync {
+    /// Records a new intent.
+    ///
+    /// # Errors
+    /// The write failed (class `Unknown`).
+    async fn record_intent(&self, intent: &IntentRecord) -> Result<(), PortError>;
+
+    /// Records an attempt; called before its transaction is sent.
+    ///
+    /// # Errors
+    /// The write failed.
+    async fn record_attempt(&self, attempt: &AttemptRecord) -> Result<(), PortError>;
+
+    /// Records how an attempt was resolved.
+    ///
+    /// # Errors
+    /// The write failed.
+    async fn record_attempt_outcome(
+        &self,
+        intent: IntentId,
+        attempt: u32,
+        outcome: AttemptOutcome,
+    ) -> Result<(), PortError>;
+
+    /// Records one exit-state transition (the audit trail).
+    ///
+    /// # Errors
+    /// The write failed.
+    async fn record_transition(
+        &self,
+        intent: IntentId,
+        transition: &Transition,
+    ) -> Result<(), PortError>;
+
+    /// Records how an intent ended.
+    ///
+    /// # Errors
+    /// The write failed.
+    async fn record_intent_outcome(
+        &self,
+        intent: IntentId,
+        outcome: &IntentOutcome,
+    ) -> Result<(), PortError>;
+
+    /// Inserts or updates a position.
+    ///
+    /// # Errors
+    /// The write failed.
+    async fn record_position(&self, position: &PositionRecord) -> Result<(), PortError>;
+
+    /// Records the trading state (so a halt survives a restart).
+    ///
+    /// # Errors
+    /// The write failed.
+    async fn record_trading_state(&self, state: &TradingState) -> Result<(), PortError>;
+
+    /// Reads what start-up needs.
+    ///
+    /// # Errors
+    /// The read failed or the stored data is invalid.
+    async fn load(&self) -> Result<JournalSnapshot, PortError>;
+}
+
+#[derive(Debug, Default)]
+struct MemoryState {
+    positions: BTreeMap<PositionId, PositionRecord>,
+    intents: BTreeMap<IntentId, (IntentRecord, Option<IntentOutcome>)>,
+    attempts: BTreeMap<(IntentId, u32), (AttemptRecord, Option<AttemptOutcome>)>,
+    transitions: Vec<(IntentId, Transition)>,
+    trading_state: Option<TradingState>,
+}
+
+/// A journal in memory: for simulations (thousands of runs) and tests. It survives
+/// nothing; the durable journal is an adapter.
+#[derive(Debug, Default)]
+pub struct MemoryJournal {
+    state: Mutex<MemoryState>,
+}
+
+impl MemoryJournal {
+    /// An empty journal.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut MemoryState) -> T) -> T {
+        let mut guard = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut guard)
+    }
+
+    /// Every attempt recorded, in (intent, attempt) order.
+    #[must_use]
+    pub fn attempts(&self) -> Vec<(AttemptRecord, Option<AttemptOutcome>)> {
+        self.with(|s| s.attempts.values().copied().collect())
+    }
+
+    /// Every transition recorded for `intent`, oldest first.
+    #[must_use]
+    pub fn transitions(&self, intent: IntentId) -> Vec<Transition> {
+        self.with(|s| {
+            s.transitions
+                .iter()
+                .filter(|(i, _)| *i == intent)
+                .map(|(_, t)| *t)
+                .collect()
+        })
+    }
+
+    /// Every intent with its outcome.
+    #[must_use]
+    pub fn intents(&self) -> Vec<(IntentRecord, Option<IntentOutcome>)> {
+        self.with(|s| s.intents.values().copied().collect())
+    }
+}
+
+#[async_trait]
+impl Journal for MemoryJournal {
+    async fn record_intent(&self, intent: &IntentRecord) -> Result<(), PortError> {
+        self.with(|s| s.intents.insert(intent.intent, (*intent, None)));
+        Ok(())
+    }
+
+    async fn record_attempt(&self, attempt: &AttemptRecord) -> Result<(), PortError> {
+        self.with(|s| {
+            s.attempts
+                .insert((attempt.intent, attempt.attempt), (*attempt, None))
+        });
+        Ok(())
+    }
+
+    async fn record_attempt_outcome(
+        &self,
+        intent: IntentId,
+        attempt: u32,
+        outcome: AttemptOutcome,
+    ) -> Result<(), PortError> {
+        self.with(|s| {
+            if let Some(entry) = s.attempts.get_mut(&(intent, attempt)) {
+                entry.1 = Some(outcome);
+            }
+        });
+        Ok(())
+    }
+
+    async fn record_transition(
+        &self,
+        intent: IntentId,
+        transition: &Transition,
+    ) -> Result<(), PortError> {
+        self.with(|s| s.transitions.push((intent, *transition)));
+        Ok(())
+    }
+
+    async fn record_intent_outcome(
+        &self,
+        intent: IntentId,
+        outcome: &IntentOutcome,
+    ) -> Result<(), PortError> {
+        self.with(|s| {
+            if let Some(entry) = s.intents.get_mut(&intent) {
+                entry.1 = Some(*outcome);
+            }
+        });
+        Ok(())
+    }
+
+    async fn record_position(&self, position: &PositionRecord) -> Result<(), PortError> {
+        self.with(|s| s.positions.insert(position.position, *position));
+        Ok(())
+    }
+
+    async fn record_trading_state(&self, state: &TradingState) -> Result<(), PortError> {
+        self.with(|s| s.trading_state = Some(state.clone()));
+        Ok(())
+    }
+
+    async fn load(&self) -> Result<JournalSnapshot, PortError> {
+        Ok(self.with(|s| {
+            let unresolved = s
+                .intents
+                .values()
+                .filter(|(_, outcome)| outcome.is_none())
+                .map(|(intent, _)| UnresolvedIntent {
+                    intent: *intent,
+                    attempts: s
+                        .attempts
+                        .range((intent.intent, 0)..=(intent.intent, u32::MAX))
+                        .map(|(_, a)| *a)
+                        .collect(),
+                })
+                .collect();
+            let max_position = s.positions.keys().map(|p| p.0).max().unwrap_or(0);
+            let max_intent = s.intents.keys().map(|i| i.0).max().unwrap_or(0);
+            JournalSnapshot {
+                open_positions: s
+                    .positions
+                    .values()
+                    .filter(|p| !p.remaining.is_zero())
+                    .copied()
+                    .collect(),
+                unresolved,
+                trading_state: s.trading_state.clone(),
+                next_id: max_position.max(max_intent) + 1,
+            }
+        }))
+    }
+}

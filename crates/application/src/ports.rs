@@ -1,0 +1,424 @@
+//! The ports: the traits, named for their role, through which services reach the
+//! outside world. Adapters implement them; services depend only on them.
+//!
+//! Every fallible call returns a [`PortError`] carrying the domain's [`ErrorClass`]:
+//! services decide on the class, never on message text.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kyzlo_domain::{
+    ClassifiedError, ErrorClass, Lamports, PositionId, Price, Slippage, TokenAmount, TxSignature,
+};
+
+/// A failure at a port, classified by the adapter that saw it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{operation} failed: {class}{}: {detail}", code.map(|c| format!(" (code {c})")).unwrap_or_default())]
+pub struct PortError {
+    /// The port operation, e.g. `"jupiter.quote"`, `"rpc.sendTransaction"`.
+    pub operation: &'static str,
+    /// The domain class the adapter mapped the failure to.
+    pub class: ErrorClass,
+    /// How long the remote asked us to wait, when it said.
+    pub retry_after: Option<Duration>,
+    /// The remote's own code (HTTP status, JSON-RPC code, program error code), if any.
+    pub code: Option<i64>,
+    /// Human context for logs; never used for decisions and never holding secrets.
+    pub detail: String,
+}
+
+impl PortError {
+    /// A failure of `class` at `operation` with a context line.
+    pub fn new(operation: &'static str, class: ErrorClass, detail: impl Into<String>) -> Self {
+        Self {
+            operation,
+            class,
+            retry_after: None,
+            code: None,
+            detail: detail.into(),
+        }
+    }
+
+    /// Adds the remote's code.
+    #[must_use]
+    pub fn with_code(mut self, code: i64) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// Adds the remote's retry-after.
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
+    /// The class and retry-after, as the domain's retry rules take them.
+    #[must_use]
+    pub fn classified(&self) -> ClassifiedError {
+        ClassifiedError {
+            class: self.class,
+            retry_after: self.retry_after,
+        }
+    }
+}
+
+/// A price observation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PriceTick {
+    /// The price of one base token in quote tokens.
+    pub price: Price,
+}
+
+/// Where prices come from.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait PriceFeed: Send + Sync {
+    /// The current price of the traded pair.
+    ///
+    /// # Errors
+    /// A classified [`PortError`]; a malformed or non-positive price is `Unknown`.
+    async fn price(&self) -> Result<PriceTick, PortError>;
+}
+
+/// Which way a swap goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Spend the quote token (e.g. USDC) to buy the base token (e.g. SOL): an entry.
+    Buy,
+    /// Sell the base token for the quote token: an exit.
+    Sell,
+}
+
+impl Side {
+    /// `"buy"` or `"sell"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+        }
+    }
+}
+
+/// What to ask the router for: an exact-input swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuoteRequest {
+    /// Direction.
+    pub side: Side,
+    /// Exact input amount in base units of the input token.
+    pub amount_in: TokenAmount,
+    /// Worst accepted move from the quoted output.
+    pub slippage: Slippage,
+}
+
+/// A route offered by the router.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quote {
+    /// The request it answers.
+    pub request: QuoteRequest,
+    /// Expected output in base units of the output token.
+    pub expected_out: TokenAmount,
+    /// Output below which the swap fails on chain (expected less slippage).
+    pub min_out: TokenAmount,
+    /// The router's own price-impact estimate, in percent.
+    pub price_impact_pct: f64,
+    /// A short human label for the route (e.g. the AMMs it goes through).
+    pub route_label: String,
+    /// The router's response exactly as received, to be posted back unchanged.
+    pub raw: Arc<[u8]>,
+}
+
+/// A quote turned into a transaction, and the fee and lifetime it should carry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwapRequest {
+    /// The quote to execute.
+    pub quote: Quote,
+    /// Priority fee to pay, in lamports.
+    pub priority_fee: Lamports,
+    /// Ask for a blockhash that expires after this many slots, so an attempt dies
+    /// quickly and the next one can be built safely.
+    pub expiry_slots: Option<u32>,
+}
+
+/// An unsigned transaction from the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsignedTransaction {
+    /// The serialized transaction with empty signature slots.
+    pub bytes: Vec<u8>,
+    /// The block height after which it can never land.
+    pub last_valid_block_height: u64,
+}
+
+/// Quotes and builds swaps (Jupiter, or the simulated venue).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait SwapRouter: Send + Sync {
+    /// Asks for a route.
+    ///
+    /// # Errors
+    /// `NoRoute` when there is none (permanent for this size), `RateLimited` with its
+    /// retry-after, and the transport classes.
+    async fn quote(&self, request: &QuoteRequest) -> Result<Quote, PortError>;
+
+    /// Builds the swap transaction for `request`.
+    ///
+    /// # Errors
+    /// As [`SwapRouter::quote`], plus `Unknown` for a transaction that fails its checks.
+    async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError>;
+}
+
+/// A transaction signed by the wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedTransaction {
+    /// The wire bytes; resent unchanged while the attempt lives.
+    pub bytes: Arc<[u8]>,
+    /// Its signature: the transaction's identity on chain.
+    pub signature: TxSignature,
+    /// The block height after which it can never land.
+    pub last_valid_block_height: u64,
+}
+
+/// A 32-byte wallet address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WalletAddress(pub [u8; 32]);
+
+impl fmt::Debug for WalletAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WalletAddress(")?;
+        for b in &self.0[..6] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "..)")
+    }
+}
+
+/// Signs transactions with the wallet's key. Signing is local and synchronous.
+#[cfg_attr(test, mockall::automock)]
+pub trait Signer: Send + Sync {
+    /// The wallet's public address.
+    fn address(&self) -> WalletAddress;
+
+    /// Signs an unsigned transaction.
+    ///
+    /// # Errors
+    /// `SignatureFailure` when the bytes are not a transaction this wallet can sign.
+    fn sign(&self, unsigned: &UnsignedTransaction) -> Result<SignedTransaction, PortError>;
+}
+
+/// How far a status look-up searches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusLookup {
+    /// The node's recent status cache only (cheap; used while an attempt lives).
+    Recent,
+    /// Also the ledger history: the last look-up before declaring an attempt dead.
+    WithHistory,
+}
+
+/// How final a landed transaction is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Commitment {
+    /// Processed by the node.
+    Processed,
+    /// Voted on by a supermajority.
+    Confirmed,
+    /// Rooted.
+    Finalized,
+}
+
+/// What the chain says of a landed transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxStatus {
+    /// Slot it landed in.
+    pub slot: u64,
+    /// Its commitment.
+    pub commitment: Commitment,
+    /// `None` when it succeeded; the class of its on-chain error otherwise.
+    pub error: Option<ErrorClass>,
+}
+
+/// What a landed transaction moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    /// Input token spent.
+    pub amount_in: TokenAmount,
+    /// Output token received.
+    pub amount_out: TokenAmount,
+    /// Network and priority fees paid.
+    pub fee: Lamports,
+}
+
+/// The wallet's holdings of the pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Balances {
+    /// Base token (e.g. SOL held as the traded asset, or wrapped SOL).
+    pub base: TokenAmount,
+    /// Quote token (e.g. USDC).
+    pub quote: TokenAmount,
+    /// SOL available for fees.
+    pub fee_lamports: Lamports,
+}
+
+/// The chain: sending signed bytes and reading what happened.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait Chain: Send + Sync {
+    /// Sends signed bytes once, with no node-side retries. Sending the same bytes again
+    /// can never execute twice: the signature is the transaction's identity.
+    ///
+    /// # Errors
+    /// Classified; `RpcTimeout` and `Network` mean it may or may not have been forwarded.
+    async fn send(&self, tx: &SignedTransaction) -> Result<(), PortError>;
+
+    /// Statuses of up to 256 signatures, in order; `None` where the chain knows nothing.
+    ///
+    /// # Errors
+    /// Classified transport or node errors.
+    async fn statuses(
+        &self,
+        signatures: &[TxSignature],
+        lookup: StatusLookup,
+    ) -> Result<Vec<Option<TxStatus>>, PortError>;
+
+    /// The current block height (at the commitment the blockhashes are checked at).
+    ///
+    /// # Errors
+    /// Classified transport or node errors.
+    async fn block_height(&self) -> Result<u64, PortError>;
+
+    /// What a landed transaction moved, from the ledger.
+    ///
+    /// # Errors
+    /// Classified transport or node errors; `Ok(None)` while the ledger has no record.
+    async fn fill(&self, signature: TxSignature, side: Side) -> Result<Option<Fill>, PortError>;
+
+    /// The wallet's balances of the pair.
+    ///
+    /// # Errors
+    /// Classified transport or node errors.
+    async fn balances(&self) -> Result<Balances, PortError>;
+}
+
+/// A cheap health check of the chain endpoint (e.g. `getSlot`), timed by the latency guard.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait HealthProbe: Send + Sync {
+    /// Probes once.
+    ///
+    /// # Errors
+    /// Classified; any error counts as a failed probe.
+    async fn probe(&self) -> Result<(), PortError>;
+}
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// For the record.
+    Info,
+    /// Needs a look.
+    Warning,
+    /// Needs a person now: trading halted, an exit failed.
+    Critical,
+}
+
+/// What an alert is about, for de-duplication and routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AlertKind {
+    /// Trading was halted.
+    TradingHalted,
+    /// Trading was resumed by an operator.
+    TradingResumed,
+    /// An exit did not close its position within the deadline.
+    ExitDeadlineExceeded,
+    /// An exit gave up.
+    ExitFailed,
+    /// The latency breaker changed state.
+    LatencyBreaker,
+    /// Reconciliation found a mismatch.
+    Reconciliation,
+}
+
+impl AlertKind {
+    /// A stable snake_case name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::TradingHalted => "trading_halted",
+            AlertKind::TradingResumed => "trading_resumed",
+            AlertKind::ExitDeadlineExceeded => "exit_deadline_exceeded",
+            AlertKind::ExitFailed => "exit_failed",
+            AlertKind::LatencyBreaker => "latency_breaker",
+            AlertKind::Reconciliation => "reconciliation",
+        }
+    }
+}
+
+/// A message for an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alert {
+    /// What it is about.
+    pub kind: AlertKind,
+    /// How urgent.
+    pub severity: Severity,
+    /// The text; never holds secrets.
+    pub message: String,
+    /// The position concerned, if any.
+    pub position: Option<PositionId>,
+}
+
+/// Where alerts go (webhooks, the log). Sending must not block trading for long: adapters
+/// queue or time out.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait AlertSink: Send + Sync {
+    /// Delivers one alert.
+    ///
+    /// # Errors
+    /// Classified delivery failure; callers log it and carry on.
+    async fn send(&self, alert: &Alert) -> Result<(), PortError>;
+}
+
+/// The traded pair's decimals: how base units become prices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pair {
+    /// Decimals of the base token (SOL: 9).
+    pub base_decimals: u8,
+    /// Decimals of the quote token (USDC: 6).
+    pub quote_decimals: u8,
+}
+
+impl Pair {
+    /// SOL/USDC.
+    pub const SOL_USDC: Pair = Pair {
+        base_decimals: 9,
+        quote_decimals: 6,
+    };
+
+    /// The price at which `base` base units trade for `quote` quote units; `None` when
+    /// either is zero.
+    #[must_use]
+    pub fn price_of(self, base: TokenAmount, quote: TokenAmount) -> Option<Price> {
+        let base_ui = base.get() as f64 / 10f64.powi(i32::from(self.base_decimals));
+        let quote_ui = quote.get() as f64 / 10f64.powi(i32::from(self.quote_decimals));
+        Price::new(quote_ui / base_ui).ok()
+    }
+
+    /// Quote units worth `base` base units at `price`, rounded down.
+    #[must_use]
+    pub fn quote_value(self, base: TokenAmount, price: Price) -> TokenAmount {
+        let base_ui = base.get() as f64 / 10f64.powi(i32::from(self.base_decimals));
+        let quote = base_ui * price.get() * 10f64.powi(i32::from(self.quote_decimals));
+        // Float-to-int casts saturate; a negative or NaN product cannot arise from a Price.
+        TokenAmount::new(quote as u64)
+    }
+
+    /// Base units bought by `quote` quote units at `price`, rounded down.
+    #[must_use]
+    pub fn base_for(self, quote: TokenAmount, price: Price) -> TokenAmount {
+        let quote_ui = quote.get() as f64 / 10f64.powi(i32::from(self.quote_decimals));
+        let base = quote_ui / price.get() * 10f64.powi(i32::from(self.base_decimals));
+        TokenAmount::new(base as u64)
+    }
+}

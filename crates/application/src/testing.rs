@@ -1,0 +1,680 @@
+//! Hand-written fakes of the ports for service tests (enabled for this crate's tests and,
+//! through the `testing` feature, for other crates' tests): a scripted venue whose chain
+//! can time out, drop, refuse, fail on chain or land late, on tokio's (paused) clock.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kyzlo_domain::{ErrorClass, Lamports, Price, TokenAmount, TxSignature};
+
+use crate::clock::Clock;
+use crate::ports::{
+    Alert, AlertKind, AlertSink, Balances, Chain, Commitment, Fill, HealthProbe, Pair, PortError,
+    PriceFeed, PriceTick, Quote, QuoteRequest, Side, SignedTransaction, Signer, StatusLookup,
+    SwapRequest, SwapRouter, TxStatus, UnsignedTransaction, WalletAddress,
+};
+
+/// An alert sink that keeps what it gets.
+#[derive(Debug, Default)]
+pub struct RecordingAlerts {
+    alerts: Mutex<Vec<Alert>>,
+}
+
+impl RecordingAlerts {
+    /// Everything received.
+    #[must_use]
+    pub fn all(&self) -> Vec<Alert> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many of `kind` were received.
+    #[must_use]
+    pub fn count(&self, kind: AlertKind) -> usize {
+        self.all().iter().filter(|a| a.kind == kind).count()
+    }
+}
+
+#[async_trait]
+impl AlertSink for RecordingAlerts {
+    async fn send(&self, alert: &Alert) -> Result<(), PortError> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(alert.clone());
+        Ok(())
+    }
+}
+
+/// A price the test sets.
+#[derive(Debug)]
+pub struct FakeFeed {
+    price: Mutex<Result<Price, ErrorClass>>,
+}
+
+impl FakeFeed {
+    /// A feed at `price`.
+    #[must_use]
+    pub fn new(price: Price) -> Self {
+        Self {
+            price: Mutex::new(Ok(price)),
+        }
+    }
+
+    /// Moves the price.
+    pub fn set(&self, price: Price) {
+        *self.price.lock().unwrap_or_else(PoisonError::into_inner) = Ok(price);
+    }
+
+    /// Makes the next reads fail with `class`.
+    pub fn fail(&self, class: ErrorClass) {
+        *self.price.lock().unwrap_or_else(PoisonError::into_inner) = Err(class);
+    }
+}
+
+#[async_trait]
+impl PriceFeed for FakeFeed {
+    async fn price(&self) -> Result<PriceTick, PortError> {
+        match *self.price.lock().unwrap_or_else(PoisonError::into_inner) {
+            Ok(price) => Ok(PriceTick { price }),
+            Err(class) => Err(PortError::new("fake.price", class, "scripted")),
+        }
+    }
+}
+
+/// What the fake chain does with the n-th transaction sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SendScript {
+    /// Accepts it; it lands successfully `after` the send.
+    Land {
+        /// Delay to landing.
+        after: Duration,
+    },
+    /// Accepts it; it lands with an on-chain error `after` the send.
+    LandFailed {
+        /// The error.
+        class: ErrorClass,
+        /// Delay to landing.
+        after: Duration,
+    },
+    /// The send call hangs past any timeout, yet the transaction lands `lands_after`
+    /// the send (`None`: it never lands).
+    TimeoutThenLand {
+        /// Delay to landing, if ever.
+        lands_after: Option<Duration>,
+    },
+    /// The send is acknowledged but the transaction is dropped.
+    Drop,
+    /// The send is refused at preflight with `class`.
+    Refuse {
+        /// The error.
+        class: ErrorClass,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    lands_at: Duration,
+    settled: bool,
+    error: Option<ErrorClass>,
+    side: Side,
+    amount_in: TokenAmount,
+    amount_out: TokenAmount,
+}
+
+#[derive(Debug)]
+struct VenueState {
+    scripts: VecDeque<SendScript>,
+    default_script: SendScript,
+    by_signature: BTreeMap<TxSignature, Pending>,
+    landed: Vec<(TxSignature, Side, TokenAmount)>,
+    landed_ok: std::collections::BTreeSet<TxSignature>,
+    balances: Balances,
+    next_tx: u64,
+    sends: u64,
+    unsigned: BTreeMap<Vec<u8>, (Side, TokenAmount, TokenAmount, u64)>,
+    quote_failures: VecDeque<PortError>,
+    quotes: Vec<QuoteRequest>,
+    swaps: Vec<SwapRequest>,
+}
+
+/// A scripted router, signer and chain in one, on tokio's clock. Block height advances
+/// one per `slot_time`. Fills are at the feed's price (less nothing) and move the fake
+/// wallet's balances; a sell landing without enough base fails on chain with
+/// `InsufficientFunds`, as a real token program would.
+pub struct FakeVenue {
+    state: Mutex<VenueState>,
+    feed: Arc<FakeFeed>,
+    clock: Clock,
+    pair: Pair,
+    slot_time: Duration,
+    ignore_expiry: std::sync::atomic::AtomicBool,
+}
+
+impl FakeVenue {
+    /// A venue pricing from `feed`, with wallet `balances`, where every send lands after
+    /// 800 ms unless scripted otherwise.
+    #[must_use]
+    pub fn new(feed: Arc<FakeFeed>, balances: Balances, clock: Clock) -> Self {
+        Self {
+            state: Mutex::new(VenueState {
+                scripts: VecDeque::new(),
+                default_script: SendScript::Land {
+                    after: Duration::from_millis(800),
+                },
+                by_signature: BTreeMap::new(),
+                landed: Vec::new(),
+                landed_ok: std::collections::BTreeSet::new(),
+                balances,
+                next_tx: 1,
+                sends: 0,
+                unsigned: BTreeMap::new(),
+                quote_failures: VecDeque::new(),
+                quotes: Vec::new(),
+                swaps: Vec::new(),
+            }),
+            feed,
+            clock,
+            pair: Pair::SOL_USDC,
+            slot_time: Duration::from_millis(400),
+            ignore_expiry: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Makes the router ignore the requested blockhash life (150 blocks, ~60 s), as a
+    /// router that does not support it would.
+    pub fn ignore_expiry(&self) {
+        self.ignore_expiry
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The block height now.
+    #[must_use]
+    pub fn height_now(&self) -> u64 {
+        self.height()
+    }
+
+    /// When block height first exceeds `lvh`.
+    #[must_use]
+    pub fn expiry_time(&self, lvh: u64) -> Duration {
+        self.slot_time * u32::try_from(lvh + 1).unwrap_or(u32::MAX)
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut VenueState) -> T) -> T {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Scripts the next transactions (in order of first send).
+    pub fn script(&self, scripts: impl IntoIterator<Item = SendScript>) {
+        self.with(|s| s.scripts.extend(scripts));
+    }
+
+    /// What happens to transactions beyond the script.
+    pub fn set_default(&self, script: SendScript) {
+        self.with(|s| s.default_script = script);
+    }
+
+    /// Makes the next quotes fail with these errors, in order.
+    pub fn fail_quotes(&self, errors: impl IntoIterator<Item = PortError>) {
+        self.with(|s| s.quote_failures.extend(errors));
+    }
+
+    /// Transactions that landed successfully: (signature, side, amount in).
+    #[must_use]
+    pub fn landed(&self) -> Vec<(TxSignature, Side, TokenAmount)> {
+        self.with(|s| s.landed.clone())
+    }
+
+    /// Send calls made (first sends and rebroadcasts).
+    #[must_use]
+    pub fn sends(&self) -> u64 {
+        self.with(|s| s.sends)
+    }
+
+    /// Quote requests seen.
+    #[must_use]
+    pub fn quotes(&self) -> Vec<QuoteRequest> {
+        self.with(|s| s.quotes.clone())
+    }
+
+    /// Swap requests seen.
+    #[must_use]
+    pub fn swaps(&self) -> Vec<SwapRequest> {
+        self.with(|s| s.swaps.clone())
+    }
+
+    /// The wallet now.
+    #[must_use]
+    pub fn balances(&self) -> Balances {
+        self.settle();
+        self.with(|s| s.balances)
+    }
+
+    fn elapsed(&self) -> Duration {
+        Duration::from_micros(self.clock.now().as_micros())
+    }
+
+    fn height(&self) -> u64 {
+        (self.elapsed().as_micros() / self.slot_time.as_micros().max(1)) as u64
+    }
+
+    /// Applies landings whose time has come, in landing order.
+    fn settle(&self) {
+        let now = self.elapsed();
+        self.with(|s| {
+            let mut due: Vec<(TxSignature, Pending)> = s
+                .by_signature
+                .iter()
+                .filter(|(_, p)| !p.settled && p.lands_at <= now)
+                .map(|(sig, p)| (*sig, *p))
+                .collect();
+            due.sort_by_key(|(_, p)| p.lands_at);
+            for (sig, mut p) in due {
+                p.settled = true;
+                if p.error.is_none() {
+                    let held = match p.side {
+                        Side::Sell => s.balances.base,
+                        Side::Buy => s.balances.quote,
+                    };
+                    if held < p.amount_in {
+                        p.error = Some(ErrorClass::InsufficientFunds);
+                    }
+                }
+                if p.error.is_none() {
+                    match p.side {
+                        Side::Sell => {
+                            s.balances.base =
+                                TokenAmount::new(s.balances.base.get() - p.amount_in.get());
+                            s.balances.quote =
+                                TokenAmount::new(s.balances.quote.get() + p.amount_out.get());
+                        }
+                        Side::Buy => {
+                            s.balances.quote =
+                                TokenAmount::new(s.balances.quote.get() - p.amount_in.get());
+                            s.balances.base =
+                                TokenAmount::new(s.balances.base.get() + p.amount_out.get());
+                        }
+                    }
+                    s.landed.push((sig, p.side, p.amount_in));
+                    s.landed_ok.insert(sig);
+                }
+                s.by_signature.insert(sig, p);
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl SwapRouter for FakeVenue {
+    async fn quote(&self, request: &QuoteRequest) -> Result<Quote, PortError> {
+        if let Some(e) = self.with(|s| {
+            s.quotes.push(*request);
+            s.quote_failures.pop_front()
+        }) {
+            return Err(e);
+        }
+        let price = self.feed.price().await?.price;
+        let expected_out = match request.side {
+            Side::Sell => self.pair.quote_value(request.amount_in, price),
+            Side::Buy => self.pair.base_for(request.amount_in, price),
+        };
+        let min_out = TokenAmount::new(
+            expected_out.get()
+                - expected_out.get() * u64::from(request.slippage.bps().get()) / 10_000,
+        );
+        Ok(Quote {
+            request: *request,
+            expected_out,
+            min_out,
+            price_impact_pct: 0.0,
+            route_label: "fake".into(),
+            raw: Arc::from(&b"{}"[..]),
+        })
+    }
+
+    async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError> {
+        let slots = if self
+            .ignore_expiry
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            150
+        } else {
+            request.expiry_slots.unwrap_or(150)
+        };
+        let lvh = self.height() + u64::from(slots);
+        let bytes = self.with(|s| {
+            s.swaps.push(request.clone());
+            let id = s.next_tx;
+            s.next_tx += 1;
+            let bytes = id.to_le_bytes().to_vec();
+            s.unsigned.insert(
+                bytes.clone(),
+                (
+                    request.quote.request.side,
+                    request.quote.request.amount_in,
+                    request.quote.expected_out,
+                    lvh,
+                ),
+            );
+            bytes
+        });
+        Ok(UnsignedTransaction {
+            bytes,
+            last_valid_block_height: lvh,
+        })
+    }
+}
+
+impl Signer for FakeVenue {
+    fn address(&self) -> WalletAddress {
+        WalletAddress([7; 32])
+    }
+
+    fn sign(&self, unsigned: &UnsignedTransaction) -> Result<SignedTransaction, PortError> {
+        let mut sig = [0u8; 64];
+        for (i, b) in unsigned.bytes.iter().enumerate().take(64) {
+            sig[i] = *b;
+        }
+        sig[63] = 0xAB;
+        Ok(SignedTransaction {
+            bytes: Arc::from(unsigned.bytes.as_slice()),
+            signature: TxSignature(sig),
+            last_valid_block_height: unsigned.last_valid_block_height,
+        })
+    }
+}
+
+#[async_trait]
+impl Chain for FakeVenue {
+    async fn send(&self, tx: &SignedTransaction) -> Result<(), PortError> {
+        let now = self.elapsed();
+        let height = self.height();
+        let script = self.with(|s| {
+            s.sends += 1;
+            if s.by_signature.contains_key(&tx.signature) {
+                return None;
+            }
+            let (side, amount_in, amount_out, lvh) = s.unsigned.get(tx.bytes.as_ref()).copied()?;
+            if height > lvh {
+                return Some(SendScript::Refuse {
+                    class: ErrorClass::BlockhashExpired,
+                });
+            }
+            let script = s.scripts.pop_front().unwrap_or(s.default_script);
+            // A transaction can only land while its blockhash is valid.
+            let expires = self.slot_time * u32::try_from(lvh + 1).unwrap_or(u32::MAX);
+            let pending = |after: Option<Duration>, error| Pending {
+                settled: false,
+                lands_at: after
+                    .map(|a| now + a)
+                    .filter(|at| *at < expires)
+                    .unwrap_or(Duration::MAX),
+                error,
+                side,
+                amount_in,
+                amount_out,
+            };
+            match script {
+                SendScript::Land { after } => {
+                    s.by_signature
+                        .insert(tx.signature, pending(Some(after), None));
+                }
+                SendScript::LandFailed { class, after } => {
+                    s.by_signature
+                        .insert(tx.signature, pending(Some(after), Some(class)));
+                }
+                SendScript::TimeoutThenLand { lands_after } => {
+                    s.by_signature
+                        .insert(tx.signature, pending(lands_after, None));
+                }
+                SendScript::Drop => {
+                    s.by_signature.insert(tx.signature, pending(None, None));
+                }
+                SendScript::Refuse { .. } => {}
+            }
+            Some(script)
+        });
+        match script {
+            Some(SendScript::TimeoutThenLand { .. }) => {
+                // Hang past any sane timeout: the guard's timeout cuts it.
+                tokio::time::sleep(Duration::from_secs(3_600)).await;
+                Ok(())
+            }
+            Some(SendScript::Refuse { class }) => {
+                Err(PortError::new("fake.send", class, "refused at preflight"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn statuses(
+        &self,
+        signatures: &[TxSignature],
+        _lookup: StatusLookup,
+    ) -> Result<Vec<Option<TxStatus>>, PortError> {
+        self.settle();
+
+        Ok(self.with(|s| {
+            signatures
+                .iter()
+                .map(|sig| {
+                    let p = s.by_signature.get(sig)?;
+                    if !p.settled {
+                        return None;
+                    }
+                    Some(TxStatus {
+                        slot: 1,
+                        commitment: Commitment::Confirmed,
+                        error: p.error,
+                    })
+                })
+                .collect()
+        }))
+    }
+
+    async fn block_height(&self) -> Result<u64, PortError> {
+        Ok(self.height())
+    }
+
+    async fn fill(&self, signature: TxSignature, _side: Side) -> Result<Option<Fill>, PortError> {
+        self.settle();
+        Ok(self.with(|s| {
+            if !s.landed_ok.contains(&signature) {
+                return None;
+            }
+            s.by_signature.get(&signature).map(|p| Fill {
+                amount_in: p.amount_in,
+                amount_out: p.amount_out,
+                fee: Lamports::new(5_000),
+            })
+        }))
+    }
+
+    async fn balances(&self) -> Result<Balances, PortError> {
+        Ok(self.balances())
+    }
+}
+
+#[async_trait]
+impl HealthProbe for FakeVenue {
+    async fn probe(&self) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+/// Every service wired over the fakes, on tokio's clock: what service tests start from.
+pub struct Harness {
+    /// The scripted price.
+    pub feed: Arc<FakeFeed>,
+    /// The scripted router, signer and chain.
+    pub venue: Arc<FakeVenue>,
+    /// The journal.
+    pub journal: Arc<crate::journal::MemoryJournal>,
+    /// Alerts received.
+    pub alerts: Arc<RecordingAlerts>,
+    /// Metric totals.
+    pub metrics: Arc<crate::metrics::CountingMetrics>,
+    /// The trading state.
+    pub control: Arc<crate::control::TradingControl>,
+    /// The latency guard.
+    pub guard: Arc<crate::guard::LatencyGuard>,
+    /// The exit gateway.
+    pub gateway: Arc<crate::gateway::ExitGateway>,
+    /// The attempt engine.
+    pub engine: Arc<crate::execute::Engine>,
+    /// The exit executor.
+    pub exits: Arc<crate::exit::ExitExecutor>,
+    /// The entry executor.
+    pub entries: Arc<crate::entry::EntryExecutor>,
+    /// Ids.
+    pub ids: Arc<crate::orchestrator::IdAllocator>,
+    /// Tokio's clock.
+    pub clock: Clock,
+}
+
+/// The approval key the harness configures.
+pub const HARNESS_APPROVAL_KEY: &str = "harness approval key 0123456789";
+
+impl Harness {
+    /// Services at price `price` with a wallet of `balances` and the default settings.
+    #[must_use]
+    pub fn new(price: f64, balances: Balances) -> Self {
+        Self::with_settings(
+            price,
+            balances,
+            crate::execute::ExecutionSettings::exit_defaults(),
+            kyzlo_domain::latency_breaker::LatencyBreakerConfig::default(),
+        )
+    }
+
+    /// As [`Harness::new`] with explicit exit settings and breaker configuration.
+    ///
+    /// # Panics
+    /// On an invalid price or breaker configuration (test inputs).
+    #[must_use]
+    pub fn with_settings(
+        price: f64,
+        balances: Balances,
+        exit_settings: crate::execute::ExecutionSettings,
+        breaker: kyzlo_domain::latency_breaker::LatencyBreakerConfig,
+    ) -> Self {
+        use crate::control::{ApprovalKey, TradingControl};
+        use crate::execute::{Engine, ExecutionSettings, Venue};
+        use crate::gateway::{ExitGateway, GatewayMode};
+        use crate::guard::LatencyGuard;
+        use kyzlo_domain::ladder::{EscalationLadder, OrderStyle, Rung};
+        use kyzlo_domain::{ExitBreaker, Slippage};
+
+        let clock = Clock::new();
+        #[allow(clippy::expect_used)]
+        let feed = Arc::new(FakeFeed::new(Price::new(price).expect("test price")));
+        let venue = Arc::new(FakeVenue::new(Arc::clone(&feed), balances, clock));
+        let journal = Arc::new(crate::journal::MemoryJournal::new());
+        let alerts = Arc::new(RecordingAlerts::default());
+        let metrics = Arc::new(crate::metrics::CountingMetrics::new());
+        let control = Arc::new(TradingControl::new(
+            kyzlo_domain::trading_state::TradingState::Active,
+            ApprovalKey::new(HARNESS_APPROVAL_KEY).ok(),
+            journal.clone(),
+            alerts.clone(),
+            metrics.clone(),
+            clock,
+        ));
+        #[allow(clippy::expect_used)]
+        let breaker = kyzlo_domain::LatencyBreaker::new(breaker).expect("breaker config");
+        let guard = Arc::new(LatencyGuard::new(
+            breaker,
+            Duration::from_secs(2),
+            control.clone(),
+            metrics.clone(),
+            clock,
+        ));
+        let engine = Arc::new(Engine::new(Venue {
+            router: venue.clone(),
+            chain: venue.clone(),
+            signer: venue.clone(),
+            journal: journal.clone(),
+            guard: guard.clone(),
+            metrics: metrics.clone(),
+            clock,
+            jitter: Arc::new(crate::rng::Jitter::new(42)),
+        }));
+        #[allow(clippy::expect_used)]
+        let exit_breaker = ExitBreaker::new(ExitBreaker::DEFAULT_THRESHOLD).expect("threshold");
+        let exits = Arc::new(crate::exit::ExitExecutor::new(
+            engine.clone(),
+            exit_settings,
+            exit_breaker,
+            control.clone(),
+            Pair::SOL_USDC,
+        ));
+        #[allow(clippy::expect_used)]
+        let entry_ladder = EscalationLadder::new(
+            vec![Rung {
+                slippage: Slippage::from_bps(50).expect("bps"),
+                priority_fee: Lamports::new(20_000),
+                style: OrderStyle::LimitLike,
+            }],
+            Slippage::from_bps(500).expect("bps"),
+        )
+        .expect("ladder");
+        let entries = Arc::new(crate::entry::EntryExecutor::new(
+            engine.clone(),
+            ExecutionSettings::entry_defaults(entry_ladder),
+            control.clone(),
+            guard.clone(),
+        ));
+        Self {
+            gateway: Arc::new(ExitGateway::new(GatewayMode::Enforce, metrics.clone())),
+            ids: Arc::new(crate::orchestrator::IdAllocator::new(1)),
+            feed,
+            venue,
+            journal,
+            alerts,
+            metrics,
+            control,
+            guard,
+            engine,
+            exits,
+            entries,
+            clock,
+        }
+    }
+
+    /// The services as the orchestrator takes them.
+    #[must_use]
+    pub fn services(&self) -> crate::orchestrator::Services {
+        crate::orchestrator::Services {
+            feed: self.feed.clone(),
+            control: self.control.clone(),
+            guard: self.guard.clone(),
+            gateway: self.gateway.clone(),
+            exits: self.exits.clone(),
+            entries: self.entries.clone(),
+            journal: self.journal.clone(),
+            metrics: self.metrics.clone(),
+            ids: self.ids.clone(),
+        }
+    }
+
+    /// Every landed transaction grouped by the intent whose attempt it was.
+    #[must_use]
+    pub fn landed_per_intent(&self) -> BTreeMap<kyzlo_domain::IntentId, usize> {
+        let attempts = self.journal.attempts();
+        let mut per_intent = BTreeMap::new();
+        for (sig, _, _) in self.venue.landed() {
+            // A landing the journal does not know of is counted under an impossible id,
+            // so a test sees it.
+            let intent = attempts
+                .iter()
+                .find(|(a, _)| a.signature == sig)
+                .map_or(kyzlo_domain::IntentId(u64::MAX), |(a, _)| a.intent);
+            *per_intent.entry(intent).or_insert(0) += 1;
+        }
+        per_intent
+    }
+}
