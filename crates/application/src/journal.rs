@@ -117,6 +117,17 @@ pub struct JournalSnapshot {
     pub next_id: u64,
 }
 
+/// An intent with everything known of it: for the exit history an operator reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntentHistory {
+    /// The intent.
+    pub intent: IntentRecord,
+    /// How it ended, if it has.
+    pub outcome: Option<IntentOutcome>,
+    /// Its attempts, oldest first, with their outcomes.
+    pub attempts: Vec<(AttemptRecord, Option<AttemptOutcome>)>,
+}
+
 /// The durable journal. Every write returns only once it is durable; a failed write
 /// before a send means the send does not happen.
 #[async_trait]
@@ -181,6 +192,12 @@ pub trait Journal: Send + Sync {
     /// # Errors
     /// The read failed or the stored data is invalid.
     async fn load(&self) -> Result<JournalSnapshot, PortError>;
+
+    /// The latest `limit` exit intents, newest first.
+    ///
+    /// # Errors
+    /// The read failed or the stored data is invalid.
+    async fn exit_history(&self, limit: usize) -> Result<Vec<IntentHistory>, PortError>;
 }
 
 #[derive(Debug, Default)]
@@ -328,6 +345,26 @@ impl Journal for MemoryJournal {
                 trading_state: s.trading_state.clone(),
                 next_id: max_position.max(max_intent) + 1,
             }
+        }))
+    }
+
+    async fn exit_history(&self, limit: usize) -> Result<Vec<IntentHistory>, PortError> {
+        Ok(self.with(|s| {
+            s.intents
+                .values()
+                .rev()
+                .filter(|(i, _)| matches!(i.action, IntentAction::Exit(_)))
+                .take(limit)
+                .map(|(intent, outcome)| IntentHistory {
+                    intent: *intent,
+                    outcome: *outcome,
+                    attempts: s
+                        .attempts
+                        .range((intent.intent, 0)..=(intent.intent, u32::MAX))
+                        .map(|(_, a)| *a)
+                        .collect(),
+                })
+                .collect()
         }))
     }
 }

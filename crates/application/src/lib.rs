@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod guard;
 pub mod journal;
 pub mod metrics;
+pub mod operator;
 pub mod orchestrator;
 pub mod ports;
 pub mod reconcile;

@@ -199,6 +199,8 @@ pub struct MetricsSummary {
     pub latency_breaker: Option<BreakerState>,
     /// Latest trading state.
     pub trading_state: Option<&'static str>,
+    /// Times trading halted.
+    pub halts: u64,
 }
 
 /// A [`MetricsSink`] that keeps totals in memory.
@@ -280,7 +282,12 @@ impl MetricsSink for CountingMetrics {
                 }
             }
             MetricEvent::LatencyBreakerState(state) => s.latency_breaker = Some(state),
-            MetricEvent::TradingState(state) => s.trading_state = Some(state),
+            MetricEvent::TradingState(state) => {
+                if state == "halted" && s.trading_state != Some("halted") {
+                    s.halts += 1;
+                }
+                s.trading_state = Some(state);
+            }
         }
     }
 }

@@ -64,3 +64,105 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use kyzlo_domain::{Slippage, TokenAmount};
+
+    use super::*;
+    use crate::ports::{MockSwapRouter, Quote, QuoteRequest, Side, SwapRouter};
+
+    fn request() -> QuoteRequest {
+        QuoteRequest {
+            side: Side::Sell,
+            amount_in: TokenAmount::new(1_000),
+            slippage: Slippage::from_bps(100).unwrap(),
+        }
+    }
+
+    fn quote() -> Quote {
+        Quote {
+            request: request(),
+            expected_out: TokenAmount::new(95),
+            min_out: TokenAmount::new(94),
+            price_impact_pct: 0.0,
+            route_label: "mock".into(),
+            raw: Arc::from(&b"{}"[..]),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_with_a_reset_of_seven_seconds_waits_exactly_that_long() {
+        let mut router = MockSwapRouter::new();
+        let mut seq = mockall::Sequence::new();
+        router
+            .expect_quote()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| {
+                Err(
+                    PortError::new("jupiter.quote", ErrorClass::RateLimited, "429")
+                        .with_code(429)
+                        .with_retry_after(Duration::from_secs(7)),
+                )
+            });
+        router
+            .expect_quote()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|_| Ok(quote()));
+        let clock = Clock::new();
+        // A 100 ms backoff ceiling: the wait can only come from the retry-after.
+        let policy = RetryPolicy {
+            initial_backoff: Duration::from_millis(100),
+            ..RetryPolicy::default_policy()
+        };
+        let started = clock.now();
+        let req = request();
+        let result = retry_call(
+            &clock,
+            &Jitter::new(1),
+            policy,
+            Duration::from_secs(2),
+            "quote",
+            || router.quote(&req),
+        )
+        .await;
+        assert!(result.is_ok());
+        assert_eq!(
+            clock.now().saturating_since(started),
+            Duration::from_secs(7)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_routes_found_is_not_retried() {
+        let mut router = MockSwapRouter::new();
+        router.expect_quote().times(1).returning(|_| {
+            Err(
+                PortError::new("jupiter.quote", ErrorClass::NoRoute, "NO_ROUTES_FOUND")
+                    .with_code(400),
+            )
+        });
+        let clock = Clock::new();
+        let started = clock.now();
+        let req = request();
+        let result = retry_call(
+            &clock,
+            &Jitter::new(1),
+            RetryPolicy::default_policy(),
+            Duration::from_secs(2),
+            "quote",
+            || router.quote(&req),
+        )
+        .await;
+        assert_eq!(result.map(|_| ()).unwrap_err().class, ErrorClass::NoRoute);
+        assert_eq!(
+            clock.now().saturating_since(started),
+            Duration::ZERO,
+            "no waiting either"
+        );
+    }
+}
