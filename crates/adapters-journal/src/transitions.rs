@@ -1,0 +1,365 @@
+//! The audit trail: exit-state transitions flattened into plain columns (a state or event
+//! name plus its payload: attempt, signature, exit kind, error class, failure) and read
+//! back losslessly.
+
+use kyzlo_domain::exit_state::{ExitEvent, ExitFailure, ExitState, Transition};
+use kyzlo_domain::{ErrorClass, ExitKind, IntentId, TxSignature};
+use rusqlite::{Connection, Transaction, params};
+
+use crate::codec::{self, Cols};
+use crate::error::JournalError;
+
+const TABLE: &str = "transitions";
+
+/// The payload columns of a state or an event; unused ones are NULL.
+#[derive(Debug, Default, Clone, Copy)]
+struct Payload {
+    attempt: Option<u32>,
+    signature: Option<TxSignature>,
+    last_valid_height: Option<u64>,
+    exit_kind: Option<ExitKind>,
+    class: Option<ErrorClass>,
+    failure: Option<ExitFailure>,
+}
+
+impl Payload {
+    fn attempt(attempt: u32, signature: TxSignature) -> Self {
+        Self {
+            attempt: Some(attempt),
+            signature: Some(signature),
+            ..Self::default()
+        }
+    }
+
+    fn failure(reason: ExitFailure) -> Self {
+        Self {
+            failure: Some(reason),
+            class: match reason {
+                ExitFailure::Permanent(class) => Some(class),
+                _ => None,
+            },
+            ..Self::default()
+        }
+    }
+}
+
+fn state_payload(state: ExitState) -> Payload {
+    match state {
+        ExitState::PositionOpen => Payload::default(),
+        ExitState::ExitSignalReceived { kind } => Payload {
+            exit_kind: Some(kind),
+            ..Payload::default()
+        },
+        ExitState::Submitted { attempt, signature }
+        | ExitState::TimedOut { attempt, signature }
+        | ExitState::Expired { attempt, signature }
+        | ExitState::PositionClosed { attempt, signature } => Payload::attempt(attempt, signature),
+        ExitState::LandedFailed {
+            attempt,
+            signature,
+            class,
+        } => Payload {
+            class: Some(class),
+            ..Payload::attempt(attempt, signature)
+        },
+        ExitState::EmergencyEscalation { next_attempt } => Payload {
+            attempt: Some(next_attempt),
+            ..Payload::default()
+        },
+        ExitState::ExitFailed { reason } => Payload::failure(reason),
+    }
+}
+
+fn event_payload(event: ExitEvent) -> Payload {
+    let signature = |signature| Payload {
+        signature: Some(signature),
+        ..Payload::default()
+    };
+    match event {
+        ExitEvent::Signal { kind } => Payload {
+            exit_kind: Some(kind),
+            ..Payload::default()
+        },
+        ExitEvent::Submit {
+            attempt,
+            signature,
+            last_valid_height,
+        } => Payload {
+            last_valid_height: Some(last_valid_height),
+            ..Payload::attempt(attempt, signature)
+        },
+        ExitEvent::ConfirmTimedOut | ExitEvent::Escalate => Payload::default(),
+        ExitEvent::ProvenExpired { signature: s } | ExitEvent::Landed { signature: s } => {
+            signature(s)
+        }
+        ExitEvent::LandedFailed {
+            signature: s,
+            class,
+        } => Payload {
+            class: Some(class),
+            ..signature(s)
+        },
+        ExitEvent::Fail { reason } => Payload::failure(reason),
+    }
+}
+
+/// The column names of one payload group. States carry no block height: their
+/// `last_valid_height` is empty and never read.
+struct Group {
+    name: &'static str,
+    attempt: &'static str,
+    signature: &'static str,
+    last_valid_height: &'static str,
+    exit_kind: &'static str,
+    class: &'static str,
+    failure: &'static str,
+}
+
+const FROM: Group = Group {
+    name: "from_state",
+    attempt: "from_attempt",
+    signature: "from_signature",
+    last_valid_height: "",
+    exit_kind: "from_exit_kind",
+    class: "from_class",
+    failure: "from_failure",
+};
+
+const EVENT: Group = Group {
+    name: "event",
+    attempt: "event_attempt",
+    signature: "event_signature",
+    last_valid_height: "event_last_valid_block_height",
+    exit_kind: "event_exit_kind",
+    class: "event_class",
+    failure: "event_failure",
+};
+
+const TO: Group = Group {
+    name: "to_state",
+    attempt: "to_attempt",
+    signature: "to_signature",
+    last_valid_height: "",
+    exit_kind: "to_exit_kind",
+    class: "to_class",
+    failure: "to_failure",
+};
+
+/// Reads one payload group; each part is checked against its column, and the caller
+/// says which parts its name requires.
+struct Read<'c, 'a, 'r> {
+    cols: &'c Cols<'a, 'r>,
+    group: &'c Group,
+}
+
+impl Read<'_, '_, '_> {
+    fn attempt(&self) -> Result<u32, JournalError> {
+        self.cols.u32(self.group.attempt)
+    }
+
+    fn signature(&self) -> Result<TxSignature, JournalError> {
+        self.cols
+            .parsed(self.group.signature, codec::parse_signature)
+    }
+
+    fn last_valid_height(&self) -> Result<u64, JournalError> {
+        self.cols.u64(self.group.last_valid_height)
+    }
+
+    fn exit_kind(&self) -> Result<ExitKind, JournalError> {
+        self.cols
+            .parsed(self.group.exit_kind, codec::parse_exit_kind)
+    }
+
+    fn class(&self) -> Result<ErrorClass, JournalError> {
+        self.cols.parsed(self.group.class, codec::parse_error_class)
+    }
+
+    fn failure(&self) -> Result<ExitFailure, JournalError> {
+        let name = self.cols.text(self.group.failure)?;
+        Ok(match name {
+            "deadline_exceeded" => ExitFailure::DeadlineExceeded,
+            "attempts_exhausted" => ExitFailure::AttemptsExhausted,
+            "permanent" => ExitFailure::Permanent(self.class()?),
+            "halted" => ExitFailure::Halted,
+            _ => {
+                return Err(self.cols.corrupt(
+                    self.group.failure,
+                    rusqlite::types::ValueRef::Text(name.as_bytes()),
+                ));
+            }
+        })
+    }
+
+    fn unknown_name(&self, name: &str) -> JournalError {
+        self.cols.corrupt(
+            self.group.name,
+            rusqlite::types::ValueRef::Text(name.as_bytes()),
+        )
+    }
+
+    fn state(&self) -> Result<ExitState, JournalError> {
+        let name = self.cols.text(self.group.name)?;
+        Ok(match name {
+            "position_open" => ExitState::PositionOpen,
+            "exit_signal_received" => ExitState::ExitSignalReceived {
+                kind: self.exit_kind()?,
+            },
+            "submitted" => ExitState::Submitted {
+                attempt: self.attempt()?,
+                signature: self.signature()?,
+            },
+            "timed_out" => ExitState::TimedOut {
+                attempt: self.attempt()?,
+                signature: self.signature()?,
+            },
+            "expired" => ExitState::Expired {
+                attempt: self.attempt()?,
+                signature: self.signature()?,
+            },
+            "landed_failed" => ExitState::LandedFailed {
+                attempt: self.attempt()?,
+                signature: self.signature()?,
+                class: self.class()?,
+            },
+            "emergency_escalation" => ExitState::EmergencyEscalation {
+                next_attempt: self.attempt()?,
+            },
+            "position_closed" => ExitState::PositionClosed {
+                attempt: self.attempt()?,
+                signature: self.signature()?,
+            },
+            "exit_failed" => ExitState::ExitFailed {
+                reason: self.failure()?,
+            },
+            _ => return Err(self.unknown_name(name)),
+        })
+    }
+
+    fn event(&self) -> Result<ExitEvent, JournalError> {
+        let name = self.cols.text(self.group.name)?;
+        Ok(match name {
+            "signal" => ExitEvent::Signal {
+                kind: self.exit_kind()?,
+            },
+            "submit" => ExitEvent::Submit {
+                attempt: self.attempt()?,
+                signature: self.signature()?,
+                last_valid_height: self.last_valid_height()?,
+            },
+            "confirm_timed_out" => ExitEvent::ConfirmTimedOut,
+            "proven_expired" => ExitEvent::ProvenExpired {
+                signature: self.signature()?,
+            },
+            "landed_failed" => ExitEvent::LandedFailed {
+                signature: self.signature()?,
+                class: self.class()?,
+            },
+            "landed" => ExitEvent::Landed {
+                signature: self.signature()?,
+            },
+            "escalate" => ExitEvent::Escalate,
+            "fail" => ExitEvent::Fail {
+                reason: self.failure()?,
+            },
+            _ => return Err(self.unknown_name(name)),
+        })
+    }
+}
+
+/// Appends `transition` of `intent`.
+///
+/// # Errors
+/// [`JournalError::UnknownIntent`] when the intent was never journaled;
+/// [`JournalError::Overflow`] for a time or height above `i64::MAX`; SQL failures.
+pub(crate) fn insert(
+    tx: &Transaction<'_>,
+    intent: IntentId,
+    transition: &Transition,
+    now_ms: i64,
+) -> Result<(), JournalError> {
+    let intent_id = codec::int(intent.0, TABLE, "intent_id")?;
+    let at = codec::micros(transition.at, TABLE, "at_us")?;
+    let from = state_payload(transition.from);
+    let event = event_payload(transition.event);
+    let to = state_payload(transition.to);
+    let height = event
+        .last_valid_height
+        .map(|h| codec::int(h, TABLE, "event_last_valid_block_height"))
+        .transpose()?;
+    crate::store::require_intent(tx, TABLE, intent)?;
+    let sig = |p: &Payload| p.signature.as_ref().map(codec::signature_text);
+    let kind = |p: &Payload| p.exit_kind.map(ExitKind::as_str);
+    let class = |p: &Payload| p.class.map(ErrorClass::as_str);
+    let failure = |p: &Payload| p.failure.map(ExitFailure::as_str);
+    tx.prepare_cached(
+        "INSERT INTO transitions (
+            intent_id, at_us, from_state, event, to_state,
+            from_attempt, from_signature, from_exit_kind, from_class, from_failure,
+            event_attempt, event_signature, event_last_valid_block_height,
+            event_exit_kind, event_class, event_failure,
+            to_attempt, to_signature, to_exit_kind, to_class, to_failure,
+            recorded_at_ms
+        ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                  ?17, ?18, ?19, ?20, ?21, ?22)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            intent_id,
+            at,
+            transition.from.as_str(),
+            transition.event.as_str(),
+            transition.to.as_str(),
+            from.attempt,
+            sig(&from),
+            kind(&from),
+            class(&from),
+            failure(&from),
+            event.attempt,
+            sig(&event),
+            height,
+            kind(&event),
+            class(&event),
+            failure(&event),
+            to.attempt,
+            sig(&to),
+            kind(&to),
+            class(&to),
+            failure(&to),
+            now_ms,
+        ])
+    })
+    .map_err(|source| JournalError::Sql {
+        context: "insert a transition",
+        source,
+    })?;
+    Ok(())
+}
+
+/// Every transition of `intent`, oldest first.
+///
+/// # Errors
+/// [`JournalError::Corrupt`] for any row that does not read back; SQL failures.
+pub(crate) fn of_intent(
+    conn: &Connection,
+    intent: IntentId,
+) -> Result<Vec<Transition>, JournalError> {
+    let sql = |context| move |source| JournalError::Sql { context, source };
+    let intent_id = codec::int(intent.0, TABLE, "intent_id")?;
+    let mut stmt = conn
+        .prepare_cached("SELECT * FROM transitions WHERE intent_id = ?1 ORDER BY id")
+        .map_err(sql("prepare the transitions query"))?;
+    let mut rows = stmt.query([intent_id]).map_err(sql("query transitions"))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sql("read transitions"))? {
+        let cols = Cols::new(row, TABLE);
+        let read = |group| Read { cols: &cols, group };
+        out.push(Transition {
+            at: cols.timestamp("at_us")?,
+            from: read(&FROM).state()?,
+            to: read(&TO).state()?,
+            event: read(&EVENT).event()?,
+        });
+    }
+    Ok(out)
+}
