@@ -43,14 +43,21 @@ pub struct ExecutionSettings {
     pub ladder: EscalationLadder,
     /// From signal to closure (30 s for exits).
     pub deadline: Duration,
-    /// Blockhash life asked of the router, in slots, so attempts die quickly.
+    /// Blockhash life asked of the router for market-style rungs, in slots, so attempts
+    /// die quickly.
     pub expiry_slots: u32,
+    /// Blockhash life for limit-style (tight slippage) rungs: a tight quote goes stale
+    /// fast in a moving market, so such an attempt is let die sooner.
+    pub limit_expiry_slots: u32,
     /// Expected time per slot, to estimate when an attempt expires.
     pub slot_time: Duration,
     /// How often a live attempt's status is polled.
     pub poll_interval: Duration,
     /// How often a live attempt's same bytes are sent again.
     pub rebroadcast_interval: Duration,
+    /// How long one send may take before the engine moves on (the transaction may still
+    /// have been forwarded; the rebroadcast gives it another chance).
+    pub send_timeout: Duration,
     /// After this long without confirmation an attempt is marked timed out (it stays live).
     pub confirm_timeout: Duration,
     /// Calls allowed to prepare one attempt (balance, quote, build).
@@ -69,9 +76,11 @@ impl ExecutionSettings {
             ladder: EscalationLadder::default_ladder(),
             deadline: ExitDeadline::DEFAULT_WINDOW,
             expiry_slots: 20,
+            limit_expiry_slots: 10,
             slot_time: Duration::from_millis(400),
             poll_interval: Duration::from_millis(400),
-            rebroadcast_interval: Duration::from_secs(2),
+            rebroadcast_interval: Duration::from_millis(400),
+            send_timeout: Duration::from_millis(200),
             confirm_timeout: Duration::from_secs(5),
             prepare_calls: 3,
             commitment: Commitment::Confirmed,
@@ -90,11 +99,31 @@ impl ExecutionSettings {
         }
     }
 
-    /// The longest one attempt is expected to live: its blockhash life plus the time
-    /// to prove it expired.
+    /// The blockhash life asked for an attempt on `rung`.
     #[must_use]
-    pub fn attempt_life(&self) -> Duration {
-        self.slot_time * self.expiry_slots + self.poll_interval * 2
+    pub fn expiry_for(&self, rung: &Rung) -> u32 {
+        match rung.style {
+            OrderStyle::LimitLike => self.limit_expiry_slots.min(self.expiry_slots),
+            OrderStyle::Market => self.expiry_slots,
+        }
+    }
+
+    /// The longest an attempt on `rung` is expected to live: its blockhash life plus the
+    /// time to prove it expired.
+    #[must_use]
+    pub fn attempt_life(&self, rung: &Rung) -> Duration {
+        self.slot_time * self.expiry_for(rung) + self.poll_interval * 2
+    }
+
+    /// The longest any attempt is expected to live.
+    #[must_use]
+    pub fn longest_attempt_life(&self) -> Duration {
+        self.ladder
+            .rungs()
+            .iter()
+            .map(|r| self.attempt_life(r))
+            .max()
+            .unwrap_or(self.slot_time * self.expiry_slots)
     }
 }
 
@@ -328,12 +357,12 @@ impl Run<'_> {
             if !deadline.is_within(now) {
                 return self.fail(ExitFailure::DeadlineExceeded).await;
             }
-            let grant = match budget.begin_attempt(now, self.settings.attempt_life()) {
+            let rung = self.settings.ladder.rung(budget.attempts() + 1);
+            let grant = match budget.begin_attempt(now, self.settings.attempt_life(&rung)) {
                 Ok(grant) => grant,
                 Err(reason) => return self.fail(give_up_failure(reason)).await,
             };
             let attempt = grant.attempt;
-            let rung = self.settings.ladder.rung(attempt);
             if attempt > 1 && rung.style == OrderStyle::Market {
                 let _ = self.transition(ExitEvent::Escalate).await;
             }
@@ -476,10 +505,11 @@ impl Run<'_> {
     ) -> Option<ExitFailure> {
         let v = self.venue;
         let now = v.clock.now();
+        let next = self.settings.ladder.rung(budget.attempts() + 1);
         match budget.after_failure(
             now,
             error,
-            self.settings.attempt_life(),
+            self.settings.attempt_life(&next),
             v.jitter.next_u64(),
         ) {
             RetryDecision::RetryAfter(delay) => {
@@ -620,10 +650,11 @@ impl Run<'_> {
             .call(Dependency::Router, "router.quote", v.router.quote(&request))
             .await?;
         let expected_out = quote.expected_out;
+        let expiry_slots = self.settings.expiry_for(&rung);
         let swap = SwapRequest {
             quote,
             priority_fee: rung.priority_fee,
-            expiry_slots: Some(self.settings.expiry_slots),
+            expiry_slots: Some(expiry_slots),
         };
         let unsigned = v
             .guard
@@ -642,11 +673,11 @@ impl Run<'_> {
             )
             .await?;
         let life_blocks = unsigned.last_valid_block_height.saturating_sub(height);
-        if life_blocks > u64::from(self.settings.expiry_slots) + 10 {
+        if life_blocks > u64::from(expiry_slots) + 10 {
             tracing::warn!(
                 intent = %self.job.intent,
                 life_blocks,
-                asked = self.settings.expiry_slots,
+                asked = expiry_slots,
                 "router ignored the requested blockhash life; the attempt lives longer"
             );
         }
@@ -679,9 +710,10 @@ impl Run<'_> {
             if now >= next_send {
                 let result = v
                     .guard
-                    .call(
+                    .call_within(
                         Dependency::Chain,
                         "chain.send",
+                        s.send_timeout,
                         v.chain.send(&prepared.signed),
                     )
                     .await;

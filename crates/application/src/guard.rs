@@ -64,14 +64,33 @@ impl LatencyGuard {
     where
         F: Future<Output = Result<T, PortError>>,
     {
+        self.call_within(dependency, operation, self.call_timeout, call)
+            .await
+    }
+
+    /// As [`LatencyGuard::call`] with a timeout of its own, capped at the guard's.
+    ///
+    /// # Errors
+    /// The call's own error, or `RpcTimeout` when it did not finish in time.
+    pub async fn call_within<T, F>(
+        &self,
+        dependency: Dependency,
+        operation: &'static str,
+        timeout: Duration,
+        call: F,
+    ) -> Result<T, PortError>
+    where
+        F: Future<Output = Result<T, PortError>>,
+    {
+        let timeout = timeout.min(self.call_timeout);
         let generation = self.breaker().generation();
         let started = self.clock.now();
-        let result = match tokio::time::timeout(self.call_timeout, call).await {
+        let result = match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(PortError::new(
                 operation,
                 ErrorClass::RpcTimeout,
-                format!("no answer within {:?}", self.call_timeout),
+                format!("no answer within {timeout:?}"),
             )),
         };
         let now = self.clock.now();

@@ -80,6 +80,9 @@ pub struct OrchestratorConfig {
     pub max_positions: usize,
     /// The pair's decimals.
     pub pair: Pair,
+    /// Whether the strategy's own exit signal (reversion to the mean) closes positions;
+    /// the exit plan's legs always apply.
+    pub strategy_exits: bool,
 }
 
 /// One open position as the orchestrator tracks it.
@@ -290,7 +293,7 @@ impl Orchestrator {
 
         if state.allows_automatic_exit() {
             let strategy_exit = match intent {
-                TradeIntent::Exit(exit) => Some(exit),
+                TradeIntent::Exit(exit) if self.config.strategy_exits => Some(exit),
                 _ => None,
             };
             let ids: Vec<PositionId> = self.positions.keys().copied().collect();
@@ -424,8 +427,9 @@ impl Orchestrator {
         Ok(intent)
     }
 
-    /// Applies finished executions to positions and the strategy.
-    async fn apply_completions(&mut self) {
+    /// Applies finished executions to positions and the strategy (every tick starts
+    /// with this; callers that watch positions between ticks call it too).
+    pub async fn apply_completions(&mut self) {
         while let Ok(done) = self.done_rx.try_recv() {
             self.apply(done).await;
         }

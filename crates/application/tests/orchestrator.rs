@@ -37,6 +37,7 @@ fn orchestrator(h: &Harness, max_positions: usize, window: usize) -> Orchestrato
             entry_quote_amount: TokenAmount::new(100 * USDC),
             max_positions,
             pair: Pair::SOL_USDC,
+            strategy_exits: true,
         },
         MeanReversion::new(MeanReversionConfig {
             window,

@@ -1,0 +1,553 @@
+//! The simulated wallet, and the paper wallet file that keeps it across restarts.
+//!
+//! The paper wallet file is JSON holding the balances, the ledger of landed transactions
+//! (signature, status, slot and fill, so a restarted paper bot can reconcile a
+//! transaction that landed before a crash), the genesis time (unix ms) from which paper
+//! block heights count, so heights keep increasing across restarts, and a session
+//! counter (bumped at every open, so a new process never rebuilds a signature an old one
+//! used). It is written atomically (temporary file, fsync, rename, directory fsync) after
+//! every landing. A file that cannot be parsed is a [`SimError::WalletCorrupt`] naming
+//! the path: it is never silently reset. The ledger keeps the newest
+//! [`LEDGER_LIMIT`] landings. Transactions sent but not yet landed are not persisted:
+//! they die with the process, as if they had expired.
+
+use std::fs::{self, File};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kyzlo_application::ports::{Balances, Fill, Side};
+use kyzlo_domain::{ErrorClass, Lamports, TokenAmount, TxSignature};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{SimError, bounded};
+
+/// The most ledger entries the paper wallet file keeps (the newest).
+pub const LEDGER_LIMIT: usize = 10_000;
+const FORMAT_VERSION: u32 = 1;
+
+/// The simulated wallet's holdings of the pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SimWallet {
+    /// Base token, in base units.
+    pub base: TokenAmount,
+    /// Quote token, in base units.
+    pub quote: TokenAmount,
+    /// SOL for fees.
+    pub fee_lamports: Lamports,
+}
+
+impl From<SimWallet> for Balances {
+    fn from(w: SimWallet) -> Self {
+        Balances {
+            base: w.base,
+            quote: w.quote,
+            fee_lamports: w.fee_lamports,
+        }
+    }
+}
+
+impl From<Balances> for SimWallet {
+    fn from(b: Balances) -> Self {
+        SimWallet {
+            base: b.base,
+            quote: b.quote,
+            fee_lamports: b.fee_lamports,
+        }
+    }
+}
+
+/// Where the simulated chain's block height comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeightSource {
+    /// Run time (tokio's clock since the market's start) divided by the slot time: for
+    /// simulations on paused time.
+    #[default]
+    Virtual,
+    /// Wall-clock time since `genesis_ms` (unix ms) divided by the slot time: for paper
+    /// mode, so heights keep increasing across restarts.
+    WallClock {
+        /// Unix milliseconds at height 0.
+        genesis_ms: u64,
+    },
+}
+
+/// How a landed transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerStatus {
+    /// It succeeded: balances moved.
+    Ok,
+    /// It failed on chain: the output was below its minimum.
+    SlippageExceeded,
+    /// It failed on chain: the wallet lacked the input.
+    InsufficientFunds,
+}
+
+impl LedgerStatus {
+    /// The on-chain error, `None` for success.
+    #[must_use]
+    pub fn error(self) -> Option<ErrorClass> {
+        match self {
+            LedgerStatus::Ok => None,
+            LedgerStatus::SlippageExceeded => Some(ErrorClass::SlippageExceeded),
+            LedgerStatus::InsufficientFunds => Some(ErrorClass::InsufficientFunds),
+        }
+    }
+}
+
+/// One landed transaction as the ledger keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// Its signature.
+    pub signature: TxSignature,
+    /// How it ended.
+    pub status: LedgerStatus,
+    /// The slot it landed in.
+    pub slot: u64,
+    /// Its direction.
+    pub side: Side,
+    /// What it moved (zero amounts and the fee for a failed one).
+    pub fill: Fill,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WalletFile {
+    version: u32,
+    genesis_unix_ms: u64,
+    session: u64,
+    wallet: WalletWire,
+    ledger: Vec<EntryWire>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WalletWire {
+    base: u64,
+    quote: u64,
+    fee_lamports: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SideWire {
+    Buy,
+    Sell,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntryWire {
+    signature: String,
+    status: LedgerStatus,
+    slot: u64,
+    side: SideWire,
+    amount_in: u64,
+    amount_out: u64,
+    fee_lamports: u64,
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn signature_from_hex(text: &str) -> Option<TxSignature> {
+    if text.len() != 128 || !text.is_ascii() {
+        return None;
+    }
+    let mut sig = [0u8; 64];
+    for (i, byte) in sig.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(TxSignature(sig))
+}
+
+impl EntryWire {
+    fn from_entry(e: &LedgerEntry) -> Self {
+        Self {
+            signature: to_hex(&e.signature.0),
+            status: e.status,
+            slot: e.slot,
+            side: match e.side {
+                Side::Buy => SideWire::Buy,
+                Side::Sell => SideWire::Sell,
+            },
+            amount_in: e.fill.amount_in.get(),
+            amount_out: e.fill.amount_out.get(),
+            fee_lamports: e.fill.fee.get(),
+        }
+    }
+
+    fn to_entry(&self) -> Option<LedgerEntry> {
+        Some(LedgerEntry {
+            signature: signature_from_hex(&self.signature)?,
+            status: self.status,
+            slot: self.slot,
+            side: match self.side {
+                SideWire::Buy => Side::Buy,
+                SideWire::Sell => Side::Sell,
+            },
+            fill: Fill {
+                amount_in: TokenAmount::new(self.amount_in),
+                amount_out: TokenAmount::new(self.amount_out),
+                fee: Lamports::new(self.fee_lamports),
+            },
+        })
+    }
+}
+
+/// The paper wallet: balances, ledger and genesis, persisted in one JSON file. Not
+/// `Clone`: one owner writes the file.
+#[derive(Debug)]
+pub struct PaperWallet {
+    path: PathBuf,
+    genesis_ms: u64,
+    session: u64,
+    wallet: SimWallet,
+    ledger: Vec<LedgerEntry>,
+}
+
+/// Unix milliseconds now: the paper wallet's one wall-clock read.
+pub(crate) fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl PaperWallet {
+    /// Opens the wallet file at `path`, creating it with `initial` balances and genesis
+    /// now when it does not exist, and bumps its session counter (written at once).
+    ///
+    /// # Errors
+    /// [`SimError::WalletIo`] when the file cannot be read or written;
+    /// [`SimError::WalletCorrupt`] when it exists but is not a valid wallet file.
+    pub fn open(path: &Path, initial: SimWallet) -> Result<PaperWallet, SimError> {
+        let mut wallet = match fs::read(path) {
+            Ok(bytes) => Self::parse(path, &bytes)?,
+            Err(e) if e.kind() == ErrorKind::NotFound => PaperWallet {
+                path: path.to_path_buf(),
+                genesis_ms: unix_ms_now(),
+                session: 0,
+                wallet: initial,
+                ledger: Vec::new(),
+            },
+            Err(source) => {
+                return Err(SimError::WalletIo {
+                    path: path.to_path_buf(),
+                    operation: "read",
+                    source,
+                });
+            }
+        };
+        wallet.session = wallet.session.saturating_add(1);
+        wallet.save()?;
+        Ok(wallet)
+    }
+
+    fn parse(path: &Path, bytes: &[u8]) -> Result<PaperWallet, SimError> {
+        let corrupt = |line, column, message: String| SimError::WalletCorrupt {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: bounded(&message),
+        };
+        let file: WalletFile = serde_json::from_slice(bytes)
+            .map_err(|e| corrupt(e.line(), e.column(), e.to_string()))?;
+        if file.version != FORMAT_VERSION {
+            return Err(corrupt(
+                0,
+                0,
+                format!(
+                    "format version {} (this build reads {FORMAT_VERSION})",
+                    file.version
+                ),
+            ));
+        }
+        let ledger = file
+            .ledger
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                e.to_entry().ok_or_else(|| {
+                    corrupt(
+                        0,
+                        0,
+                        format!("ledger entry {i}: signature is not 128 hex digits"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PaperWallet {
+            path: path.to_path_buf(),
+            genesis_ms: file.genesis_unix_ms,
+            session: file.session,
+            wallet: SimWallet {
+                base: TokenAmount::new(file.wallet.base),
+                quote: TokenAmount::new(file.wallet.quote),
+                fee_lamports: Lamports::new(file.wallet.fee_lamports),
+            },
+            ledger,
+        })
+    }
+
+    /// The file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The balances.
+    #[must_use]
+    pub fn wallet(&self) -> SimWallet {
+        self.wallet
+    }
+
+    /// Landed transactions, oldest first.
+    #[must_use]
+    pub fn ledger(&self) -> &[LedgerEntry] {
+        &self.ledger
+    }
+
+    /// Unix milliseconds at block height 0.
+    #[must_use]
+    pub fn genesis_ms(&self) -> u64 {
+        self.genesis_ms
+    }
+
+    /// This process's session number (1 for a new file, +1 per open).
+    #[must_use]
+    pub fn session(&self) -> u64 {
+        self.session
+    }
+
+    /// The wall-clock height source counting from this wallet's genesis.
+    #[must_use]
+    pub fn height_source(&self) -> HeightSource {
+        HeightSource::WallClock {
+            genesis_ms: self.genesis_ms,
+        }
+    }
+
+    /// Records a landing and the balances after it, then writes the file.
+    ///
+    /// # Errors
+    /// [`SimError::WalletIo`] when the file cannot be written; the in-memory state is
+    /// updated regardless, and [`PaperWallet::save`] may be retried.
+    pub fn record_landing(
+        &mut self,
+        wallet: SimWallet,
+        entry: LedgerEntry,
+    ) -> Result<(), SimError> {
+        self.wallet = wallet;
+        self.ledger.push(entry);
+        if self.ledger.len() > LEDGER_LIMIT {
+            let excess = self.ledger.len() - LEDGER_LIMIT;
+            self.ledger.drain(..excess);
+        }
+        self.save()
+    }
+
+    /// Writes the file atomically: a temporary file beside it, fsync, rename over it,
+    /// fsync of the directory.
+    ///
+    /// # Errors
+    /// [`SimError::WalletIo`] naming the step that failed.
+    pub fn save(&self) -> Result<(), SimError> {
+        let io = |operation, source| SimError::WalletIo {
+            path: self.path.clone(),
+            operation,
+            source,
+        };
+        let file = WalletFile {
+            version: FORMAT_VERSION,
+            genesis_unix_ms: self.genesis_ms,
+            session: self.session,
+            wallet: WalletWire {
+                base: self.wallet.base.get(),
+                quote: self.wallet.quote.get(),
+                fee_lamports: self.wallet.fee_lamports.get(),
+            },
+            ledger: self.ledger.iter().map(EntryWire::from_entry).collect(),
+        };
+        let json = serde_json::to_vec_pretty(&file)
+            .map_err(|e| io("serialize", std::io::Error::other(e)))?;
+        let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".tmp");
+        let tmp = self.path.with_file_name(tmp_name);
+        let mut out = File::create(&tmp).map_err(|e| io("create", e))?;
+        out.write_all(&json).map_err(|e| io("write", e))?;
+        out.sync_all().map_err(|e| io("sync", e))?;
+        drop(out);
+        fs::rename(&tmp, &self.path).map_err(|e| io("rename", e))?;
+        let dir = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        // The rename is durable once the directory is synced; a platform that cannot
+        // open a directory still has the renamed file.
+        if let Ok(d) = File::open(dir) {
+            d.sync_all().map_err(|e| io("sync directory", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The chain time of a height source: how long since height 0.
+pub(crate) fn chain_elapsed(source: HeightSource, run_time: Duration) -> Duration {
+    match source {
+        HeightSource::Virtual => run_time,
+        HeightSource::WallClock { genesis_ms } => {
+            Duration::from_millis(unix_ms_now().saturating_sub(genesis_ms))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn initial() -> SimWallet {
+        SimWallet {
+            base: TokenAmount::new(5_000_000_000),
+            quote: TokenAmount::new(100_000_000),
+            fee_lamports: Lamports::new(1_000_000_000),
+        }
+    }
+
+    fn entry(n: u8) -> LedgerEntry {
+        LedgerEntry {
+            signature: TxSignature([n; 64]),
+            status: if n.is_multiple_of(2) {
+                LedgerStatus::Ok
+            } else {
+                LedgerStatus::SlippageExceeded
+            },
+            slot: u64::from(n) * 10,
+            side: Side::Sell,
+            fill: Fill {
+                amount_in: TokenAmount::new(u64::from(n)),
+                amount_out: TokenAmount::new(7),
+                fee: Lamports::new(5_000),
+            },
+        }
+    }
+
+    #[test]
+    fn a_new_wallet_file_is_created_and_reopened_with_ledger_genesis_and_next_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paper.json");
+        let mut w = PaperWallet::open(&path, initial()).unwrap();
+        assert_eq!(w.session(), 1);
+        assert_eq!(w.wallet(), initial());
+        assert!(w.genesis_ms() > 1_600_000_000_000);
+        let after = SimWallet {
+            base: TokenAmount::ZERO,
+            ..initial()
+        };
+        w.record_landing(after, entry(2)).unwrap();
+        w.record_landing(after, entry(3)).unwrap();
+
+        let reopened = PaperWallet::open(&path, initial()).unwrap();
+        assert_eq!(reopened.session(), 2);
+        assert_eq!(reopened.wallet(), after);
+        assert_eq!(reopened.genesis_ms(), w.genesis_ms());
+        assert_eq!(reopened.ledger(), &[entry(2), entry(3)]);
+        assert_eq!(
+            reopened.height_source(),
+            HeightSource::WallClock {
+                genesis_ms: w.genesis_ms()
+            }
+        );
+        assert_eq!(
+            LedgerStatus::SlippageExceeded.error(),
+            Some(ErrorClass::SlippageExceeded)
+        );
+    }
+
+    #[test]
+    fn writes_are_atomic_and_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paper.json");
+        let mut w = PaperWallet::open(&path, initial()).unwrap();
+        // A crash mid-write leaves a stale temporary file: the real file is untouched and
+        // the next save replaces the temporary one.
+        std::fs::write(dir.path().join("paper.json.tmp"), b"{ half a wal").unwrap();
+        let before = std::fs::read(&path).unwrap();
+        w.record_landing(initial(), entry(4)).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["paper.json"]);
+        assert_ne!(std::fs::read(&path).unwrap(), before);
+        let parsed: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(parsed["ledger"][0]["status"], "ok");
+    }
+
+    #[test]
+    fn a_corrupt_wallet_file_is_a_typed_error_naming_the_path_and_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paper.json");
+        let cases: [&[u8]; 6] = [
+            b"",
+            b"{\"version\":1,",
+            b"[1,2,3]",
+            b"{\"version\":2,\"genesis_unix_ms\":1,\"session\":1,\"wallet\":{\"base\":1,\"quote\":1,\"fee_lamports\":1},\"ledger\":[]}",
+            b"{\"version\":1,\"genesis_unix_ms\":1,\"session\":1,\"wallet\":{\"base\":-1,\"quote\":1,\"fee_lamports\":1},\"ledger\":[]}",
+            b"{\"version\":1,\"genesis_unix_ms\":1,\"session\":1,\"wallet\":{\"base\":1,\"quote\":1,\"fee_lamports\":1},\"ledger\":[{\"signature\":\"zz\",\"status\":\"ok\",\"slot\":1,\"side\":\"sell\",\"amount_in\":1,\"amount_out\":1,\"fee_lamports\":1}]}",
+        ];
+        for bytes in cases {
+            std::fs::write(&path, bytes).unwrap();
+            let e = PaperWallet::open(&path, initial()).unwrap_err();
+            assert!(
+                matches!(&e, SimError::WalletCorrupt { path: p, .. } if p == &path),
+                "{e}"
+            );
+            assert!(e.to_string().contains("paper.json"), "{e}");
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "never silently reset");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_wallet_path_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the file should be: reading it fails, but not with NotFound.
+        let e = PaperWallet::open(dir.path(), initial()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SimError::WalletIo {
+                    operation: "read",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_ledger_keeps_only_the_newest_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = PaperWallet::open(&dir.path().join("w.json"), initial()).unwrap();
+        w.ledger = (0..LEDGER_LIMIT).map(|_| entry(0)).collect();
+        w.record_landing(initial(), entry(9)).unwrap();
+        assert_eq!(w.ledger().len(), LEDGER_LIMIT);
+        assert_eq!(w.ledger().last(), Some(&entry(9)));
+    }
+
+    #[test]
+    fn signatures_round_trip_through_hex() {
+        let sig = TxSignature(std::array::from_fn(|i| u8::try_from(i * 3 % 256).unwrap()));
+        assert_eq!(signature_from_hex(&to_hex(&sig.0)), Some(sig));
+        assert_eq!(signature_from_hex("00"), None);
+        assert_eq!(signature_from_hex(&"é".repeat(64)), None);
+    }
+}

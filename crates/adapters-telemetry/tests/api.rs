@@ -1,0 +1,599 @@
+//! The operator API end to end over loopback: the application's services wired over the
+//! fake venue (as the harness wires them, but with this crate's Prometheus sink and alert
+//! router in place of the in-memory ones), the real orchestrator loop in a task, and
+//! requests through reqwest.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic on broken fixtures by design
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::parse_openmetrics;
+use kyzlo_adapters_telemetry::{
+    AlertRouter, AlertRouterConfig, ApiConfig, LogAlerts, OPENMETRICS_CONTENT_TYPE,
+    PrometheusMetrics, TelemetryError, WebhookAlerts, WebhookKind, serve,
+};
+use kyzlo_application::clock::Clock;
+use kyzlo_application::control::{ApprovalKey, TradingControl};
+use kyzlo_application::entry::EntryExecutor;
+use kyzlo_application::execute::{Engine, ExecutionSettings, Venue};
+use kyzlo_application::exit::ExitExecutor;
+use kyzlo_application::gateway::{ExitGateway, GatewayMode};
+use kyzlo_application::guard::LatencyGuard;
+use kyzlo_application::journal::{MemoryJournal, PositionRecord};
+use kyzlo_application::metrics::{CountingMetrics, FanOutMetrics, MetricsSink};
+use kyzlo_application::operator::Operator;
+use kyzlo_application::orchestrator::{IdAllocator, Orchestrator, OrchestratorConfig, Services};
+use kyzlo_application::ports::{AlertSink, Balances, Pair};
+use kyzlo_application::rng::Jitter;
+use kyzlo_application::testing::{FakeFeed, FakeVenue, HARNESS_APPROVAL_KEY, Harness, SendScript};
+use kyzlo_domain::exit_plan::ExitPlanConfig;
+use kyzlo_domain::strategy::{MeanReversion, MeanReversionConfig};
+use kyzlo_domain::trading_state::TradingState;
+use kyzlo_domain::{
+    ExitBreaker, Lamports, LatencyBreaker, LatencyBreakerConfig, PositionId, Price, Size,
+    TokenAmount,
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TOKEN: &str = "operator-token-0123456789abcdef";
+const SOL: u64 = 1_000_000_000;
+
+struct Bot {
+    base: String,
+    http: reqwest::Client,
+    webhook: MockServer,
+    venue: Arc<FakeVenue>,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<Result<(), TelemetryError>>,
+}
+
+impl Bot {
+    fn url(&self, route: &str) -> String {
+        format!("{}{route}", self.base)
+    }
+
+    async fn get(&self, route: &str) -> (StatusCode, Value) {
+        let r = self.http.get(self.url(route)).send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(
+        &self,
+        route: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.http.post(self.url(route));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn metrics(&self) -> common::Exposition {
+        let r = self.http.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(
+            r.headers()["content-type"].to_str().unwrap(),
+            OPENMETRICS_CONTENT_TYPE
+        );
+        let text = r.text().await.unwrap();
+        parse_openmetrics(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    /// Polls `check` until it holds, for at most 2 s.
+    async fn eventually<F, Fut>(&self, what: &str, mut check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while !check().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The services as `Harness::with_settings` wires them, with this crate's metrics and
+/// alert router, one adopted 10 SOL position (id 1) at 100, and the loop running.
+async fn start_bot() -> Bot {
+    let webhook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&webhook)
+        .await;
+    let prom = Arc::new(PrometheusMetrics::new());
+    let (alerts, worker) = AlertRouter::new(
+        vec![
+            Arc::new(
+                WebhookAlerts::new(
+                    WebhookKind::Generic,
+                    &format!("{}/hook", webhook.uri()),
+                    Duration::from_secs(2),
+                )
+                .unwrap(),
+            ),
+            Arc::new(LogAlerts),
+        ],
+        AlertRouterConfig::default(),
+        prom.alert_counters(),
+    );
+    tokio::spawn(worker.run());
+    let alerts: Arc<dyn AlertSink> = Arc::new(alerts);
+    let totals = Arc::new(CountingMetrics::new());
+    let metrics: Arc<dyn MetricsSink> =
+        Arc::new(FanOutMetrics::new(vec![totals.clone(), prom.clone()]));
+
+    let clock = Clock::new();
+    let feed = Arc::new(FakeFeed::new(Price::new(100.0).unwrap()));
+    let venue = Arc::new(FakeVenue::new(
+        feed.clone(),
+        Balances {
+            base: TokenAmount::new(10 * SOL),
+            quote: TokenAmount::new(1_000_000_000),
+            fee_lamports: Lamports::new(SOL),
+        },
+        clock,
+    ));
+    // Lands quickly, but not at once: long enough to see a second force-exit refused.
+    venue.set_default(SendScript::Land {
+        after: Duration::from_millis(300),
+    });
+    let journal = Arc::new(MemoryJournal::new());
+    let control = Arc::new(TradingControl::new(
+        TradingState::Active,
+        Some(ApprovalKey::new(HARNESS_APPROVAL_KEY).unwrap()),
+        journal.clone(),
+        alerts,
+        metrics.clone(),
+        clock,
+    ));
+    let guard = Arc::new(LatencyGuard::new(
+        LatencyBreaker::new(LatencyBreakerConfig::default()).unwrap(),
+        Duration::from_secs(2),
+        control.clone(),
+        metrics.clone(),
+        clock,
+    ));
+    let engine = Arc::new(Engine::new(Venue {
+        router: venue.clone(),
+        chain: venue.clone(),
+        signer: venue.clone(),
+        journal: journal.clone(),
+        guard: guard.clone(),
+        metrics: metrics.clone(),
+        clock,
+        jitter: Arc::new(Jitter::new(7)),
+    }));
+    let exit_settings = ExecutionSettings {
+        poll_interval: Duration::from_millis(50),
+        ..ExecutionSettings::exit_defaults()
+    };
+    let exits = Arc::new(ExitExecutor::new(
+        engine.clone(),
+        exit_settings.clone(),
+        ExitBreaker::new(ExitBreaker::DEFAULT_THRESHOLD).unwrap(),
+        control.clone(),
+        Pair::SOL_USDC,
+    ));
+    let entries = Arc::new(EntryExecutor::new(
+        engine,
+        ExecutionSettings::entry_defaults(exit_settings.ladder.clone()),
+        control.clone(),
+        guard.clone(),
+    ));
+    let services = Services {
+        feed,
+        control: control.clone(),
+        guard: guard.clone(),
+        gateway: Arc::new(ExitGateway::new(GatewayMode::Enforce, metrics.clone())),
+        exits: exits.clone(),
+        entries,
+        journal: journal.clone(),
+        metrics,
+        ids: Arc::new(IdAllocator::new(100)),
+    };
+    let mut orchestrator = Orchestrator::new(
+        services,
+        OrchestratorConfig {
+            exit_plan: ExitPlanConfig::default(),
+            entry_quote_amount: TokenAmount::new(100_000_000),
+            max_positions: 1,
+            pair: Pair::SOL_USDC,
+            strategy_exits: true,
+        },
+        // A window the test never fills: the strategy stays silent.
+        MeanReversion::new(MeanReversionConfig {
+            window: 10_000,
+            ..MeanReversionConfig::default()
+        })
+        .unwrap(),
+    );
+    let size = Size::new(TokenAmount::new(10 * SOL)).unwrap();
+    orchestrator.adopt(PositionRecord {
+        position: PositionId(1),
+        entry_price: Price::new(100.0).unwrap(),
+        size,
+        remaining: size.amount(),
+    });
+    let (commands_tx, commands_rx) = mpsc::channel(16);
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    tokio::spawn(orchestrator.run(
+        Duration::from_millis(50),
+        commands_rx,
+        shutdown_rx.clone(),
+        Duration::from_secs(1),
+    ));
+    prom.observe(&guard, &exits);
+    let operator = Operator::new(control, commands_tx, journal, guard, exits, totals);
+    let config = ApiConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        bearer_token: Some(TOKEN.to_owned()),
+    };
+    let (server, addr) = serve(config, operator, prom, shutdown_rx).await.unwrap();
+    Bot {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap(),
+        webhook,
+        venue,
+        shutdown,
+        server,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_session_halts_force_exits_and_resumes_over_http() {
+    let bot = start_bot().await;
+
+    // Metrics: valid OpenMetrics, ticks counting, trading active.
+    bot.eventually("a tick", || async {
+        bot.metrics().await.value("kyzlo_ticks_total", &[]) > 0.0
+    })
+    .await;
+    let m = bot.metrics().await;
+    assert_eq!(m.value("kyzlo_trading_state", &[("state", "active")]), 1.0);
+    assert!(
+        m.value(
+            "kyzlo_dependency_calls_total",
+            &[("dependency", "price_feed"), ("outcome", "ok")]
+        ) > 0.0
+    );
+
+    // Status: active, one position, no exit running.
+    let (code, status) = bot.get("/status").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(status["trading"]["state"], "active");
+    assert_eq!(status["latency_breaker"]["state"], "closed");
+    assert_eq!(status["positions"][0]["id"], 1);
+    assert_eq!(status["positions"][0]["remaining_base_units"], 10 * SOL);
+    assert_eq!(status["open_exits"], 0);
+
+    // Halt: 401 without or with a wrong token, then 200, then idempotent.
+    let (code, body) = bot.post("/halt", None, Some(json!({"reason": "x"}))).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (code, _) = bot
+        .post("/halt", Some("wrong-token-wrong-token"), None)
+        .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert!(bot.webhook.received_requests().await.unwrap().is_empty());
+    let (code, body) = bot
+        .post(
+            "/halt",
+            Some(TOKEN),
+            Some(json!({"reason": "maintenance window"})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body["outcome"], "halted");
+    assert_eq!(
+        body["trading"]["halt_reason"],
+        json!({"cause": "operator", "detail": "maintenance window"})
+    );
+    let (code, body) = bot
+        .post("/halt", Some(TOKEN), Some(json!({"reason": "again"})))
+        .await;
+    assert_eq!(
+        (code, body["outcome"].as_str()),
+        (StatusCode::OK, Some("already_halted"))
+    );
+
+    // Exactly one webhook alert, in the generic format.
+    bot.eventually("the halt webhook", || async {
+        !bot.webhook.received_requests().await.unwrap().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let hooks = bot.webhook.received_requests().await.unwrap();
+    assert_eq!(hooks.len(), 1, "exactly one alert");
+    let alert: Value = serde_json::from_slice(&hooks[0].body).unwrap();
+    assert_eq!(
+        alert,
+        json!({"kind": "trading_halted", "severity": "critical",
+               "message": "trading halted (operator): maintenance window", "position": null})
+    );
+    let (_, status) = bot.get("/status").await;
+    assert_eq!(status["trading"]["state"], "halted");
+    assert_eq!(
+        status["trading"]["halt_reason"]["detail"],
+        "maintenance window"
+    );
+
+    // Force-exit while halted: bad ids, unknown position, then accepted, then a conflict.
+    let (code, body) = bot.post("/positions/abc/exit", Some(TOKEN), None).await;
+    assert_eq!(
+        (code, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("id"))
+    );
+    let (code, _) = bot.post("/positions/1/exit", None, None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, body) = bot.post("/positions/99/exit", Some(TOKEN), None).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("unknown_position"))
+    );
+    let (code, body) = bot.post("/positions/1/exit", Some(TOKEN), None).await;
+    assert_eq!(code, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["position"], 1);
+    let intent = body["intent"].as_u64().unwrap();
+    let (code, body) = bot.post("/positions/1/exit", Some(TOKEN), None).await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("exit_running"))
+    );
+    bot.eventually("the position to close", || async {
+        bot.get("/status").await.1["positions"] == json!([])
+    })
+    .await;
+    assert_eq!(bot.venue.landed().len(), 1, "one transaction landed");
+
+    // History: bad limits refused, then the operator's exit, filled.
+    for bad in ["abc", "0", "-1", "100000"] {
+        let (code, body) = bot.get(&format!("/exits/history?limit={bad}")).await;
+        assert_eq!(
+            (code, body["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("limit")),
+            "{bad}"
+        );
+    }
+    let (code, history) = bot.get("/exits/history?limit=5").await;
+    assert_eq!(code, StatusCode::OK);
+    let exits = history["exits"].as_array().unwrap();
+    assert_eq!(exits.len(), 1);
+    assert_eq!(exits[0]["intent"], intent);
+    assert_eq!(exits[0]["kind"], "operator");
+    assert_eq!(exits[0]["outcome"]["result"], "filled");
+    assert_eq!(exits[0]["attempts"][0]["outcome"], "landed");
+
+    // Exit metrics, JSON and Prometheus.
+    let (_, em) = bot.get("/metrics/exits").await;
+    assert_eq!(
+        (
+            em["exits_attempted"].as_u64(),
+            em["exits_first_attempt"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(em["gateway"]["orders_by_module"]["operator"], 1);
+    assert_eq!(em["gateway"]["ownership_conflicts"], 1);
+    let m = bot.metrics().await;
+    assert_eq!(
+        m.value("kyzlo_exits_attempted_total", &[("kind", "operator")]),
+        1.0
+    );
+    assert_eq!(
+        m.value("kyzlo_exits_first_attempt_total", &[("kind", "operator")]),
+        1.0
+    );
+    assert_eq!(
+        m.value(
+            "kyzlo_gateway_ownership_conflicts_total",
+            &[("module", "operator"), ("kind", "operator")]
+        ),
+        1.0
+    );
+    assert_eq!(m.value("kyzlo_trading_state", &[("state", "halted")]), 1.0);
+    assert_eq!(
+        m.value(
+            "kyzlo_alerts_total",
+            &[("kind", "trading_halted"), ("outcome", "delivered")]
+        ),
+        2.0,
+        "webhook and log"
+    );
+
+    // Resume: field checks, a wrong key refused, the right key resumes.
+    let (code, body) = bot.post("/resume", Some(TOKEN), Some(json!({}))).await;
+    assert_eq!(
+        (code, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("approval_key"))
+    );
+    let (code, body) = bot
+        .post("/resume", Some(TOKEN), Some(json!({"approval_key": 42})))
+        .await;
+    assert_eq!(
+        (code, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("approval_key"))
+    );
+    let (code, _) = bot
+        .post(
+            "/resume",
+            None,
+            Some(json!({"approval_key": HARNESS_APPROVAL_KEY})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, body) = bot
+        .post(
+            "/resume",
+            Some(TOKEN),
+            Some(json!({"approval_key": "not the approval key!"})),
+        )
+        .await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("wrong_approval_key"))
+    );
+    assert_eq!(bot.get("/status").await.1["trading"]["state"], "halted");
+    let (code, body) = bot
+        .post(
+            "/resume",
+            Some(TOKEN),
+            Some(json!({"approval_key": HARNESS_APPROVAL_KEY})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["trading"]["state"], "active");
+    let (code, body) = bot
+        .post(
+            "/resume",
+            Some(TOKEN),
+            Some(json!({"approval_key": HARNESS_APPROVAL_KEY})),
+        )
+        .await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("not_halted"))
+    );
+    assert_eq!(
+        bot.metrics()
+            .await
+            .value("kyzlo_trading_state", &[("state", "active")]),
+        1.0
+    );
+
+    // Shutdown stops the server.
+    bot.shutdown.send(true).unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(2), bot.server).await;
+    assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+}
+
+fn operator_without_loop(h: &Harness) -> Operator {
+    let (tx, rx) = mpsc::channel(1);
+    drop(rx);
+    Operator::new(
+        h.control.clone(),
+        tx,
+        h.journal.clone(),
+        h.guard.clone(),
+        h.exits.clone(),
+        h.metrics.clone(),
+    )
+}
+
+#[tokio::test]
+async fn without_the_loop_reads_answer_503_and_a_halt_still_holds() {
+    let h = Harness::new(100.0, Balances::default());
+    let (_stop, shutdown) = watch::channel(false);
+    // No token, on loopback: the control routes are open to local processes.
+    let config = ApiConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        bearer_token: None,
+    };
+    let (_server, addr) = serve(
+        config,
+        operator_without_loop(&h),
+        Arc::new(PrometheusMetrics::new()),
+        shutdown,
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let status = http
+        .get(format!("http://{addr}/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = status.json().await.unwrap();
+    assert_eq!(body["error"], "not_running");
+    let exit = http
+        .post(format!("http://{addr}/positions/1/exit"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exit.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    let halt = http
+        .post(format!("http://{addr}/halt"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(halt.status(), StatusCode::OK);
+    let body: Value = halt.json().await.unwrap();
+    assert_eq!(body, json!({"outcome": "halted"}));
+    assert!(h.control.state().is_halted());
+
+    let bad = http
+        .post(format!("http://{addr}/halt"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json::<Value>().await.unwrap()["field"], "body");
+    let huge = http
+        .post(format!("http://{addr}/halt"))
+        .body(vec![b' '; 100_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let metrics = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), StatusCode::OK);
+    let unknown = http
+        .get(format!("http://{addr}/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn serve_refuses_a_non_loopback_address_without_a_token() {
+    let h = Harness::new(100.0, Balances::default());
+    let (_stop, shutdown) = watch::channel(false);
+    let config = ApiConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        bearer_token: None,
+    };
+    let refused = serve(
+        config,
+        operator_without_loop(&h),
+        Arc::new(PrometheusMetrics::new()),
+        shutdown,
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(TelemetryError::InsecureListen { .. })),
+        "{:?}",
+        refused.err()
+    );
+}

@@ -1,0 +1,277 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Profile;
+
+/// kyzlo: a Solana trading bot with a defensive exit architecture.
+#[derive(Debug, Parser)]
+#[command(name = "kyzlo", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: kyzlo.toml when present).
+    #[arg(long, global = true, env = "KYZLO_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// What to do (default: paper).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the full bot on a simulated market, chain and router (no network, no wallet).
+    Paper(PaperArgs),
+    /// Run against devnet or mainnet, by profile.
+    Run(RunArgs),
+    /// Monte-Carlo of a crash scenario: naive retry vs kyzlo vs an oracle.
+    Chaos(ChaosArgs),
+    /// Show a running bot's state (or the journal's when none runs).
+    Status(ApiArgs),
+    /// Halt trading.
+    Halt(HaltArgs),
+    /// Resume trading with the approval key.
+    Resume(ResumeArgs),
+    /// Force-exit a position.
+    Exit(ExitArgs),
+    /// Exit history.
+    Exits(ExitsArgs),
+    /// Ask Jupiter for an exit quote and show the route and price impact.
+    Quote(QuoteArgs),
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `paper` options.
+#[derive(Debug, Args, Default)]
+pub struct PaperArgs {
+    /// Replay this CSV (`ts_ms,price` or OHLCV) instead of the embedded market.
+    #[arg(long)]
+    pub prices: Option<PathBuf>,
+    /// Pace virtual time at this many times real time (0: as fast as possible).
+    #[arg(long, default_value_t = 0.0)]
+    pub speed: f64,
+    /// Stop after this much market time, e.g. `90m`, `2h`, `600s`.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Fault profile: none, flaky, rpc-blackout, late-landing, rate-limited, slippage-storm, node-behind.
+    #[arg(long)]
+    pub faults: Option<String>,
+    /// Seed of the generated market and the faults.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Start a new paper wallet and journal (the old ones are moved aside).
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+/// `run` options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Profile (overrides the file and KYZLO_PROFILE).
+    #[arg(long, value_enum)]
+    pub profile: Option<ProfileArg>,
+}
+
+/// A profile on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProfileArg {
+    /// Simulated venue.
+    Paper,
+    /// Devnet.
+    Devnet,
+    /// Mainnet.
+    Mainnet,
+}
+
+impl From<ProfileArg> for Profile {
+    fn from(p: ProfileArg) -> Self {
+        match p {
+            ProfileArg::Paper => Profile::Paper,
+            ProfileArg::Devnet => Profile::Devnet,
+            ProfileArg::Mainnet => Profile::Mainnet,
+        }
+    }
+}
+
+/// `chaos` options.
+#[derive(Debug, Args)]
+pub struct ChaosArgs {
+    /// Built-in scenario name or a scenario TOML file.
+    #[arg(long, default_value = "bug-003")]
+    pub scenario: String,
+    /// Number of seeded runs.
+    #[arg(long, default_value_t = 1_000)]
+    pub runs: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write an HTML report with plots here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Where a running bot's API is.
+#[derive(Debug, Args, Clone)]
+pub struct ApiArgs {
+    /// The bot's API base URL (default: from the config's api.listen).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Bearer token for control endpoints (default: api.bearer_token, or KYZLO_API_TOKEN).
+    #[arg(long, env = "KYZLO_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// `halt` options.
+#[derive(Debug, Args)]
+pub struct HaltArgs {
+    /// API location.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Why.
+    #[arg(long, default_value = "operator halt")]
+    pub reason: String,
+}
+
+/// `resume` options.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// API location.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// The approval key (or KYZLO_APPROVAL_KEY).
+    #[arg(long, env = "KYZLO_APPROVAL_KEY", hide_env_values = true)]
+    pub approval_key: String,
+}
+
+/// `exit` options.
+#[derive(Debug, Args)]
+pub struct ExitArgs {
+    /// API location.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// Position id.
+    pub position: u64,
+}
+
+/// `exits` options.
+#[derive(Debug, Args)]
+pub struct ExitsArgs {
+    /// API location.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    /// How many.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+/// `quote` options.
+#[derive(Debug, Args)]
+pub struct QuoteArgs {
+    /// Jupiter base URL (overrides the config).
+    #[arg(long)]
+    pub jupiter_url: Option<String>,
+    /// Amount of the base token to sell, e.g. 1.5 (SOL).
+    #[arg(long, default_value_t = 1.0)]
+    pub amount: f64,
+    /// Slippage in bps.
+    #[arg(long, default_value_t = 100)]
+    pub slippage_bps: u16,
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate and print the resolved configuration with secrets masked.
+    Check(ConfigCheckArgs),
+}
+
+/// `config check` options.
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    /// Profile (overrides the file and KYZLO_PROFILE).
+    #[arg(long, value_enum)]
+    pub profile: Option<ProfileArg>,
+}
+
+/// Parses `90m`, `2h`, `600s`, `1d` or plain seconds.
+///
+/// # Errors
+/// A message naming the value.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("--duration {text:?}: expected a number with s, m, h or d"))?;
+    let seconds = match unit {
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3_600.0,
+        "d" => value * 86_400.0,
+        _ => return Err(format!("--duration {text:?}: unit must be s, m, h or d")),
+    };
+    if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
+        return Err(format!("--duration {text:?}: must be above zero"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_garbage() {
+        let table = [
+            ("600s", Some(600.0)),
+            ("90m", Some(5_400.0)),
+            ("2h", Some(7_200.0)),
+            ("1d", Some(86_400.0)),
+            ("45", Some(45.0)),
+            ("0s", None),
+            ("-5m", None),
+            ("abc", None),
+            ("5y", None),
+            ("NaNs", None),
+        ];
+        for (text, expect) in table {
+            assert_eq!(
+                parse_duration(text).ok().map(|d| d.as_secs_f64()),
+                expect,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

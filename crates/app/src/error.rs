@@ -1,0 +1,33 @@
+//! The binary's errors: each says what failed and maps to a non-zero exit.
+
+use kyzlo_application::ports::PortError;
+
+use crate::config::ConfigError;
+
+/// Why the binary stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A command-line value was refused.
+    #[error("{0}")]
+    Usage(String),
+    /// Start-up reconciliation could not settle the journal against the chain.
+    #[error("start-up reconciliation failed: {0}")]
+    Reconcile(PortError),
+    /// Something needed at start-up is missing or broken.
+    #[error("start-up: {0}")]
+    Startup(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Talking to a running bot failed.
+    #[error("{0}")]
+    Remote(String),
+}

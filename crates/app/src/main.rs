@@ -1,0 +1,82 @@
+//! The `kyzlo` binary: parses the command line, loads the configuration, and hands over
+//! to the command. It holds no trading logic.
+#![forbid(unsafe_code)]
+
+mod alerts;
+mod chaos_cmd;
+mod cli;
+mod config;
+mod error;
+mod paper;
+mod wiring;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, ConfigCommand, LogFormat, PaperArgs};
+use config::Profile;
+use error::AppError;
+
+fn init_logs(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KYZLO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The chaos simulator runs thousands of bots: their logs are noise there.
+    let default_filter = match cli.command {
+        Some(Command::Chaos(_)) => "error",
+        _ => "warn,kyzlo=info,kyzlo_application=info",
+    };
+    init_logs(cli.log_format, default_filter);
+    match run(cli) {
+        Ok(output) => {
+            print!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kyzlo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<String, AppError> {
+    let command = cli.command.unwrap_or(Command::Paper(PaperArgs::default()));
+    match command {
+        Command::Paper(args) => {
+            let config = config::load(cli.config.as_deref(), Some(Profile::Paper))?;
+            let validated = config.validate()?;
+            let summary = paper::run(&config, &validated, &args)?;
+            Ok(summary.render())
+        }
+        Command::Chaos(args) => chaos_cmd::run(&args),
+        Command::Config(ConfigCommand::Check(args)) => {
+            let config = config::load(cli.config.as_deref(), args.profile.map(Into::into))?;
+            config.validate()?;
+            Ok(format!(
+                "# configuration is valid (profile {})\n{}",
+                config.profile.as_str(),
+                config.masked_toml()?
+            ))
+        }
+        Command::Run(_)
+        | Command::Status(_)
+        | Command::Halt(_)
+        | Command::Resume(_)
+        | Command::Exit(_)
+        | Command::Exits(_)
+        | Command::Quote(_) => Err(AppError::Usage(
+            "this command needs the live adapters, which this build does not include yet".into(),
+        )),
+    }
+}

@@ -1,0 +1,323 @@
+//! `kyzlo paper`: the full bot, with the same services as live, on a simulated market,
+//! chain and router, on virtual time. The paper wallet and the journal persist in the
+//! data folder between runs.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kyzlo_adapters_sim::faults::{FaultProfile, FaultSchedule};
+use kyzlo_adapters_sim::market::{
+    GeneratorConfig, PricePath, Regime, SimMarket, generate, load_csv,
+};
+use kyzlo_adapters_sim::venue::{PaperWallet, SimVenue, SimWallet};
+use kyzlo_application::clock::Clock;
+use kyzlo_application::metrics::MetricsSummary;
+use kyzlo_domain::{Lamports, Price, TokenAmount};
+
+use crate::cli::{PaperArgs, parse_duration};
+use crate::config::{Config, Validated};
+use crate::error::AppError;
+use crate::wiring::{Adapters, build};
+
+/// What a paper run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaperSummary {
+    /// Market time simulated.
+    pub simulated: Duration,
+    /// Prices at the start and end.
+    pub first_price: f64,
+    /// Last price.
+    pub last_price: f64,
+    /// Wallet before.
+    pub start: SimWallet,
+    /// Wallet after.
+    pub end: SimWallet,
+    /// Service totals.
+    pub totals: MetricsSummary,
+    /// Positions still open at the end.
+    pub open_positions: usize,
+    /// Trading state at the end.
+    pub trading_state: String,
+}
+
+impl PaperSummary {
+    fn value(&self, wallet: &SimWallet, price: f64) -> f64 {
+        wallet.quote.get() as f64 / 1e6 + wallet.base.get() as f64 / 1e9 * price
+    }
+
+    /// Profit and loss in quote units, holdings marked at the last price.
+    #[must_use]
+    pub fn pnl(&self) -> f64 {
+        self.value(&self.end, self.last_price) - self.value(&self.start, self.last_price)
+    }
+
+    /// The summary as text.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let t = &self.totals;
+        let mut out = String::new();
+        out.push_str(&format!(
+            "paper run: {:.1} h of market, price {:.3} -> {:.3}\n",
+            self.simulated.as_secs_f64() / 3_600.0,
+            self.first_price,
+            self.last_price
+        ));
+        out.push_str(&format!(
+            "trades: {} entries filled ({} failed, {} refused), {} exits closed ({} on the first attempt, {} after a retry), {} failed, {} past the deadline\n",
+            t.entries_filled,
+            t.entries_failed,
+            t.entries_refused,
+            t.exits_first_attempt + t.exits_required_retry,
+            t.exits_first_attempt,
+            t.exits_required_retry,
+            t.exits_failed,
+            t.exits_deadline_exceeded
+        ));
+        let by_reason: Vec<String> = t
+            .exits_closed_by_kind
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        out.push_str(&format!(
+            "exits by reason: {}\n",
+            if by_reason.is_empty() {
+                "none".to_owned()
+            } else {
+                by_reason.join(", ")
+            }
+        ));
+        out.push_str(&format!(
+            "attempts: {} exit transactions sent; ticks {} ({} failed)\n",
+            t.exit_attempts_sent, t.ticks, t.tick_errors
+        ));
+        out.push_str(&format!(
+            "halts: {} (exit breaker trips {}); trading now {}\n",
+            t.halts, t.circuit_breaker_trips, self.trading_state
+        ));
+        out.push_str(&format!(
+            "wallet: {:.4} SOL + {:.2} USDC -> {:.4} SOL + {:.2} USDC; fees {:.6} SOL; open positions {}\n",
+            self.start.base.get() as f64 / 1e9,
+            self.start.quote.get() as f64 / 1e6,
+            self.end.base.get() as f64 / 1e9,
+            self.end.quote.get() as f64 / 1e6,
+            (self.start.fee_lamports.get().saturating_sub(self.end.fee_lamports.get())) as f64 / 1e9,
+            self.open_positions
+        ));
+        out.push_str(&format!(
+            "PnL: {:+.2} USDC (holdings at the last price)\n",
+            self.pnl()
+        ));
+        out
+    }
+}
+
+/// The embedded default market: a seeded path whose calm, trending and crash
+/// parameters are calibrated on SOL's week of 17-24 May 2021 (see kyzlo-adapters-sim).
+fn embedded_market(hours: f64, seed: u64) -> PricePath {
+    let duration = Duration::from_secs_f64(hours * 3_600.0);
+    let mut config = GeneratorConfig::regime(Regime::Crash, 45.0, duration);
+    config.step = Duration::from_secs(1);
+    if let Some(crash) = config.crash.as_mut() {
+        crash.at = duration / 2;
+    }
+    generate(&config, seed)
+}
+
+fn move_aside(path: &Path) -> Result<(), AppError> {
+    if path.exists() {
+        let mut n = 1;
+        let aside = loop {
+            let candidate = PathBuf::from(format!("{}.old-{n}", path.display()));
+            if !candidate.exists() {
+                break candidate;
+            }
+            n += 1;
+        };
+        std::fs::rename(path, &aside).map_err(|source| AppError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        eprintln!("moved {} aside to {}", path.display(), aside.display());
+    }
+    Ok(())
+}
+
+/// Runs `kyzlo paper`.
+///
+/// # Errors
+/// [`AppError`] for bad arguments, unreadable files, or a failed start-up.
+pub fn run(config: &Config, v: &Validated, args: &PaperArgs) -> Result<PaperSummary, AppError> {
+    if !(args.speed.is_finite() && args.speed >= 0.0) {
+        return Err(AppError::Usage(format!(
+            "--speed {}: expected 0 (as fast as possible) or a positive factor",
+            args.speed
+        )));
+    }
+    let seed = args.seed.unwrap_or(config.paper.seed);
+    let fault_name = args
+        .faults
+        .clone()
+        .unwrap_or_else(|| config.paper.faults.clone());
+    let faults = FaultProfile::named(&fault_name).ok_or_else(|| {
+        AppError::Usage(format!(
+            "--faults {fault_name:?}: expected one of {}",
+            FaultProfile::NAMES.join(", ")
+        ))
+    })?;
+    let path = match &args.prices {
+        Some(file) => load_csv(file).map_err(|e| AppError::Usage(e.to_string()))?,
+        None => embedded_market(config.paper.hours, seed),
+    };
+    let mut duration = path.duration();
+    if let Some(text) = &args.duration {
+        duration = duration.min(parse_duration(text).map_err(AppError::Usage)?);
+    }
+    let data_dir = &config.journal.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|source| AppError::Io {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let journal_path = data_dir.join("journal.db");
+    let wallet_path = data_dir.join("paper-wallet.json");
+    if args.fresh {
+        move_aside(&journal_path)?;
+        move_aside(&wallet_path)?;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
+    runtime.block_on(paper(
+        config,
+        v,
+        args,
+        seed,
+        faults,
+        Arc::new(path),
+        duration,
+        &journal_path,
+        &wallet_path,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn paper(
+    config: &Config,
+    v: &Validated,
+    args: &PaperArgs,
+    seed: u64,
+    faults: FaultProfile,
+    path: Arc<PricePath>,
+    duration: Duration,
+    journal_path: &Path,
+    wallet_path: &Path,
+) -> Result<PaperSummary, AppError> {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let initial = SimWallet {
+        base: TokenAmount::ZERO,
+        quote: TokenAmount::new((config.paper.initial_quote.max(0.0) * 1e6) as u64),
+        fee_lamports: Lamports::new(1_000_000_000),
+    };
+    let wallet = PaperWallet::open(wallet_path, initial)
+        .map_err(|e| AppError::Startup(format!("paper wallet: {e}")))?;
+    let start_wallet = wallet.wallet();
+    let clock = Clock::new();
+    let market = Arc::new(SimMarket::new(Arc::clone(&path), clock, clock.now()));
+    let schedule = Arc::new(FaultSchedule::new(faults, seed));
+    let venue = Arc::new(
+        SimVenue::paper(market.clone(), schedule, wallet, clock, v.pair)
+            .map_err(|e| AppError::Startup(format!("paper venue: {e}")))?,
+    );
+    let journal = Arc::new(
+        kyzlo_adapters_journal::SqliteJournal::open(journal_path)
+            .map_err(|e| AppError::Startup(format!("journal: {e}")))?,
+    );
+    let adapters = Adapters {
+        feed: market.clone(),
+        router: venue.clone(),
+        chain: venue.clone(),
+        signer: venue.clone(),
+        probe: venue.clone(),
+        journal,
+        alerts: crate::alerts::alert_sink(config)?,
+        metrics: Vec::new(),
+    };
+    let bot = build(adapters, v, config.api.approval_key.as_deref(), seed).await?;
+    let totals = bot.totals.clone();
+    let control = bot.control.clone();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let progress = progress_bar(duration);
+    let ticker = {
+        let progress = progress.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let step = (duration / 200).max(Duration::from_secs(1));
+            let started = clock.now();
+            loop {
+                tokio::time::sleep(step).await;
+                let elapsed = clock.now().saturating_since(started);
+                progress.set_position(elapsed.as_secs().min(duration.as_secs()));
+                if elapsed >= duration {
+                    let _ = stop.send(true);
+                    return;
+                }
+            }
+        })
+    };
+    let ctrl_c = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("interrupted: stopping entries, letting running exits finish");
+                let _ = stop.send(true);
+            }
+        })
+    };
+    let pacer = (args.speed > 0.0).then(|| tokio::spawn(pace(args.speed)));
+    let orchestrator = bot.run(shutdown, Duration::from_secs(120)).await;
+    ticker.abort();
+    ctrl_c.abort();
+    if let Some(p) = pacer {
+        p.abort();
+    }
+    progress.finish_and_clear();
+    let last = orchestrator
+        .last_price()
+        .map_or_else(|| market.price_now().get(), Price::get);
+    Ok(PaperSummary {
+        simulated: duration,
+        first_price: path.price_at(Duration::ZERO).get(),
+        last_price: last,
+        start: start_wallet,
+        end: venue.wallet(),
+        totals: totals.summary(),
+        open_positions: orchestrator.positions().len(),
+        trading_state: control.state().as_str().to_owned(),
+    })
+}
+
+fn progress_bar(duration: Duration) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(duration.as_secs());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} paper [{bar:40}] {pos}/{len} s of market {msg}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// Paces virtual time at `speed` times real time: a real sleep (which holds tokio's
+/// paused clock still) then the same span times `speed` of virtual time.
+async fn pace(speed: f64) {
+    let real = Duration::from_millis(20);
+    loop {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(real)).await;
+        tokio::time::sleep(real.mul_f64(speed)).await;
+    }
+}

@@ -1,0 +1,260 @@
+//! Wiring: from adapters and a validated configuration to a running bot. The same code
+//! builds the paper bot and the live one; only the adapters differ.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kyzlo_application::clock::Clock;
+use kyzlo_application::control::{ApprovalKey, TradingControl};
+use kyzlo_application::entry::EntryExecutor;
+use kyzlo_application::execute::{Engine, Venue};
+use kyzlo_application::exit::ExitExecutor;
+use kyzlo_application::gateway::{ExitGateway, GatewayMode};
+use kyzlo_application::guard::LatencyGuard;
+use kyzlo_application::journal::Journal;
+use kyzlo_application::metrics::{CountingMetrics, FanOutMetrics, MetricsSink};
+use kyzlo_application::operator::Operator;
+use kyzlo_application::orchestrator::{
+    Command, IdAllocator, Orchestrator, OrchestratorConfig, Services,
+};
+use kyzlo_application::ports::{AlertSink, Chain, HealthProbe, PriceFeed, Signer, SwapRouter};
+use kyzlo_application::reconcile::{ReconcileReport, Reconciler};
+use kyzlo_application::rng::Jitter;
+use kyzlo_domain::ExitBreaker;
+use kyzlo_domain::latency_breaker::LatencyBreaker;
+use kyzlo_domain::strategy::MeanReversion;
+use kyzlo_domain::trading_state::{HaltCause, TradingState};
+use tokio::sync::mpsc;
+
+use crate::config::Validated;
+use crate::error::AppError;
+
+/// The adapters a bot runs on.
+pub struct Adapters {
+    /// Prices.
+    pub feed: Arc<dyn PriceFeed>,
+    /// Quotes and swaps.
+    pub router: Arc<dyn SwapRouter>,
+    /// The chain.
+    pub chain: Arc<dyn Chain>,
+    /// The wallet's signer.
+    pub signer: Arc<dyn Signer>,
+    /// Health probe for the latency breaker's recovery.
+    pub probe: Arc<dyn HealthProbe>,
+    /// The durable journal.
+    pub journal: Arc<dyn Journal>,
+    /// Where alerts go.
+    pub alerts: Arc<dyn AlertSink>,
+    /// Extra metric sinks (e.g. Prometheus).
+    pub metrics: Vec<Arc<dyn MetricsSink>>,
+}
+
+/// A wired bot, not yet running.
+pub struct Bot {
+    /// The tick loop.
+    pub orchestrator: Orchestrator,
+    /// The operator's handle.
+    pub operator: Operator,
+    /// Commands into the loop.
+    pub commands: mpsc::Receiver<Command>,
+    /// The trading state.
+    pub control: Arc<TradingControl>,
+    /// The latency guard.
+    pub guard: Arc<LatencyGuard>,
+    /// In-process totals.
+    pub totals: Arc<CountingMetrics>,
+    /// The health probe.
+    pub probe: Arc<dyn HealthProbe>,
+    /// Jitter source.
+    pub jitter: Arc<Jitter>,
+    /// What start-up reconciliation found.
+    pub reconciled: ReconcileReport,
+    /// Tick interval.
+    pub tick_interval: Duration,
+}
+
+/// Reconciles the journal with the chain, then builds every service. No trade happens
+/// before reconciliation has settled every pending attempt.
+///
+/// # Errors
+/// [`AppError`] when reconciliation cannot read the journal or the chain.
+pub async fn build(
+    adapters: Adapters,
+    v: &Validated,
+    approval_key: Option<&str>,
+    seed: u64,
+) -> Result<Bot, AppError> {
+    let clock = Clock::new();
+    let totals = Arc::new(CountingMetrics::new());
+    let mut sinks: Vec<Arc<dyn MetricsSink>> = vec![totals.clone()];
+    sinks.extend(adapters.metrics.iter().cloned());
+    let metrics: Arc<dyn MetricsSink> = Arc::new(FanOutMetrics::new(sinks));
+
+    let reconciler = Reconciler::new(
+        adapters.chain.clone(),
+        adapters.journal.clone(),
+        v.pair,
+        v.exit.poll_interval,
+    );
+    let reconciled = reconciler.run().await.map_err(AppError::Reconcile)?;
+    if reconciled.landed + reconciled.failed > 0 {
+        tracing::warn!(
+            landed = reconciled.landed,
+            failed = reconciled.failed,
+            "start-up reconciliation settled pending intents"
+        );
+    }
+    let initial = reconciled
+        .trading_state
+        .clone()
+        .unwrap_or(TradingState::Active);
+    if initial.is_halted() {
+        tracing::warn!(state = %initial, "trading is halted (journaled): resume needs the approval key");
+    }
+    let approval_key = approval_key
+        .map(ApprovalKey::new)
+        .transpose()
+        .map_err(|_| {
+            AppError::Config(crate::config::ConfigError::Invalid {
+                key: "api.approval_key".into(),
+                value: "***".into(),
+                expected: "at least 16 characters".into(),
+            })
+        })?;
+    let control = Arc::new(TradingControl::new(
+        initial,
+        approval_key,
+        adapters.journal.clone(),
+        adapters.alerts.clone(),
+        metrics.clone(),
+        clock,
+    ));
+    if let Some(shortfall) = reconciled.balance_shortfall {
+        let _ = control
+            .halt(
+                HaltCause::Reconciliation,
+                format!(
+                    "the wallet holds {shortfall} base units less than the journal's open positions"
+                ),
+            )
+            .await;
+    }
+    let breaker = LatencyBreaker::new(v.latency_breaker.clone())
+        .map_err(|e| AppError::Startup(format!("latency breaker: {e}")))?;
+    let guard = Arc::new(LatencyGuard::new(
+        breaker,
+        v.call_timeout,
+        control.clone(),
+        metrics.clone(),
+        clock,
+    ));
+    let jitter = Arc::new(Jitter::new(seed));
+    let engine = Arc::new(Engine::new(Venue {
+        router: adapters.router.clone(),
+        chain: adapters.chain.clone(),
+        signer: adapters.signer.clone(),
+        journal: adapters.journal.clone(),
+        guard: guard.clone(),
+        metrics: metrics.clone(),
+        clock,
+        jitter: jitter.clone(),
+    }));
+    let exit_breaker = ExitBreaker::new(v.exit_breaker_threshold)
+        .map_err(|e| AppError::Startup(format!("exit breaker: {e}")))?;
+    let exits = Arc::new(ExitExecutor::new(
+        engine.clone(),
+        v.exit.clone(),
+        exit_breaker,
+        control.clone(),
+        v.pair,
+    ));
+    let entries = Arc::new(EntryExecutor::new(
+        engine,
+        v.entry.clone(),
+        control.clone(),
+        guard.clone(),
+    ));
+    let services = Services {
+        feed: adapters.feed.clone(),
+        control: control.clone(),
+        guard: guard.clone(),
+        gateway: Arc::new(ExitGateway::new(GatewayMode::Enforce, metrics.clone())),
+        exits: exits.clone(),
+        entries,
+        journal: adapters.journal.clone(),
+        metrics,
+        ids: Arc::new(IdAllocator::new(reconciled.next_id)),
+    };
+    let strategy =
+        MeanReversion::new(v.strategy).map_err(|e| AppError::Startup(format!("strategy: {e}")))?;
+    let mut orchestrator = Orchestrator::new(
+        services,
+        OrchestratorConfig {
+            exit_plan: v.exit_plan.clone(),
+            entry_quote_amount: v.entry_quote_amount,
+            max_positions: v.max_positions,
+            pair: v.pair,
+            strategy_exits: true,
+        },
+        strategy,
+    );
+    for position in &reconciled.positions {
+        orchestrator.adopt(*position);
+    }
+    let (tx, commands) = mpsc::channel(64);
+    let operator = Operator::new(
+        control.clone(),
+        tx,
+        adapters.journal.clone(),
+        guard.clone(),
+        exits,
+        totals.clone(),
+    );
+    Ok(Bot {
+        orchestrator,
+        operator,
+        commands,
+        control,
+        guard,
+        totals,
+        probe: adapters.probe,
+        jitter,
+        reconciled,
+        tick_interval: v.tick_interval,
+    })
+}
+
+impl Bot {
+    /// Runs until `shutdown` turns true: ticks, operator commands, and the latency
+    /// breaker's recovery probing. Returns the orchestrator after a clean shutdown.
+    pub async fn run(
+        self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+        grace: Duration,
+    ) -> Orchestrator {
+        let guard = self.guard.clone();
+        let probe = self.probe.clone();
+        let jitter = self.jitter.clone();
+        let mut state = guard_state_watch(&self.control);
+        let recovery = tokio::spawn(async move {
+            loop {
+                if guard.state() != kyzlo_domain::latency_breaker::BreakerState::Closed {
+                    guard.recover(probe.as_ref(), &jitter).await;
+                }
+                if state.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        let orchestrator = self
+            .orchestrator
+            .run(self.tick_interval, self.commands, shutdown, grace)
+            .await;
+        recovery.abort();
+        orchestrator
+    }
+}
+
+fn guard_state_watch(control: &TradingControl) -> tokio::sync::watch::Receiver<TradingState> {
+    control.subscribe()
+}

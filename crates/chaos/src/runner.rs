@@ -1,0 +1,588 @@
+//! One chaos run per seed: the same price path and fault schedule under three exit
+//! policies: `naive` (the seeds' "before"), `kyzlo` (the real services) and `oracle`
+//! (a lower bound).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kyzlo_adapters_sim::faults::FaultSchedule;
+use kyzlo_adapters_sim::market::{PricePath, SimMarket, generate};
+use kyzlo_adapters_sim::venue::{SimVenue, SimWallet};
+use kyzlo_application::clock::Clock;
+use kyzlo_application::control::TradingControl;
+use kyzlo_application::entry::EntryExecutor;
+use kyzlo_application::execute::{Engine, ExecutionSettings, Venue};
+use kyzlo_application::exit::ExitExecutor;
+use kyzlo_application::gateway::{ExitGateway, GatewayMode};
+use kyzlo_application::guard::LatencyGuard;
+use kyzlo_application::journal::{MemoryJournal, PositionRecord};
+use kyzlo_application::metrics::CountingMetrics;
+use kyzlo_application::orchestrator::{IdAllocator, Orchestrator, OrchestratorConfig, Services};
+use kyzlo_application::ports::{
+    Alert, AlertSink, Chain, Commitment, Pair, PortError, QuoteRequest, Side, Signer, StatusLookup,
+    SwapRequest, SwapRouter,
+};
+use kyzlo_application::rng::Jitter;
+use kyzlo_domain::exit_plan::{ExitPlan, ExitPlanConfig};
+use kyzlo_domain::latency_breaker::{LatencyBreaker, LatencyBreakerConfig};
+use kyzlo_domain::strategy::{MeanReversion, MeanReversionConfig};
+use kyzlo_domain::trading_state::TradingState;
+use kyzlo_domain::{
+    Bps, ExitBreaker, Lamports, PositionId, Price, Size, Slippage, Timestamp, TokenAmount,
+    TxSignature,
+};
+
+use crate::scenario::{MarketSpec, Scenario};
+
+/// What one policy did in one run.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PolicyRun {
+    /// Realised loss against the entry, in percent (positive is a loss).
+    pub realized_loss_pct: f64,
+    /// From the stop trigger to the (last) landing that closed the position.
+    pub exit_time: Duration,
+    /// Transactions sent (distinct signatures).
+    pub attempts: u32,
+    /// Fees paid, in lamports.
+    pub fees_lamports: u64,
+    /// Intents with more than one successful landing.
+    pub double_executions: u32,
+    /// Exits still unresolved at their 30 s deadline.
+    pub unresolved_at_deadline: u32,
+    /// Whether trading halted.
+    pub halted: bool,
+    /// Whether the position was closed within the horizon.
+    pub closed: bool,
+}
+
+/// The three policies of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RunResult {
+    /// The run's seed.
+    pub seed: u64,
+    /// When the stop fired (from the run's start); `None` when it never did.
+    pub stop_at: Option<Duration>,
+    /// The seeds' passive retry.
+    pub naive: PolicyRun,
+    /// The defensive executor.
+    pub kyzlo: PolicyRun,
+    /// The lower bound.
+    pub oracle: PolicyRun,
+}
+
+/// One send, for the report's example run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SendMark {
+    /// When it was first sent, from the run's start.
+    pub at: Duration,
+    /// When it landed, if it did.
+    pub landed_at: Option<Duration>,
+    /// Whether it landed successfully.
+    pub ok: bool,
+}
+
+/// The detail of one run, for the report's plot.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunTrace {
+    /// The price path.
+    pub prices: Vec<(Duration, f64)>,
+    /// Entry price.
+    pub entry: f64,
+    /// Stop level.
+    pub stop: f64,
+    /// When the stop fired.
+    pub stop_at: Option<Duration>,
+    /// kyzlo's transactions.
+    pub kyzlo: Vec<SendMark>,
+    /// Naive's transactions.
+    pub naive: Vec<SendMark>,
+}
+
+const USDC: u64 = 1_000_000;
+
+/// The chaos runner's exit plan: the stop-loss leg alone, so the stop is what is measured.
+fn stop_only(stop_loss_bps: u16) -> ExitPlanConfig {
+    ExitPlanConfig {
+        stop_loss: Bps::new(stop_loss_bps).unwrap_or(Bps::new(500).unwrap_or_default()),
+        trailing_activation: None,
+        breakeven_trigger: None,
+        take_profit: Vec::new(),
+        ..ExitPlanConfig::default()
+    }
+}
+
+fn path_for(scenario: &Scenario, seed: u64) -> Arc<PricePath> {
+    match &scenario.market {
+        MarketSpec::Generated(config) => Arc::new(generate(config, seed)),
+        MarketSpec::Replay(path) => Arc::clone(path),
+    }
+}
+
+/// When the stop fires, ticking every `scenario.tick` from the start.
+fn stop_time(scenario: &Scenario, path: &PricePath, entry: Price, size: Size) -> Option<Duration> {
+    let mut plan = ExitPlan::new(stop_only(scenario.stop_loss_bps), entry, size);
+    let mut t = Duration::ZERO;
+    while t <= scenario.horizon {
+        if plan.evaluate(path.price_at(t)).is_some() {
+            return Some(t);
+        }
+        t += scenario.tick;
+    }
+    None
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    // A current-thread runtime on paused time: the run's clock only moves when every
+    // task waits, so a 10-minute run takes microseconds. Building one cannot fail short
+    // of the OS refusing a timer, which would be a broken machine.
+    #[allow(clippy::expect_used)]
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime")
+}
+
+/// Runs the three policies on the path and fault schedule of `seed`.
+#[must_use]
+pub fn run_one(scenario: &Scenario, seed: u64, trace: bool) -> (RunResult, Option<RunTrace>) {
+    let path = path_for(scenario, seed);
+    let entry = path.price_at(Duration::ZERO);
+    let Ok(size) = Size::new(TokenAmount::new(scenario.position)) else {
+        return (RunResult::default(), None);
+    };
+    let stop_at = stop_time(scenario, &path, entry, size);
+    let mut result = RunResult {
+        seed,
+        stop_at,
+        ..RunResult::default()
+    };
+    let Some(stop_at) = stop_at else {
+        return (result, None);
+    };
+    let schedule = Arc::new(FaultSchedule::new(scenario.faults.clone(), seed));
+    let mut tr = trace.then(|| RunTrace {
+        prices: (0..=scenario.horizon.as_secs())
+            .step_by(2)
+            .map(|s| {
+                (
+                    Duration::from_secs(s),
+                    path.price_at(Duration::from_secs(s)).get(),
+                )
+            })
+            .collect(),
+        entry: entry.get(),
+        stop: entry.get() * (1.0 - f64::from(scenario.stop_loss_bps) / 10_000.0),
+        stop_at: Some(stop_at),
+        ..RunTrace::default()
+    });
+    let (kyzlo, kyzlo_marks) =
+        runtime().block_on(run_kyzlo(scenario, &path, &schedule, entry, size));
+    let (naive, naive_marks) =
+        runtime().block_on(run_naive(scenario, &path, &schedule, entry, size, stop_at));
+    result.kyzlo = kyzlo;
+    result.naive = naive;
+    result.oracle = run_oracle(scenario, &path, &schedule, entry, stop_at);
+    if let Some(tr) = tr.as_mut() {
+        tr.kyzlo = kyzlo_marks;
+        tr.naive = naive_marks;
+    }
+    (result, tr)
+}
+
+fn loss_pct(entry: Price, sold: u64, received: u64) -> f64 {
+    match Pair::SOL_USDC.price_of(TokenAmount::new(sold), TokenAmount::new(received)) {
+        Some(realised) => (1.0 - realised.get() / entry.get()) * 100.0,
+        None => 100.0,
+    }
+}
+
+/// The wallet of a run: twice the position, so a double sell can really happen.
+fn wallet(size: Size) -> SimWallet {
+    SimWallet {
+        base: TokenAmount::new(size.amount().get().saturating_mul(2)),
+        quote: TokenAmount::new(1_000 * USDC),
+        fee_lamports: Lamports::new(1_000_000_000),
+    }
+}
+
+struct NullAlerts;
+
+#[async_trait::async_trait]
+impl AlertSink for NullAlerts {
+    async fn send(&self, _alert: &Alert) -> Result<(), PortError> {
+        Ok(())
+    }
+}
+
+fn elapsed(t: Timestamp) -> Duration {
+    Duration::from_micros(t.as_micros())
+}
+
+/// Accounting over a venue's landings: (sold, received, fees, exit time, double
+/// executions, marks).
+fn account(
+    venue: &SimVenue,
+    intents: &[(TxSignature, u64)],
+    stop_at: Duration,
+) -> (u64, u64, u64, Duration, u32, Vec<SendMark>) {
+    let landings = venue.landings();
+    let mut sold = 0;
+    let mut received = 0;
+    let mut last = stop_at;
+    let mut per_intent: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
+    for l in &landings {
+        if l.ok && l.side == Side::Sell {
+            sold += l.amount_in.get();
+            received += l.amount_out.get();
+            last = last.max(l.at);
+            if let Some((_, intent)) = intents.iter().find(|(s, _)| *s == l.signature) {
+                *per_intent.entry(*intent).or_default() += 1;
+            }
+        }
+    }
+    let doubles = per_intent.values().filter(|n| **n > 1).count() as u32;
+    let marks = intents
+        .iter()
+        .map(|(sig, _)| {
+            let landing = landings.iter().find(|l| l.signature == *sig);
+            SendMark {
+                at: venue.first_sent_at(*sig).unwrap_or_default(),
+                landed_at: landing.map(|l| l.at),
+                ok: landing.is_some_and(|l| l.ok),
+            }
+        })
+        .collect();
+    (
+        sold,
+        received,
+        venue.fees_paid().get(),
+        last.saturating_sub(stop_at),
+        doubles,
+        marks,
+    )
+}
+
+async fn run_kyzlo(
+    scenario: &Scenario,
+    path: &Arc<PricePath>,
+    schedule: &Arc<FaultSchedule>,
+    entry: Price,
+    size: Size,
+) -> (PolicyRun, Vec<SendMark>) {
+    let clock = Clock::new();
+    let market = Arc::new(SimMarket::starting_now(Arc::clone(path), clock));
+    let venue = Arc::new(SimVenue::new(
+        Arc::clone(&market),
+        Arc::clone(schedule),
+        wallet(size),
+        clock,
+        Pair::SOL_USDC,
+    ));
+    let journal = Arc::new(MemoryJournal::new());
+    let metrics = Arc::new(CountingMetrics::new());
+    let control = Arc::new(TradingControl::new(
+        TradingState::Active,
+        None,
+        journal.clone(),
+        Arc::new(NullAlerts),
+        metrics.clone(),
+        clock,
+    ));
+    let Ok(breaker) = LatencyBreaker::new(LatencyBreakerConfig::default()) else {
+        return (PolicyRun::default(), Vec::new());
+    };
+    let guard = Arc::new(LatencyGuard::new(
+        breaker,
+        Duration::from_secs(2),
+        control.clone(),
+        metrics.clone(),
+        clock,
+    ));
+    let engine = Arc::new(Engine::new(Venue {
+        router: venue.clone(),
+        chain: venue.clone(),
+        signer: venue.clone(),
+        journal: journal.clone(),
+        guard: guard.clone(),
+        metrics: metrics.clone(),
+        clock,
+        jitter: Arc::new(Jitter::new(schedule_seed(schedule))),
+    }));
+    let exits = Arc::new(ExitExecutor::new(
+        engine.clone(),
+        ExecutionSettings::exit_defaults(),
+        ExitBreaker::default(),
+        control.clone(),
+        Pair::SOL_USDC,
+    ));
+    let entries = Arc::new(EntryExecutor::new(
+        engine.clone(),
+        ExecutionSettings::entry_defaults(kyzlo_domain::EscalationLadder::default_ladder()),
+        control.clone(),
+        guard.clone(),
+    ));
+    let services = Services {
+        feed: market.clone(),
+        control: control.clone(),
+        guard,
+        gateway: Arc::new(ExitGateway::new(GatewayMode::Enforce, metrics.clone())),
+        exits,
+        entries,
+        journal: journal.clone(),
+        metrics: metrics.clone(),
+        ids: Arc::new(IdAllocator::new(10)),
+    };
+    let Ok(strategy) = MeanReversion::new(MeanReversionConfig::default()) else {
+        return (PolicyRun::default(), Vec::new());
+    };
+    let mut orch = Orchestrator::new(
+        services,
+        OrchestratorConfig {
+            exit_plan: stop_only(scenario.stop_loss_bps),
+            entry_quote_amount: TokenAmount::new(100 * USDC),
+            // One position and no room for another: the run measures the exit alone.
+            max_positions: 1,
+            pair: Pair::SOL_USDC,
+            // The stop is what is measured: no exit on reversion to the mean.
+            strategy_exits: false,
+        },
+        strategy,
+    );
+    let position = PositionId(1);
+    orch.adopt(PositionRecord {
+        position,
+        entry_price: entry,
+        size,
+        remaining: size.amount(),
+    });
+    let mut halted = false;
+    let mut stop_at = None;
+    let mut ticker = tokio::time::interval(scenario.tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = elapsed(clock.now());
+        orch.apply_completions().await;
+        if now > scenario.horizon || orch.positions().is_empty() {
+            break;
+        }
+        if let Ok(report) = orch.tick().await
+            && report.exits_started > 0
+            && stop_at.is_none()
+        {
+            stop_at = Some(now);
+        }
+        if let TradingState::Halted { since, .. } = control.state() {
+            halted = true;
+            let halted_for = clock.now().saturating_since(since);
+            if halted_for >= scenario.operator_reaction
+                && orch.positions().iter().all(|p| !p.exiting)
+            {
+                // The operator, paged, force-exits.
+                let _ = orch.force_exit(position);
+            }
+        }
+    }
+    orch.drain().await;
+    let intents: Vec<(TxSignature, u64)> = journal
+        .attempts()
+        .iter()
+        .map(|(a, _)| (a.signature, a.intent.0))
+        .collect();
+    let stop_at = stop_at.unwrap_or_default();
+    let (sold, received, fees, exit_time, doubles, marks) = account(&venue, &intents, stop_at);
+    let m = metrics.summary();
+    let closed = sold >= size.amount().get();
+    let realized_loss_pct = if closed {
+        loss_pct(entry, sold, received)
+    } else {
+        // Still open at the horizon: marked at the last price.
+        (1.0 - path.price_at(scenario.horizon).get() / entry.get()) * 100.0
+    };
+    (
+        PolicyRun {
+            realized_loss_pct,
+            exit_time: if closed { exit_time } else { scenario.horizon },
+            attempts: intents.len() as u32,
+            fees_lamports: fees,
+            double_executions: doubles,
+            unresolved_at_deadline: m.exits_deadline_exceeded as u32,
+            halted,
+            closed,
+        },
+        marks,
+    )
+}
+
+fn schedule_seed(schedule: &FaultSchedule) -> u64 {
+    schedule.seed() ^ 0x6B79_7A6C_6F00_0001
+}
+
+/// The seeds' "before": quote at 1%, send once, wait up to 60 s for confirmation; on
+/// any failure or timeout wait the 10 s poll interval and send a NEW transaction, with
+/// no deadline and no escalation, while earlier ones may still land.
+async fn run_naive(
+    scenario: &Scenario,
+    path: &Arc<PricePath>,
+    schedule: &Arc<FaultSchedule>,
+    entry: Price,
+    size: Size,
+    stop_at: Duration,
+) -> (PolicyRun, Vec<SendMark>) {
+    const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
+    const POLL: Duration = Duration::from_secs(10);
+    let clock = Clock::new();
+    let market = Arc::new(SimMarket::starting_now(Arc::clone(path), clock));
+    let venue = Arc::new(SimVenue::new(
+        market,
+        Arc::clone(schedule),
+        wallet(size),
+        clock,
+        Pair::SOL_USDC,
+    ));
+    tokio::time::sleep(stop_at).await;
+    let Ok(slippage) = Slippage::from_bps(100) else {
+        return (PolicyRun::default(), Vec::new());
+    };
+    let mut sent: Vec<(TxSignature, u64)> = Vec::new();
+    let mut last_valid = 0;
+    let mut closed = false;
+    while elapsed(clock.now()) < scenario.horizon {
+        let attempt = async {
+            let quote = venue
+                .quote(&QuoteRequest {
+                    side: Side::Sell,
+                    amount_in: size.amount(),
+                    slippage,
+                })
+                .await?;
+            let unsigned = venue
+                .build_swap(&SwapRequest {
+                    quote,
+                    priority_fee: Lamports::new(0),
+                    expiry_slots: None,
+                })
+                .await?;
+            let signed = venue.sign(&unsigned)?;
+            Ok::<_, PortError>(signed)
+        };
+        let signed = match tokio::time::timeout(CONFIRM_TIMEOUT, attempt).await {
+            Ok(Ok(signed)) => signed,
+            _ => {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
+        };
+        sent.push((signed.signature, 1));
+        last_valid = last_valid.max(signed.last_valid_block_height);
+        let sent_at = clock.now();
+        // The send and the confirmation wait share the 60 s timeout.
+        let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {
+            let _ = venue.send(&signed).await;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if let Ok(statuses) = venue
+                    .statuses(&[signed.signature], StatusLookup::Recent)
+                    .await
+                    && let Some(Some(status)) = statuses.first()
+                    && status.commitment >= Commitment::Confirmed
+                {
+                    return status.error.is_none();
+                }
+            }
+        })
+        .await;
+        if confirmed == Ok(true) {
+            closed = true;
+            break;
+        }
+        let waited = clock.now().saturating_since(sent_at);
+        tracing::trace!(?waited, "naive: not confirmed; passive wait");
+        tokio::time::sleep(POLL).await;
+    }
+    // Let every transaction it ever sent land or expire, to see double executions.
+    let expiry = Duration::from_millis(400) * u32::try_from(last_valid + 2).unwrap_or(u32::MAX);
+    let now = elapsed(clock.now());
+    if expiry > now {
+        tokio::time::sleep(expiry - now).await;
+    }
+    let _ = venue.balances().await;
+    let (sold, received, fees, exit_time, doubles, marks) = account(&venue, &sent, stop_at);
+    let position = size.amount().get();
+    let realized_loss_pct = if sold >= position {
+        // Only the position's own sale counts toward its loss; a double sale is counted
+        // separately (it sold the trader's other holdings).
+        loss_pct(entry, sold, received)
+    } else {
+        (1.0 - path.price_at(scenario.horizon).get() / entry.get()) * 100.0
+    };
+    (
+        PolicyRun {
+            realized_loss_pct,
+            exit_time: if closed || sold >= position {
+                exit_time
+            } else {
+                scenario.horizon
+            },
+            attempts: sent.len() as u32,
+            fees_lamports: fees,
+            double_executions: doubles,
+            unresolved_at_deadline: u32::from(
+                exit_time > Duration::from_secs(30) || sold < position,
+            ),
+            halted: false,
+            closed: sold >= position,
+        },
+        marks,
+    )
+}
+
+/// The lower bound: the earliest moment a transaction sent at or after the stop could
+/// land in this run's fault schedule (any send time, within the exit ladder's blockhash
+/// life), filled at the price at landing with base slippage only.
+fn run_oracle(
+    scenario: &Scenario,
+    path: &PricePath,
+    schedule: &FaultSchedule,
+    entry: Price,
+    stop_at: Duration,
+) -> PolicyRun {
+    use kyzlo_adapters_sim::faults::SendFate;
+    const BUCKET: Duration = Duration::from_millis(100);
+    let settings = ExecutionSettings::exit_defaults();
+    let fee = settings.ladder.rung(1).priority_fee;
+    let life = settings.slot_time * settings.expiry_slots;
+    let mut best: Option<Duration> = None;
+    let mut t = stop_at;
+    while t <= scenario.horizon && best.is_none_or(|b| t < b) {
+        let after = match schedule.send_fate(t, fee) {
+            SendFate::Lands { after } | SendFate::HangsThenLands { after } => Some(after),
+            _ => None,
+        };
+        if let Some(after) = after.filter(|a| *a < life) {
+            let land = t + after;
+            best = Some(best.map_or(land, |b| b.min(land)));
+        }
+        t += BUCKET;
+    }
+    match best {
+        Some(land) => {
+            let price =
+                path.price_at(land).get() * (1.0 - schedule.profile().base_slippage_bps / 10_000.0);
+            PolicyRun {
+                realized_loss_pct: (1.0 - price / entry.get()) * 100.0,
+                exit_time: land.saturating_sub(stop_at),
+                attempts: 1,
+                fees_lamports: 5_000 + fee.get(),
+                closed: true,
+                ..PolicyRun::default()
+            }
+        }
+        None => PolicyRun {
+            realized_loss_pct: (1.0 - path.price_at(scenario.horizon).get() / entry.get()) * 100.0,
+            exit_time: scenario.horizon,
+            ..PolicyRun::default()
+        },
+    }
+}
