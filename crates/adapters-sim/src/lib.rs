@@ -14,7 +14,7 @@
 //! [`Clock`](kyzlo_application::clock::Clock)), so on paused time thousands of runs take
 //! seconds, and everything random comes from a seed ([`rng::SimRng`]): the same seed
 //! replays the same run. The only wall-clock read is the paper wallet's block height
-//! ([`HeightSource::WallClock`]). What it never does: touch the network, or execute the
+//! ([`HeightSource::Continuing`]). What it never does: touch the network, or execute the
 //! same signed bytes twice.
 #![forbid(unsafe_code)]
 

@@ -29,8 +29,9 @@
 //!   lag; **fill** what a landing moved; **balances** the wallet.
 //!
 //! Times are run times: tokio's clock since the market's start. In paper mode
-//! ([`SimVenue::with_paper_wallet`]) heights follow the wall clock from the wallet file's
-//! genesis and every landing is written to the file.
+//! ([`SimVenue::with_paper_wallet`]) heights continue past the highest last valid height
+//! the wallet file records (written before a transaction can be sent), so a restart finds
+//! every earlier transaction provably expired; every landing is written to the file.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -198,8 +199,9 @@ impl SimVenue {
         self
     }
 
-    /// Paper mode: balances and ledger from `paper`, heights from its genesis on the wall
-    /// clock, signatures of its session, and every landing written to its file.
+    /// Paper mode: balances and ledger from `paper`, heights continuing past every last
+    /// valid height it ever handed out, signatures of its session, and every landing
+    /// written to its file.
     #[must_use]
     pub fn with_paper_wallet(mut self, paper: PaperWallet) -> Self {
         self.height = paper.height_source();
@@ -312,12 +314,12 @@ impl SimVenue {
     }
 
     fn true_height(&self, now: Duration) -> u64 {
-        self.height_of(chain_elapsed(self.height, now))
+        self.height_of(chain_elapsed(self.height, now, self.slot_time()))
     }
 
     /// Run time at which height first exceeds `last_valid`.
     fn expires_at(&self, last_valid: u64, now: Duration) -> Duration {
-        let chain_now = chain_elapsed(self.height, now);
+        let chain_now = chain_elapsed(self.height, now, self.slot_time());
         let expiry = self.slots(last_valid.saturating_add(1));
         now.saturating_add(expiry.saturating_sub(chain_now))
     }
@@ -400,7 +402,8 @@ impl SimVenue {
             amount_out,
             fee,
         };
-        let chain_at = chain_elapsed(self.height, now).saturating_sub(now.saturating_sub(at));
+        let chain_at = chain_elapsed(self.height, now, self.slot_time())
+            .saturating_sub(now.saturating_sub(at));
         let slot = self.height_of(chain_at);
         s.landed.insert(signature, Landed { slot, status, fill });
         s.landings.push(Landing {
@@ -624,6 +627,11 @@ impl SwapRouter for SimVenue {
         let slots = request.expiry_slots.unwrap_or(DEFAULT_EXPIRY_SLOTS);
         let last_valid = self.true_height(now).saturating_add(u64::from(slots));
         let mut s = self.lock();
+        if let Some(paper) = s.paper.as_mut() {
+            paper
+                .note_last_valid(last_valid)
+                .map_err(|e| e.to_port("sim.build_swap"))?;
+        }
         let id = s.next_id;
         s.next_id += 1;
         s.built.insert(

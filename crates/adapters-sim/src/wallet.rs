@@ -64,11 +64,13 @@ pub enum HeightSource {
     /// simulations on paused time.
     #[default]
     Virtual,
-    /// Wall-clock time since `genesis_ms` (unix ms) divided by the slot time: for paper
-    /// mode, so heights keep increasing across restarts.
-    WallClock {
-        /// Unix milliseconds at height 0.
-        genesis_ms: u64,
+    /// `base_height` plus run time divided by the slot time: for paper mode on virtual
+    /// time. The base is past every last valid height the wallet ever handed out, so
+    /// after a restart every transaction built before it is provably expired (a paper
+    /// chain dies with its process: nothing in flight survives it).
+    Continuing {
+        /// The height at run time zero.
+        base_height: u64,
     },
 }
 
@@ -117,6 +119,9 @@ struct WalletFile {
     version: u32,
     genesis_unix_ms: u64,
     session: u64,
+    /// The highest last valid height ever handed out (0 in files from before it).
+    #[serde(default)]
+    max_last_valid: u64,
     wallet: WalletWire,
     ledger: Vec<EntryWire>,
 }
@@ -210,6 +215,7 @@ pub struct PaperWallet {
     path: PathBuf,
     genesis_ms: u64,
     session: u64,
+    max_last_valid: u64,
     wallet: SimWallet,
     ledger: Vec<LedgerEntry>,
 }
@@ -235,6 +241,7 @@ impl PaperWallet {
                 path: path.to_path_buf(),
                 genesis_ms: unix_ms_now(),
                 session: 0,
+                max_last_valid: 0,
                 wallet: initial,
                 ledger: Vec::new(),
             },
@@ -288,6 +295,7 @@ impl PaperWallet {
             path: path.to_path_buf(),
             genesis_ms: file.genesis_unix_ms,
             session: file.session,
+            max_last_valid: file.max_last_valid,
             wallet: SimWallet {
                 base: TokenAmount::new(file.wallet.base),
                 quote: TokenAmount::new(file.wallet.quote),
@@ -330,9 +338,23 @@ impl PaperWallet {
     /// The wall-clock height source counting from this wallet's genesis.
     #[must_use]
     pub fn height_source(&self) -> HeightSource {
-        HeightSource::WallClock {
-            genesis_ms: self.genesis_ms,
+        HeightSource::Continuing {
+            base_height: self.max_last_valid.saturating_add(1),
         }
+    }
+
+    /// Remembers that a transaction valid up to `last_valid` was handed out, writing the
+    /// file when that raises the high-water mark: it must be durable before the
+    /// transaction can be sent, so a restart starts past it.
+    ///
+    /// # Errors
+    /// [`SimError::WalletIo`] when the file cannot be written.
+    pub fn note_last_valid(&mut self, last_valid: u64) -> Result<(), SimError> {
+        if last_valid > self.max_last_valid {
+            self.max_last_valid = last_valid;
+            self.save()?;
+        }
+        Ok(())
     }
 
     /// Records a landing and the balances after it, then writes the file.
@@ -369,6 +391,7 @@ impl PaperWallet {
             version: FORMAT_VERSION,
             genesis_unix_ms: self.genesis_ms,
             session: self.session,
+            max_last_valid: self.max_last_valid,
             wallet: WalletWire {
                 base: self.wallet.base.get(),
                 quote: self.wallet.quote.get(),
@@ -400,11 +423,18 @@ impl PaperWallet {
 }
 
 /// The chain time of a height source: how long since height 0.
-pub(crate) fn chain_elapsed(source: HeightSource, run_time: Duration) -> Duration {
+pub(crate) fn chain_elapsed(
+    source: HeightSource,
+    run_time: Duration,
+    slot_time: Duration,
+) -> Duration {
     match source {
         HeightSource::Virtual => run_time,
-        HeightSource::WallClock { genesis_ms } => {
-            Duration::from_millis(unix_ms_now().saturating_sub(genesis_ms))
+        HeightSource::Continuing { base_height } => {
+            let base = slot_time
+                .checked_mul(u32::try_from(base_height).unwrap_or(u32::MAX))
+                .unwrap_or(Duration::MAX);
+            base.saturating_add(run_time)
         }
     }
 }
@@ -461,9 +491,7 @@ mod tests {
         assert_eq!(reopened.ledger(), &[entry(2), entry(3)]);
         assert_eq!(
             reopened.height_source(),
-            HeightSource::WallClock {
-                genesis_ms: w.genesis_ms()
-            }
+            HeightSource::Continuing { base_height: 1 }
         );
         assert_eq!(
             LedgerStatus::SlippageExceeded.error(),

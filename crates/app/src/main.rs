@@ -5,6 +5,7 @@
 mod alerts;
 mod chaos_cmd;
 mod cli;
+mod client;
 mod config;
 mod error;
 mod paper;
@@ -50,7 +51,17 @@ fn main() -> ExitCode {
     }
 }
 
+fn operator(
+    config_path: &Option<std::path::PathBuf>,
+    api: &cli::ApiArgs,
+    request: client::Request,
+) -> Result<String, AppError> {
+    let config = config::load(config_path.as_deref(), None)?;
+    client::run(&config, api, request)
+}
+
 fn run(cli: Cli) -> Result<String, AppError> {
+    let cli_config = cli.config.clone();
     let command = cli.command.unwrap_or(Command::Paper(PaperArgs::default()));
     match command {
         Command::Paper(args) => {
@@ -69,13 +80,34 @@ fn run(cli: Cli) -> Result<String, AppError> {
                 config.masked_toml()?
             ))
         }
-        Command::Run(_)
-        | Command::Status(_)
-        | Command::Halt(_)
-        | Command::Resume(_)
-        | Command::Exit(_)
-        | Command::Exits(_)
-        | Command::Quote(_) => Err(AppError::Usage(
+        Command::Status(api) => operator(&cli_config, &api, client::Request::Status),
+        Command::Halt(args) => operator(
+            &cli_config,
+            &args.api,
+            client::Request::Halt {
+                reason: args.reason,
+            },
+        ),
+        Command::Resume(args) => operator(
+            &cli_config,
+            &args.api,
+            client::Request::Resume {
+                key: args.approval_key,
+            },
+        ),
+        Command::Exit(args) => operator(
+            &cli_config,
+            &args.api,
+            client::Request::Exit {
+                position: args.position,
+            },
+        ),
+        Command::Exits(args) => operator(
+            &cli_config,
+            &args.api,
+            client::Request::Exits { limit: args.limit },
+        ),
+        Command::Run(_) | Command::Quote(_) => Err(AppError::Usage(
             "this command needs the live adapters, which this build does not include yet".into(),
         )),
     }

@@ -19,7 +19,7 @@ use kyzlo_domain::{Lamports, Price, TokenAmount};
 use crate::cli::{PaperArgs, parse_duration};
 use crate::config::{Config, Validated};
 use crate::error::AppError;
-use crate::wiring::{Adapters, build};
+use crate::wiring::{Adapters, launch};
 
 /// What a paper run did.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,13 +242,11 @@ async fn paper(
         signer: venue.clone(),
         probe: venue.clone(),
         journal,
-        alerts: crate::alerts::alert_sink(config)?,
-        metrics: Vec::new(),
     };
-    let bot = build(adapters, v, config.api.approval_key.as_deref(), seed).await?;
-    let totals = bot.totals.clone();
-    let control = bot.control.clone();
     let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let launched = launch(config, v, adapters, seed, shutdown.clone()).await?;
+    let totals = launched.bot.totals.clone();
+    let control = launched.bot.control.clone();
     let progress = progress_bar(duration);
     let ticker = {
         let progress = progress.clone();
@@ -277,7 +275,7 @@ async fn paper(
         })
     };
     let pacer = (args.speed > 0.0).then(|| tokio::spawn(pace(args.speed)));
-    let orchestrator = bot.run(shutdown, Duration::from_secs(120)).await;
+    let orchestrator = launched.run(shutdown, Duration::from_secs(120)).await;
     ticker.abort();
     ctrl_c.abort();
     if let Some(p) = pacer {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kyzlo_adapters_telemetry::{ApiConfig, PrometheusMetrics};
 use kyzlo_application::clock::Clock;
 use kyzlo_application::control::{ApprovalKey, TradingControl};
 use kyzlo_application::entry::EntryExecutor;
@@ -18,7 +19,7 @@ use kyzlo_application::orchestrator::{
     Command, IdAllocator, Orchestrator, OrchestratorConfig, Services,
 };
 use kyzlo_application::ports::{AlertSink, Chain, HealthProbe, PriceFeed, Signer, SwapRouter};
-use kyzlo_application::reconcile::{ReconcileReport, Reconciler};
+use kyzlo_application::reconcile::Reconciler;
 use kyzlo_application::rng::Jitter;
 use kyzlo_domain::ExitBreaker;
 use kyzlo_domain::latency_breaker::LatencyBreaker;
@@ -26,7 +27,7 @@ use kyzlo_domain::strategy::MeanReversion;
 use kyzlo_domain::trading_state::{HaltCause, TradingState};
 use tokio::sync::mpsc;
 
-use crate::config::Validated;
+use crate::config::{Config, Validated};
 use crate::error::AppError;
 
 /// The adapters a bot runs on.
@@ -43,10 +44,6 @@ pub struct Adapters {
     pub probe: Arc<dyn HealthProbe>,
     /// The durable journal.
     pub journal: Arc<dyn Journal>,
-    /// Where alerts go.
-    pub alerts: Arc<dyn AlertSink>,
-    /// Extra metric sinks (e.g. Prometheus).
-    pub metrics: Vec<Arc<dyn MetricsSink>>,
 }
 
 /// A wired bot, not yet running.
@@ -61,14 +58,14 @@ pub struct Bot {
     pub control: Arc<TradingControl>,
     /// The latency guard.
     pub guard: Arc<LatencyGuard>,
+    /// The exit executor.
+    pub exits: Arc<ExitExecutor>,
     /// In-process totals.
     pub totals: Arc<CountingMetrics>,
     /// The health probe.
     pub probe: Arc<dyn HealthProbe>,
     /// Jitter source.
     pub jitter: Arc<Jitter>,
-    /// What start-up reconciliation found.
-    pub reconciled: ReconcileReport,
     /// Tick interval.
     pub tick_interval: Duration,
 }
@@ -83,11 +80,13 @@ pub async fn build(
     v: &Validated,
     approval_key: Option<&str>,
     seed: u64,
+    alerts: Arc<dyn AlertSink>,
+    extra_metrics: Vec<Arc<dyn MetricsSink>>,
 ) -> Result<Bot, AppError> {
     let clock = Clock::new();
     let totals = Arc::new(CountingMetrics::new());
     let mut sinks: Vec<Arc<dyn MetricsSink>> = vec![totals.clone()];
-    sinks.extend(adapters.metrics.iter().cloned());
+    sinks.extend(extra_metrics);
     let metrics: Arc<dyn MetricsSink> = Arc::new(FanOutMetrics::new(sinks));
 
     let reconciler = Reconciler::new(
@@ -125,7 +124,7 @@ pub async fn build(
         initial,
         approval_key,
         adapters.journal.clone(),
-        adapters.alerts.clone(),
+        alerts,
         metrics.clone(),
         clock,
     ));
@@ -202,6 +201,7 @@ pub async fn build(
         orchestrator.adopt(*position);
     }
     let (tx, commands) = mpsc::channel(64);
+    let exits_handle = exits.clone();
     let operator = Operator::new(
         control.clone(),
         tx,
@@ -216,10 +216,10 @@ pub async fn build(
         commands,
         control,
         guard,
+        exits: exits_handle,
         totals,
         probe: adapters.probe,
         jitter,
-        reconciled,
         tick_interval: v.tick_interval,
     })
 }
@@ -257,4 +257,80 @@ impl Bot {
 
 fn guard_state_watch(control: &TradingControl) -> tokio::sync::watch::Receiver<TradingState> {
     control.subscribe()
+}
+
+/// A bot wired with its telemetry: alerts routed to the log and webhooks, Prometheus
+/// metrics, and the operator API when `api.listen` is set.
+pub struct Launched {
+    /// The bot, ready to run.
+    pub bot: Bot,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Launched {
+    /// Runs the bot until `shutdown`, then stops the API and the alert worker (after the
+    /// alerts already queued are delivered or a second has passed).
+    pub async fn run(
+        self,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+        grace: Duration,
+    ) -> Orchestrator {
+        let orchestrator = self.bot.run(shutdown, grace).await;
+        for task in self.tasks {
+            task.abort();
+        }
+        orchestrator
+    }
+}
+
+/// Builds the bot over `adapters` with alerts, metrics and the operator API.
+///
+/// # Errors
+/// [`AppError`] for a bad webhook URL, an API that cannot bind, or a failed start-up.
+pub async fn launch(
+    config: &Config,
+    v: &Validated,
+    adapters: Adapters,
+    seed: u64,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> Result<Launched, AppError> {
+    let prometheus = Arc::new(PrometheusMetrics::new());
+    let (alerts, worker) = crate::alerts::alert_sink(config, prometheus.alert_counters())?;
+    let mut tasks = vec![tokio::spawn(worker.run())];
+    let bot = build(
+        adapters,
+        v,
+        config.api.approval_key.as_deref(),
+        seed,
+        alerts,
+        vec![prometheus.clone()],
+    )
+    .await?;
+    prometheus.observe(&bot.guard, &bot.exits);
+    let api = match v.listen {
+        Some(listen) => {
+            let api_config = ApiConfig {
+                listen,
+                bearer_token: config.api.bearer_token.clone(),
+            };
+            let (task, addr) = kyzlo_adapters_telemetry::serve(
+                api_config,
+                bot.operator.clone(),
+                prometheus,
+                shutdown,
+            )
+            .await
+            .map_err(|e| AppError::Startup(format!("operator API: {e}")))?;
+            tasks.push(tokio::spawn(async move {
+                if let Ok(Err(e)) = task.await {
+                    tracing::error!(error = %e, "operator API stopped");
+                }
+            }));
+            eprintln!("operator API listening on http://{addr}");
+            Some(addr)
+        }
+        None => None,
+    };
+    let _ = api;
+    Ok(Launched { bot, tasks })
 }

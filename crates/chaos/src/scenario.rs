@@ -287,7 +287,7 @@ struct FaultsFile {
 }
 
 fn secs(path: &Path, key: &'static str, v: f64) -> Result<Duration, ScenarioError> {
-    if v.is_finite() && v >= 0.0 && v < 1e7 {
+    if v.is_finite() && (0.0..1e7).contains(&v) {
         Ok(Duration::from_secs_f64(v))
     } else {
         Err(ScenarioError::Invalid {

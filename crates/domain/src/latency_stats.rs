@@ -87,17 +87,18 @@ pub struct LatencySnapshot {
 #[derive(Debug, Clone)]
 pub struct RollingLatency {
     window: usize,
-    /// The last `len` samples in microseconds; sample number `seq` lives at `seq % window`.
+    /// The last `len` samples in microseconds, written round-robin.
     ring: Vec<u64>,
     len: usize,
-    /// Samples ever recorded since the last clear: the next sample's sequence number.
-    next_seq: u64,
+    /// The slot the next sample goes to: once the window is full, the oldest sample's.
+    head: usize,
     sum: u128,
     counts: Vec<u32>,
-    /// Sequence numbers of the window's samples with increasing values: the front is the min.
-    min_seqs: VecDeque<u64>,
-    /// Sequence numbers of the window's samples with decreasing values: the front is the max.
-    max_seqs: VecDeque<u64>,
+    /// Ring slots of the window's samples, oldest first, with increasing values: the front
+    /// is the minimum. A slot names one sample since the deque only holds live samples.
+    min_slots: VecDeque<u32>,
+    /// Ring slots, oldest first, with decreasing values: the front is the maximum.
+    max_slots: VecDeque<u32>,
 }
 
 impl RollingLatency {
@@ -129,41 +130,36 @@ impl RollingLatency {
             window,
             ring: vec![0; window],
             len: 0,
-            next_seq: 0,
+            head: 0,
             sum: 0,
             counts: vec![0; BUCKETS],
-            min_seqs: VecDeque::with_capacity(window),
-            max_seqs: VecDeque::with_capacity(window),
+            min_slots: VecDeque::with_capacity(window),
+            max_slots: VecDeque::with_capacity(window),
         })
     }
 
     #[inline]
-    fn slot(&self, seq: u64) -> usize {
-        // The remainder is below `window`, a usize.
-        (seq % self.window as u64) as usize
-    }
-
-    #[inline]
-    fn value_at(&self, seq: u64) -> u64 {
-        self.ring[self.slot(seq)]
+    fn value_at(&self, slot: u32) -> u64 {
+        self.ring[slot as usize]
     }
 
     /// Records one call's latency, evicting the oldest sample once the window is full.
     pub fn record(&mut self, latency: Duration) {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        let seq = self.next_seq;
-        let slot = self.slot(seq);
+        let slot = self.head;
+        // The window is at most 1_000_000 slots: a slot fits a u32.
+        let tag = slot as u32;
 
         if self.len == self.window {
+            // The slot holds the oldest sample: evict it.
             let old = self.ring[slot];
             self.sum -= u128::from(old);
             self.counts[bucket_of(old)] -= 1;
-            let evicted = seq - self.window as u64;
-            if self.min_seqs.front() == Some(&evicted) {
-                self.min_seqs.pop_front();
+            if self.min_slots.front() == Some(&tag) {
+                self.min_slots.pop_front();
             }
-            if self.max_seqs.front() == Some(&evicted) {
-                self.max_seqs.pop_front();
+            if self.max_slots.front() == Some(&tag) {
+                self.max_slots.pop_front();
             }
         } else {
             self.len += 1;
@@ -173,22 +169,22 @@ impl RollingLatency {
         self.sum += u128::from(micros);
         self.counts[bucket_of(micros)] += 1;
         while self
-            .min_seqs
+            .min_slots
             .back()
             .is_some_and(|&s| self.value_at(s) >= micros)
         {
-            self.min_seqs.pop_back();
+            self.min_slots.pop_back();
         }
-        self.min_seqs.push_back(seq);
+        self.min_slots.push_back(tag);
         while self
-            .max_seqs
+            .max_slots
             .back()
             .is_some_and(|&s| self.value_at(s) <= micros)
         {
-            self.max_seqs.pop_back();
+            self.max_slots.pop_back();
         }
-        self.max_seqs.push_back(seq);
-        self.next_seq = seq + 1;
+        self.max_slots.push_back(tag);
+        self.head = if slot + 1 == self.window { 0 } else { slot + 1 };
     }
 
     /// Samples in the window.
@@ -210,11 +206,11 @@ impl RollingLatency {
     }
 
     fn min_micros(&self) -> Option<u64> {
-        self.min_seqs.front().map(|&s| self.value_at(s))
+        self.min_slots.front().map(|&s| self.value_at(s))
     }
 
     fn max_micros(&self) -> Option<u64> {
-        self.max_seqs.front().map(|&s| self.value_at(s))
+        self.max_slots.front().map(|&s| self.value_at(s))
     }
 
     /// The exact minimum of the window.
@@ -299,10 +295,10 @@ impl RollingLatency {
     pub fn clear(&mut self) {
         self.counts.fill(0);
         self.len = 0;
-        self.next_seq = 0;
+        self.head = 0;
         self.sum = 0;
-        self.min_seqs.clear();
-        self.max_seqs.clear();
+        self.min_slots.clear();
+        self.max_slots.clear();
     }
 }
 

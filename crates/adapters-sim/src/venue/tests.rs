@@ -720,20 +720,20 @@ async fn the_paper_wallet_persists_landings_for_a_restarted_venue_to_reconcile()
 }
 
 #[tokio::test(start_paused = true)]
-async fn wall_clock_heights_count_from_the_genesis() {
-    let genesis_ms = crate::wallet::unix_ms_now() - 40_000;
+async fn continuing_heights_start_at_their_base_and_advance_with_run_time() {
     let v = venue(
         fixed_latency(Duration::from_millis(500)),
         1,
         flat(100.0),
         wallet(1),
     )
-    .with_height_source(HeightSource::WallClock { genesis_ms });
-    let height = v.block_height().await.unwrap();
-    assert!((100..=110).contains(&height), "{height}");
-    // A transaction still lands within its life on the wall-clock chain.
+    .with_height_source(HeightSource::Continuing { base_height: 1_000 });
+    assert_eq!(v.block_height().await.unwrap(), 1_000);
+    tokio::time::advance(Duration::from_secs(4)).await;
+    assert_eq!(v.block_height().await.unwrap(), 1_010);
+    // A transaction still lands within its life on the continuing chain.
     let tx = sell(&v, 1).await;
-    assert!(tx.last_valid_block_height >= height + 150);
+    assert!(tx.last_valid_block_height >= 1_010 + 150);
     v.send(&tx).await.unwrap();
     tokio::time::advance(Duration::from_secs(1)).await;
     assert_eq!(status(&v, &tx).await.unwrap().error, None);

@@ -1,0 +1,500 @@
+//! [`SolanaChain`]: the [`Chain`] and [`HealthProbe`] ports over Solana JSON-RPC, plus
+//! priority fees, blockhash validity and the latest blockhash.
+//!
+//! - `send` posts the signed bytes unchanged (base64) with `maxRetries: 0`: the node does
+//!   not rebroadcast; the executor resends the same bytes while the attempt lives.
+//!   Preflight follows the configuration, at the configured commitment (the one
+//!   blockhashes are fetched and checked at). A node answering `AlreadyProcessed` saw
+//!   these very bytes before: that is success.
+//! - `statuses` uses `getSignatureStatuses` in chunks of 256, with
+//!   `searchTransactionHistory` only for [`StatusLookup::WithHistory`] (never
+//!   `confirm_transaction`, which cannot tell "not found" from "failed").
+//! - `balances` reads `getBalance` and `getTokenAccountsByOwner` per mint, in separate
+//!   calls (they may be a slot apart).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use kyzlo_application::ports::{
+    Balances, Chain, Commitment, Fill, HealthProbe, PortError, Side, SignedTransaction,
+    StatusLookup, TxStatus, WalletAddress,
+};
+use kyzlo_domain::{Lamports, TokenAmount, TxSignature};
+use serde_json::json;
+use solana_account_decoder_client_types::UiAccountData;
+use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_client::rpc_config::RpcSendTransactionConfig;
+use solana_client::rpc_request::{RpcRequest, TokenAccountsFilter};
+use solana_commitment_config::CommitmentConfig;
+use solana_hash::Hash;
+use solana_pubkey::Pubkey;
+use solana_signature::Signature;
+use solana_transaction_status_client_types::{
+    TransactionConfirmationStatus, TransactionStatus, UiTransactionEncoding,
+};
+
+use crate::config::{NATIVE_MINT, SolanaConfig, TokenPair};
+use crate::endpoints::{EndpointStatus, Endpoints};
+use crate::error::{SolanaError, classify, transaction_error_class};
+use crate::fees::{MAX_FEE_ACCOUNTS, PriorityFee, propose};
+use crate::fill::{LandedTransaction, compute_fill};
+
+/// Most signatures one `getSignatureStatuses` call takes.
+pub const STATUS_BATCH: usize = 256;
+
+/// A recent blockhash and the last block height at which a transaction using it can land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatestBlockhash {
+    /// The blockhash.
+    pub blockhash: Hash,
+    /// Past this block height, a transaction with this blockhash can never land.
+    pub last_valid_block_height: u64,
+}
+
+/// The Solana chain adapter.
+pub struct SolanaChain {
+    endpoints: Endpoints,
+    wallet: Pubkey,
+    pair: TokenPair,
+    commitment: CommitmentConfig,
+    skip_preflight: bool,
+    broadcast_sends_to: usize,
+}
+
+impl fmt::Debug for SolanaChain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SolanaChain")
+            .field("endpoints", &self.endpoints.status())
+            .field("wallet", &self.wallet.to_string())
+            .field("pair", &self.pair)
+            .finish_non_exhaustive()
+    }
+}
+
+fn rpc<T>(result: Result<T, solana_client::client_error::ClientError>) -> Result<T, SolanaError> {
+    result.map_err(|e| classify(&e))
+}
+
+impl SolanaChain {
+    /// An adapter for `wallet` trading `pair` over the configured endpoints.
+    ///
+    /// # Errors
+    /// [`SolanaError::Config`] for an invalid configuration.
+    pub fn new(
+        config: &SolanaConfig,
+        wallet: WalletAddress,
+        pair: TokenPair,
+    ) -> Result<Self, SolanaError> {
+        Ok(Self {
+            endpoints: Endpoints::new(config)?,
+            wallet: Pubkey::new_from_array(wallet.0),
+            pair,
+            commitment: config.commitment_config(),
+            skip_preflight: config.skip_preflight,
+            broadcast_sends_to: config.broadcast_sends_to,
+        })
+    }
+
+    /// Each endpoint and whether it is cooling down, primary first.
+    #[must_use]
+    pub fn endpoint_status(&self) -> Vec<EndpointStatus> {
+        self.endpoints.status()
+    }
+
+    /// A compute-unit price for a transaction writing `writable_accounts` (see
+    /// [`crate::fees`] for the percentile).
+    ///
+    /// # Errors
+    /// Classified transport or node errors; `Unknown` for more than
+    /// [`MAX_FEE_ACCOUNTS`] accounts.
+    pub async fn priority_fee(
+        &self,
+        writable_accounts: &[Pubkey],
+    ) -> Result<PriorityFee, PortError> {
+        const OP: &str = "rpc.getRecentPrioritizationFees";
+        if writable_accounts.len() > MAX_FEE_ACCOUNTS {
+            return Err(SolanaError::TooManyAccounts {
+                count: writable_accounts.len(),
+                max: MAX_FEE_ACCOUNTS,
+            }
+            .to_port_error(OP, "local"));
+        }
+        let accounts = writable_accounts.to_vec();
+        let fees = self
+            .endpoints
+            .read(OP, |client| {
+                let accounts = accounts.clone();
+                Box::pin(async move { rpc(client.get_recent_prioritization_fees(&accounts).await) })
+            })
+            .await?;
+        let values: Vec<u64> = fees.iter().map(|f| f.prioritization_fee).collect();
+        Ok(propose(&values))
+    }
+
+    /// Whether `blockhash` is still valid at the configured commitment.
+    ///
+    /// # Errors
+    /// Classified transport or node errors.
+    pub async fn is_blockhash_valid(&self, blockhash: &Hash) -> Result<bool, PortError> {
+        let (blockhash, commitment) = (*blockhash, self.commitment);
+        self.endpoints
+            .read("rpc.isBlockhashValid", |client| {
+                Box::pin(
+                    async move { rpc(client.is_blockhash_valid(&blockhash, commitment).await) },
+                )
+            })
+            .await
+    }
+
+    /// The latest blockhash at the configured commitment, with its last valid height.
+    ///
+    /// # Errors
+    /// Classified transport or node errors.
+    pub async fn latest_blockhash(&self) -> Result<LatestBlockhash, PortError> {
+        let commitment = self.commitment;
+        let (blockhash, last_valid_block_height) = self
+            .endpoints
+            .read("rpc.getLatestBlockhash", |client| {
+                Box::pin(async move {
+                    rpc(client
+                        .get_latest_blockhash_with_commitment(commitment)
+                        .await)
+                })
+            })
+            .await?;
+        Ok(LatestBlockhash {
+            blockhash,
+            last_valid_block_height,
+        })
+    }
+
+    /// The wallet's holdings of `mint` in base units: its token accounts of that mint,
+    /// plus `lamports` when the mint is wrapped SOL.
+    async fn holdings(&self, mint: Pubkey, lamports: u64) -> Result<TokenAmount, PortError> {
+        const OP: &str = "rpc.getTokenAccountsByOwner";
+        let (wallet, commitment) = (self.wallet, self.commitment);
+        let accounts = self
+            .endpoints
+            .read(OP, |client| {
+                Box::pin(async move {
+                    rpc(client
+                        .get_token_accounts_by_owner_with_commitment(
+                            &wallet,
+                            TokenAccountsFilter::Mint(mint),
+                            commitment,
+                        )
+                        .await)
+                    .map(|response| response.value)
+                })
+            })
+            .await?;
+        let mut total = if mint == NATIVE_MINT { lamports } else { 0 };
+        for keyed in &accounts {
+            let amount =
+                token_amount(&keyed.account.data).map_err(|e| e.to_port_error(OP, "answer"))?;
+            total = total.checked_add(amount).ok_or_else(|| {
+                SolanaError::Malformed {
+                    detail: "token balances overflow".to_owned(),
+                }
+                .to_port_error(OP, "answer")
+            })?;
+        }
+        Ok(TokenAmount::new(total))
+    }
+}
+
+/// The base-unit amount of a `jsonParsed` token account.
+fn token_amount(data: &UiAccountData) -> Result<u64, SolanaError> {
+    let malformed = || SolanaError::Malformed {
+        detail: "token account without a parsed base-unit amount".to_owned(),
+    };
+    let UiAccountData::Json(parsed) = data else {
+        return Err(malformed());
+    };
+    parsed.parsed["info"]["tokenAmount"]["amount"]
+        .as_str()
+        .and_then(|text| text.parse::<u64>().ok())
+        .ok_or_else(malformed)
+}
+
+/// A status as the port reports it.
+fn tx_status(status: &TransactionStatus) -> TxStatus {
+    let commitment = match status.confirmation_status {
+        Some(TransactionConfirmationStatus::Finalized) => Commitment::Finalized,
+        Some(TransactionConfirmationStatus::Confirmed) => Commitment::Confirmed,
+        Some(TransactionConfirmationStatus::Processed) => Commitment::Processed,
+        // Old nodes: no confirmations means rooted; otherwise claim no more than seen.
+        None if status.confirmations.is_none() => Commitment::Finalized,
+        None => Commitment::Processed,
+    };
+    TxStatus {
+        slot: status.slot,
+        commitment,
+        error: status.err.as_ref().map(transaction_error_class),
+    }
+}
+
+async fn send_once(
+    client: &RpcClient,
+    params: serde_json::Value,
+    expected: Signature,
+) -> Result<(), SolanaError> {
+    match client
+        .send::<String>(RpcRequest::SendTransaction, params)
+        .await
+    {
+        Ok(acknowledged) => match acknowledged.parse::<Signature>() {
+            Ok(signature) if signature == expected => Ok(()),
+            _ => Err(SolanaError::SignatureMismatch),
+        },
+        Err(error) => {
+            let error = classify(&error);
+            if error.is_already_processed() {
+                Ok(())
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Chain for SolanaChain {
+    async fn send(&self, tx: &SignedTransaction) -> Result<(), PortError> {
+        let config = RpcSendTransactionConfig {
+            skip_preflight: self.skip_preflight,
+            preflight_commitment: Some(self.commitment.commitment),
+            encoding: Some(UiTransactionEncoding::Base64),
+            max_retries: Some(0),
+            min_context_slot: None,
+        };
+        let params = json!([BASE64.encode(&tx.bytes), config]);
+        let expected = Signature::from(tx.signature.0);
+        self.endpoints
+            .broadcast("rpc.sendTransaction", self.broadcast_sends_to, |client| {
+                let params = params.clone();
+                Box::pin(send_once(client, params, expected))
+            })
+            .await
+    }
+
+    async fn statuses(
+        &self,
+        signatures: &[TxSignature],
+        lookup: StatusLookup,
+    ) -> Result<Vec<Option<TxStatus>>, PortError> {
+        const OP: &str = "rpc.getSignatureStatuses";
+        let mut statuses = Vec::with_capacity(signatures.len());
+        for chunk in signatures.chunks(STATUS_BATCH) {
+            let batch: Vec<Signature> = chunk.iter().map(|s| Signature::from(s.0)).collect();
+            let answer = self
+                .endpoints
+                .read(OP, |client| {
+                    let batch = batch.clone();
+                    Box::pin(async move {
+                        let response = match lookup {
+                            StatusLookup::Recent => client.get_signature_statuses(&batch).await,
+                            StatusLookup::WithHistory => {
+                                client.get_signature_statuses_with_history(&batch).await
+                            }
+                        };
+                        rpc(response).map(|r| r.value)
+                    })
+                })
+                .await?;
+            if answer.len() != batch.len() {
+                return Err(SolanaError::Malformed {
+                    detail: format!("{} statuses for {} signatures", answer.len(), batch.len()),
+                }
+                .to_port_error(OP, "answer"));
+            }
+            statuses.extend(answer.iter().map(|s| s.as_ref().map(tx_status)));
+        }
+        Ok(statuses)
+    }
+
+    async fn block_height(&self) -> Result<u64, PortError> {
+        let commitment = self.commitment;
+        self.endpoints
+            .read("rpc.getBlockHeight", |client| {
+                Box::pin(
+                    async move { rpc(client.get_block_height_with_commitment(commitment).await) },
+                )
+            })
+            .await
+    }
+
+    async fn fill(&self, signature: TxSignature, side: Side) -> Result<Option<Fill>, PortError> {
+        const OP: &str = "rpc.getTransaction";
+        // getTransaction does not serve "processed".
+        let commitment = if self.commitment.is_at_least_confirmed() {
+            self.commitment
+        } else {
+            CommitmentConfig::confirmed()
+        };
+        let params = json!([
+            Signature::from(signature.0).to_string(),
+            {
+                "encoding": "jsonParsed",
+                "commitment": commitment.commitment,
+                "maxSupportedTransactionVersion": 0,
+            }
+        ]);
+        let landed = self
+            .endpoints
+            .read(OP, |client| {
+                let params = params.clone();
+                Box::pin(async move {
+                    rpc(client
+                        .send::<Option<LandedTransaction>>(RpcRequest::GetTransaction, params)
+                        .await)
+                })
+            })
+            .await?;
+        landed
+            .map(|tx| compute_fill(&tx, &self.wallet, &self.pair, side))
+            .transpose()
+            .map_err(|e| e.to_port_error(OP, "answer"))
+    }
+
+    async fn balances(&self) -> Result<Balances, PortError> {
+        let (wallet, commitment) = (self.wallet, self.commitment);
+        let lamports = self
+            .endpoints
+            .read("rpc.getBalance", |client| {
+                Box::pin(async move {
+                    rpc(client
+                        .get_balance_with_commitment(&wallet, commitment)
+                        .await)
+                    .map(|r| r.value)
+                })
+            })
+            .await?;
+        let base = self.holdings(self.pair.base, lamports).await?;
+        let quote = self.holdings(self.pair.quote, lamports).await?;
+        Ok(Balances {
+            base,
+            quote,
+            fee_lamports: Lamports::new(lamports),
+        })
+    }
+}
+
+#[async_trait]
+impl HealthProbe for SolanaChain {
+    async fn probe(&self) -> Result<(), PortError> {
+        let commitment = self.commitment;
+        self.endpoints
+            .read("rpc.getSlot", |client| {
+                Box::pin(async move { rpc(client.get_slot_with_commitment(commitment).await) })
+            })
+            .await
+            .map(|_slot| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use solana_transaction_error::TransactionError;
+
+    fn status(
+        confirmations: Option<usize>,
+        level: Option<TransactionConfirmationStatus>,
+        err: Option<TransactionError>,
+    ) -> TransactionStatus {
+        TransactionStatus {
+            slot: 7,
+            confirmations,
+            status: match &err {
+                Some(e) => Err(e.clone()),
+                None => Ok(()),
+            },
+            err,
+            confirmation_status: level,
+        }
+    }
+
+    #[test]
+    fn statuses_keep_slot_commitment_and_error_class() {
+        use kyzlo_domain::ErrorClass;
+        use solana_instruction_error::InstructionError;
+        let cases = [
+            (
+                status(
+                    Some(1),
+                    Some(TransactionConfirmationStatus::Confirmed),
+                    None,
+                ),
+                Commitment::Confirmed,
+                None,
+            ),
+            (
+                status(None, Some(TransactionConfirmationStatus::Finalized), None),
+                Commitment::Finalized,
+                None,
+            ),
+            (
+                status(
+                    Some(0),
+                    Some(TransactionConfirmationStatus::Processed),
+                    None,
+                ),
+                Commitment::Processed,
+                None,
+            ),
+            (status(None, None, None), Commitment::Finalized, None),
+            (status(Some(3), None, None), Commitment::Processed, None),
+            (
+                status(
+                    Some(1),
+                    Some(TransactionConfirmationStatus::Confirmed),
+                    Some(TransactionError::InstructionError(
+                        2,
+                        InstructionError::Custom(6001),
+                    )),
+                ),
+                Commitment::Confirmed,
+                Some(ErrorClass::SlippageExceeded),
+            ),
+            (
+                status(
+                    Some(1),
+                    Some(TransactionConfirmationStatus::Confirmed),
+                    Some(TransactionError::InstructionError(
+                        0,
+                        InstructionError::Custom(1),
+                    )),
+                ),
+                Commitment::Confirmed,
+                Some(ErrorClass::LandedFailed),
+            ),
+        ];
+        for (input, commitment, error) in cases {
+            let got = tx_status(&input);
+            assert_eq!(got.slot, 7);
+            assert_eq!(got.commitment, commitment, "{input:?}");
+            assert_eq!(got.error, error, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn token_amount_reads_only_parsed_integer_amounts() {
+        use solana_account_decoder_client_types::{ParsedAccount, UiAccountEncoding};
+        let parsed = |amount: serde_json::Value| {
+            UiAccountData::Json(ParsedAccount {
+                program: "spl-token".to_owned(),
+                parsed: json!({"info": {"tokenAmount": {"amount": amount}}}),
+                space: 165,
+            })
+        };
+        assert_eq!(token_amount(&parsed(json!("1234"))).ok(), Some(1234));
+        assert!(token_amount(&parsed(json!(1234))).is_err());
+        assert!(token_amount(&parsed(json!("-1"))).is_err());
+        assert!(token_amount(&parsed(json!("99999999999999999999999"))).is_err());
+        let binary = UiAccountData::Binary(String::new(), UiAccountEncoding::Base64);
+        assert!(token_amount(&binary).is_err());
+    }
+}

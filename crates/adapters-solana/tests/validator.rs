@@ -1,0 +1,765 @@
+//! The adapter through its real `RpcClient` against a real `solana-test-validator` on
+//! loopback, with faults from a JSON-RPC proxy in between.
+//!
+//! One validator serves the whole run. The binary has its own runner (`harness = false`)
+//! so that it can re-execute itself inside a private network namespace first (see
+//! `support/cluster.rs`) and stop the validator when the run ends. It accepts name
+//! filters like libtest and prints libtest's summary line. A missing validator binary
+//! fails the run with how to install it.
+
+#[path = "support/cluster.rs"]
+mod cluster;
+#[path = "support/http.rs"]
+mod http;
+#[path = "support/ledger.rs"]
+mod ledger;
+#[path = "support/proxy.rs"]
+mod proxy;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use kyzlo_adapters_solana::{
+    Hash, KeypairSigner, NATIVE_MINT, Pubkey, SolanaChain, SolanaConfig, TokenPair, Url,
+};
+use kyzlo_application::ports::{Chain, HealthProbe, Side, Signer, StatusLookup, WalletAddress};
+use kyzlo_domain::{ErrorClass, Lamports, TokenAmount};
+use ledger::{
+    ACCOUNT_SIZE, MINT_SIZE, TOKEN, confirmed, create_account, funded_wallet, initialize_account3,
+    initialize_mint2, mint_to, plain_client, token_transfer, transfer, unsigned,
+};
+use proxy::{Fault, Proxy};
+use solana_keypair::Keypair;
+use solana_signer::Signer as _;
+
+const SOL: u64 = 1_000_000_000;
+/// The local validator's fee per signature.
+const FEE: u64 = 5_000;
+
+/// Validator options. Slots of 16 ticks (100 ms instead of 400 ms) let a blockhash
+/// expire (150 blocks) in about 15 s instead of 60 s.
+const VALIDATOR_ARGS: &[&str] = &["--ticks-per-slot", "16"];
+
+/// What every test gets.
+struct Env {
+    rpc: Url,
+}
+
+type Test = fn(Arc<Env>) -> BoxFuture<'static, ()>;
+
+macro_rules! tests {
+    ($($name:ident),* $(,)?) => {
+        const TESTS: &[(&str, Test)] = &[$((stringify!($name), |env| Box::pin($name(env)))),*];
+    };
+}
+
+tests![
+    only_loopback_can_reach_the_validator,
+    sol_transfer_is_signed_sent_confirmed_and_balances_follow,
+    resending_the_same_bytes_after_landing_succeeds_and_executes_once,
+    spl_tokens_are_minted_and_transferred_and_balances_follow,
+    fill_of_a_real_swap_like_transaction_reads_sol_in_and_tokens_out,
+    preflight_refusals_map_to_their_classes,
+    a_transaction_that_lands_and_fails_is_reported_with_its_error_not_as_missing,
+    an_attempt_is_dead_only_after_its_last_valid_height_and_an_empty_history_look_up,
+    a_send_held_back_lands_late_and_is_reported_as_landed_not_lost,
+    reads_fail_over_to_the_second_endpoint_when_the_first_times_out,
+    proxy_faults_map_to_their_classes,
+    probe_fees_and_blockhash_validity_against_the_validator,
+];
+
+fn config(endpoints: Vec<Url>) -> SolanaConfig {
+    SolanaConfig {
+        // Generous: the validator shares two cores with the build and the other tests.
+        request_timeout: Duration::from_secs(5),
+        ..SolanaConfig::new(endpoints)
+    }
+}
+
+fn chain_with(config: &SolanaConfig, wallet: &Pubkey, quote: Pubkey) -> SolanaChain {
+    SolanaChain::new(
+        config,
+        WalletAddress(wallet.to_bytes()),
+        TokenPair {
+            base: NATIVE_MINT,
+            quote,
+        },
+    )
+    .expect("valid config")
+}
+
+fn direct(env: &Env, wallet: &Pubkey) -> SolanaChain {
+    chain_with(&config(vec![env.rpc.clone()]), wallet, Pubkey::new_unique())
+}
+
+async fn signed_transfer(
+    chain: &SolanaChain,
+    wallet: &KeypairSigner,
+    to: &Pubkey,
+    lamports: u64,
+) -> kyzlo_application::ports::SignedTransaction {
+    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let payer = wallet.pubkey();
+    wallet
+        .sign(&unsigned(
+            &payer,
+            &[transfer(&payer, to, lamports)],
+            &[],
+            latest.blockhash,
+            latest.last_valid_block_height,
+        ))
+        .expect("signed")
+}
+
+async fn only_loopback_can_reach_the_validator(_env: Arc<Env>) {
+    assert_eq!(cluster::isolated(), Ok(true));
+}
+
+async fn sol_transfer_is_signed_sent_confirmed_and_balances_follow(env: Arc<Env>) {
+    let wallet = funded_wallet(&env.rpc, 2 * SOL).await;
+    let chain = direct(&env, &wallet.pubkey());
+    let before = chain.balances().await.expect("balances");
+    assert_eq!(before.fee_lamports, Lamports::new(2 * SOL));
+    assert_eq!(
+        before.base,
+        TokenAmount::new(2 * SOL),
+        "SOL base counts native lamports"
+    );
+    assert_eq!(before.quote, TokenAmount::ZERO);
+
+    let recipient = Pubkey::new_unique();
+    let tx = signed_transfer(&chain, &wallet, &recipient, 1_000_000).await;
+    chain.send(&tx).await.expect("sent");
+    let status = confirmed(&chain, tx.signature).await;
+    assert_eq!(status.error, None);
+
+    let after = chain.balances().await.expect("balances");
+    assert_eq!(after.fee_lamports, Lamports::new(2 * SOL - 1_000_000 - FEE));
+    let received = plain_client(&env.rpc)
+        .get_balance(&recipient)
+        .await
+        .expect("balance");
+    assert_eq!(received, 1_000_000);
+}
+
+async fn resending_the_same_bytes_after_landing_succeeds_and_executes_once(env: Arc<Env>) {
+    let wallet = funded_wallet(&env.rpc, SOL).await;
+    let chain = direct(&env, &wallet.pubkey());
+    let recipient = Pubkey::new_unique();
+    let tx = signed_transfer(&chain, &wallet, &recipient, 2_000_000).await;
+    chain.send(&tx).await.expect("sent");
+    confirmed(&chain, tx.signature).await;
+    for _ in 0..3 {
+        chain
+            .send(&tx)
+            .await
+            .expect("the same bytes again: already processed is success");
+    }
+    let skipping = SolanaConfig {
+        skip_preflight: true,
+        ..config(vec![env.rpc.clone()])
+    };
+    chain_with(&skipping, &wallet.pubkey(), Pubkey::new_unique())
+        .send(&tx)
+        .await
+        .expect("without preflight too");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let received = plain_client(&env.rpc)
+        .get_balance(&recipient)
+        .await
+        .expect("balance");
+    assert_eq!(received, 2_000_000, "executed once");
+}
+
+/// Creates a mint (6 decimals, the wallet its authority) and a token account of it for
+/// the wallet and for `other`; mints `amount` to the wallet. Returns (mint, wallet's
+/// account, other's account).
+async fn token_setup(
+    env: &Env,
+    chain: &SolanaChain,
+    wallet: &KeypairSigner,
+    other: &Pubkey,
+    amount: u64,
+) -> (Pubkey, Pubkey, Pubkey) {
+    let client = plain_client(&env.rpc);
+    let rent_mint = client
+        .get_minimum_balance_for_rent_exemption(MINT_SIZE as usize)
+        .await
+        .expect("rent");
+    let rent_account = client
+        .get_minimum_balance_for_rent_exemption(ACCOUNT_SIZE as usize)
+        .await
+        .expect("rent");
+    let (mint, mine, theirs) = (Keypair::new(), Keypair::new(), Keypair::new());
+    let payer = wallet.pubkey();
+    let instructions = [
+        create_account(&payer, &mint.pubkey(), rent_mint, MINT_SIZE, &TOKEN),
+        initialize_mint2(&mint.pubkey(), 6, &payer),
+        create_account(&payer, &mine.pubkey(), rent_account, ACCOUNT_SIZE, &TOKEN),
+        initialize_account3(&mine.pubkey(), &mint.pubkey(), &payer),
+        create_account(&payer, &theirs.pubkey(), rent_account, ACCOUNT_SIZE, &TOKEN),
+        initialize_account3(&theirs.pubkey(), &mint.pubkey(), other),
+        mint_to(&mint.pubkey(), &mine.pubkey(), &payer, amount),
+    ];
+    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let tx = wallet
+        .sign(&unsigned(
+            &payer,
+            &instructions,
+            &[&mint, &mine, &theirs],
+            latest.blockhash,
+            latest.last_valid_block_height,
+        ))
+        .expect("signed");
+    chain.send(&tx).await.expect("sent");
+    assert_eq!(confirmed(chain, tx.signature).await.error, None);
+    (mint.pubkey(), mine.pubkey(), theirs.pubkey())
+}
+
+async fn spl_tokens_are_minted_and_transferred_and_balances_follow(env: Arc<Env>) {
+    let wallet = funded_wallet(&env.rpc, SOL).await;
+    let other = Pubkey::new_unique();
+    let setup_chain = direct(&env, &wallet.pubkey());
+    let (mint, mine, theirs) = token_setup(&env, &setup_chain, &wallet, &other, 1_000_000).await;
+    let chain = chain_with(&config(vec![env.rpc.clone()]), &wallet.pubkey(), mint);
+    assert_eq!(
+        chain.balances().await.expect("balances").quote,
+        TokenAmount::new(1_000_000)
+    );
+
+    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let payer = wallet.pubkey();
+    let tx = wallet
+        .sign(&unsigned(
+            &payer,
+            &[token_transfer(&mine, &theirs, &payer, 400_000)],
+            &[],
+            latest.blockhash,
+            latest.last_valid_block_height,
+        ))
+        .expect("signed");
+    chain.send(&tx).await.expect("sent");
+    assert_eq!(confirmed(&chain, tx.signature).await.error, None);
+    assert_eq!(
+        chain.balances().await.expect("balances").quote,
+        TokenAmount::new(600_000)
+    );
+    let theirs_now = plain_client(&env.rpc)
+        .get_token_account_balance(&theirs)
+        .await
+        .expect("balance");
+    assert_eq!(theirs_now.amount, "400000");
+}
+
+async fn fill_of_a_real_swap_like_transaction_reads_sol_in_and_tokens_out(env: Arc<Env>) {
+    // A "sell" in one transaction: the wallet pays 0.01 SOL away and receives 250,000
+    // base units of its token (minted, the wallet being the mint authority).
+    let wallet = funded_wallet(&env.rpc, SOL).await;
+    let other = Pubkey::new_unique();
+    let setup_chain = direct(&env, &wallet.pubkey());
+    let (mint, mine, _) = token_setup(&env, &setup_chain, &wallet, &other, 1).await;
+    let chain = chain_with(&config(vec![env.rpc.clone()]), &wallet.pubkey(), mint);
+    let payer = wallet.pubkey();
+    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let tx = wallet
+        .sign(&unsigned(
+            &payer,
+            &[
+                transfer(&payer, &other, SOL / 100),
+                mint_to(&mint, &mine, &payer, 250_000),
+            ],
+            &[],
+            latest.blockhash,
+            latest.last_valid_block_height,
+        ))
+        .expect("signed");
+    chain.send(&tx).await.expect("sent");
+    confirmed(&chain, tx.signature).await;
+    let fill = chain
+        .fill(tx.signature, Side::Sell)
+        .await
+        .expect("answer")
+        .expect("in the ledger");
+    assert_eq!(fill.amount_in, TokenAmount::new(SOL / 100));
+    assert_eq!(fill.amount_out, TokenAmount::new(250_000));
+    assert_eq!(fill.fee, Lamports::new(FEE));
+}
+
+async fn preflight_refusals_map_to_their_classes(env: Arc<Env>) {
+    let funded = funded_wallet(&env.rpc, SOL).await;
+    let chain = direct(&env, &funded.pubkey());
+    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let stranger = Pubkey::new_unique();
+
+    let unfunded = KeypairSigner::new(Keypair::new());
+    let payer = unfunded.pubkey();
+    let tx = unfunded
+        .sign(&unsigned(
+            &payer,
+            &[transfer(&payer, &stranger, 1)],
+            &[],
+            latest.blockhash,
+            1,
+        ))
+        .expect("signed");
+    let error = chain.send(&tx).await.expect_err("no lamports for the fee");
+    assert_eq!(
+        (error.class, error.code),
+        (ErrorClass::InsufficientFunds, Some(-32002)),
+        "{error}"
+    );
+
+    let payer = funded.pubkey();
+    let tx = funded
+        .sign(&unsigned(
+            &payer,
+            &[transfer(&payer, &stranger, 1)],
+            &[],
+            Hash::new_unique(),
+            1,
+        ))
+        .expect("signed");
+    let error = chain.send(&tx).await.expect_err("unknown blockhash");
+    assert_eq!(
+        (error.class, error.code),
+        (ErrorClass::BlockhashExpired, Some(-32002)),
+        "{error}"
+    );
+
+    let tx = funded
+        .sign(&unsigned(
+            &payer,
+            &[transfer(&payer, &stranger, 10 * SOL)],
+            &[],
+            latest.blockhash,
+            1,
+        ))
+        .expect("signed");
+    let error = chain.send(&tx).await.expect_err("more than the balance");
+    // System program error 1: ResultWithNegativeLamports.
+    assert_eq!(
+        (error.class, error.code),
+        (ErrorClass::LandedFailed, Some(1)),
+        "{error}"
+    );
+}
+
+async fn a_transaction_that_lands_and_fails_is_reported_with_its_error_not_as_missing(
+    env: Arc<Env>,
+) {
+    let wallet = funded_wallet(&env.rpc, SOL).await;
+    let skipping = SolanaConfig {
+        skip_preflight: true,
+        ..config(vec![env.rpc.clone()])
+    };
+    let chain = chain_with(&skipping, &wallet.pubkey(), Pubkey::new_unique());
+    let tx = signed_transfer(&chain, &wallet, &Pubkey::new_unique(), 10 * SOL).await;
+    chain.send(&tx).await.expect("forwarded without preflight");
+    let status = confirmed(&chain, tx.signature).await;
+    assert_eq!(status.error, Some(ErrorClass::LandedFailed));
+    let fill = chain
+        .fill(tx.signature, Side::Sell)
+        .await
+        .expect("answer")
+        .expect("landed");
+    assert_eq!(
+        (fill.amount_in, fill.amount_out),
+        (TokenAmount::ZERO, TokenAmount::ZERO)
+    );
+    assert_eq!(fill.fee, Lamports::new(FEE));
+    let after = chain.balances().await.expect("balances");
+    assert_eq!(
+        after.fee_lamports,
+        Lamports::new(SOL - FEE),
+        "only the fee moved"
+    );
+}
+
+async fn an_attempt_is_dead_only_after_its_last_valid_height_and_an_empty_history_look_up(
+    env: Arc<Env>,
+) {
+    let proxy = Proxy::start(env.rpc.clone()).await;
+    proxy.set(Some("sendTransaction"), Fault::DropSend);
+    let wallet = funded_wallet(&env.rpc, SOL).await;
+    let chain = direct(&env, &wallet.pubkey());
+    let via_proxy = chain_with(
+        &config(vec![proxy.url()]),
+        &wallet.pubkey(),
+        Pubkey::new_unique(),
+    );
+
+    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let payer = wallet.pubkey();
+    let tx = wallet
+        .sign(&unsigned(
+            &payer,
+            &[transfer(&payer, &Pubkey::new_unique(), 1_000)],
+            &[],
+            latest.blockhash,
+            latest.last_valid_block_height,
+        ))
+        .expect("signed");
+    via_proxy
+        .send(&tx)
+        .await
+        .expect("acknowledged (then dropped)");
+    assert_eq!(proxy.count("sendTransaction"), 1);
+    assert_eq!(
+        chain.is_blockhash_valid(&latest.blockhash).await,
+        Ok(true),
+        "alive at first"
+    );
+
+    let started = Instant::now();
+    let mut looks = 0_u32;
+    loop {
+        let height = chain.block_height().await.expect("height");
+        let recent = chain
+            .statuses(&[tx.signature], StatusLookup::Recent)
+            .await
+            .expect("statuses");
+        assert_eq!(recent, vec![None], "a dropped send never lands");
+        looks += 1;
+        if height > tx.last_valid_block_height {
+            break;
+        }
+        // Not dead yet: the attempt could still land, so nothing new may be built.
+        assert!(
+            started.elapsed() < Duration::from_secs(100),
+            "expiry took too long"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(looks > 1, "the attempt was alive for a while first");
+    assert_eq!(chain.is_blockhash_valid(&latest.blockhash).await, Ok(false));
+    let history = chain
+        .statuses(&[tx.signature], StatusLookup::WithHistory)
+        .await
+        .expect("statuses");
+    assert_eq!(
+        history,
+        vec![None],
+        "dead: past its height and nowhere in history"
+    );
+    eprintln!(
+        "  (blockhash expired after {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    // And indeed the same bytes can never land now.
+    let error = chain.send(&tx).await.expect_err("expired");
+    assert_eq!(error.class, ErrorClass::BlockhashExpired);
+}
+
+async fn a_send_held_back_lands_late_and_is_reported_as_landed_not_lost(env: Arc<Env>) {
+    let hold = Duration::from_millis(2_000);
+    let proxy = Proxy::start(env.rpc.clone()).await;
+    proxy.set(Some("sendTransaction"), Fault::ForwardLate(hold));
+    let wallet = funded_wallet(&env.rpc, SOL).await;
+    let chain = direct(&env, &wallet.pubkey());
+    let via_proxy = chain_with(
+        &config(vec![proxy.url()]),
+        &wallet.pubkey(),
+        Pubkey::new_unique(),
+    );
+    let recipient = Pubkey::new_unique();
+    let tx = signed_transfer(&chain, &wallet, &recipient, 3_000_000).await;
+
+    let sent = Instant::now();
+    via_proxy.send(&tx).await.expect("acknowledged at once");
+    let early = chain
+        .statuses(&[tx.signature], StatusLookup::Recent)
+        .await
+        .expect("statuses");
+    assert_eq!(early, vec![None], "not landed yet");
+    let status = confirmed(&chain, tx.signature).await;
+    assert!(sent.elapsed() >= hold, "landed only after being held back");
+    assert_eq!(status.error, None, "landed late, and landed: not lost");
+    let received = plain_client(&env.rpc)
+        .get_balance(&recipient)
+        .await
+        .expect("balance");
+    assert_eq!(received, 3_000_000);
+}
+
+async fn reads_fail_over_to_the_second_endpoint_when_the_first_times_out(env: Arc<Env>) {
+    let proxy = Proxy::start(env.rpc.clone()).await;
+    proxy.set(None, Fault::Delay(Duration::from_secs(3)));
+    let config = SolanaConfig {
+        request_timeout: Duration::from_millis(500),
+        ..config(vec![proxy.url(), env.rpc.clone()])
+    };
+    let chain = chain_with(&config, &Pubkey::new_unique(), Pubkey::new_unique());
+    let started = Instant::now();
+    let height = chain.block_height().await.expect("via the second endpoint");
+    assert!(height > 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let status = chain.endpoint_status();
+    assert!(
+        status[0].cooling_for.is_some(),
+        "first cools down: {status:?}"
+    );
+    assert_eq!(status[1].cooling_for, None);
+    chain.block_height().await.expect("again");
+    assert_eq!(
+        proxy.count("getBlockHeight"),
+        1,
+        "passed over while cooling down"
+    );
+}
+
+async fn proxy_faults_map_to_their_classes(env: Arc<Env>) {
+    let cases = [
+        (
+            Fault::Status(429, Some(7)),
+            ErrorClass::RateLimited,
+            Some(429),
+            Some(7),
+        ),
+        (
+            Fault::Status(503, None),
+            ErrorClass::NodeUnhealthy,
+            Some(503),
+            None,
+        ),
+        (
+            Fault::NodeUnhealthy(50),
+            ErrorClass::NodeUnhealthy,
+            Some(-32005),
+            None,
+        ),
+        (Fault::CutShort, ErrorClass::Network, None, None),
+        (Fault::HalfJson, ErrorClass::Network, None, None),
+        (
+            Fault::Stall(Duration::from_secs(2)),
+            ErrorClass::RpcTimeout,
+            None,
+            None,
+        ),
+        (
+            Fault::Delay(Duration::from_millis(1_500)),
+            ErrorClass::RpcTimeout,
+            None,
+            None,
+        ),
+    ];
+    let wallet = funded_wallet(&env.rpc, SOL).await;
+    for (fault, class, code, retry_after) in cases {
+        let proxy = Proxy::start(env.rpc.clone()).await;
+        proxy.set(None, fault);
+        let config = SolanaConfig {
+            request_timeout: Duration::from_millis(500),
+            ..config(vec![proxy.url()])
+        };
+        let chain = chain_with(&config, &wallet.pubkey(), Pubkey::new_unique());
+        let error = chain.block_height().await.expect_err("fault");
+        assert_eq!(
+            (error.class, error.code),
+            (class, code),
+            "{fault:?}: {error}"
+        );
+        assert_eq!(
+            error.retry_after,
+            retry_after.map(Duration::from_secs),
+            "{fault:?}"
+        );
+        let error = chain.balances().await.expect_err("fault");
+        assert_eq!(error.class, class, "{fault:?} on balances");
+        assert_eq!(
+            proxy.count("getBlockHeight"),
+            1,
+            "{fault:?}: no hidden retry"
+        );
+    }
+    // A send refused for rate is not retried behind the caller's back either.
+    let proxy = Proxy::start(env.rpc.clone()).await;
+    proxy.set(Some("sendTransaction"), Fault::Status(429, Some(1)));
+    let chain = chain_with(
+        &config(vec![proxy.url()]),
+        &wallet.pubkey(),
+        Pubkey::new_unique(),
+    );
+    let tx = signed_transfer(&chain, &wallet, &Pubkey::new_unique(), 1).await;
+    let error = chain.send(&tx).await.expect_err("rate limited");
+    assert_eq!(error.class, ErrorClass::RateLimited);
+    assert_eq!(proxy.count("sendTransaction"), 1);
+}
+
+async fn probe_fees_and_blockhash_validity_against_the_validator(env: Arc<Env>) {
+    let wallet = Pubkey::new_unique();
+    let chain = direct(&env, &wallet);
+    chain.probe().await.expect("getSlot");
+    let fee = chain
+        .priority_fee(&[wallet, NATIVE_MINT])
+        .await
+        .expect("fees");
+    assert_eq!(
+        fee.micro_lamports_per_cu, 0,
+        "nobody pays priority fees here"
+    );
+    let latest = chain.latest_blockhash().await.expect("blockhash");
+    assert!(latest.last_valid_block_height > chain.block_height().await.expect("height"));
+    assert_eq!(chain.is_blockhash_valid(&latest.blockhash).await, Ok(true));
+    assert_eq!(
+        chain.is_blockhash_valid(&Hash::new_unique()).await,
+        Ok(false)
+    );
+}
+
+/// Waits until the validator's RPC and faucet answer.
+async fn wait_ready(url: &Url, within: Duration) -> Result<(), String> {
+    let client = plain_client(url);
+    let deadline = Instant::now() + within;
+    loop {
+        let healthy = client.get_health().await.is_ok();
+        if healthy
+            && client
+                .request_airdrop(&Pubkey::new_unique(), 1_000_000)
+                .await
+                .is_ok()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("validator not ready within {within:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    match error.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "panicked".to_owned()),
+        Err(error) => error.to_string(),
+    }
+}
+
+fn summary(passed: usize, failed: usize, filtered: usize, started: Instant) {
+    let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    println!(
+        "\ntest result: {verdict}. {passed} passed; {failed} failed; 0 ignored; 0 measured; \
+         {filtered} filtered out; finished in {:.2}s\n",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in TESTS {
+            println!("{name}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let filters: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str)
+        .collect();
+    let selected: Vec<&(&str, Test)> = TESTS
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f)))
+        .collect();
+    let filtered = TESTS.len() - selected.len();
+    if selected.is_empty() {
+        println!("\nrunning 0 tests");
+        summary(0, 0, filtered, started);
+        return ExitCode::SUCCESS;
+    }
+    match cluster::ensure_isolated(&args) {
+        Ok(cluster::Isolation::Here) => {}
+        Ok(cluster::Isolation::RanInChild(code)) => return code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: no tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let validator = match cluster::Validator::start(VALIDATOR_ARGS) {
+        Ok(validator) => validator,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(message) = runtime.block_on(wait_ready(&validator.rpc_url, Duration::from_secs(90)))
+    {
+        eprintln!(
+            "error: {message}; ledger {}; log tail:\n{}",
+            validator.ledger().display(),
+            validator.log_tail()
+        );
+        validator.stop();
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "validator ready after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    println!("\nrunning {} tests", selected.len());
+    let env = Arc::new(Env {
+        rpc: validator.rpc_url.clone(),
+    });
+    let (passed, failed) = runtime.block_on(async {
+        let mut running: FuturesUnordered<_> = selected
+            .iter()
+            .map(|(name, test)| {
+                let test = tokio::spawn(tokio::time::timeout(
+                    Duration::from_secs(180),
+                    test(env.clone()),
+                ));
+                async move {
+                    let t = Instant::now();
+                    (*name, test.await, t.elapsed())
+                }
+            })
+            .collect();
+        let (mut passed, mut failed) = (0, 0);
+        while let Some((name, outcome, took)) = running.next().await {
+            match outcome {
+                Ok(Ok(())) => {
+                    passed += 1;
+                    println!("test {name} ... ok ({:.1} s)", took.as_secs_f64());
+                }
+                Ok(Err(_)) => {
+                    failed += 1;
+                    println!("test {name} ... FAILED (timed out)");
+                }
+                Err(error) => {
+                    failed += 1;
+                    println!("test {name} ... FAILED\n    {}", panic_message(error));
+                }
+            }
+        }
+        (passed, failed)
+    });
+    drop(runtime);
+    validator.stop();
+    summary(passed, failed, filtered, started);
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
