@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod config;
 mod error;
+mod live;
 mod paper;
 mod wiring;
 
@@ -107,8 +108,14 @@ fn run(cli: Cli) -> Result<String, AppError> {
             &args.api,
             client::Request::Exits { limit: args.limit },
         ),
-        Command::Run(_) | Command::Quote(_) => Err(AppError::Usage(
-            "this command needs the live adapters, which this build does not include yet".into(),
-        )),
+        Command::Run(args) => {
+            let config = config::load(cli_config.as_deref(), args.profile.map(Into::into))?;
+            let validated = config.validate()?;
+            live::run(&config, &validated)
+        }
+        Command::Quote(args) => {
+            let config = config::load(cli_config.as_deref(), None)?;
+            live::quote(&config, &args)
+        }
     }
 }

@@ -1,0 +1,258 @@
+//! `kyzlo run` (devnet or mainnet) and `kyzlo quote`: the live adapters. Devnet sends real
+//! stand-in transactions priced from Jupiter's mainnet quotes; mainnet trades through
+//! Jupiter from the configured wallet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kyzlo_adapters_devnet::DevnetVenue;
+use kyzlo_adapters_journal::SqliteJournal;
+use kyzlo_adapters_jupiter::{JupiterClient, JupiterConfig};
+use kyzlo_adapters_solana::{KeypairSigner, Pubkey, SolanaChain, SolanaConfig, TokenPair, Url};
+use kyzlo_application::ports::{Balances, QuoteRequest, Side, Signer as _, WalletAddress};
+use kyzlo_domain::{Lamports, Slippage, TokenAmount};
+
+use crate::cli::QuoteArgs;
+use crate::config::{Config, ConfigError, Profile, Validated};
+use crate::error::AppError;
+use crate::wiring::{Adapters, launch};
+
+const DEVNET_RPC: &str = "https://api.devnet.solana.com";
+const MAINNET_RPC: &str = "https://api.mainnet-beta.solana.com";
+
+fn invalid(key: &str, value: impl ToString, expected: &str) -> AppError {
+    AppError::Config(ConfigError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        expected: expected.into(),
+    })
+}
+
+fn jupiter(
+    config: &Config,
+    wallet: WalletAddress,
+    base_url: Option<&str>,
+) -> Result<JupiterClient, AppError> {
+    let mut jc = JupiterConfig::new(wallet);
+    jc.base_url = base_url.unwrap_or(&config.jupiter.base_url).to_owned();
+    jc.api_key = config.jupiter.api_key.clone();
+    jc.request_timeout = Duration::from_millis(config.jupiter.request_timeout_ms);
+    jc.base_mint = config.pair.base_mint.clone();
+    jc.quote_mint = config.pair.quote_mint.clone();
+    JupiterClient::new(jc).map_err(|e| AppError::Startup(format!("jupiter: {e}")))
+}
+
+fn solana(config: &Config, v: &Validated, wallet: WalletAddress) -> Result<SolanaChain, AppError> {
+    let defaults = match config.profile {
+        Profile::Mainnet => MAINNET_RPC,
+        Profile::Devnet | Profile::Paper => DEVNET_RPC,
+    };
+    let urls: Vec<String> = if config.rpc.endpoints.is_empty() {
+        vec![defaults.to_owned()]
+    } else {
+        config.rpc.endpoints.clone()
+    };
+    let endpoints = urls
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            Url::parse(u)
+                .map_err(|_| invalid(&format!("rpc.endpoints[{i}]"), "***", "an http(s) URL"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut sc = SolanaConfig::new(endpoints);
+    sc.request_timeout = Duration::from_millis(config.rpc.request_timeout_ms);
+    sc.commitment = v.commitment;
+    sc.skip_preflight = config.rpc.skip_preflight;
+    let mint = |key: &str, text: &str| {
+        text.parse::<Pubkey>()
+            .map_err(|_| invalid(key, text, "a base58 mint address"))
+    };
+    let pair = TokenPair {
+        base: mint("pair.base_mint", &config.pair.base_mint)?,
+        quote: mint("pair.quote_mint", &config.pair.quote_mint)?,
+    };
+    SolanaChain::new(&sc, wallet, pair).map_err(|e| AppError::Startup(format!("solana: {e}")))
+}
+
+fn signer(config: &Config) -> Result<Arc<KeypairSigner>, AppError> {
+    let path = config
+        .wallet
+        .keypair_path
+        .as_ref()
+        .ok_or_else(|| invalid("wallet.keypair_path", "(none)", "a Solana CLI keypair file"))?;
+    KeypairSigner::from_file(path)
+        .map(Arc::new)
+        .map_err(|e| invalid("wallet.keypair_path", path.display(), &e.to_string()))
+}
+
+/// Runs `kyzlo run` until Ctrl-C or SIGTERM.
+///
+/// # Errors
+/// [`AppError`] for a bad configuration, a refused keypair, or a failed start-up.
+pub fn run(config: &Config, v: &Validated) -> Result<String, AppError> {
+    if config.profile == Profile::Paper {
+        return Err(AppError::Usage(
+            "`run` trades on devnet or mainnet: pass --profile devnet|mainnet (paper mode is `kyzlo paper`)".into(),
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
+    runtime.block_on(async {
+        let signer = signer(config)?;
+        let wallet = signer.address();
+        let chain = Arc::new(solana(config, v, wallet)?);
+        let jup = Arc::new(jupiter(config, wallet, None)?);
+        std::fs::create_dir_all(&config.journal.data_dir).map_err(|source| AppError::Io {
+            path: config.journal.data_dir.clone(),
+            source,
+        })?;
+        let journal = Arc::new(
+            SqliteJournal::open(&config.journal.data_dir.join("journal.db"))
+                .map_err(|e| AppError::Startup(format!("journal: {e}")))?,
+        );
+        let adapters = match config.profile {
+            Profile::Devnet => {
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let initial = Balances {
+                    base: TokenAmount::ZERO,
+                    quote: TokenAmount::new((config.paper.initial_quote.max(0.0) * 1e6) as u64),
+                    fee_lamports: Lamports::new(0),
+                };
+                let venue = Arc::new(
+                    DevnetVenue::open(
+                        chain,
+                        signer,
+                        jup.clone(),
+                        &config.journal.data_dir.join("devnet-wallet.json"),
+                        initial,
+                    )
+                    .map_err(|e| AppError::Startup(format!("devnet venue: {e}")))?,
+                );
+                Adapters {
+                    feed: jup,
+                    router: venue.clone(),
+                    chain: venue.clone(),
+                    signer: venue.clone(),
+                    probe: venue,
+                    journal,
+                }
+            }
+            Profile::Mainnet | Profile::Paper => Adapters {
+                feed: jup.clone(),
+                router: jup,
+                chain: chain.clone(),
+                signer,
+                probe: chain,
+                journal,
+            },
+        };
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let launched = launch(config, v, adapters, seed_now(), shutdown.clone()).await?;
+        let control = launched.bot.control.clone();
+        let totals = launched.bot.totals.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            eprintln!("stopping: no new trades; letting running exits finish");
+            let _ = stop.send(true);
+        });
+        eprintln!("kyzlo running on {} (Ctrl-C to stop)", config.profile.as_str());
+        let orchestrator = launched.run(shutdown, Duration::from_secs(90)).await;
+        let t = totals.summary();
+        Ok(format!(
+            "stopped: {} entries, {} exits closed, {} failed, {} past the deadline; {} open positions; trading {}\n",
+            t.entries_filled,
+            t.exits_first_attempt + t.exits_required_retry,
+            t.exits_failed,
+            t.exits_deadline_exceeded,
+            orchestrator.positions().len(),
+            control.state().as_str()
+        ))
+    })
+}
+
+fn seed_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| {
+            u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(1)
+        })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs `kyzlo quote`: asks Jupiter for an exit quote (selling the base token) and shows
+/// the route, the amounts and the price impact.
+///
+/// # Errors
+/// [`AppError`] for bad arguments or a failed quote (with its class).
+pub fn quote(config: &Config, args: &QuoteArgs) -> Result<String, AppError> {
+    if !(args.amount.is_finite() && args.amount > 0.0) {
+        return Err(AppError::Usage(format!(
+            "--amount {}: expected a positive amount",
+            args.amount
+        )));
+    }
+    let slippage = Slippage::from_bps(args.slippage_bps).map_err(|_| {
+        AppError::Usage(format!(
+            "--slippage-bps {}: expected 1 to 10000",
+            args.slippage_bps
+        ))
+    })?;
+    let decimals = i32::from(config.pair.base_decimals);
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let amount_in = TokenAmount::new((args.amount * 10f64.powi(decimals)) as u64);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
+    runtime.block_on(async {
+        let client = jupiter(config, WalletAddress([0; 32]), args.jupiter_url.as_deref())?;
+        // The port's quote (sell the base token), not the client's raw one.
+        let q = kyzlo_application::ports::SwapRouter::quote(
+            &client,
+            &QuoteRequest {
+                side: Side::Sell,
+                amount_in,
+                slippage,
+            },
+        )
+        .await
+            .map_err(|e| AppError::Remote(format!("quote refused: {e}")))?;
+        let out_ui = q.expected_out.get() as f64 / 10f64.powi(i32::from(config.pair.quote_decimals));
+        let min_ui = q.min_out.get() as f64 / 10f64.powi(i32::from(config.pair.quote_decimals));
+        Ok(format!(
+            "route: {}\nin: {} base units ({} of the base token)\nout: {} quote units ({out_ui:.6})\nminimum out at {} bps: {} ({min_ui:.6})\nprice: {:.6}\nprice impact: {:.4}%\n",
+            q.route_label,
+            amount_in,
+            args.amount,
+            q.expected_out,
+            args.slippage_bps,
+            q.min_out,
+            out_ui / args.amount,
+            q.price_impact_pct
+        ))
+    })
+}

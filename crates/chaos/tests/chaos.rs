@@ -1,0 +1,166 @@
+//! The chaos simulator end to end: every built-in scenario loads and runs, kyzlo never
+//! executes an intent twice in any of them, defense costs nothing on a calm network,
+//! and scenario files are parsed with errors that name the key.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
+
+use std::path::Path;
+
+use kyzlo_chaos::run_many;
+use kyzlo_chaos::scenario::{BUILTIN, ScenarioError, builtin, from_toml, load};
+use kyzlo_chaos::stats::summarize;
+
+#[test]
+fn kyzlo_never_executes_an_intent_twice_in_any_built_in_scenario() {
+    for name in BUILTIN {
+        let scenario = builtin(name).unwrap();
+        let (results, trace) = run_many(&scenario, 60, 7, 2);
+        let summary = summarize(name, 7, scenario.stop_loss_bps, &results);
+        assert!(
+            summary.triggered > 50,
+            "{name}: the stop fired in {} runs",
+            summary.triggered
+        );
+        assert_eq!(summary.policies.kyzlo.double_executions, 0, "{name}");
+        assert!(trace.is_some(), "{name}: an example run is traced");
+        // Without price noise at landing the oracle is a lower bound (with noise a fill
+        // can be luckier than the oracle's base-slippage fill).
+        assert!(
+            scenario.faults.confirm_price_noise_bps > 0.0
+                || summary.policies.kyzlo.realized_loss_pct.mean
+                    >= summary.policies.oracle.realized_loss_pct.mean - 0.05,
+            "{name}: kyzlo {:?} oracle {:?}",
+            summary.policies.kyzlo.realized_loss_pct,
+            summary.policies.oracle.realized_loss_pct
+        );
+    }
+}
+
+#[test]
+fn bug_003_bounds_kyzlo_far_below_naive_retry() {
+    let scenario = builtin("bug-003").unwrap();
+    let (results, _) = run_many(&scenario, 400, 1, 2);
+    let s = summarize("bug-003", 1, scenario.stop_loss_bps, &results);
+    let (naive, kyzlo) = (s.policies.naive, s.policies.kyzlo);
+    assert!(
+        naive.realized_loss_pct.mean >= 12.0,
+        "naive {:?}",
+        naive.realized_loss_pct
+    );
+    assert!(kyzlo.realized_loss_pct.mean < naive.realized_loss_pct.mean / 2.0);
+    assert!(
+        naive.double_executions > 0,
+        "naive retry sends while earlier ones can land"
+    );
+    assert_eq!(kyzlo.double_executions, 0);
+    assert!(kyzlo.exit_time_s.p50 < 30.0);
+}
+
+#[test]
+fn on_a_calm_network_defense_costs_nothing() {
+    let scenario = builtin("calm").unwrap();
+    let (results, _) = run_many(&scenario, 100, 3, 2);
+    let s = summarize("calm", 3, scenario.stop_loss_bps, &results);
+    let (kyzlo, oracle) = (s.policies.kyzlo, s.policies.oracle);
+    assert!((kyzlo.realized_loss_pct.mean - oracle.realized_loss_pct.mean).abs() < 0.01);
+    assert!(
+        (kyzlo.attempts_mean - 1.0).abs() < 1e-9,
+        "one transaction per exit"
+    );
+    assert_eq!(kyzlo.halts, 0);
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let scenario = builtin("late-landing").unwrap();
+    let (one, _) = run_many(&scenario, 12, 5, 1);
+    let (two, _) = run_many(&scenario, 12, 5, 2);
+    assert_eq!(one, two);
+}
+
+#[test]
+fn scenario_files_are_parsed_and_bad_keys_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"
+name = "mine"
+stop_loss_bps = 400
+[market]
+kind = "generated"
+regime = "crash"
+crash_drop_pct = 15.0
+crash_over_s = 60.0
+[faults]
+profile = "flaky"
+send_timeout = 0.4
+blackouts_s = [[10, 20]]
+"#;
+    let s = from_toml(good, &dir.path().join("mine.toml")).unwrap();
+    assert_eq!((s.name.as_str(), s.stop_loss_bps), ("mine", 400));
+    assert!((s.faults.send_timeout - 0.4).abs() < 1e-12);
+    assert_eq!(s.faults.blackouts.len(), 1);
+
+    let cases = [
+        (
+            "name = \"x\"\nstop_los_bps = 3\n[market]\nkind = \"generated\"\n",
+            "stop_los_bps",
+        ),
+        (
+            "name = \"x\"\nstop_loss_bps = 10000\n[market]\nkind = \"generated\"\n",
+            "stop_loss_bps",
+        ),
+        (
+            "name = \"x\"\n[market]\nkind = \"generated\"\nregime = \"boom\"\n",
+            "market.regime",
+        ),
+        (
+            "name = \"x\"\n[market]\nkind = \"generated\"\n[faults]\nsend_timeout = 1.5\n",
+            "faults.send_timeout",
+        ),
+        (
+            "name = \"x\"\n[market]\nkind = \"generated\"\n[faults]\nprofile = \"nope\"\n",
+            "faults.profile",
+        ),
+        (
+            "name = \"x\"\n[market]\nkind = \"generated\"\n[faults]\nblackouts_s = [[20, 10]]\n",
+            "faults.blackouts_s",
+        ),
+        (
+            "name = \"x\"\n[market]\nkind = \"replay\"\ncsv = \"missing.csv\"\n",
+            "missing.csv",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = from_toml(text, &dir.path().join("bad.toml")).unwrap_err();
+        assert!(err.to_string().contains(key), "{key}: {err}");
+    }
+}
+
+#[test]
+fn a_replayed_csv_is_sliced_from_the_given_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("ts_ms,price\n");
+    for i in 0..600u64 {
+        let price = if i < 300 {
+            100.0
+        } else {
+            100.0 - (i - 300) as f64 * 0.1
+        };
+        csv.push_str(&format!("{},{price}\n", 1_000_000 + i * 1_000));
+    }
+    std::fs::write(dir.path().join("day.csv"), csv).unwrap();
+    let text =
+        "name = \"replay\"\n[market]\nkind = \"replay\"\ncsv = \"day.csv\"\nfrom_ts_ms = 1250000\n";
+    let path = dir.path().join("replay.toml");
+    std::fs::write(&path, text).unwrap();
+    let s = load(path.to_str().unwrap()).unwrap();
+    let (results, _) = run_many(&s, 5, 1, 1);
+    // From 250 s in, the price falls 0.1 per second from 300 s: the 5% stop fires
+    // after about 50 s of fall, i.e. about 100 s after the slice starts.
+    let stop = results[0].stop_at.unwrap().as_secs();
+    assert!((95..=106).contains(&stop), "{stop}");
+    assert!(matches!(
+        load("no-such-scenario"),
+        Err(ScenarioError::Unknown { .. })
+    ));
+    assert!(Path::new(dir.path()).exists());
+}
