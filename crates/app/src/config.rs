@@ -559,7 +559,7 @@ pub struct PaperConfig {
 impl Default for PaperConfig {
     fn default() -> Self {
         Self {
-            seed: 2021_05_19,
+            seed: 20_210_519,
             hours: 6.0,
             faults: "flaky".into(),
             initial_quote: 1_000.0,
@@ -621,12 +621,14 @@ pub fn load(path: Option<&Path>, profile_override: Option<Profile>) -> Result<Co
         }
     }
     figment = figment.merge(Env::prefixed("KYZLO_").split("__"));
-    if let Some(profile) = profile_override {
-        figment = figment.merge(Serialized::default("profile", profile));
-    }
+    // Extracted before the override, so a bad profile in the file or environment is still
+    // refused rather than silently replaced.
     let mut config: Config = figment
         .extract()
         .map_err(|e| ConfigError::Load(flatten_figment(e)))?;
+    if let Some(profile) = profile_override {
+        config.profile = profile;
+    }
     if config.jupiter.api_key.is_none()
         && let Ok(key) = std::env::var("JUPITER_API_KEY")
         && !key.is_empty()
@@ -641,6 +643,38 @@ fn flatten_figment(e: figment::Error) -> String {
         .map(|e| e.to_string())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Refuses a keypair path that does not exist or that group or others may read; the
+/// secret itself is not read here (the signer loads it and checks its contents).
+fn check_keypair_file(path: &Path) -> Result<(), ConfigError> {
+    let meta = std::fs::metadata(path).map_err(|_| {
+        invalid(
+            "wallet.keypair_path",
+            path.display(),
+            "an existing keypair file",
+        )
+    })?;
+    if !meta.is_file() {
+        return Err(invalid(
+            "wallet.keypair_path",
+            path.display(),
+            "a keypair file, not a folder",
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(invalid(
+                "wallet.keypair_path",
+                format!("{} (mode {mode:o})", path.display()),
+                "a file only its owner can read (chmod 600)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The configuration turned into the domain's and services' values.
@@ -997,14 +1031,7 @@ impl Config {
                         ),
                     ));
                 }
-                Some(path) if !path.exists() => {
-                    return Err(invalid(
-                        "wallet.keypair_path",
-                        path.display(),
-                        "an existing keypair file",
-                    ));
-                }
-                Some(_) => {}
+                Some(path) => check_keypair_file(path)?,
             }
         }
         Ok(Validated {

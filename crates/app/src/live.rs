@@ -110,7 +110,7 @@ pub fn run(config: &Config, v: &Validated) -> Result<String, AppError> {
             source,
         })?;
         let journal = Arc::new(
-            SqliteJournal::open(&config.journal.data_dir.join("journal.db"))
+            SqliteJournal::open(config.journal.data_dir.join("journal.db"))
                 .map_err(|e| AppError::Startup(format!("journal: {e}")))?,
         );
         let adapters = match config.profile {

@@ -275,7 +275,9 @@ async fn paper(
         })
     };
     let pacer = (args.speed > 0.0).then(|| tokio::spawn(pace(args.speed)));
+    let run_started = clock.now();
     let orchestrator = launched.run(shutdown, Duration::from_secs(120)).await;
+    let simulated = clock.now().saturating_since(run_started).min(duration);
     ticker.abort();
     ctrl_c.abort();
     if let Some(p) = pacer {
@@ -286,7 +288,7 @@ async fn paper(
         .last_price()
         .map_or_else(|| market.price_now().get(), Price::get);
     Ok(PaperSummary {
-        simulated: duration,
+        simulated,
         first_price: path.price_at(Duration::ZERO).get(),
         last_price: last,
         start: start_wallet,

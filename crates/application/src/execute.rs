@@ -81,7 +81,7 @@ impl ExecutionSettings {
             poll_interval: Duration::from_millis(400),
             rebroadcast_interval: Duration::from_millis(400),
             send_timeout: Duration::from_millis(200),
-            confirm_timeout: Duration::from_secs(5),
+            confirm_timeout: Duration::from_secs(2),
             prepare_calls: 3,
             commitment: Commitment::Confirmed,
         }
@@ -437,6 +437,25 @@ impl Run<'_> {
                 end = self.track(&prepared, None).await;
             }
             let signature = prepared.signed.signature;
+            let latency = v.clock.now().saturating_since(record.sent_at);
+            let (outcome, class) = match end {
+                AttemptEnd::Landed => ("landed", None),
+                AttemptEnd::Failed(class) => ("failed", Some(class.as_str())),
+                AttemptEnd::Expired => ("expired", Some(ErrorClass::BlockhashExpired.as_str())),
+                AttemptEnd::DeadlinePassed => ("unresolved", None),
+            };
+            tracing::info!(
+                intent = %self.job.intent,
+                position = %self.job.position,
+                attempt,
+                %signature,
+                outcome,
+                error_class = class,
+                slippage_bps = rung.slippage.bps().get(),
+                priority_fee = rung.priority_fee.get(),
+                latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+                "attempt resolved"
+            );
             match end {
                 AttemptEnd::Landed => {
                     self.record_outcome(attempt, AttemptOutcome::Landed).await;

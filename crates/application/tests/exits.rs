@@ -166,10 +166,10 @@ async fn exit_escalates_to_the_wide_swap_after_a_slippage_failure_and_succeeds()
 #[tokio::test(start_paused = true)]
 async fn rpc_timeout_on_send_keeps_the_attempt_live_and_its_late_landing_counts() {
     let h = Harness::new(95.0, wallet(10));
-    // The send call hangs (cut at 2 s by the guard); the transaction lands 7 s after the
-    // send, after the 5 s confirmation timeout but before its blockhash expires.
+    // The send call hangs (cut short by the send timeout); the transaction lands 3 s after
+    // the send, after the 2 s confirmation timeout but before its blockhash expires.
     h.venue.script([SendScript::TimeoutThenLand {
-        lands_after: Some(Duration::from_secs(7)),
+        lands_after: Some(Duration::from_secs(3)),
     }]);
     let report = stop_loss(&h, 1, 10 * SOL).await;
     assert_eq!(filled_attempt(&report), 1);
@@ -379,7 +379,7 @@ async fn at_the_deadline_no_new_attempt_starts_the_live_one_is_tracked_and_an_op
 async fn late_landings_never_execute_a_partial_exit_twice() {
     let h = Harness::new(95.0, wallet(10));
     h.venue.script([SendScript::TimeoutThenLand {
-        lands_after: Some(Duration::from_secs(7)),
+        lands_after: Some(Duration::from_secs(3)),
     }]);
     let report = exit(
         &h,
@@ -400,7 +400,7 @@ async fn late_landings_never_execute_a_partial_exit_twice() {
 async fn late_landings_never_execute_an_entry_twice() {
     let h = Harness::new(100.0, wallet(0));
     h.venue.script([SendScript::TimeoutThenLand {
-        lands_after: Some(Duration::from_secs(7)),
+        lands_after: Some(Duration::from_secs(3)),
     }]);
     let report = h
         .entries
