@@ -188,6 +188,19 @@ impl Journal for SqliteJournal {
             .map_err(|e| e.to_port_error("journal.record_position"))
     }
 
+    async fn settle_intent(
+        &self,
+        intent: IntentId,
+        outcome: &IntentOutcome,
+        position: Option<&PositionRecord>,
+    ) -> Result<(), PortError> {
+        let outcome = *outcome;
+        let position = position.copied();
+        self.run(move |c| store::settle_intent(c, intent, &outcome, position.as_ref(), now_ms()))
+            .await
+            .map_err(|e| e.to_port_error("journal.settle_intent"))
+    }
+
     async fn record_trading_state(&self, state: &TradingState) -> Result<(), PortError> {
         let state = state.clone();
         self.run(move |c| store::record_trading_state(c, &state, now_ms()))

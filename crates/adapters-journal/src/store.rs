@@ -203,6 +203,44 @@ pub(crate) fn record_intent_outcome(
     outcome: &IntentOutcome,
     now_ms: i64,
 ) -> Result<(), JournalError> {
+    write(conn, |tx| {
+        update_intent_outcome(tx, intent, outcome, now_ms)
+    })
+}
+
+/// Inserts or updates a position.
+pub(crate) fn record_position(
+    conn: &mut Connection,
+    position: &PositionRecord,
+    now_ms: i64,
+) -> Result<(), JournalError> {
+    write(conn, |tx| upsert_position(tx, position, now_ms))
+}
+
+/// Sets an intent's outcome and the position it leaves, in one transaction: after a
+/// crash both are there or neither is.
+pub(crate) fn settle_intent(
+    conn: &mut Connection,
+    intent: IntentId,
+    outcome: &IntentOutcome,
+    position: Option<&PositionRecord>,
+    now_ms: i64,
+) -> Result<(), JournalError> {
+    write(conn, |tx| {
+        update_intent_outcome(tx, intent, outcome, now_ms)?;
+        if let Some(position) = position {
+            upsert_position(tx, position, now_ms)?;
+        }
+        Ok(())
+    })
+}
+
+fn update_intent_outcome(
+    tx: &Transaction<'_>,
+    intent: IntentId,
+    outcome: &IntentOutcome,
+    now_ms: i64,
+) -> Result<(), JournalError> {
     const T: &str = "intents";
     let id = codec::int(intent.0, T, "id")?;
     let (name, fill) = match outcome {
@@ -216,30 +254,27 @@ pub(crate) fn record_intent_outcome(
         ),
         IntentOutcome::Failed => ("failed", None),
     };
-    write(conn, |tx| {
-        tx.prepare_cached(
-            "UPDATE intents SET outcome = ?2, fill_amount_in = ?3, fill_amount_out = ?4,
-                                fill_fee_lamports = ?5, resolved_at_ms = ?6
-             WHERE id = ?1",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                id,
-                name,
-                fill.map(|f| f.0),
-                fill.map(|f| f.1),
-                fill.map(|f| f.2),
-                now_ms
-            ])
-        })
-        .map_err(sql("update an intent's outcome"))?;
-        Ok(())
+    tx.prepare_cached(
+        "UPDATE intents SET outcome = ?2, fill_amount_in = ?3, fill_amount_out = ?4,
+                            fill_fee_lamports = ?5, resolved_at_ms = ?6
+         WHERE id = ?1",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            id,
+            name,
+            fill.map(|f| f.0),
+            fill.map(|f| f.1),
+            fill.map(|f| f.2),
+            now_ms
+        ])
     })
+    .map_err(sql("update an intent's outcome"))?;
+    Ok(())
 }
 
-/// Inserts or updates a position.
-pub(crate) fn record_position(
-    conn: &mut Connection,
+fn upsert_position(
+    tx: &Transaction<'_>,
     position: &PositionRecord,
     now_ms: i64,
 ) -> Result<(), JournalError> {
@@ -247,26 +282,24 @@ pub(crate) fn record_position(
     let id = codec::int(position.position.0, T, "id")?;
     let size = codec::int(position.size.amount().get(), T, "size")?;
     let remaining = codec::int(position.remaining.get(), T, "remaining")?;
-    write(conn, |tx| {
-        tx.prepare_cached(
-            "INSERT INTO positions (id, entry_price, size, remaining, recorded_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (id) DO UPDATE SET
-                entry_price = excluded.entry_price, size = excluded.size,
-                remaining = excluded.remaining, recorded_at_ms = excluded.recorded_at_ms",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                id,
-                position.entry_price.get(),
-                size,
-                remaining,
-                now_ms
-            ])
-        })
-        .map_err(sql("upsert a position"))?;
-        Ok(())
+    tx.prepare_cached(
+        "INSERT INTO positions (id, entry_price, size, remaining, recorded_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (id) DO UPDATE SET
+            entry_price = excluded.entry_price, size = excluded.size,
+            remaining = excluded.remaining, recorded_at_ms = excluded.recorded_at_ms",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            id,
+            position.entry_price.get(),
+            size,
+            remaining,
+            now_ms
+        ])
     })
+    .map_err(sql("upsert a position"))?;
+    Ok(())
 }
 
 /// Appends a trading state; the latest row is the current state.

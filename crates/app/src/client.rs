@@ -73,6 +73,10 @@ async fn remote(
     api: &ApiArgs,
     request: &Request,
 ) -> Result<Option<String>, AppError> {
+    if api.url.is_none() && config.api.listen.is_empty() {
+        // No API configured: nothing to ask; the journal answers.
+        return Ok(None);
+    }
     let base = base_url(config, api);
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kyzlo_domain::deadline::ExitDeadline;
-use kyzlo_domain::exit_state::{ExitEvent, ExitFailure, ExitStateMachine};
+use kyzlo_domain::exit_state::{ExitEvent, ExitFailure, ExitState, ExitStateMachine};
 use kyzlo_domain::ladder::{EscalationLadder, OrderStyle, Rung};
 use kyzlo_domain::retry::{GiveUpReason, RetryBudget, RetryDecision, RetryPolicy};
 use kyzlo_domain::{
@@ -23,9 +23,7 @@ use tokio::sync::oneshot;
 
 use crate::clock::Clock;
 use crate::guard::LatencyGuard;
-use crate::journal::{
-    AttemptOutcome, AttemptRecord, IntentAction, IntentOutcome, IntentRecord, Journal,
-};
+use crate::journal::{AttemptOutcome, AttemptRecord, IntentAction, IntentRecord, Journal};
 use crate::metrics::{Dependency, MetricEvent, MetricsSink};
 use crate::ports::{
     Chain, Commitment, Fill, PortError, QuoteRequest, Side, SignedTransaction, Signer,
@@ -280,20 +278,10 @@ impl Engine {
             deadline_exceeded: false,
             on_deadline,
         };
+        // The intent's outcome is journaled by whoever applies it to the position, in
+        // one step with the position (see `Journal::settle_intent`).
         let outcome = run.go().await;
         let finished = self.venue.clock.now();
-        let intent_outcome = match outcome {
-            ExecutionOutcome::Filled { fill, .. } => IntentOutcome::Filled(fill),
-            ExecutionOutcome::Failed { .. } => IntentOutcome::Failed,
-        };
-        if let Err(e) = self
-            .venue
-            .journal
-            .record_intent_outcome(job.intent, &intent_outcome)
-            .await
-        {
-            tracing::error!(intent = %job.intent, error = %e, "intent outcome not journaled");
-        }
         ExecutionReport {
             intent: job.intent,
             outcome,
@@ -357,13 +345,22 @@ impl Run<'_> {
             if !deadline.is_within(now) {
                 return self.fail(ExitFailure::DeadlineExceeded).await;
             }
-            let rung = self.settings.ladder.rung(budget.attempts() + 1);
+            // Transactions are numbered by the state machine: a try whose preparation
+            // failed sent nothing, so the next try keeps the same number and rung (it
+            // still spends the retry budget's attempts and time).
+            let Some(attempt) = self.sm.next_attempt() else {
+                return self.fail(ExitFailure::Permanent(ErrorClass::Unknown)).await;
+            };
+            let rung = self.settings.ladder.rung(attempt);
             let grant = match budget.begin_attempt(now, self.settings.attempt_life(&rung)) {
                 Ok(grant) => grant,
                 Err(reason) => return self.fail(give_up_failure(reason)).await,
             };
-            let attempt = grant.attempt;
-            if attempt > 1 && rung.style == OrderStyle::Market {
+            let resolved_failure = matches!(
+                self.sm.state(),
+                ExitState::Expired { .. } | ExitState::LandedFailed { .. }
+            );
+            if resolved_failure && rung.style == OrderStyle::Market {
                 let _ = self.transition(ExitEvent::Escalate).await;
             }
             let until = grant.call_deadline.min(deadline.expires_at());
@@ -524,7 +521,10 @@ impl Run<'_> {
     ) -> Option<ExitFailure> {
         let v = self.venue;
         let now = v.clock.now();
-        let next = self.settings.ladder.rung(budget.attempts() + 1);
+        let next = self
+            .settings
+            .ladder
+            .rung(self.sm.next_attempt().unwrap_or(self.sm.attempts() + 1));
         match budget.after_failure(
             now,
             error,
@@ -543,10 +543,7 @@ impl Run<'_> {
     }
 
     async fn fail(&mut self, failure: ExitFailure) -> ExecutionOutcome {
-        if !matches!(
-            self.sm.state(),
-            kyzlo_domain::exit_state::ExitState::ExitFailed { .. }
-        ) {
+        if !matches!(self.sm.state(), ExitState::ExitFailed { .. }) {
             let _ = self.transition(ExitEvent::Fail { reason: failure }).await;
         }
         tracing::warn!(intent = %self.job.intent, ?failure, last_error = ?self.last_error, "execution gave up");
@@ -720,10 +717,7 @@ impl Run<'_> {
         let confirm_at = sent_at.saturating_add(s.confirm_timeout);
         let mut next_send = sent_at;
         let mut first_send = true;
-        let mut marked_timeout = !matches!(
-            self.sm.state(),
-            kyzlo_domain::exit_state::ExitState::Submitted { .. }
-        );
+        let mut marked_timeout = !matches!(self.sm.state(), ExitState::Submitted { .. });
         loop {
             let now = v.clock.now();
             if now >= next_send {

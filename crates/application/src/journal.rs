@@ -181,6 +181,19 @@ pub trait Journal: Send + Sync {
     /// The write failed.
     async fn record_position(&self, position: &PositionRecord) -> Result<(), PortError>;
 
+    /// Records how an intent ended and the position it leaves (if it changed one) in
+    /// one durable step: after a crash, both are there or neither is, so a fill is never
+    /// journaled without its effect on the position (or applied twice).
+    ///
+    /// # Errors
+    /// The write failed; nothing was written.
+    async fn settle_intent(
+        &self,
+        intent: IntentId,
+        outcome: &IntentOutcome,
+        position: Option<&PositionRecord>,
+    ) -> Result<(), PortError>;
+
     /// Records the trading state (so a halt survives a restart).
     ///
     /// # Errors
@@ -309,6 +322,23 @@ impl Journal for MemoryJournal {
 
     async fn record_position(&self, position: &PositionRecord) -> Result<(), PortError> {
         self.with(|s| s.positions.insert(position.position, *position));
+        Ok(())
+    }
+
+    async fn settle_intent(
+        &self,
+        intent: IntentId,
+        outcome: &IntentOutcome,
+        position: Option<&PositionRecord>,
+    ) -> Result<(), PortError> {
+        self.with(|s| {
+            if let Some(entry) = s.intents.get_mut(&intent) {
+                entry.1 = Some(*outcome);
+            }
+            if let Some(position) = position {
+                s.positions.insert(position.position, *position);
+            }
+        });
         Ok(())
     }
 

@@ -24,7 +24,7 @@ use crate::execute::{ExecutionOutcome, ExecutionReport};
 use crate::exit::{ExitExecutor, ExitRefusal};
 use crate::gateway::{ExitGateway, ExitOrder, GatewayRefusal};
 use crate::guard::LatencyGuard;
-use crate::journal::{Journal, PositionRecord};
+use crate::journal::{IntentOutcome, Journal, PositionRecord};
 use crate::metrics::{Dependency, ExitModule, MetricEvent, MetricsSink};
 use crate::ports::{Pair, PortError, PriceFeed};
 
@@ -204,12 +204,18 @@ impl Orchestrator {
         }
     }
 
-    /// Takes over a position (from the journal at start-up, or a test).
+    /// Takes over a position (from the journal at start-up, or a test), keeping its
+    /// original size so take-profit rungs already sold do not fire again.
     pub fn adopt(&mut self, record: PositionRecord) {
         let Ok(remaining) = Size::new(record.remaining) else {
             return;
         };
-        let plan = ExitPlan::new_shared(Arc::clone(&self.exit_plan), record.entry_price, remaining);
+        let plan = ExitPlan::restore(
+            Arc::clone(&self.exit_plan),
+            record.entry_price,
+            record.size,
+            record.remaining,
+        );
         self.positions.insert(
             record.position,
             OpenPosition {
@@ -440,28 +446,27 @@ impl Orchestrator {
         match done {
             Completion::Entry { position, report } => {
                 self.pending_entry = None;
-                let filled = match report {
-                    Ok(ExecutionReport {
-                        outcome: ExecutionOutcome::Filled { fill, .. },
-                        ..
-                    }) => Some(fill),
-                    _ => None,
+                let Ok(report) = report else {
+                    // Refused before anything was journaled.
+                    self.strategy.confirm_trade(self.strategy_position());
+                    return;
                 };
-                let opened = filled.and_then(|fill| {
-                    let size = Size::new(fill.amount_out).ok()?;
-                    let entry_price = self.config.pair.price_of(fill.amount_out, fill.amount_in)?;
-                    Some(PositionRecord {
-                        position,
-                        entry_price,
-                        size,
-                        remaining: size.amount(),
-                    })
-                });
+                let opened = match report.outcome {
+                    ExecutionOutcome::Filled { fill, .. } => Size::new(fill.amount_out)
+                        .ok()
+                        .zip(self.config.pair.price_of(fill.amount_out, fill.amount_in))
+                        .map(|(size, entry_price)| PositionRecord {
+                            position,
+                            entry_price,
+                            size,
+                            remaining: size.amount(),
+                        }),
+                    ExecutionOutcome::Failed { .. } => None,
+                };
+                self.settle(report.intent, &report.outcome, opened.as_ref())
+                    .await;
                 match opened {
                     Some(record) => {
-                        if let Err(e) = self.services.journal.record_position(&record).await {
-                            tracing::error!(%position, error = %e, "position not journaled");
-                        }
                         tracing::info!(%position, entry = %record.entry_price, size = %record.size, "position opened");
                         self.adopt(record);
                     }
@@ -473,30 +478,57 @@ impl Orchestrator {
                     return;
                 };
                 open.exiting = false;
-                match report {
-                    Ok(ExecutionReport {
-                        outcome: ExecutionOutcome::Filled { fill, .. },
-                        ..
-                    }) => {
+                let Ok(report) = report else {
+                    open.plan.on_exit_abandoned();
+                    return;
+                };
+                let record = match report.outcome {
+                    ExecutionOutcome::Filled { fill, .. } => {
                         open.plan.on_exit_filled(fill.amount_in);
-                        let record = PositionRecord {
+                        Some(PositionRecord {
                             position,
                             entry_price: open.plan.entry(),
                             size: open.plan.size(),
                             remaining: open.plan.remaining(),
-                        };
-                        if let Err(e) = self.services.journal.record_position(&record).await {
-                            tracing::error!(%position, error = %e, "position not journaled");
-                        }
-                        if open.plan.is_closed() {
-                            self.positions.remove(&position);
-                            tracing::info!(%position, "position closed");
-                            self.strategy.confirm_trade(self.strategy_position());
-                        }
+                        })
                     }
-                    _ => open.plan.on_exit_abandoned(),
+                    ExecutionOutcome::Failed { .. } => {
+                        open.plan.on_exit_abandoned();
+                        None
+                    }
+                };
+                let closed = open.plan.is_closed();
+                self.settle(report.intent, &report.outcome, record.as_ref())
+                    .await;
+                if closed {
+                    self.positions.remove(&position);
+                    tracing::info!(%position, "position closed");
+                    self.strategy.confirm_trade(self.strategy_position());
                 }
             }
+        }
+    }
+
+    /// Journals an intent's outcome together with the position it leaves, in one step.
+    /// If that write fails the intent stays unresolved in the journal, and start-up
+    /// reconciliation settles it from the chain.
+    async fn settle(
+        &self,
+        intent: IntentId,
+        outcome: &ExecutionOutcome,
+        position: Option<&PositionRecord>,
+    ) {
+        let outcome = match outcome {
+            ExecutionOutcome::Filled { fill, .. } => IntentOutcome::Filled(*fill),
+            ExecutionOutcome::Failed { .. } => IntentOutcome::Failed,
+        };
+        if let Err(e) = self
+            .services
+            .journal
+            .settle_intent(intent, &outcome, position)
+            .await
+        {
+            tracing::error!(%intent, error = %e, "intent outcome and position not journaled; reconciliation will settle them");
         }
     }
 

@@ -9,11 +9,15 @@ use std::time::Duration;
 use kyzlo_domain::trading_state::TradingState;
 use kyzlo_domain::{PositionId, Size, TokenAmount};
 
+use crate::clock::Clock;
 use crate::journal::{
     AttemptOutcome, IntentAction, IntentOutcome, Journal, JournalSnapshot, PositionRecord,
     UnresolvedIntent,
 };
-use crate::ports::{Chain, Commitment, Fill, Pair, PortError, Side, StatusLookup};
+use crate::ports::{Chain, Commitment, Fill, Pair, PortError, StatusLookup};
+use crate::retry::retry_call;
+use crate::rng::Jitter;
+use kyzlo_domain::retry::RetryPolicy;
 
 /// What reconciliation settled.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -39,6 +43,8 @@ pub struct Reconciler {
     pair: Pair,
     poll_interval: Duration,
     commitment: Commitment,
+    clock: Clock,
+    jitter: Jitter,
 }
 
 impl Reconciler {
@@ -55,6 +61,8 @@ impl Reconciler {
             pair,
             poll_interval,
             commitment: Commitment::Confirmed,
+            clock: Clock::new(),
+            jitter: Jitter::new(0x7265_636f_6e63_696c),
         }
     }
 
@@ -77,21 +85,26 @@ impl Reconciler {
             ..ReconcileReport::default()
         };
         for unresolved in &snapshot.unresolved {
+            let intent = unresolved.intent.intent;
             match self.settle(unresolved).await? {
                 Some(fill) => {
                     report.landed += 1;
-                    self.apply_fill(unresolved, fill, &mut positions).await?;
+                    let record = self.position_after(unresolved, fill, &positions);
                     self.journal
-                        .record_intent_outcome(
-                            unresolved.intent.intent,
-                            &IntentOutcome::Filled(fill),
-                        )
+                        .settle_intent(intent, &IntentOutcome::Filled(fill), record.as_ref())
                         .await?;
+                    if let Some(record) = record {
+                        if record.remaining.is_zero() {
+                            positions.remove(&record.position);
+                        } else {
+                            positions.insert(record.position, record);
+                        }
+                    }
                 }
                 None => {
                     report.failed += 1;
                     self.journal
-                        .record_intent_outcome(unresolved.intent.intent, &IntentOutcome::Failed)
+                        .settle_intent(intent, &IntentOutcome::Failed, None)
                         .await?;
                 }
             }
@@ -99,7 +112,9 @@ impl Reconciler {
         let claimed = positions
             .values()
             .fold(0u64, |sum, p| sum.saturating_add(p.remaining.get()));
-        let balances = self.chain.balances().await?;
+        let balances = self
+            .read("chain.balances", || self.chain.balances())
+            .await?;
         if balances.base.get() < claimed {
             report.balance_shortfall = Some(TokenAmount::new(claimed - balances.base.get()));
         }
@@ -127,8 +142,9 @@ impl Reconciler {
             }
             let signatures: Vec<_> = live.iter().map(|a| a.signature).collect();
             let statuses = self
-                .chain
-                .statuses(&signatures, StatusLookup::WithHistory)
+                .read("chain.statuses", || {
+                    self.chain.statuses(&signatures, StatusLookup::WithHistory)
+                })
                 .await?;
             for (attempt, status) in live.iter().zip(statuses) {
                 if let Some(status) = status {
@@ -140,8 +156,9 @@ impl Reconciler {
                             .record_attempt_outcome(intent, attempt.attempt, AttemptOutcome::Landed)
                             .await?;
                         let fill = self
-                            .chain
-                            .fill(attempt.signature, unresolved.intent.side)
+                            .read("chain.fill", || {
+                                self.chain.fill(attempt.signature, unresolved.intent.side)
+                            })
                             .await?
                             .unwrap_or(Fill {
                                 amount_in: attempt.amount_in,
@@ -153,7 +170,9 @@ impl Reconciler {
                     }
                 }
             }
-            let height = self.chain.block_height().await?;
+            let height = self
+                .read("chain.block_height", || self.chain.block_height())
+                .await?;
             let all_dead = live.iter().all(|a| height > a.last_valid_block_height);
             if all_dead {
                 // Heights passed and the history look-up above found nothing: dead.
@@ -170,46 +189,51 @@ impl Reconciler {
         }
     }
 
-    async fn apply_fill(
+    /// The position a landed intent leaves (`None` when it concerns no known position).
+    fn position_after(
         &self,
         unresolved: &UnresolvedIntent,
         fill: Fill,
-        positions: &mut BTreeMap<PositionId, PositionRecord>,
-    ) -> Result<(), PortError> {
+        positions: &BTreeMap<PositionId, PositionRecord>,
+    ) -> Option<PositionRecord> {
         let id = unresolved.intent.position;
-        let record = match unresolved.intent.action {
+        match unresolved.intent.action {
             IntentAction::Enter => {
-                let (Ok(size), Some(entry_price)) = (
-                    Size::new(fill.amount_out),
-                    self.pair.price_of(fill.amount_out, fill.amount_in),
-                ) else {
-                    return Ok(());
-                };
-                PositionRecord {
+                let size = Size::new(fill.amount_out).ok()?;
+                let entry_price = self.pair.price_of(fill.amount_out, fill.amount_in)?;
+                Some(PositionRecord {
                     position: id,
                     entry_price,
                     size,
                     remaining: size.amount(),
-                }
+                })
             }
             IntentAction::Exit(_) => {
-                let Some(mut p) = positions.get(&id).copied() else {
-                    return Ok(());
-                };
-                debug_assert_eq!(unresolved.intent.side, Side::Sell);
+                let mut p = positions.get(&id).copied()?;
                 p.remaining = p
                     .remaining
                     .checked_sub(fill.amount_in)
                     .unwrap_or(TokenAmount::ZERO);
-                p
+                Some(p)
             }
-        };
-        self.journal.record_position(&record).await?;
-        if record.remaining.is_zero() {
-            positions.remove(&id);
-        } else {
-            positions.insert(id, record);
         }
-        Ok(())
+    }
+
+    /// A chain read, retried with the default policy: a transient error at start-up
+    /// (a 429, a node behind) is waited out rather than stopping the bot.
+    async fn read<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, PortError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, PortError>>,
+    {
+        retry_call(
+            &self.clock,
+            &self.jitter,
+            RetryPolicy::default_policy(),
+            Duration::from_secs(5),
+            operation,
+            op,
+        )
+        .await
     }
 }

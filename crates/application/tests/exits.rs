@@ -463,3 +463,37 @@ async fn entries_are_refused_while_the_latency_breaker_is_open_but_exits_run() {
     );
     assert_eq!(h.alerts.count(AlertKind::LatencyBreaker), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_that_could_not_be_prepared_keeps_its_number_and_rung() {
+    use kyzlo_application::ports::PortError;
+    let h = Harness::new(95.0, wallet(10));
+    // Every quote call of the first try fails (node behind): nothing is sent.
+    h.venue
+        .fail_quotes((0..3).map(|_| PortError::new("quote", ErrorClass::NodeUnhealthy, "-32005")));
+    let report = stop_loss(&h, 1, SOL).await;
+    assert_eq!(
+        filled_attempt(&report),
+        1,
+        "the first transaction is attempt 1"
+    );
+    let swaps = h.venue.swaps();
+    assert_eq!(swaps.len(), 1);
+    assert_eq!(
+        swaps[0].quote.request.slippage.bps().get(),
+        100,
+        "still the first rung"
+    );
+    let states: Vec<_> = h
+        .journal
+        .transitions(report.intent)
+        .iter()
+        .map(|t| t.to)
+        .collect();
+    assert!(
+        !states
+            .iter()
+            .any(|s| matches!(s, ExitState::EmergencyEscalation { .. })),
+        "{states:?}"
+    );
+}

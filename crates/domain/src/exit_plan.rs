@@ -312,6 +312,38 @@ impl ExitPlan {
         }
     }
 
+    /// A plan for a position of original `size` of which `remaining` is left, as journaled
+    /// (after a restart): every take-profit rung whose cumulative share of the original
+    /// size has already been sold counts as sold, so it does not fire again. The peak and
+    /// the breakeven arming start afresh from the entry.
+    #[must_use]
+    pub fn restore(
+        config: Arc<ExitPlanConfig>,
+        entry: Price,
+        size: Size,
+        remaining: TokenAmount,
+    ) -> Self {
+        let mut plan = Self::new_shared(config, entry, size);
+        let remaining = remaining.min(size.amount());
+        let sold = size.amount().get() - remaining.get();
+        let mut cumulative: u64 = 0;
+        let mut next_rung = 0;
+        for rung in &plan.config.take_profit {
+            cumulative = cumulative.saturating_add(u64::from(rung.fraction.bps().get()));
+            // The rung's target sold share of the original size, in base units.
+            let target =
+                u128::from(size.amount().get()) * u128::from(cumulative.min(10_000)) / 10_000;
+            if u128::from(sold) >= target && target > 0 {
+                next_rung += 1;
+            } else {
+                break;
+            }
+        }
+        plan.next_rung = next_rung;
+        plan.remaining = remaining;
+        plan
+    }
+
     /// The pending intent failed without selling: it may fire again on a later price.
     pub fn on_exit_abandoned(&mut self) {
         self.pending = None;
@@ -1009,5 +1041,30 @@ mod tests {
                 prop_assert!(plan.stop_level() < plan.peak());
             }
         }
+    }
+
+    #[test]
+    fn a_restored_plan_keeps_its_size_and_does_not_resell_filled_rungs() {
+        let config = Arc::new(ExitPlanConfig::default());
+        let entry = Price::new(100.0).unwrap();
+        let size = Size::new(TokenAmount::new(1_000)).unwrap();
+        // The default ladder sold its first rung (half) before the restart.
+        let mut plan = ExitPlan::restore(config.clone(), entry, size, TokenAmount::new(500));
+        assert_eq!(
+            (plan.size(), plan.remaining()),
+            (size, TokenAmount::new(500))
+        );
+        // +4% again: the half-exit rung must not fire a second time.
+        assert_eq!(plan.evaluate(Price::new(104.5).unwrap()), None);
+        // +8%: the last rung takes the rest.
+        let last = plan.evaluate(Price::new(108.5).unwrap()).unwrap();
+        assert_eq!(last.kind, ExitKind::TakeProfit);
+        assert!(last.fraction.is_all());
+        // Nothing sold yet: every rung is still to come.
+        let mut fresh = ExitPlan::restore(config, entry, size, TokenAmount::new(1_000));
+        assert_eq!(
+            fresh.evaluate(Price::new(104.5).unwrap()).map(|i| i.kind),
+            Some(ExitKind::PartialTakeProfit)
+        );
     }
 }
