@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it, on a machine with nothing but Rust.
 #
-# Tests run inside a private network namespace when the machine allows it (root, or
-# unprivileged user namespaces): only loopback exists there, so no test can reach, or be
-# reached from, anything but this machine.
+# 1. Installs solana-test-validator (for the Solana adapter's suite against a real local
+#    validator) when it is missing: a ~20-minute build the first time, skipped after.
+# 2. Builds every test.
+# 3. Runs them inside a private network namespace when the machine allows one (root, or
+#    unprivileged user namespaces): only loopback exists there, so no test can reach, or
+#    be reached from, anything but this machine (the validator's RPC port listens on every
+#    interface whatever its options say).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+validator=$(scripts/install-validator.sh)
+export KYZLO_VALIDATOR_BIN="$validator"
 
 cargo test --workspace --locked --no-run
 
 if command -v ip >/dev/null && unshare -n true 2>/dev/null; then
   exec unshare -n sh -c 'ip link set lo up && exec cargo test --workspace --locked --offline'
 fi
-echo "note: cannot create a network namespace here; running tests on the host network" >&2
+echo "note: cannot create a network namespace here; the validator suite isolates itself" >&2
 exec cargo test --workspace --locked
