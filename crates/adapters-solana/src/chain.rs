@@ -9,8 +9,11 @@
 //! - `statuses` uses `getSignatureStatuses` in chunks of 256, with
 //!   `searchTransactionHistory` only for [`StatusLookup::WithHistory`] (never
 //!   `confirm_transaction`, which cannot tell "not found" from "failed").
-//! - `balances` reads `getBalance` and `getTokenAccountsByOwner` per mint, in separate
-//!   calls (they may be a slot apart).
+//! - `balances` reads `getBalance` and `getTokenAccountsByOwner` per mint (wrapped SOL
+//!   by the Token program), in separate calls (they may be a slot apart). With SOL as the
+//!   base, the base holding is native lamports plus wrapped SOL, and `fee_lamports` is
+//!   the native lamports alone: the same lamports appear in both, so a full exit must
+//!   keep a fee reserve out of the base amount it sells.
 
 use std::fmt;
 
@@ -40,6 +43,9 @@ use crate::endpoints::{EndpointStatus, Endpoints};
 use crate::error::{SolanaError, classify, transaction_error_class};
 use crate::fees::{MAX_FEE_ACCOUNTS, PriorityFee, propose};
 use crate::fill::{LandedTransaction, compute_fill};
+
+/// The SPL Token program, which holds wrapped SOL accounts.
+const TOKEN_PROGRAM: Pubkey = Pubkey::from_str_const("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA");
 
 /// Most signatures one `getSignatureStatuses` call takes.
 pub const STATUS_BATCH: usize = 256;
@@ -172,19 +178,25 @@ impl SolanaChain {
 
     /// The wallet's holdings of `mint` in base units: its token accounts of that mint,
     /// plus `lamports` when the mint is wrapped SOL.
+    ///
+    /// Wrapped SOL accounts are listed by the Token program rather than by mint: a
+    /// local cluster may lack the native mint account, and a mint filter on a missing
+    /// mint is an error. Any other mint is asked for by mint, so a misconfigured mint is
+    /// an error rather than a silent zero.
     async fn holdings(&self, mint: Pubkey, lamports: u64) -> Result<TokenAmount, PortError> {
         const OP: &str = "rpc.getTokenAccountsByOwner";
         let (wallet, commitment) = (self.wallet, self.commitment);
         let accounts = self
             .endpoints
             .read(OP, |client| {
+                let filter = if mint == NATIVE_MINT {
+                    TokenAccountsFilter::ProgramId(TOKEN_PROGRAM)
+                } else {
+                    TokenAccountsFilter::Mint(mint)
+                };
                 Box::pin(async move {
                     rpc(client
-                        .get_token_accounts_by_owner_with_commitment(
-                            &wallet,
-                            TokenAccountsFilter::Mint(mint),
-                            commitment,
-                        )
+                        .get_token_accounts_by_owner_with_commitment(&wallet, filter, commitment)
                         .await)
                     .map(|response| response.value)
                 })
@@ -192,8 +204,11 @@ impl SolanaChain {
             .await?;
         let mut total = if mint == NATIVE_MINT { lamports } else { 0 };
         for keyed in &accounts {
-            let amount =
+            let (of_mint, amount) =
                 token_amount(&keyed.account.data).map_err(|e| e.to_port_error(OP, "answer"))?;
+            if of_mint != mint {
+                continue;
+            }
             total = total.checked_add(amount).ok_or_else(|| {
                 SolanaError::Malformed {
                     detail: "token balances overflow".to_owned(),
@@ -205,18 +220,24 @@ impl SolanaChain {
     }
 }
 
-/// The base-unit amount of a `jsonParsed` token account.
-fn token_amount(data: &UiAccountData) -> Result<u64, SolanaError> {
+/// The mint and base-unit amount of a `jsonParsed` token account.
+fn token_amount(data: &UiAccountData) -> Result<(Pubkey, u64), SolanaError> {
     let malformed = || SolanaError::Malformed {
-        detail: "token account without a parsed base-unit amount".to_owned(),
+        detail: "token account without a parsed mint and base-unit amount".to_owned(),
     };
     let UiAccountData::Json(parsed) = data else {
         return Err(malformed());
     };
-    parsed.parsed["info"]["tokenAmount"]["amount"]
+    let info = &parsed.parsed["info"];
+    let mint = info["mint"]
+        .as_str()
+        .and_then(|text| text.parse::<Pubkey>().ok())
+        .ok_or_else(malformed)?;
+    let amount = info["tokenAmount"]["amount"]
         .as_str()
         .and_then(|text| text.parse::<u64>().ok())
-        .ok_or_else(malformed)
+        .ok_or_else(malformed)?;
+    Ok((mint, amount))
 }
 
 /// A status as the port reports it.
@@ -481,19 +502,24 @@ mod tests {
     }
 
     #[test]
-    fn token_amount_reads_only_parsed_integer_amounts() {
+    fn token_amount_reads_only_parsed_mints_and_integer_amounts() {
         use solana_account_decoder_client_types::{ParsedAccount, UiAccountEncoding};
-        let parsed = |amount: serde_json::Value| {
+        let mint = NATIVE_MINT.to_string();
+        let parsed = |mint: &str, amount: serde_json::Value| {
             UiAccountData::Json(ParsedAccount {
                 program: "spl-token".to_owned(),
-                parsed: json!({"info": {"tokenAmount": {"amount": amount}}}),
+                parsed: json!({"info": {"mint": mint, "tokenAmount": {"amount": amount}}}),
                 space: 165,
             })
         };
-        assert_eq!(token_amount(&parsed(json!("1234"))).ok(), Some(1234));
-        assert!(token_amount(&parsed(json!(1234))).is_err());
-        assert!(token_amount(&parsed(json!("-1"))).is_err());
-        assert!(token_amount(&parsed(json!("99999999999999999999999"))).is_err());
+        assert_eq!(
+            token_amount(&parsed(&mint, json!("1234"))).ok(),
+            Some((NATIVE_MINT, 1234))
+        );
+        assert!(token_amount(&parsed(&mint, json!(1234))).is_err());
+        assert!(token_amount(&parsed(&mint, json!("-1"))).is_err());
+        assert!(token_amount(&parsed(&mint, json!("99999999999999999999999"))).is_err());
+        assert!(token_amount(&parsed("not a key", json!("1"))).is_err());
         let binary = UiAccountData::Binary(String::new(), UiAccountEncoding::Base64);
         assert!(token_amount(&binary).is_err());
     }

@@ -634,14 +634,18 @@ fn token_account(mint: &str, amount: &str) -> Value {
 
 #[tokio::test]
 async fn balances_count_wrapped_sol_with_native_sol_for_a_sol_base() {
-    let stub = Stub::start(|method, params| match method {
+    let native = NATIVE_MINT.to_string();
+    let stub = Stub::start(move |method, params| match method {
         "getBalance" => Answer::Result(json!({"context": {"slot": 1}, "value": 5_000_000_000_u64})),
         "getTokenAccountsByOwner" => {
-            let mint = params[1]["mint"].as_str().unwrap_or("").to_owned();
-            let accounts = if mint == USDC {
+            let accounts = if params[1]["mint"] == USDC {
                 vec![token_account(USDC, "1500000"), token_account(USDC, "250")]
+            } else if params[1]["programId"] == "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA" {
+                // Every Token account of the wallet: only the wrapped SOL ones count.
+                vec![token_account(&native, "40"), token_account(USDC, "999")]
             } else {
-                vec![token_account(&mint, "40")]
+                return Answer::RpcError(json!({"code": -32602,
+                    "message": "Invalid param: could not find mint"}));
             };
             Answer::Result(json!({"context": {"slot": 1}, "value": accounts}))
         }
@@ -653,8 +657,27 @@ async fn balances_count_wrapped_sol_with_native_sol_for_a_sol_base() {
     assert_eq!(balances.base, TokenAmount::new(5_000_000_040));
     assert_eq!(balances.quote, TokenAmount::new(1_500_250));
     let asked = stub.calls("getTokenAccountsByOwner");
+    assert_eq!(asked.len(), 2);
     assert!(asked.iter().all(|p| p[0] == RECORDED_WALLET));
     assert!(asked.iter().all(|p| p[2]["encoding"] == "jsonParsed"));
+    assert!(asked.iter().all(|p| p[2]["commitment"] == "confirmed"));
+}
+
+#[tokio::test]
+async fn balances_of_a_misconfigured_mint_are_an_error_not_zero() {
+    let stub = Stub::start(|method, params| match method {
+        "getBalance" => Answer::Result(json!({"context": {"slot": 1}, "value": 1_u64})),
+        "getTokenAccountsByOwner" if params[1]["mint"].is_string() => Answer::RpcError(
+            json!({"code": -32602, "message": "Invalid param: could not find mint"}),
+        ),
+        _ => Answer::Result(json!({"context": {"slot": 1}, "value": []})),
+    })
+    .await;
+    let error = chain(&[&stub]).balances().await.expect_err("no such mint");
+    assert_eq!(
+        (error.class, error.code),
+        (ErrorClass::Unknown, Some(-32602))
+    );
 }
 
 #[tokio::test]

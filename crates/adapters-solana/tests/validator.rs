@@ -47,6 +47,8 @@ const VALIDATOR_ARGS: &[&str] = &["--ticks-per-slot", "16"];
 /// What every test gets.
 struct Env {
     rpc: Url,
+    /// An existing mint nobody holds: the quote of tests that trade SOL alone.
+    quote_mint: Pubkey,
 }
 
 type Test = fn(Arc<Env>) -> BoxFuture<'static, ()>;
@@ -93,7 +95,7 @@ fn chain_with(config: &SolanaConfig, wallet: &Pubkey, quote: Pubkey) -> SolanaCh
 }
 
 fn direct(env: &Env, wallet: &Pubkey) -> SolanaChain {
-    chain_with(&config(vec![env.rpc.clone()]), wallet, Pubkey::new_unique())
+    chain_with(&config(vec![env.rpc.clone()]), wallet, env.quote_mint)
 }
 
 async fn signed_transfer(
@@ -163,7 +165,7 @@ async fn resending_the_same_bytes_after_landing_succeeds_and_executes_once(env: 
         skip_preflight: true,
         ..config(vec![env.rpc.clone()])
     };
-    chain_with(&skipping, &wallet.pubkey(), Pubkey::new_unique())
+    chain_with(&skipping, &wallet.pubkey(), env.quote_mint)
         .send(&tx)
         .await
         .expect("without preflight too");
@@ -173,6 +175,45 @@ async fn resending_the_same_bytes_after_landing_succeeds_and_executes_once(env: 
         .await
         .expect("balance");
     assert_eq!(received, 2_000_000, "executed once");
+}
+
+/// Sends `instructions` paid and signed by `wallet` (and `co_signers`) and waits for
+/// their success.
+async fn execute(
+    chain: &SolanaChain,
+    wallet: &KeypairSigner,
+    instructions: &[solana_instruction::Instruction],
+    co_signers: &[&Keypair],
+) {
+    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let payer = wallet.pubkey();
+    let tx = wallet
+        .sign(&unsigned(
+            &payer,
+            instructions,
+            co_signers,
+            latest.blockhash,
+            latest.last_valid_block_height,
+        ))
+        .expect("signed");
+    chain.send(&tx).await.expect("sent");
+    assert_eq!(confirmed(chain, tx.signature).await.error, None);
+}
+
+/// Creates a mint of 6 decimals whose authority is `wallet`.
+async fn create_mint(url: &Url, chain: &SolanaChain, wallet: &KeypairSigner) -> Pubkey {
+    let rent = plain_client(url)
+        .get_minimum_balance_for_rent_exemption(MINT_SIZE as usize)
+        .await
+        .expect("rent");
+    let mint = Keypair::new();
+    let payer = wallet.pubkey();
+    let instructions = [
+        create_account(&payer, &mint.pubkey(), rent, MINT_SIZE, &TOKEN),
+        initialize_mint2(&mint.pubkey(), 6, &payer),
+    ];
+    execute(chain, wallet, &instructions, &[&mint]).await;
+    mint.pubkey()
 }
 
 /// Creates a mint (6 decimals, the wallet its authority) and a token account of it for
@@ -185,39 +226,22 @@ async fn token_setup(
     other: &Pubkey,
     amount: u64,
 ) -> (Pubkey, Pubkey, Pubkey) {
-    let client = plain_client(&env.rpc);
-    let rent_mint = client
-        .get_minimum_balance_for_rent_exemption(MINT_SIZE as usize)
-        .await
-        .expect("rent");
-    let rent_account = client
+    let mint = create_mint(&env.rpc, chain, wallet).await;
+    let rent = plain_client(&env.rpc)
         .get_minimum_balance_for_rent_exemption(ACCOUNT_SIZE as usize)
         .await
         .expect("rent");
-    let (mint, mine, theirs) = (Keypair::new(), Keypair::new(), Keypair::new());
+    let (mine, theirs) = (Keypair::new(), Keypair::new());
     let payer = wallet.pubkey();
     let instructions = [
-        create_account(&payer, &mint.pubkey(), rent_mint, MINT_SIZE, &TOKEN),
-        initialize_mint2(&mint.pubkey(), 6, &payer),
-        create_account(&payer, &mine.pubkey(), rent_account, ACCOUNT_SIZE, &TOKEN),
-        initialize_account3(&mine.pubkey(), &mint.pubkey(), &payer),
-        create_account(&payer, &theirs.pubkey(), rent_account, ACCOUNT_SIZE, &TOKEN),
-        initialize_account3(&theirs.pubkey(), &mint.pubkey(), other),
-        mint_to(&mint.pubkey(), &mine.pubkey(), &payer, amount),
+        create_account(&payer, &mine.pubkey(), rent, ACCOUNT_SIZE, &TOKEN),
+        initialize_account3(&mine.pubkey(), &mint, &payer),
+        create_account(&payer, &theirs.pubkey(), rent, ACCOUNT_SIZE, &TOKEN),
+        initialize_account3(&theirs.pubkey(), &mint, other),
+        mint_to(&mint, &mine.pubkey(), &payer, amount),
     ];
-    let latest = chain.latest_blockhash().await.expect("blockhash");
-    let tx = wallet
-        .sign(&unsigned(
-            &payer,
-            &instructions,
-            &[&mint, &mine, &theirs],
-            latest.blockhash,
-            latest.last_valid_block_height,
-        ))
-        .expect("signed");
-    chain.send(&tx).await.expect("sent");
-    assert_eq!(confirmed(chain, tx.signature).await.error, None);
-    (mint.pubkey(), mine.pubkey(), theirs.pubkey())
+    execute(chain, wallet, &instructions, &[&mine, &theirs]).await;
+    (mint, mine.pubkey(), theirs.pubkey())
 }
 
 async fn spl_tokens_are_minted_and_transferred_and_balances_follow(env: Arc<Env>) {
@@ -356,7 +380,7 @@ async fn a_transaction_that_lands_and_fails_is_reported_with_its_error_not_as_mi
         skip_preflight: true,
         ..config(vec![env.rpc.clone()])
     };
-    let chain = chain_with(&skipping, &wallet.pubkey(), Pubkey::new_unique());
+    let chain = chain_with(&skipping, &wallet.pubkey(), env.quote_mint);
     let tx = signed_transfer(&chain, &wallet, &Pubkey::new_unique(), 10 * SOL).await;
     chain.send(&tx).await.expect("forwarded without preflight");
     let status = confirmed(&chain, tx.signature).await;
@@ -386,11 +410,7 @@ async fn an_attempt_is_dead_only_after_its_last_valid_height_and_an_empty_histor
     proxy.set(Some("sendTransaction"), Fault::DropSend);
     let wallet = funded_wallet(&env.rpc, SOL).await;
     let chain = direct(&env, &wallet.pubkey());
-    let via_proxy = chain_with(
-        &config(vec![proxy.url()]),
-        &wallet.pubkey(),
-        Pubkey::new_unique(),
-    );
+    let via_proxy = chain_with(&config(vec![proxy.url()]), &wallet.pubkey(), env.quote_mint);
 
     let latest = chain.latest_blockhash().await.expect("blockhash");
     let payer = wallet.pubkey();
@@ -460,11 +480,7 @@ async fn a_send_held_back_lands_late_and_is_reported_as_landed_not_lost(env: Arc
     proxy.set(Some("sendTransaction"), Fault::ForwardLate(hold));
     let wallet = funded_wallet(&env.rpc, SOL).await;
     let chain = direct(&env, &wallet.pubkey());
-    let via_proxy = chain_with(
-        &config(vec![proxy.url()]),
-        &wallet.pubkey(),
-        Pubkey::new_unique(),
-    );
+    let via_proxy = chain_with(&config(vec![proxy.url()]), &wallet.pubkey(), env.quote_mint);
     let recipient = Pubkey::new_unique();
     let tx = signed_transfer(&chain, &wallet, &recipient, 3_000_000).await;
 
@@ -492,7 +508,7 @@ async fn reads_fail_over_to_the_second_endpoint_when_the_first_times_out(env: Ar
         request_timeout: Duration::from_millis(500),
         ..config(vec![proxy.url(), env.rpc.clone()])
     };
-    let chain = chain_with(&config, &Pubkey::new_unique(), Pubkey::new_unique());
+    let chain = chain_with(&config, &Pubkey::new_unique(), env.quote_mint);
     let started = Instant::now();
     let height = chain.block_height().await.expect("via the second endpoint");
     assert!(height > 0);
@@ -558,7 +574,7 @@ async fn proxy_faults_map_to_their_classes(env: Arc<Env>) {
             request_timeout: Duration::from_millis(500),
             ..config(vec![proxy.url()])
         };
-        let chain = chain_with(&config, &wallet.pubkey(), Pubkey::new_unique());
+        let chain = chain_with(&config, &wallet.pubkey(), env.quote_mint);
         let error = chain.block_height().await.expect_err("fault");
         assert_eq!(
             (error.class, error.code),
@@ -581,11 +597,7 @@ async fn proxy_faults_map_to_their_classes(env: Arc<Env>) {
     // A send refused for rate is not retried behind the caller's back either.
     let proxy = Proxy::start(env.rpc.clone()).await;
     proxy.set(Some("sendTransaction"), Fault::Status(429, Some(1)));
-    let chain = chain_with(
-        &config(vec![proxy.url()]),
-        &wallet.pubkey(),
-        Pubkey::new_unique(),
-    );
+    let chain = chain_with(&config(vec![proxy.url()]), &wallet.pubkey(), env.quote_mint);
     let tx = signed_transfer(&chain, &wallet, &Pubkey::new_unique(), 1).await;
     let error = chain.send(&tx).await.expect_err("rate limited");
     assert_eq!(error.class, ErrorClass::RateLimited);
@@ -613,25 +625,32 @@ async fn probe_fees_and_blockhash_validity_against_the_validator(env: Arc<Env>) 
     );
 }
 
-/// Waits until the validator's RPC and faucet answer.
-async fn wait_ready(url: &Url, within: Duration) -> Result<(), String> {
+/// Waits until the validator's RPC and faucet answer and it confirms blocks, then
+/// creates the shared quote mint.
+async fn prepare(url: &Url, within: Duration) -> Result<Pubkey, String> {
     let client = plain_client(url);
     let deadline = Instant::now() + within;
     loop {
-        let healthy = client.get_health().await.is_ok();
-        if healthy
+        let confirming = client
+            .get_block_height()
+            .await
+            .is_ok_and(|height| height >= 2);
+        if confirming
             && client
                 .request_airdrop(&Pubkey::new_unique(), 1_000_000)
                 .await
                 .is_ok()
         {
-            return Ok(());
+            break;
         }
         if Instant::now() > deadline {
             return Err(format!("validator not ready within {within:?}"));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let payer = funded_wallet(url, SOL).await;
+    let probe = chain_with(&config(vec![url.clone()]), &payer.pubkey(), NATIVE_MINT);
+    Ok(create_mint(url, &probe, &payer).await)
 }
 
 fn panic_message(error: tokio::task::JoinError) -> String {
@@ -703,16 +722,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(message) = runtime.block_on(wait_ready(&validator.rpc_url, Duration::from_secs(90)))
-    {
-        eprintln!(
-            "error: {message}; ledger {}; log tail:\n{}",
-            validator.ledger().display(),
-            validator.log_tail()
-        );
-        validator.stop();
-        return ExitCode::FAILURE;
-    }
+    let prepared = runtime.block_on(prepare(&validator.rpc_url, Duration::from_secs(90)));
+    let quote_mint = match prepared {
+        Ok(mint) => mint,
+        Err(message) => {
+            eprintln!(
+                "error: {message}; ledger {}; log tail:\n{}",
+                validator.ledger().display(),
+                validator.log_tail()
+            );
+            validator.stop();
+            return ExitCode::FAILURE;
+        }
+    };
     eprintln!(
         "validator ready after {:.1} s",
         started.elapsed().as_secs_f64()
@@ -720,6 +742,7 @@ fn main() -> ExitCode {
     println!("\nrunning {} tests", selected.len());
     let env = Arc::new(Env {
         rpc: validator.rpc_url.clone(),
+        quote_mint,
     });
     let (passed, failed) = runtime.block_on(async {
         let mut running: FuturesUnordered<_> = selected

@@ -76,10 +76,10 @@ pub fn ensure_isolated(args: &[String]) -> Result<Isolation, String> {
         return Ok(Isolation::Here);
     }
     if std::env::var_os(IN_NAMESPACE).is_some() {
+        let others: Vec<String> = interfaces()?.into_iter().filter(|i| i != "lo").collect();
         return Err(format!(
-            "not isolated: interfaces {:?} besides lo are visible; refusing to start a \
-             validator whose RPC port would listen on them",
-            interfaces()?
+            "not isolated: interfaces {others:?} besides lo are visible; refusing to start \
+             a validator whose RPC port would listen on them"
         ));
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this test binary: {e}"))?;
