@@ -597,6 +597,18 @@ fn invalid(
     }
 }
 
+/// `KYZLO_*` variables that are not configuration keys: command-line options, the log
+/// filter, and the test tooling's. Any other unknown `KYZLO_*` key is refused.
+pub const NOT_CONFIG_VARIABLES: &[&str] = &[
+    "CONFIG",
+    "LOG",
+    "API_TOKEN",
+    "APPROVAL_KEY",
+    "VALIDATOR_BIN",
+    "VALIDATOR_NETNS",
+    "TOOLS",
+];
+
 /// Loads the configuration: defaults < `path` (if given, it must exist; else
 /// `kyzlo.toml` when present) < `KYZLO_*` environment < `profile_override`.
 ///
@@ -620,7 +632,11 @@ pub fn load(path: Option<&Path>, profile_override: Option<Profile>) -> Result<Co
             }
         }
     }
-    figment = figment.merge(Env::prefixed("KYZLO_").split("__"));
+    figment = figment.merge(
+        Env::prefixed("KYZLO_")
+            .ignore(NOT_CONFIG_VARIABLES)
+            .split("__"),
+    );
     // Extracted before the override, so a bad profile in the file or environment is still
     // refused rather than silently replaced.
     let mut config: Config = figment
