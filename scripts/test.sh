@@ -16,8 +16,16 @@ export KYZLO_VALIDATOR_BIN="$validator"
 
 cargo test --workspace --locked --no-run
 
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
 if command -v ip >/dev/null && unshare -n true 2>/dev/null; then
-  exec unshare -n sh -c 'ip link set lo up && exec cargo test --workspace --locked --offline'
+  unshare -n sh -c 'ip link set lo up && exec cargo test --workspace --locked --offline' 2>&1 \
+    | tee "$log" || status=$?
+else
+  echo "note: cannot create a network namespace here; the validator suite isolates itself" >&2
+  cargo test --workspace --locked 2>&1 | tee "$log" || status=$?
 fi
-echo "note: cannot create a network namespace here; the validator suite isolates itself" >&2
-exec cargo test --workspace --locked
+# One closing line with the totals of every test binary.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
+exit "$status"
