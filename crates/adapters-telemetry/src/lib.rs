@@ -10,6 +10,8 @@
 pub mod alerts;
 pub mod api;
 pub mod error;
+#[cfg(any(test, feature = "testing"))]
+pub mod exposition;
 pub mod metrics;
 
 pub use alerts::{

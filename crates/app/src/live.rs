@@ -8,7 +8,9 @@ use std::time::Duration;
 use kyzlo_adapters_devnet::DevnetVenue;
 use kyzlo_adapters_journal::SqliteJournal;
 use kyzlo_adapters_jupiter::{JupiterClient, JupiterConfig};
-use kyzlo_adapters_solana::{KeypairSigner, Pubkey, SolanaChain, SolanaConfig, TokenPair, Url};
+use kyzlo_adapters_solana::{
+    KeypairSigner, NATIVE_MINT, Pubkey, SolanaChain, SolanaConfig, TokenPair, Url,
+};
 use kyzlo_application::ports::{Balances, QuoteRequest, Side, Signer as _, WalletAddress};
 use kyzlo_domain::{Lamports, Slippage, TokenAmount};
 
@@ -42,7 +44,12 @@ fn jupiter(
     JupiterClient::new(jc).map_err(|e| AppError::Startup(format!("jupiter: {e}")))
 }
 
-fn solana(config: &Config, v: &Validated, wallet: WalletAddress) -> Result<SolanaChain, AppError> {
+fn solana(
+    config: &Config,
+    v: &Validated,
+    wallet: WalletAddress,
+    sol_only: bool,
+) -> Result<SolanaChain, AppError> {
     let defaults = match config.profile {
         Profile::Mainnet => MAINNET_RPC,
         Profile::Devnet | Profile::Paper => DEVNET_RPC,
@@ -68,9 +75,18 @@ fn solana(config: &Config, v: &Validated, wallet: WalletAddress) -> Result<Solan
         text.parse::<Pubkey>()
             .map_err(|_| invalid(key, text, "a base58 mint address"))
     };
-    let pair = TokenPair {
-        base: mint("pair.base_mint", &config.pair.base_mint)?,
-        quote: mint("pair.quote_mint", &config.pair.quote_mint)?,
+    let pair = if sol_only {
+        // The devnet stand-in keeps the pair's balances itself and reads only SOL from
+        // the chain: the pair's mainnet mints need not exist on devnet.
+        TokenPair {
+            base: NATIVE_MINT,
+            quote: NATIVE_MINT,
+        }
+    } else {
+        TokenPair {
+            base: mint("pair.base_mint", &config.pair.base_mint)?,
+            quote: mint("pair.quote_mint", &config.pair.quote_mint)?,
+        }
     };
     SolanaChain::new(&sc, wallet, pair).map_err(|e| AppError::Startup(format!("solana: {e}")))
 }
@@ -103,7 +119,7 @@ pub fn run(config: &Config, v: &Validated) -> Result<String, AppError> {
     runtime.block_on(async {
         let signer = signer(config)?;
         let wallet = signer.address();
-        let chain = Arc::new(solana(config, v, wallet)?);
+        let chain = Arc::new(solana(config, v, wallet, config.profile == Profile::Devnet)?);
         let jup = Arc::new(jupiter(config, wallet, None)?);
         std::fs::create_dir_all(&config.journal.data_dir).map_err(|source| AppError::Io {
             path: config.journal.data_dir.clone(),
