@@ -197,7 +197,8 @@ fn seed_now() -> u64 {
         })
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or, on unix, SIGTERM (what systemd sends).
+pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

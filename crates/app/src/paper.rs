@@ -268,10 +268,9 @@ async fn paper(
     let ctrl_c = {
         let stop = stop.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted: stopping entries, letting running exits finish");
-                let _ = stop.send(true);
-            }
+            crate::live::wait_for_signal().await;
+            eprintln!("interrupted: stopping entries, letting running exits finish");
+            let _ = stop.send(true);
         })
     };
     let pacer = (args.speed > 0.0).then(|| tokio::spawn(pace(args.speed)));
