@@ -235,7 +235,9 @@ impl Bot {
         let guard = self.guard.clone();
         let probe = self.probe.clone();
         let jitter = self.jitter.clone();
-        let mut state = guard_state_watch(&self.control);
+        // Recovery probing starts whenever the trading state changes (the breaker's
+        // opening moves trading to ReduceOnly) and runs until the breaker closes.
+        let mut state = self.control.subscribe();
         let recovery = tokio::spawn(async move {
             loop {
                 if guard.state() != kyzlo_domain::latency_breaker::BreakerState::Closed {
@@ -253,10 +255,6 @@ impl Bot {
         recovery.abort();
         orchestrator
     }
-}
-
-fn guard_state_watch(control: &TradingControl) -> tokio::sync::watch::Receiver<TradingState> {
-    control.subscribe()
 }
 
 /// A bot wired with its telemetry: alerts routed to the log and webhooks, Prometheus
@@ -307,30 +305,21 @@ pub async fn launch(
     )
     .await?;
     prometheus.observe(&bot.guard, &bot.exits);
-    let api = match v.listen {
-        Some(listen) => {
-            let api_config = ApiConfig {
-                listen,
-                bearer_token: config.api.bearer_token.clone(),
-            };
-            let (task, addr) = kyzlo_adapters_telemetry::serve(
-                api_config,
-                bot.operator.clone(),
-                prometheus,
-                shutdown,
-            )
-            .await
-            .map_err(|e| AppError::Startup(format!("operator API: {e}")))?;
-            tasks.push(tokio::spawn(async move {
-                if let Ok(Err(e)) = task.await {
-                    tracing::error!(error = %e, "operator API stopped");
-                }
-            }));
-            eprintln!("operator API listening on http://{addr}");
-            Some(addr)
-        }
-        None => None,
-    };
-    let _ = api;
+    if let Some(listen) = v.listen {
+        let api_config = ApiConfig {
+            listen,
+            bearer_token: config.api.bearer_token.clone(),
+        };
+        let (task, addr) =
+            kyzlo_adapters_telemetry::serve(api_config, bot.operator.clone(), prometheus, shutdown)
+                .await
+                .map_err(|e| AppError::Startup(format!("operator API: {e}")))?;
+        tasks.push(tokio::spawn(async move {
+            if let Ok(Err(e)) = task.await {
+                tracing::error!(error = %e, "operator API stopped");
+            }
+        }));
+        eprintln!("operator API listening on http://{addr}");
+    }
     Ok(Launched { bot, tasks })
 }
