@@ -5,19 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kyzlo_adapters_telemetry::{ApiConfig, PrometheusMetrics};
+use kyzlo_application::assemble::{Assembled, Ports, Settings, assemble};
 use kyzlo_application::clock::Clock;
 use kyzlo_application::control::{ApprovalKey, TradingControl};
-use kyzlo_application::entry::EntryExecutor;
-use kyzlo_application::execute::{Engine, Venue};
 use kyzlo_application::exit::ExitExecutor;
-use kyzlo_application::gateway::{ExitGateway, GatewayMode};
+use kyzlo_application::gateway::GatewayMode;
 use kyzlo_application::guard::LatencyGuard;
 use kyzlo_application::journal::Journal;
 use kyzlo_application::metrics::{CountingMetrics, FanOutMetrics, MetricsSink};
 use kyzlo_application::operator::Operator;
-use kyzlo_application::orchestrator::{
-    Command, IdAllocator, Orchestrator, OrchestratorConfig, Services,
-};
+use kyzlo_application::orchestrator::{Command, Orchestrator, OrchestratorConfig};
 use kyzlo_application::ports::{AlertSink, Chain, HealthProbe, PriceFeed, Signer, SwapRouter};
 use kyzlo_application::reconcile::Reconciler;
 use kyzlo_application::rng::Jitter;
@@ -120,14 +117,42 @@ pub async fn build(
                 expected: "at least 16 characters".into(),
             })
         })?;
-    let control = Arc::new(TradingControl::new(
-        initial,
-        approval_key,
-        adapters.journal.clone(),
-        alerts,
-        metrics.clone(),
+    let latency_breaker = LatencyBreaker::new(v.latency_breaker.clone())
+        .map_err(|e| AppError::Startup(format!("latency breaker: {e}")))?;
+    let exit_breaker = ExitBreaker::new(v.exit_breaker_threshold)
+        .map_err(|e| AppError::Startup(format!("exit breaker: {e}")))?;
+    let Assembled {
+        control,
+        guard,
+        exits,
+        jitter,
+        services,
+        ..
+    } = assemble(
+        Ports {
+            feed: adapters.feed.clone(),
+            router: adapters.router.clone(),
+            chain: adapters.chain.clone(),
+            signer: adapters.signer.clone(),
+            journal: adapters.journal.clone(),
+            alerts,
+            metrics,
+        },
+        Settings {
+            initial_state: initial,
+            approval_key,
+            latency_breaker,
+            call_timeout: v.call_timeout,
+            exit: v.exit.clone(),
+            entry: v.entry.clone(),
+            exit_breaker,
+            pair: v.pair,
+            gateway_mode: GatewayMode::Enforce,
+            jitter_seed: seed,
+            next_id: reconciled.next_id,
+        },
         clock,
-    ));
+    );
     if let Some(shortfall) = reconciled.balance_shortfall {
         let _ = control
             .halt(
@@ -138,52 +163,6 @@ pub async fn build(
             )
             .await;
     }
-    let breaker = LatencyBreaker::new(v.latency_breaker.clone())
-        .map_err(|e| AppError::Startup(format!("latency breaker: {e}")))?;
-    let guard = Arc::new(LatencyGuard::new(
-        breaker,
-        v.call_timeout,
-        control.clone(),
-        metrics.clone(),
-        clock,
-    ));
-    let jitter = Arc::new(Jitter::new(seed));
-    let engine = Arc::new(Engine::new(Venue {
-        router: adapters.router.clone(),
-        chain: adapters.chain.clone(),
-        signer: adapters.signer.clone(),
-        journal: adapters.journal.clone(),
-        guard: guard.clone(),
-        metrics: metrics.clone(),
-        clock,
-        jitter: jitter.clone(),
-    }));
-    let exit_breaker = ExitBreaker::new(v.exit_breaker_threshold)
-        .map_err(|e| AppError::Startup(format!("exit breaker: {e}")))?;
-    let exits = Arc::new(ExitExecutor::new(
-        engine.clone(),
-        v.exit.clone(),
-        exit_breaker,
-        control.clone(),
-        v.pair,
-    ));
-    let entries = Arc::new(EntryExecutor::new(
-        engine,
-        v.entry.clone(),
-        control.clone(),
-        guard.clone(),
-    ));
-    let services = Services {
-        feed: adapters.feed.clone(),
-        control: control.clone(),
-        guard: guard.clone(),
-        gateway: Arc::new(ExitGateway::new(GatewayMode::Enforce, metrics.clone())),
-        exits: exits.clone(),
-        entries,
-        journal: adapters.journal.clone(),
-        metrics,
-        ids: Arc::new(IdAllocator::new(reconciled.next_id)),
-    };
     let strategy =
         MeanReversion::new(v.strategy).map_err(|e| AppError::Startup(format!("strategy: {e}")))?;
     let mut orchestrator = Orchestrator::new(
@@ -201,13 +180,12 @@ pub async fn build(
         orchestrator.adopt(*position);
     }
     let (tx, commands) = mpsc::channel(64);
-    let exits_handle = exits.clone();
     let operator = Operator::new(
         control.clone(),
         tx,
         adapters.journal.clone(),
         guard.clone(),
-        exits,
+        exits.clone(),
         totals.clone(),
     );
     Ok(Bot {
@@ -216,7 +194,7 @@ pub async fn build(
         commands,
         control,
         guard,
-        exits: exits_handle,
+        exits,
         totals,
         probe: adapters.probe,
         jitter,

@@ -5,6 +5,7 @@
 //! clock: tests run them on paused time.
 #![forbid(unsafe_code)]
 
+pub mod assemble;
 pub mod clock;
 pub mod control;
 pub mod entry;

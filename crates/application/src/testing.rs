@@ -534,6 +534,7 @@ pub struct Harness {
     pub ids: Arc<crate::orchestrator::IdAllocator>,
     /// Tokio's clock.
     pub clock: Clock,
+    services: crate::orchestrator::Services,
 }
 
 /// The approval key the harness configures.
@@ -562,10 +563,10 @@ impl Harness {
         exit_settings: crate::execute::ExecutionSettings,
         breaker: kyzlo_domain::latency_breaker::LatencyBreakerConfig,
     ) -> Self {
-        use crate::control::{ApprovalKey, TradingControl};
-        use crate::execute::{Engine, ExecutionSettings, Venue};
-        use crate::gateway::{ExitGateway, GatewayMode};
-        use crate::guard::LatencyGuard;
+        use crate::assemble::{Ports, Settings, assemble};
+        use crate::control::ApprovalKey;
+        use crate::execute::ExecutionSettings;
+        use crate::gateway::GatewayMode;
         use kyzlo_domain::ladder::{EscalationLadder, OrderStyle, Rung};
         use kyzlo_domain::{ExitBreaker, Slippage};
 
@@ -576,42 +577,6 @@ impl Harness {
         let journal = Arc::new(crate::journal::MemoryJournal::new());
         let alerts = Arc::new(RecordingAlerts::default());
         let metrics = Arc::new(crate::metrics::CountingMetrics::new());
-        let control = Arc::new(TradingControl::new(
-            kyzlo_domain::trading_state::TradingState::Active,
-            ApprovalKey::new(HARNESS_APPROVAL_KEY).ok(),
-            journal.clone(),
-            alerts.clone(),
-            metrics.clone(),
-            clock,
-        ));
-        #[allow(clippy::expect_used)]
-        let breaker = kyzlo_domain::LatencyBreaker::new(breaker).expect("breaker config");
-        let guard = Arc::new(LatencyGuard::new(
-            breaker,
-            Duration::from_secs(2),
-            control.clone(),
-            metrics.clone(),
-            clock,
-        ));
-        let engine = Arc::new(Engine::new(Venue {
-            router: venue.clone(),
-            chain: venue.clone(),
-            signer: venue.clone(),
-            journal: journal.clone(),
-            guard: guard.clone(),
-            metrics: metrics.clone(),
-            clock,
-            jitter: Arc::new(crate::rng::Jitter::new(42)),
-        }));
-        #[allow(clippy::expect_used)]
-        let exit_breaker = ExitBreaker::new(ExitBreaker::DEFAULT_THRESHOLD).expect("threshold");
-        let exits = Arc::new(crate::exit::ExitExecutor::new(
-            engine.clone(),
-            exit_settings,
-            exit_breaker,
-            control.clone(),
-            Pair::SOL_USDC,
-        ));
         #[allow(clippy::expect_used)]
         let entry_ladder = EscalationLadder::new(
             vec![Rung {
@@ -622,25 +587,47 @@ impl Harness {
             Slippage::from_bps(500).expect("bps"),
         )
         .expect("ladder");
-        let entries = Arc::new(crate::entry::EntryExecutor::new(
-            engine.clone(),
-            ExecutionSettings::entry_defaults(entry_ladder),
-            control.clone(),
-            guard.clone(),
-        ));
+        #[allow(clippy::expect_used)]
+        let settings = Settings {
+            initial_state: kyzlo_domain::trading_state::TradingState::Active,
+            approval_key: ApprovalKey::new(HARNESS_APPROVAL_KEY).ok(),
+            latency_breaker: kyzlo_domain::LatencyBreaker::new(breaker).expect("breaker config"),
+            call_timeout: Duration::from_secs(2),
+            exit: exit_settings,
+            entry: ExecutionSettings::entry_defaults(entry_ladder),
+            exit_breaker: ExitBreaker::default(),
+            pair: Pair::SOL_USDC,
+            gateway_mode: GatewayMode::Enforce,
+            jitter_seed: 42,
+            next_id: 1,
+        };
+        let a = assemble(
+            Ports {
+                feed: feed.clone(),
+                router: venue.clone(),
+                chain: venue.clone(),
+                signer: venue.clone(),
+                journal: journal.clone(),
+                alerts: alerts.clone(),
+                metrics: metrics.clone(),
+            },
+            settings,
+            clock,
+        );
         Self {
-            gateway: Arc::new(ExitGateway::new(GatewayMode::Enforce, metrics.clone())),
-            ids: Arc::new(crate::orchestrator::IdAllocator::new(1)),
+            ids: a.services.ids.clone(),
+            gateway: a.gateway,
             feed,
             venue,
             journal,
             alerts,
             metrics,
-            control,
-            guard,
-            engine,
-            exits,
-            entries,
+            control: a.control,
+            guard: a.guard,
+            engine: a.engine,
+            exits: a.exits,
+            entries: a.entries,
+            services: a.services,
             clock,
         }
     }
@@ -648,17 +635,7 @@ impl Harness {
     /// The services as the orchestrator takes them.
     #[must_use]
     pub fn services(&self) -> crate::orchestrator::Services {
-        crate::orchestrator::Services {
-            feed: self.feed.clone(),
-            control: self.control.clone(),
-            guard: self.guard.clone(),
-            gateway: self.gateway.clone(),
-            exits: self.exits.clone(),
-            entries: self.entries.clone(),
-            journal: self.journal.clone(),
-            metrics: self.metrics.clone(),
-            ids: self.ids.clone(),
-        }
+        self.services.clone()
     }
 
     /// Every landed transaction grouped by the intent whose attempt it was.

@@ -8,21 +8,17 @@ use std::time::Duration;
 use kyzlo_adapters_sim::faults::FaultSchedule;
 use kyzlo_adapters_sim::market::{PricePath, SimMarket, generate};
 use kyzlo_adapters_sim::venue::{SimVenue, SimWallet};
+use kyzlo_application::assemble::{Ports, Settings, assemble};
 use kyzlo_application::clock::Clock;
-use kyzlo_application::control::TradingControl;
-use kyzlo_application::entry::EntryExecutor;
-use kyzlo_application::execute::{Engine, ExecutionSettings, Venue};
-use kyzlo_application::exit::ExitExecutor;
-use kyzlo_application::gateway::{ExitGateway, GatewayMode};
-use kyzlo_application::guard::LatencyGuard;
+use kyzlo_application::execute::ExecutionSettings;
+use kyzlo_application::gateway::GatewayMode;
 use kyzlo_application::journal::{MemoryJournal, PositionRecord};
 use kyzlo_application::metrics::CountingMetrics;
-use kyzlo_application::orchestrator::{IdAllocator, Orchestrator, OrchestratorConfig, Services};
+use kyzlo_application::orchestrator::{Orchestrator, OrchestratorConfig};
 use kyzlo_application::ports::{
     Alert, AlertSink, Chain, Commitment, Pair, PortError, QuoteRequest, Side, Signer, StatusLookup,
     SwapRequest, SwapRouter,
 };
-use kyzlo_application::rng::Jitter;
 use kyzlo_domain::exit_plan::{ExitPlan, ExitPlanConfig};
 use kyzlo_domain::latency_breaker::{LatencyBreaker, LatencyBreakerConfig};
 use kyzlo_domain::strategy::{MeanReversion, MeanReversionConfig};
@@ -281,58 +277,38 @@ async fn run_kyzlo(
     ));
     let journal = Arc::new(MemoryJournal::new());
     let metrics = Arc::new(CountingMetrics::new());
-    let control = Arc::new(TradingControl::new(
-        TradingState::Active,
-        None,
-        journal.clone(),
-        Arc::new(NullAlerts),
-        metrics.clone(),
-        clock,
-    ));
-    let Ok(breaker) = LatencyBreaker::new(LatencyBreakerConfig::default()) else {
+    let Ok(latency_breaker) = LatencyBreaker::new(LatencyBreakerConfig::default()) else {
         return (PolicyRun::default(), Vec::new());
     };
-    let guard = Arc::new(LatencyGuard::new(
-        breaker,
-        Duration::from_secs(2),
-        control.clone(),
-        metrics.clone(),
+    let assembled = assemble(
+        Ports {
+            feed: market.clone(),
+            router: venue.clone(),
+            chain: venue.clone(),
+            signer: venue.clone(),
+            journal: journal.clone(),
+            alerts: Arc::new(NullAlerts),
+            metrics: metrics.clone(),
+        },
+        Settings {
+            initial_state: TradingState::Active,
+            approval_key: None,
+            latency_breaker,
+            call_timeout: Duration::from_secs(2),
+            exit: ExecutionSettings::exit_defaults(),
+            entry: ExecutionSettings::entry_defaults(
+                kyzlo_domain::EscalationLadder::default_ladder(),
+            ),
+            exit_breaker: ExitBreaker::default(),
+            pair: Pair::SOL_USDC,
+            gateway_mode: GatewayMode::Enforce,
+            jitter_seed: schedule_seed(schedule),
+            next_id: 10,
+        },
         clock,
-    ));
-    let engine = Arc::new(Engine::new(Venue {
-        router: venue.clone(),
-        chain: venue.clone(),
-        signer: venue.clone(),
-        journal: journal.clone(),
-        guard: guard.clone(),
-        metrics: metrics.clone(),
-        clock,
-        jitter: Arc::new(Jitter::new(schedule_seed(schedule))),
-    }));
-    let exits = Arc::new(ExitExecutor::new(
-        engine.clone(),
-        ExecutionSettings::exit_defaults(),
-        ExitBreaker::default(),
-        control.clone(),
-        Pair::SOL_USDC,
-    ));
-    let entries = Arc::new(EntryExecutor::new(
-        engine.clone(),
-        ExecutionSettings::entry_defaults(kyzlo_domain::EscalationLadder::default_ladder()),
-        control.clone(),
-        guard.clone(),
-    ));
-    let services = Services {
-        feed: market.clone(),
-        control: control.clone(),
-        guard,
-        gateway: Arc::new(ExitGateway::new(GatewayMode::Enforce, metrics.clone())),
-        exits,
-        entries,
-        journal: journal.clone(),
-        metrics: metrics.clone(),
-        ids: Arc::new(IdAllocator::new(10)),
-    };
+    );
+    let control = assembled.control;
+    let services = assembled.services;
     let Ok(strategy) = MeanReversion::new(MeanReversionConfig::default()) else {
         return (PolicyRun::default(), Vec::new());
     };

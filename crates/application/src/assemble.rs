@@ -1,0 +1,157 @@
+//! The one place the services are assembled over the ports: trading control, latency
+//! guard, attempt engine, exit and entry executors, exit gateway, and what the
+//! orchestrator takes. The binary, the chaos simulator and the service tests all build
+//! the same graph through it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kyzlo_domain::ExitBreaker;
+use kyzlo_domain::latency_breaker::LatencyBreaker;
+use kyzlo_domain::trading_state::TradingState;
+
+use crate::clock::Clock;
+use crate::control::{ApprovalKey, TradingControl};
+use crate::entry::EntryExecutor;
+use crate::execute::{Engine, ExecutionSettings, Venue};
+use crate::exit::ExitExecutor;
+use crate::gateway::{ExitGateway, GatewayMode};
+use crate::guard::LatencyGuard;
+use crate::journal::Journal;
+use crate::metrics::MetricsSink;
+use crate::orchestrator::{IdAllocator, Services};
+use crate::ports::{AlertSink, Chain, Pair, PriceFeed, Signer, SwapRouter};
+use crate::rng::Jitter;
+
+/// The ports the services run on.
+pub struct Ports {
+    /// Prices.
+    pub feed: Arc<dyn PriceFeed>,
+    /// Quotes and swaps.
+    pub router: Arc<dyn SwapRouter>,
+    /// The chain.
+    pub chain: Arc<dyn Chain>,
+    /// The wallet's signer.
+    pub signer: Arc<dyn Signer>,
+    /// The journal.
+    pub journal: Arc<dyn Journal>,
+    /// Where alerts go.
+    pub alerts: Arc<dyn AlertSink>,
+    /// Where metric events go.
+    pub metrics: Arc<dyn MetricsSink>,
+}
+
+/// The validated rules and settings the services apply.
+pub struct Settings {
+    /// The trading state to start in (the journaled one at start-up).
+    pub initial_state: TradingState,
+    /// The operator's key for resuming after a halt.
+    pub approval_key: Option<ApprovalKey>,
+    /// The latency breaker.
+    pub latency_breaker: LatencyBreaker,
+    /// Every router and chain call's timeout.
+    pub call_timeout: Duration,
+    /// How exits are executed.
+    pub exit: ExecutionSettings,
+    /// How entries are executed.
+    pub entry: ExecutionSettings,
+    /// Consecutive failed exits before a halt.
+    pub exit_breaker: ExitBreaker,
+    /// The pair's decimals.
+    pub pair: Pair,
+    /// Whether the gateway blocks ownership conflicts.
+    pub gateway_mode: GatewayMode,
+    /// Seed of the backoff jitter.
+    pub jitter_seed: u64,
+    /// The lowest id not yet used by a position or intent.
+    pub next_id: u64,
+}
+
+/// The assembled services.
+pub struct Assembled {
+    /// The trading state's owner.
+    pub control: Arc<TradingControl>,
+    /// Times calls; admits entries.
+    pub guard: Arc<LatencyGuard>,
+    /// The attempt engine.
+    pub engine: Arc<Engine>,
+    /// Runs exits.
+    pub exits: Arc<ExitExecutor>,
+    /// Runs entries.
+    pub entries: Arc<EntryExecutor>,
+    /// The single path for exits.
+    pub gateway: Arc<ExitGateway>,
+    /// Backoff jitter (also for the latency breaker's recovery probing).
+    pub jitter: Arc<Jitter>,
+    /// What the orchestrator takes.
+    pub services: Services,
+}
+
+/// Assembles the services over `ports` with `settings`, on `clock`.
+#[must_use]
+pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
+    let control = Arc::new(TradingControl::new(
+        settings.initial_state,
+        settings.approval_key,
+        ports.journal.clone(),
+        ports.alerts,
+        ports.metrics.clone(),
+        clock,
+    ));
+    let guard = Arc::new(LatencyGuard::new(
+        settings.latency_breaker,
+        settings.call_timeout,
+        control.clone(),
+        ports.metrics.clone(),
+        clock,
+    ));
+    let jitter = Arc::new(Jitter::new(settings.jitter_seed));
+    let engine = Arc::new(Engine::new(Venue {
+        router: ports.router,
+        chain: ports.chain,
+        signer: ports.signer,
+        journal: ports.journal.clone(),
+        guard: guard.clone(),
+        metrics: ports.metrics.clone(),
+        clock,
+        jitter: jitter.clone(),
+    }));
+    let exits = Arc::new(ExitExecutor::new(
+        engine.clone(),
+        settings.exit,
+        settings.exit_breaker,
+        control.clone(),
+        settings.pair,
+    ));
+    let entries = Arc::new(EntryExecutor::new(
+        engine.clone(),
+        settings.entry,
+        control.clone(),
+        guard.clone(),
+    ));
+    let gateway = Arc::new(ExitGateway::new(
+        settings.gateway_mode,
+        ports.metrics.clone(),
+    ));
+    let services = Services {
+        feed: ports.feed,
+        control: control.clone(),
+        guard: guard.clone(),
+        gateway: gateway.clone(),
+        exits: exits.clone(),
+        entries: entries.clone(),
+        journal: ports.journal,
+        metrics: ports.metrics,
+        ids: Arc::new(IdAllocator::new(settings.next_id)),
+    };
+    Assembled {
+        control,
+        guard,
+        engine,
+        exits,
+        entries,
+        gateway,
+        jitter,
+        services,
+    }
+}
