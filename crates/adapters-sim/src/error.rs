@@ -110,6 +110,28 @@ pub enum SimError {
         /// The limit.
         limit: usize,
     },
+    /// A node's simulation of a sent transaction failed, so it was not forwarded (the
+    /// swap's slippage check, funds); the same bytes may still land from an earlier copy.
+    #[error("preflight refused the transaction: {reason}")]
+    Preflight {
+        /// The class of the failure the simulation saw.
+        class: ErrorClass,
+        /// The code a real node gives (the program's custom error, or -32002).
+        code: i64,
+        /// What failed.
+        reason: &'static str,
+    },
+    /// A history look-up reached a node that keeps no transaction history.
+    #[error("transaction history is not available from this node")]
+    HistoryUnavailable,
+    /// The node answering is behind the minimum context slot the request asked for.
+    #[error("minimum context slot {min} not reached: the node is at {view}")]
+    MinContextSlot {
+        /// The slot asked for.
+        min: u64,
+        /// The node's view.
+        view: u64,
+    },
     /// The fee payer cannot pay the transaction's fee (refused at preflight).
     #[error("fee payer holds {held} lamports, the fee is {fee}")]
     InsufficientFee {
@@ -126,6 +148,10 @@ pub const NODE_BEHIND_CODE: i64 = -32_005;
 pub const INVALID_PARAMS: i64 = -32_602;
 /// The JSON-RPC code of a failed preflight (`-32002`), as for "blockhash not found".
 pub const BLOCKHASH_NOT_FOUND: i64 = -32_002;
+/// The JSON-RPC code of "transaction history is not available" (`-32011`).
+pub const HISTORY_UNAVAILABLE: i64 = -32_011;
+/// The JSON-RPC code of "minimum context slot has not been reached" (`-32016`).
+pub const MIN_CONTEXT_SLOT: i64 = -32_016;
 /// HTTP 429.
 pub const TOO_MANY_REQUESTS: i64 = 429;
 
@@ -138,6 +164,10 @@ impl SimError {
             SimError::UnknownTransaction { .. } => ErrorClass::SignatureFailure,
             SimError::BlockhashExpired { .. } => ErrorClass::BlockhashExpired,
             SimError::InsufficientFee { .. } => ErrorClass::InsufficientFunds,
+            SimError::Preflight { class, .. } => *class,
+            SimError::HistoryUnavailable | SimError::MinContextSlot { .. } => {
+                ErrorClass::NodeUnhealthy
+            }
             SimError::NoRoute { .. } => ErrorClass::NoRoute,
             SimError::TooManySignatures { .. } => ErrorClass::Unknown,
             SimError::InvalidPath { .. }
@@ -165,6 +195,9 @@ impl SimError {
             }
             SimError::TooManySignatures { .. } => e = e.with_code(INVALID_PARAMS),
             SimError::BlockhashExpired { .. } => e = e.with_code(BLOCKHASH_NOT_FOUND),
+            SimError::Preflight { code, .. } => e = e.with_code(*code),
+            SimError::HistoryUnavailable => e = e.with_code(HISTORY_UNAVAILABLE),
+            SimError::MinContextSlot { .. } => e = e.with_code(MIN_CONTEXT_SLOT),
             _ => {}
         }
         e

@@ -1,11 +1,14 @@
 //! The fault schedule: a seeded, time-keyed answer to "what does the network do to a call
 //! or a send made at time `t`?".
 //!
-//! Draws depend only on the seed and the 100 ms bucket of `t` (never on how many draws
-//! came before), so every policy of a run consults the same schedule and two policies
-//! sending in the same bucket meet the same fate: the defensive and the naive policy are
-//! compared on the same network, not on two lucky or unlucky ones. Times are run times:
-//! from the start of the simulated market.
+//! Draws depend only on the seed and the time of the call (never on how many draws came
+//! before), so every policy of a run consults the same schedule and two policies sending
+//! at the same moment meet the same fate: the defensive and the naive policy are compared
+//! on the same network, not on two lucky or unlucky ones. A call's faults are keyed on its
+//! 100 ms bucket; a send's fate on its **leader window** (4 slots, 1.6 s): every copy of
+//! a transaction sent to the same leader meets the same congestion, so rebroadcasting the
+//! same bytes buys a new draw only when the leader changes. Times are run times: from the
+//! start of the simulated market.
 //!
 //! # The profile ([`FaultProfile`]; `Default` is a healthy network)
 //!
@@ -23,8 +26,8 @@
 //! | `base_slippage_bps` | a fill is this much worse than the price at landing | 5 bps |
 //! | `confirm_price_noise_bps` | standard deviation of extra normal noise on each fill | 0 |
 //! | `priority_fee_matters` | a priority fee ≥ 200,000 lamports halves the median latency | true |
-//! | `slot_time` | time per slot (block height = run time / slot time) | 400 ms |
-//! | `node_lag_slots` | the node reports the block height this many slots behind | 0 |
+//! | `slot_time` | time per slot | 400 ms |
+//! | `cluster` | the RPC nodes, their lag and history, forks, preflight, the router ([`ClusterProfile`]) | a healthy cluster |
 //!
 //! A send draws one uniform `u`: below `rate_limited` it is a 429; then `node_unhealthy`;
 //! then `send_timeout` (a second draw decides `timeout_lands`); then `drop`; otherwise it
@@ -43,7 +46,8 @@
 //! | `late-landing` | 60 % of sends hang, 80 % of those land late (2-20 s after the latency) |
 //! | `rate-limited` | 30 % of sends and calls answered 429 with retry-after 2 s |
 //! | `slippage-storm` | fills 30 bps worse, plus normal noise of 100 bps on each fill |
-//! | `node-behind` | 25 % of sends and chain reads refused with -32005, height 40 slots behind |
+//! | `node-behind` | 25 % of sends and chain reads refused with -32005; nodes lag up to 40 slots |
+//! | `adversarial` | the cluster of [`ClusterProfile::adversarial`] on an otherwise healthy network |
 
 use std::time::Duration;
 
@@ -52,8 +56,10 @@ use kyzlo_domain::{ErrorClass, Lamports};
 use crate::error::SimError;
 use crate::rng::SimRng;
 
-/// The width of the time buckets draws are keyed on.
+/// The width of the time buckets a call's faults are keyed on.
 pub const BUCKET: Duration = Duration::from_millis(100);
+/// Slots per leader: sends in the same leader window share their fate.
+pub const LEADER_SLOTS: u32 = 4;
 /// The priority fee from which, when it matters, the median latency is halved.
 pub const FAST_PRIORITY_FEE: Lamports = Lamports::new(200_000);
 /// The most buckets [`FaultSchedule::first_landing`] scans (about 28 hours).
@@ -92,8 +98,129 @@ pub struct FaultProfile {
     pub priority_fee_matters: bool,
     /// Time per slot.
     pub slot_time: Duration,
-    /// The node reports the block height this many slots behind.
-    pub node_lag_slots: u64,
+    /// The RPC cluster and the router.
+    pub cluster: ClusterProfile,
+}
+
+/// How requests reach the cluster's RPC nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Topology {
+    /// One URL in front of every node, which picks a node per request (as public
+    /// providers do): two consecutive reads may come from two nodes.
+    #[default]
+    LoadBalanced,
+    /// Several endpoints: requests go to the current one and move to the next after it
+    /// fails (the client's failover).
+    Failover,
+}
+
+/// The RPC cluster behind the venue and the router in front of it.
+///
+/// Each node sees the chain as of its own *view* slot, some slots behind the tip; a view
+/// never goes backwards. Every answer carries the node's view as its context slot. A
+/// landing is visible as processed from its slot on and confirmed from its slot plus the
+/// confirmation delay; a landing on a minority fork is visible as processed for a few
+/// slots and then vanishes. Nodes without transaction history refuse history look-ups
+/// (JSON-RPC -32011) and keep statuses for [`STATUS_CACHE_SLOTS`] only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterProfile {
+    /// RPC nodes (1 ..= 8).
+    pub nodes: u8,
+    /// How requests reach them.
+    pub topology: Topology,
+    /// A node's usual lag behind the tip: uniform in `0 ..= lag_slots` per 2 s segment.
+    pub lag_slots: u64,
+    /// P(a node lags badly during a 2 s segment).
+    pub lagging: f64,
+    /// How far a badly lagging node is behind: uniform in `lag_slots ..= lagging_slots`.
+    pub lagging_slots: u64,
+    /// P(a node other than the first keeps no transaction history).
+    pub no_history: f64,
+    /// Slots from processed to confirmed: uniform in this range.
+    pub confirm_slots: (u64, u64),
+    /// P(a landing is on a minority fork that the cluster abandons).
+    pub forks: f64,
+    /// P(a slot is skipped: no block, so the block height does not move).
+    pub skipped_slots: f64,
+    /// Whether a node simulates a sent transaction before forwarding it (preflight):
+    /// a resend can then be refused (slippage, unknown blockhash) while an earlier copy
+    /// still lands.
+    pub preflight: bool,
+    /// Whether the router ignores the requested blockhash life: it builds on the newest
+    /// blockhash (150 blocks of life) and reports the shorter life that was asked for.
+    pub router_ignores_expiry: bool,
+    /// P(a resend of bytes already sent is refused at preflight by the node it reaches:
+    /// a slippage simulation on that node's state, or `BlockhashNotFound` from a node that
+    /// has not seen the blockhash), while an earlier copy may still land.
+    pub refused_resends: f64,
+    /// Standard deviation of a quote's drift from the market price, in bps.
+    pub quote_drift_bps: f64,
+    /// A landed transaction's details cannot be read for up to this long after landing
+    /// (uniform per transaction).
+    pub fill_delay: Duration,
+}
+
+/// How many slots a node keeps statuses for without transaction history.
+pub const STATUS_CACHE_SLOTS: u64 = 300;
+
+impl Default for ClusterProfile {
+    fn default() -> Self {
+        Self {
+            nodes: 3,
+            topology: Topology::LoadBalanced,
+            lag_slots: 1,
+            lagging: 0.0,
+            lagging_slots: 1,
+            no_history: 0.0,
+            confirm_slots: (1, 2),
+            forks: 0.0,
+            skipped_slots: 0.0,
+            preflight: true,
+            router_ignores_expiry: false,
+            refused_resends: 0.0,
+            quote_drift_bps: 0.0,
+            fill_delay: Duration::ZERO,
+        }
+    }
+}
+
+impl ClusterProfile {
+    /// A cluster as hostile as mainnet on a bad day: nodes that lag by up to 40 slots,
+    /// a third without history, processed-before-confirmed for 2-5 slots, 2% of landings
+    /// on abandoned forks, 5% skipped slots, 10% of resends refused at preflight, quotes
+    /// that drift, fills unreadable for up to 3 s.
+    #[must_use]
+    pub fn adversarial() -> Self {
+        Self {
+            nodes: 3,
+            topology: Topology::LoadBalanced,
+            lag_slots: 2,
+            lagging: 0.1,
+            lagging_slots: 40,
+            no_history: 0.34,
+            confirm_slots: (2, 5),
+            forks: 0.02,
+            skipped_slots: 0.05,
+            preflight: true,
+            router_ignores_expiry: false,
+            refused_resends: 0.1,
+            quote_drift_bps: 10.0,
+            fill_delay: Duration::from_secs(3),
+        }
+    }
+
+    /// A single node that sees the tip, confirms at once and never forks: the network
+    /// of the simplest tests.
+    #[must_use]
+    pub fn ideal() -> Self {
+        Self {
+            nodes: 1,
+            lag_slots: 0,
+            lagging_slots: 0,
+            confirm_slots: (0, 0),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for FaultProfile {
@@ -112,7 +239,7 @@ impl Default for FaultProfile {
             confirm_price_noise_bps: 0.0,
             priority_fee_matters: true,
             slot_time: Duration::from_millis(400),
-            node_lag_slots: 0,
+            cluster: ClusterProfile::default(),
         }
     }
 }
@@ -127,6 +254,7 @@ impl FaultProfile {
         "rate-limited",
         "slippage-storm",
         "node-behind",
+        "adversarial",
     ];
 
     /// A named profile (see the module docs), or `None` for an unknown name.
@@ -165,7 +293,15 @@ impl FaultProfile {
             },
             "node-behind" => Self {
                 node_unhealthy: 0.25,
-                node_lag_slots: 40,
+                cluster: ClusterProfile {
+                    lagging: 0.3,
+                    lagging_slots: 40,
+                    ..ClusterProfile::default()
+                },
+                ..healthy
+            },
+            "adversarial" => Self {
+                cluster: ClusterProfile::adversarial(),
                 ..healthy
             },
             _ => return None,
@@ -234,6 +370,65 @@ impl FaultProfile {
             if start >= end {
                 return bad("blackouts", start.as_secs_f64(), "start < end");
             }
+        }
+        self.cluster.validate()
+    }
+}
+
+impl ClusterProfile {
+    /// Checks every field against its range.
+    ///
+    /// # Errors
+    /// [`SimError::InvalidParameter`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), SimError> {
+        let bad = |field, value: f64, expected| {
+            Err(SimError::InvalidParameter {
+                field,
+                value,
+                expected,
+            })
+        };
+        if !(1..=8).contains(&self.nodes) {
+            return bad("cluster.nodes", f64::from(self.nodes), "1 ..= 8");
+        }
+        for (field, p) in [
+            ("cluster.lagging", self.lagging),
+            ("cluster.no_history", self.no_history),
+            ("cluster.forks", self.forks),
+            ("cluster.refused_resends", self.refused_resends),
+            ("cluster.skipped_slots", self.skipped_slots),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return bad(field, p, "a probability in 0 ..= 1");
+            }
+        }
+        if self.skipped_slots > 0.5 {
+            return bad("cluster.skipped_slots", self.skipped_slots, "at most 0.5");
+        }
+        if self.lagging_slots < self.lag_slots || self.lagging_slots > 10_000 {
+            return bad(
+                "cluster.lagging_slots",
+                self.lagging_slots as f64,
+                "lag_slots ..= 10000",
+            );
+        }
+        let (lo, hi) = self.confirm_slots;
+        if lo > hi || hi > 64 {
+            return bad("cluster.confirm_slots", hi as f64, "lo <= hi <= 64");
+        }
+        if !(0.0..=1_000.0).contains(&self.quote_drift_bps) {
+            return bad(
+                "cluster.quote_drift_bps",
+                self.quote_drift_bps,
+                "0 ..= 1000",
+            );
+        }
+        if self.fill_delay > Duration::from_secs(3_600) {
+            return bad(
+                "cluster.fill_delay",
+                self.fill_delay.as_secs_f64(),
+                "at most an hour",
+            );
         }
         Ok(())
     }
@@ -330,15 +525,33 @@ impl FaultSchedule {
         }
     }
 
-    /// Deterministic in (seed, the 100 ms bucket of `at`): two policies sending in the
-    /// same bucket see the same fate. The priority fee changes only the latency.
+    /// The leader window of `at`: sends in one window meet one leader.
+    #[must_use]
+    pub fn leader_window(&self, at: Duration) -> u64 {
+        let window = self.profile.slot_time.max(Duration::from_millis(1)) * LEADER_SLOTS;
+        u64::try_from(at.as_nanos() / window.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// The start of the leader window after the one of `at`.
+    #[must_use]
+    pub fn next_leader_window(&self, at: Duration) -> Duration {
+        let window = self.profile.slot_time.max(Duration::from_millis(1)) * LEADER_SLOTS;
+        let next = self.leader_window(at).saturating_add(1);
+        Duration::from_nanos(
+            u64::try_from(window.as_nanos().saturating_mul(u128::from(next))).unwrap_or(u64::MAX),
+        )
+    }
+
+    /// Deterministic in (seed, the leader window of `at`): two policies, or two copies
+    /// of one transaction, sent to the same leader meet the same fate. The priority fee
+    /// changes only the latency.
     #[must_use]
     pub fn send_fate(&self, at: Duration, priority_fee: Lamports) -> SendFate {
         if self.in_blackout(at) {
             return SendFate::Blackout;
         }
         let p = &self.profile;
-        let mut rng = SimRng::keyed(self.seed, STREAM_SEND, bucket(at));
+        let mut rng = SimRng::keyed(self.seed, STREAM_SEND, self.leader_window(at));
         let u = rng.uniform();
         let sigma = if p.confirm_latency_sigma.is_nan() {
             0.0
@@ -410,7 +623,7 @@ impl FaultSchedule {
         sd.min(5_000.0) * SimRng::keyed(self.seed, STREAM_NOISE, bucket(at)).normal()
     }
 
-    /// The earliest send time `>= from` (scanning 100 ms buckets, up to `horizon` after
+    /// The earliest send time `>= from` (scanning leader windows, up to `horizon` after
     /// `from` and at most [`MAX_SCAN_BUCKETS`] of them) whose fate lands, and its landing
     /// time.
     #[must_use]
@@ -426,7 +639,7 @@ impl FaultSchedule {
             if let Some(after) = self.send_fate(at, priority_fee).lands_after() {
                 return Some((at, at.saturating_add(after)));
             }
-            let next = Duration::from_millis(bucket(at).saturating_add(1).saturating_mul(100));
+            let next = self.next_leader_window(at);
             if next <= at || next > end {
                 return None;
             }
@@ -441,6 +654,8 @@ mod tests {
     use super::*;
 
     const MS: fn(u64) -> Duration = Duration::from_millis;
+    /// One leader window at the default slot time.
+    const WINDOW: Duration = Duration::from_millis(1_600);
 
     fn median(mut xs: Vec<f64>) -> f64 {
         xs.sort_by(f64::total_cmp);
@@ -468,7 +683,11 @@ mod tests {
                 .confirm_price_noise_bps
                 > 0.0
         );
-        assert!(FaultProfile::named("node-behind").unwrap().node_lag_slots > 0);
+        assert!(FaultProfile::named("node-behind").unwrap().cluster.lagging > 0.0);
+        assert_eq!(
+            FaultProfile::named("adversarial").unwrap().cluster,
+            ClusterProfile::adversarial()
+        );
     }
 
     #[test]
@@ -565,7 +784,7 @@ mod tests {
         let mut latencies = Vec::new();
         let mut late = Vec::new();
         for i in 0..n {
-            let at = BUCKET * i;
+            let at = WINDOW * i;
             match schedule.send_fate(at, Lamports::new(10_000)) {
                 SendFate::RateLimited { retry_after } => {
                     assert_eq!(retry_after, Duration::from_secs(2));
@@ -608,7 +827,7 @@ mod tests {
                 (0..4_000u32)
                     .filter_map(|i| {
                         schedule
-                            .send_fate(BUCKET * i, Lamports::new(fee))
+                            .send_fate(WINDOW * i, Lamports::new(fee))
                             .lands_after()
                     })
                     .map(|d| d.as_secs_f64())
@@ -631,21 +850,28 @@ mod tests {
     }
 
     #[test]
-    fn fates_are_keyed_on_the_100_ms_bucket_and_the_seed() {
+    fn send_fates_are_keyed_on_the_leader_window_and_calls_on_the_100_ms_bucket() {
         let flaky = FaultProfile::named("flaky").unwrap();
         let a = FaultSchedule::new(flaky.clone(), 1);
         let b = FaultSchedule::new(flaky.clone(), 1);
         let c = FaultSchedule::new(flaky, 2);
+        let fee = Lamports::new(5_000);
         for i in 0..500u64 {
+            let window = MS(i * 1_600);
+            // Every copy sent to one leader meets the same fate.
+            assert_eq!(
+                a.send_fate(window, fee),
+                a.send_fate(window + MS(1_599), fee)
+            );
+            assert_eq!(a.send_fate(window, fee), b.send_fate(window, fee));
+            assert_eq!(a.leader_window(window + MS(800)), i);
+            assert_eq!(a.next_leader_window(window + MS(800)), window + WINDOW);
             let at = MS(i * 100);
-            let fee = Lamports::new(5_000);
-            assert_eq!(a.send_fate(at, fee), a.send_fate(at + MS(99), fee));
-            assert_eq!(a.send_fate(at, fee), b.send_fate(at, fee));
             assert_eq!(a.call_fails(at), a.call_fails(at + MS(50)));
         }
         let fates = |s: &FaultSchedule| -> Vec<SendFate> {
             (0..200u32)
-                .map(|i| s.send_fate(BUCKET * i, Lamports::new(0)))
+                .map(|i| s.send_fate(WINDOW * i, Lamports::new(0)))
                 .collect()
         };
         assert_ne!(fates(&a), fates(&c));
@@ -716,11 +942,11 @@ mod tests {
             assert!(sent >= from && sent <= from + Duration::from_secs(30));
             let after = schedule.send_fate(sent, fee).lands_after().unwrap();
             assert_eq!(landed, sent + after);
-            // No earlier bucket from `from` on would have landed.
+            // No earlier leader window from `from` on would have landed.
             let mut t = from;
             while t < sent {
                 assert_eq!(schedule.send_fate(t, fee).lands_after(), None, "{t:?}");
-                t = Duration::from_millis((t.as_millis() as u64 / 100 + 1) * 100);
+                t = schedule.next_leader_window(t);
             }
         }
         assert!(found > 250, "{found}");

@@ -22,13 +22,15 @@ pub mod error;
 pub mod faults;
 pub mod market;
 pub mod rng;
+pub mod trace;
 pub mod venue;
 pub mod wallet;
 
 pub use error::{CsvError, SimError};
-pub use faults::{FaultProfile, FaultSchedule, SendFate};
+pub use faults::{ClusterProfile, FaultProfile, FaultSchedule, SendFate, Topology};
 pub use market::{
     CrashSpec, GeneratorConfig, PricePath, Regime, SimMarket, generate, load_csv, parse_csv,
 };
+pub use trace::{Trace, TraceEvent};
 pub use venue::{Landing, SimVenue};
 pub use wallet::{HeightSource, LedgerEntry, LedgerStatus, PaperWallet, SimWallet};

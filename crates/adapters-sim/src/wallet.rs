@@ -14,7 +14,7 @@
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use kyzlo_application::ports::{Balances, Fill, Side};
 use kyzlo_domain::{ErrorClass, Lamports, TokenAmount, TxSignature};
@@ -419,23 +419,6 @@ impl PaperWallet {
             d.sync_all().map_err(|e| io("sync directory", e))?;
         }
         Ok(())
-    }
-}
-
-/// The chain time of a height source: how long since height 0.
-pub(crate) fn chain_elapsed(
-    source: HeightSource,
-    run_time: Duration,
-    slot_time: Duration,
-) -> Duration {
-    match source {
-        HeightSource::Virtual => run_time,
-        HeightSource::Continuing { base_height } => {
-            let base = slot_time
-                .checked_mul(u32::try_from(base_height).unwrap_or(u32::MAX))
-                .unwrap_or(Duration::MAX);
-            base.saturating_add(run_time)
-        }
     }
 }
 

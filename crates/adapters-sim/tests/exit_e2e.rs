@@ -167,7 +167,11 @@ async fn a_healthy_network_closes_a_stop_loss_on_the_first_attempt() {
     assert!((usdc / 950.0 - 1.0).abs() < 0.01, "{usdc}");
     let landings = rig.venue.landings();
     assert_eq!(landings.len(), 1);
-    assert_eq!(rig.venue.wallet().base, TokenAmount::ZERO);
+    // SOL is the base: the wallet keeps its 1 SOL of fee reserve less the fee paid.
+    assert_eq!(
+        rig.venue.wallet().base.get(),
+        SOL - rig.venue.fees_paid().get()
+    );
     assert_eq!(rig.venue.wallet().quote, fill.amount_out);
     assert_no_intent_landed_twice(&rig, "healthy");
 }
@@ -205,7 +209,7 @@ async fn on_the_late_landing_network_no_intent_ever_lands_twice() {
         assert_no_intent_landed_twice(&rig, &label);
         assert_eq!(
             rig.venue.wallet().base.get(),
-            10 * SOL - sold,
+            11 * SOL - sold - rig.venue.fees_paid().get(),
             "{label}: the wallet disagrees with the report"
         );
         let attempts = rig.journal.attempts();

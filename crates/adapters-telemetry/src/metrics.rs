@@ -16,6 +16,7 @@ use kyzlo_application::exit::ExitExecutor;
 use kyzlo_application::guard::LatencyGuard;
 use kyzlo_application::metrics::{Dependency, ExitModule, ExitResult, MetricEvent, MetricsSink};
 use kyzlo_domain::latency_breaker::BreakerState;
+use kyzlo_domain::trading_state::TradingMode;
 use kyzlo_domain::{ExitKind, LatencySnapshot, RollingLatency};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -67,7 +68,6 @@ const BREAKER_STATES: [BreakerState; 3] = [
     BreakerState::Open,
     BreakerState::HalfOpen,
 ];
-const TRADING_STATES: [&str; 3] = ["active", "reduce_only", "halted"];
 /// Picks one quantile out of a latency snapshot.
 type QuantilePick = fn(&LatencySnapshot) -> Duration;
 /// The `percentile` label values and what each reads. (Not `quantile`: that label belongs
@@ -302,8 +302,10 @@ impl PrometheusMetrics {
             });
         }
         self.set_breaker_state(BreakerState::Closed);
-        for state in TRADING_STATES {
-            let _ = m.trading_state.get_or_create(&StateLabels { state });
+        for mode in TradingMode::ALL {
+            let _ = m.trading_state.get_or_create(&StateLabels {
+                state: mode.as_str(),
+            });
         }
     }
 
@@ -402,20 +404,15 @@ impl PrometheusMetrics {
         }
     }
 
-    fn set_trading_state(&self, current: &'static str) {
-        let _ = self
-            .m
-            .trading_state
-            .get_or_create(&StateLabels { state: current })
-            .set(1);
-        for state in TRADING_STATES {
-            if state != current {
-                let _ = self
-                    .m
-                    .trading_state
-                    .get_or_create(&StateLabels { state })
-                    .set(0);
-            }
+    fn set_trading_state(&self, current: TradingMode) {
+        for mode in TradingMode::ALL {
+            let _ = self
+                .m
+                .trading_state
+                .get_or_create(&StateLabels {
+                    state: mode.as_str(),
+                })
+                .set(i64::from(mode == current));
         }
     }
 
@@ -535,7 +532,8 @@ impl MetricsSink for PrometheusMetrics {
                     .inc();
                 self.set_breaker_state(state);
             }
-            MetricEvent::TradingState(state) => self.set_trading_state(state),
+            MetricEvent::TradingState(mode) => self.set_trading_state(mode),
+            MetricEvent::Halted => {}
         }
     }
 }

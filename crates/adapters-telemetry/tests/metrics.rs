@@ -15,6 +15,7 @@ use kyzlo_application::metrics::{Dependency, ExitResult, MetricEvent, MetricsSin
 use kyzlo_application::ports::{Balances, PortError};
 use kyzlo_application::testing::Harness;
 use kyzlo_domain::latency_breaker::BreakerState;
+use kyzlo_domain::trading_state::TradingMode;
 use kyzlo_domain::{ErrorClass, ExitKind};
 
 /// The metrics, as the exposition names them.
@@ -125,7 +126,7 @@ fn closed_exits_split_into_first_attempt_and_retry_with_time_and_slippage() {
 #[test]
 fn trading_and_breaker_states_are_one_hot() {
     let m = PrometheusMetrics::new();
-    m.record(MetricEvent::TradingState("reduce_only"));
+    m.record(MetricEvent::TradingState(TradingMode::ReduceOnly));
     m.record(MetricEvent::LatencyBreakerState(BreakerState::HalfOpen));
     let e = parse_openmetrics(&m.render().unwrap()).unwrap();
     for (state, want) in [("active", 0.0), ("reduce_only", 1.0), ("halted", 0.0)] {

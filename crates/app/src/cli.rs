@@ -41,6 +41,9 @@ pub enum Command {
     Run(RunArgs),
     /// Monte-Carlo of a crash scenario: naive retry vs kyzlo vs an oracle.
     Chaos(ChaosArgs),
+    /// Explore seeded adversarial worlds (lagging nodes, forks, crashes, operator
+    /// actions) with the real bot and check its invariants; exits 1 on any violation.
+    Verify(VerifyArgs),
     /// Show a running bot's state (or the journal's when none runs).
     Status(ApiArgs),
     /// Halt trading.
@@ -108,6 +111,33 @@ impl From<ProfileArg> for Profile {
             ProfileArg::Mainnet => Profile::Mainnet,
         }
     }
+}
+
+/// `verify` options.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Number of seeded runs.
+    #[arg(long, default_value_t = 1_000)]
+    pub runs: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Knobs to turn off in every run, comma-separated (e.g. `crash0,forks,router-lies`):
+    /// how a shrunk failure is replayed.
+    #[arg(long, value_delimiter = ',')]
+    pub without: Vec<String>,
+    /// Do not shrink failing schedules.
+    #[arg(long)]
+    pub no_shrink: bool,
+    /// With one run: print its timeline (lives, intents, attempts, landings, alerts).
+    #[arg(long)]
+    pub explain: bool,
+    /// Shrink at most this many failures (each shrink reruns its world a few dozen times).
+    #[arg(long, default_value_t = 3)]
+    pub shrink_max: usize,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// `chaos` options.

@@ -19,6 +19,9 @@ use kyzlo_domain::strategy::MeanReversionConfig;
 use kyzlo_domain::{Bps, DomainError, Fraction, Lamports, Slippage, TokenAmount};
 use serde::{Deserialize, Serialize};
 
+/// Wrapped SOL's mint: a pair with it as the base trades the lamports that pay fees.
+const NATIVE_MINT: &str = "So11111111111111111111111111111111111111112";
+
 /// Which venue the bot trades on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -128,7 +131,7 @@ pub struct PairConfig {
 impl Default for PairConfig {
     fn default() -> Self {
         Self {
-            base_mint: "So11111111111111111111111111111111111111112".into(),
+            base_mint: NATIVE_MINT.into(),
             quote_mint: "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v".into(),
             base_decimals: 9,
             quote_decimals: 6,
@@ -774,6 +777,7 @@ impl Config {
         let pair = Pair {
             base_decimals: self.pair.base_decimals,
             quote_decimals: self.pair.quote_decimals,
+            native_base: self.pair.base_mint == NATIVE_MINT,
         };
         if self.pair.base_decimals > 18 {
             return Err(invalid(

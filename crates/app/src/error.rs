@@ -1,6 +1,6 @@
 //! The binary's errors: each says what failed and maps to a non-zero exit.
 
-use kyzlo_application::ports::PortError;
+use kyzlo_application::bot::BotError;
 
 use crate::config::ConfigError;
 
@@ -13,9 +13,9 @@ pub enum AppError {
     /// A command-line value was refused.
     #[error("{0}")]
     Usage(String),
-    /// Start-up reconciliation could not settle the journal against the chain.
-    #[error("start-up reconciliation failed: {0}")]
-    Reconcile(PortError),
+    /// The bot could not start (reconciliation failed, or a rule's settings are invalid).
+    #[error(transparent)]
+    Bot(#[from] BotError),
     /// Something needed at start-up is missing or broken.
     #[error("start-up: {0}")]
     Startup(String),
@@ -30,4 +30,7 @@ pub enum AppError {
     /// Talking to a running bot failed.
     #[error("{0}")]
     Remote(String),
+    /// The command ran and found a failure; its report goes to standard output.
+    #[error("{0}")]
+    Failed(String),
 }

@@ -154,6 +154,7 @@ pub fn run(config: &Config, v: &Validated) -> Result<String, AppError> {
                     signer: venue.clone(),
                     probe: venue,
                     journal,
+                    clock: crate::wiring::unix_clock(),
                 }
             }
             Profile::Mainnet | Profile::Paper => Adapters {
@@ -163,12 +164,13 @@ pub fn run(config: &Config, v: &Validated) -> Result<String, AppError> {
                 signer,
                 probe: chain,
                 journal,
+                clock: crate::wiring::unix_clock(),
             },
         };
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let launched = launch(config, v, adapters, seed_now(), shutdown.clone()).await?;
-        let control = launched.bot.control.clone();
-        let totals = launched.bot.totals.clone();
+        let control = launched.bot.control();
+        let totals = launched.bot.totals();
         tokio::spawn(async move {
             wait_for_signal().await;
             eprintln!("stopping: no new trades; letting running exits finish");

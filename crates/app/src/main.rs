@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod live;
 mod paper;
+mod verify_cmd;
 mod wiring;
 
 use std::process::ExitCode;
@@ -20,15 +21,34 @@ use cli::{Cli, Command, ConfigCommand, LogFormat, PaperArgs};
 use config::Profile;
 use error::AppError;
 
-fn init_logs(format: LogFormat, default: &str) {
+/// Log times on tokio's clock: for the simulations, whose paused clock is the only one
+/// that means anything (seconds since the process's first log line).
+struct VirtualTime(std::sync::OnceLock<tokio::time::Instant>);
+
+impl tracing_subscriber::fmt::time::FormatTime for VirtualTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = tokio::time::Instant::now();
+        let origin = *self.0.get_or_init(|| now);
+        write!(
+            w,
+            "{:>10.3}s",
+            now.saturating_duration_since(origin).as_secs_f64()
+        )
+    }
+}
+
+fn init_logs(format: LogFormat, default: &str, simulated: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KYZLO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    match (format, simulated) {
+        (LogFormat::Human, false) => builder.init(),
+        (LogFormat::Human, true) => builder
+            .with_timer(VirtualTime(std::sync::OnceLock::new()))
+            .init(),
+        (LogFormat::Json, _) => builder.json().init(),
     }
 }
 
@@ -36,14 +56,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The chaos simulator runs thousands of bots: their logs are noise there.
     let default_filter = match cli.command {
-        Some(Command::Chaos(_)) => "error",
+        Some(Command::Chaos(_) | Command::Verify(_)) => "error",
         _ => "warn,kyzlo=info,kyzlo_application=info",
     };
-    init_logs(cli.log_format, default_filter);
+    let simulated = matches!(cli.command, Some(Command::Chaos(_) | Command::Verify(_)));
+    init_logs(cli.log_format, default_filter, simulated);
     match run(cli) {
         Ok(output) => {
             print!("{output}");
             ExitCode::SUCCESS
+        }
+        Err(AppError::Failed(report)) => {
+            print!("{report}");
+            ExitCode::FAILURE
         }
         Err(e) => {
             eprintln!("kyzlo: {e}");
@@ -72,6 +97,7 @@ fn run(cli: Cli) -> Result<String, AppError> {
             Ok(summary.render())
         }
         Command::Chaos(args) => chaos_cmd::run(&args),
+        Command::Verify(args) => verify_cmd::run(&args),
         Command::Config(ConfigCommand::Check(args)) => {
             let config = config::load(cli.config.as_deref(), args.profile.map(Into::into))?;
             config.validate()?;

@@ -12,7 +12,6 @@ use kyzlo_adapters_sim::market::{
     GeneratorConfig, PricePath, Regime, SimMarket, generate, load_csv,
 };
 use kyzlo_adapters_sim::venue::{PaperWallet, SimVenue, SimWallet};
-use kyzlo_application::clock::Clock;
 use kyzlo_application::metrics::MetricsSummary;
 use kyzlo_domain::{Lamports, Price, TokenAmount};
 
@@ -224,7 +223,7 @@ async fn paper(
     let wallet = PaperWallet::open(wallet_path, initial)
         .map_err(|e| AppError::Startup(format!("paper wallet: {e}")))?;
     let start_wallet = wallet.wallet();
-    let clock = Clock::new();
+    let clock = crate::wiring::unix_clock();
     let market = Arc::new(SimMarket::new(Arc::clone(&path), clock, clock.now()));
     let schedule = Arc::new(FaultSchedule::new(faults, seed));
     let venue = Arc::new(
@@ -242,11 +241,12 @@ async fn paper(
         signer: venue.clone(),
         probe: venue.clone(),
         journal,
+        clock,
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let launched = launch(config, v, adapters, seed, shutdown.clone()).await?;
-    let totals = launched.bot.totals.clone();
-    let control = launched.bot.control.clone();
+    let totals = launched.bot.totals();
+    let control = launched.bot.control();
     let progress = progress_bar(duration);
     let ticker = {
         let progress = progress.clone();

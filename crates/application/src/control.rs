@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use kyzlo_domain::trading_state::{
-    HaltCause, HaltOutcome, HaltReason, ReduceOnlyCause, TradingState,
+    HaltCause, HaltOutcome, HaltReason, ReduceOnlyCause, TradingMode, TradingState,
 };
 use tokio::sync::watch;
 
@@ -97,7 +97,7 @@ impl TradingControl {
         metrics: Arc<dyn MetricsSink>,
         clock: Clock,
     ) -> Self {
-        metrics.record(MetricEvent::TradingState(initial.as_str()));
+        metrics.record(MetricEvent::TradingState(initial.mode()));
         let (state, _) = watch::channel(initial);
         Self {
             state,
@@ -135,7 +135,9 @@ impl TradingControl {
             .send_modify(|s| outcome = s.halt(now, reason.clone()));
         if outcome == HaltOutcome::Halted {
             tracing::error!(cause = cause.as_str(), detail = %reason.detail, "TRADING HALTED");
-            self.metrics.record(MetricEvent::TradingState("halted"));
+            self.metrics
+                .record(MetricEvent::TradingState(TradingMode::Halted));
+            self.metrics.record(MetricEvent::Halted);
             self.persist().await;
             self.alert(Alert {
                 kind: AlertKind::TradingHalted,
@@ -175,7 +177,8 @@ impl TradingControl {
             return Err(ResumeError::NotHalted);
         }
         tracing::warn!("trading resumed by operator");
-        self.metrics.record(MetricEvent::TradingState("active"));
+        self.metrics
+            .record(MetricEvent::TradingState(TradingMode::Active));
         self.alert(Alert {
             kind: AlertKind::TradingResumed,
             severity: Severity::Warning,
@@ -195,7 +198,7 @@ impl TradingControl {
         if changed {
             tracing::warn!(cause = ?cause, "trading reduce-only");
             self.metrics
-                .record(MetricEvent::TradingState("reduce_only"));
+                .record(MetricEvent::TradingState(TradingMode::ReduceOnly));
             self.persist().await;
         }
         changed
@@ -208,7 +211,8 @@ impl TradingControl {
             .send_modify(|s| changed = s.leave_reduce_only(cause));
         if changed {
             tracing::info!(cause = ?cause, "trading active again");
-            self.metrics.record(MetricEvent::TradingState("active"));
+            self.metrics
+                .record(MetricEvent::TradingState(TradingMode::Active));
             self.persist().await;
         }
         changed

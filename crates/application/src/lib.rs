@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assemble;
+pub mod bot;
 pub mod clock;
 pub mod control;
 pub mod entry;

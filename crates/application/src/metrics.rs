@@ -8,6 +8,7 @@ use std::time::Duration;
 use kyzlo_domain::ExitKind;
 use kyzlo_domain::ladder::OrderStyle;
 use kyzlo_domain::latency_breaker::BreakerState;
+use kyzlo_domain::trading_state::TradingMode;
 
 /// Which module placed an exit order through the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -146,7 +147,10 @@ pub enum MetricEvent {
     /// The latency breaker changed state.
     LatencyBreakerState(BreakerState),
     /// The trading state changed (`"active"`, `"reduce_only"`, `"halted"`).
-    TradingState(&'static str),
+    TradingState(TradingMode),
+    /// Trading went from not halted to halted (a restart into a journaled halt is not
+    /// a new halt).
+    Halted,
 }
 
 /// Where metric events go. Recording must be cheap and must not block: it is called on
@@ -198,7 +202,7 @@ pub struct MetricsSummary {
     /// Latest latency-breaker state.
     pub latency_breaker: Option<BreakerState>,
     /// Latest trading state.
-    pub trading_state: Option<&'static str>,
+    pub trading_state: Option<TradingMode>,
     /// Times trading halted.
     pub halts: u64,
 }
@@ -282,12 +286,8 @@ impl MetricsSink for CountingMetrics {
                 }
             }
             MetricEvent::LatencyBreakerState(state) => s.latency_breaker = Some(state),
-            MetricEvent::TradingState(state) => {
-                if state == "halted" && s.trading_state != Some("halted") {
-                    s.halts += 1;
-                }
-                s.trading_state = Some(state);
-            }
+            MetricEvent::TradingState(mode) => s.trading_state = Some(mode),
+            MetricEvent::Halted => s.halts += 1,
         }
     }
 }

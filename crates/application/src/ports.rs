@@ -380,13 +380,16 @@ pub trait AlertSink: Send + Sync {
     async fn send(&self, alert: &Alert) -> Result<(), PortError>;
 }
 
-/// The traded pair's decimals: how base units become prices.
+/// The traded pair's decimals, and whether the base token is the chain's native token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pair {
     /// Decimals of the base token (SOL: 9).
     pub base_decimals: u8,
     /// Decimals of the quote token (USDC: 6).
     pub quote_decimals: u8,
+    /// Whether the base token is SOL itself: then the lamports that pay fees and rent
+    /// are the traded asset too, and a full exit must leave a reserve for them.
+    pub native_base: bool,
 }
 
 impl Pair {
@@ -394,6 +397,7 @@ impl Pair {
     pub const SOL_USDC: Pair = Pair {
         base_decimals: 9,
         quote_decimals: 6,
+        native_base: true,
     };
 
     /// The price at which `base` base units trade for `quote` quote units; `None` when

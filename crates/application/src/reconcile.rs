@@ -54,6 +54,7 @@ impl Reconciler {
         journal: Arc<dyn Journal>,
         pair: Pair,
         poll_interval: Duration,
+        clock: Clock,
     ) -> Self {
         Self {
             chain,
@@ -61,7 +62,7 @@ impl Reconciler {
             pair,
             poll_interval,
             commitment: Commitment::Confirmed,
-            clock: Clock::new(),
+            clock,
             jitter: Jitter::new(0x7265_636f_6e63_696c),
         }
     }

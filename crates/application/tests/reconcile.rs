@@ -54,6 +54,7 @@ async fn a_landed_but_unsettled_exit_is_applied_to_its_position_exactly_once() {
         h.journal.clone(),
         Pair::SOL_USDC,
         Duration::from_millis(400),
+        kyzlo_application::clock::Clock::new(),
     );
     let first = reconciler.run().await.unwrap();
     assert_eq!((first.landed, first.failed), (1, 0));

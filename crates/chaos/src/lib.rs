@@ -3,6 +3,8 @@
 //! naive passive retry, kyzlo's real defensive services, and an oracle lower bound.
 #![forbid(unsafe_code)]
 
+pub mod explore;
+pub mod invariants;
 pub mod report;
 pub mod runner;
 pub mod scenario;

@@ -85,6 +85,37 @@ impl ReduceOnlyCause {
     }
 }
 
+/// The kind of a [`TradingState`], without its cause and time: what metrics and status
+/// pages show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TradingMode {
+    /// Entries and exits proceed.
+    Active,
+    /// Exits only.
+    ReduceOnly,
+    /// Nothing automatic.
+    Halted,
+}
+
+impl TradingMode {
+    /// Every mode, for metric labels.
+    pub const ALL: [TradingMode; 3] = [
+        TradingMode::Active,
+        TradingMode::ReduceOnly,
+        TradingMode::Halted,
+    ];
+
+    /// A stable snake_case name: `active`, `reduce_only` or `halted`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TradingMode::Active => "active",
+            TradingMode::ReduceOnly => "reduce_only",
+            TradingMode::Halted => "halted",
+        }
+    }
+}
+
 /// The bot's trading state. `Default` is [`TradingState::Active`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum TradingState {
@@ -201,14 +232,20 @@ impl TradingState {
         Ok(())
     }
 
+    /// Its kind.
+    #[must_use]
+    pub fn mode(&self) -> TradingMode {
+        match self {
+            TradingState::Active => TradingMode::Active,
+            TradingState::ReduceOnly { .. } => TradingMode::ReduceOnly,
+            TradingState::Halted { .. } => TradingMode::Halted,
+        }
+    }
+
     /// A stable snake_case name: `active`, `reduce_only` or `halted`.
     #[must_use]
     pub fn as_str(&self) -> &'static str {
-        match self {
-            TradingState::Active => "active",
-            TradingState::ReduceOnly { .. } => "reduce_only",
-            TradingState::Halted { .. } => "halted",
-        }
+        self.mode().as_str()
     }
 }
 

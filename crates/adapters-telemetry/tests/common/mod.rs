@@ -10,6 +10,7 @@ use kyzlo_application::metrics::{Dependency, ExitModule, ExitResult, MetricEvent
 use kyzlo_domain::ExitKind;
 use kyzlo_domain::ladder::OrderStyle;
 use kyzlo_domain::latency_breaker::BreakerState;
+use kyzlo_domain::trading_state::TradingMode;
 
 #[allow(unused_imports)] // each test binary uses a different part of these helpers
 pub use kyzlo_adapters_telemetry::exposition::{Exposition, parse_openmetrics};
@@ -76,7 +77,7 @@ pub fn every_event() -> Vec<MetricEvent> {
             ok: false,
         },
         MetricEvent::LatencyBreakerState(BreakerState::Open),
-        MetricEvent::TradingState("halted"),
+        MetricEvent::TradingState(TradingMode::Halted),
     ]
 }
 

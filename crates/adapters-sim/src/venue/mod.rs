@@ -1,0 +1,916 @@
+//! The simulated venue: router, chain, signer and health probe in one, over a
+//! [`SimMarket`] and a [`FaultSchedule`], on tokio's clock. It is as hostile as the
+//! schedule's profile says, down to the ways a real Solana cluster breaks naive clients:
+//!
+//! - **A cluster of RPC nodes** ([`ClusterProfile`]): each answers from its own view
+//!   slot, some slots behind the tip, never going backwards; behind one load-balanced URL
+//!   two consecutive reads may come from two nodes. Every answer carries its view as the
+//!   context slot. Nodes without history refuse history look-ups (-32011) and forget
+//!   statuses after [`STATUS_CACHE_SLOTS`].
+//! - **Landings** happen at the first block after a forwarded copy reaches a leader, if
+//!   the transaction's *real* blockhash is still valid (150 blocks from the block it
+//!   names; skipped slots do not count) and the fee payer can pay and stay rent-exempt.
+//!   A landing is processed first and confirmed a few slots later; one on an abandoned
+//!   fork is seen as processed for a few slots and then vanishes, and a later copy may
+//!   still land. The fill is the market price at landing, `base_slippage_bps` worse, with
+//!   the profile's noise; a failed landing still pays its fee. Its details may be
+//!   unreadable for a while ([`ClusterProfile::fill_delay`]).
+//! - **Sends** meet the schedule's fate for their leader window (429, -32005, a hang, a
+//!   drop, a landing after the latency); with preflight on, the node answering first
+//!   simulates the transaction on its own view: an unknown or expired blockhash
+//!   (`BlockhashNotFound`), a swap whose output is below its minimum at the node's price
+//!   (custom error 6001), or funds short are refused, even while an earlier copy of the
+//!   same bytes is on its way to land. A node that already sees the transaction answers
+//!   `AlreadyProcessed`, which is success. Inside a blackout every call hangs and nothing
+//!   sent reaches the chain.
+//! - **The router** quotes at the market price with the profile's drift and builds on a
+//!   blockhash from its own (possibly lagging) node: an older one, so the transaction
+//!   lives the `expiry_slots` asked for, or, when it ignores the request, the newest one
+//!   while it reports the shorter life.
+//! - **One wallet**: with a native base token (SOL), the same lamports are the traded
+//!   asset, the fees and the rent.
+//!
+//! Times are run times: tokio's clock since the market's start. Every random draw is
+//! keyed on the schedule's seed. In paper mode ([`SimVenue::with_paper_wallet`]) slots
+//! continue past every one the wallet file ever handed out, so a restart finds every
+//! earlier transaction provably dead, and every landing is written to the file. A
+//! [`Trace`] given with [`SimVenue::with_trace`] receives every send and landing.
+
+mod cluster;
+mod ledger;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kyzlo_application::clock::Clock;
+use kyzlo_application::ports::{
+    Balances, Chain, Commitment, Fill, HealthProbe, Pair, PortError, Quote, QuoteRequest, Side,
+    SignedTransaction, Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus,
+    UnsignedTransaction, WalletAddress,
+};
+use kyzlo_domain::{ErrorClass, Lamports, TokenAmount, TxSignature};
+
+use crate::error::{NODE_BEHIND_CODE, SimError, TOO_MANY_REQUESTS};
+use crate::faults::{FaultSchedule, STATUS_CACHE_SLOTS, SendFate};
+use crate::market::SimMarket;
+use crate::rng::{SimRng, mix64};
+use crate::trace::{Trace, TraceEvent};
+pub use crate::wallet::{HeightSource, LedgerEntry, LedgerStatus, PaperWallet, SimWallet};
+use cluster::{Cluster, NodeView};
+pub use ledger::RENT_EXEMPT_MINIMUM;
+use ledger::{
+    BLOCKHASH_LIFE, Built, ChainRules, FINALIZE_SLOTS, Holdings, Landed, Ledger, SwapOut,
+};
+
+/// The network fee of every landed transaction, besides its priority fee.
+pub const BASE_FEE: Lamports = Lamports::new(5_000);
+/// How long a hung call hangs: past any client timeout.
+pub const HANG: Duration = Duration::from_secs(3_600);
+/// The blockhash life, in slots, when the swap request does not ask for one.
+pub const DEFAULT_EXPIRY_SLOTS: u32 = 150;
+/// The most signatures one status call accepts.
+pub const MAX_STATUS_SIGNATURES: usize = 256;
+/// The simulated wallet's address.
+pub const SIM_ADDRESS: WalletAddress = WalletAddress([0x5A; 32]);
+/// The first slot of a simulated chain (so that older blockhashes exist from the start).
+pub const GENESIS_SLOT: u64 = 1_000;
+
+const MAGIC: &[u8; 4] = b"KSIM";
+const TX_LEN: usize = 20;
+const STREAM_DRIFT: u64 = 301;
+const STREAM_RESEND: u64 = 302;
+
+/// One landed transaction, as the chaos runner and the invariant checker inspect it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Landing {
+    /// Its signature.
+    pub signature: TxSignature,
+    /// Run time of the landing.
+    pub at: Duration,
+    /// Its direction.
+    pub side: Side,
+    /// Input asked for (spent only when `ok`).
+    pub amount_in: TokenAmount,
+    /// Output received (zero when it failed).
+    pub amount_out: TokenAmount,
+    /// Fee paid.
+    pub fee: Lamports,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// Its on-chain error when it failed.
+    pub error: Option<ErrorClass>,
+}
+
+#[derive(Debug)]
+struct State {
+    next_id: u64,
+    /// Transaction ids the router built, by id.
+    ids: BTreeMap<u64, TxSignature>,
+    ledger: Ledger,
+    cluster: Cluster,
+    sends: u64,
+    first_sent: BTreeMap<TxSignature, Duration>,
+    paper: Option<PaperWallet>,
+    unsaved: bool,
+    /// Main-fork landings already traced and persisted.
+    reported: usize,
+}
+
+/// What a send does once the state is updated.
+enum SendEnd {
+    Ok,
+    /// Hang, then report success (it was forwarded).
+    HangForwarded,
+    /// Hang, then time out (nothing reached the chain).
+    HangLost,
+    Err(SimError),
+}
+
+/// The simulated router, chain, signer and health probe (see the module docs).
+pub struct SimVenue {
+    market: Arc<SimMarket>,
+    schedule: Arc<FaultSchedule>,
+    clock: Clock,
+    pair: Pair,
+    session: u64,
+    trace: Option<Arc<Trace>>,
+    state: Mutex<State>,
+}
+
+fn rules(schedule: &FaultSchedule, base_slot: u64, native_base: bool) -> ChainRules {
+    let p = schedule.profile();
+    ChainRules {
+        seed: schedule.seed(),
+        slot_time: p.slot_time.max(Duration::from_millis(1)),
+        base_slot: base_slot.max(GENESIS_SLOT),
+        skipped_slots: p.cluster.skipped_slots.clamp(0.0, 0.5),
+        forks: p.cluster.forks.clamp(0.0, 1.0),
+        confirm_slots: (
+            p.cluster.confirm_slots.0,
+            p.cluster.confirm_slots.1.max(p.cluster.confirm_slots.0),
+        ),
+        fill_delay: p.cluster.fill_delay,
+        native_base,
+    }
+}
+
+impl SimVenue {
+    /// A venue over `market` and `schedule` holding `wallet`, on `clock` (the market's),
+    /// for `pair`. With a native base token, `wallet.base` and `wallet.fee_lamports` are
+    /// added into the one lamport balance.
+    #[must_use]
+    pub fn new(
+        market: Arc<SimMarket>,
+        schedule: Arc<FaultSchedule>,
+        wallet: SimWallet,
+        clock: Clock,
+        pair: Pair,
+    ) -> Self {
+        let ledger = Ledger::new(
+            rules(&schedule, GENESIS_SLOT, pair.native_base),
+            Holdings::from_wallet(wallet, pair.native_base),
+        );
+        let cluster = Cluster::new(&schedule.profile().cluster, schedule.seed());
+        Self {
+            market,
+            schedule,
+            clock,
+            pair,
+            session: 0,
+            trace: None,
+            state: Mutex::new(State {
+                next_id: 1,
+                ids: BTreeMap::new(),
+                ledger,
+                cluster,
+                sends: 0,
+                first_sent: BTreeMap::new(),
+                paper: None,
+                unsaved: false,
+                reported: 0,
+            }),
+        }
+    }
+
+    /// A paper-mode venue: [`SimVenue::new`] with `paper`'s balances, then
+    /// [`SimVenue::with_paper_wallet`].
+    ///
+    /// # Errors
+    /// [`SimError::InvalidParameter`] when the schedule's profile is invalid (see
+    /// [`FaultProfile::validate`](crate::faults::FaultProfile::validate)): paper mode
+    /// refuses a bad configuration at start rather than clamping it.
+    pub fn paper(
+        market: Arc<SimMarket>,
+        schedule: Arc<FaultSchedule>,
+        paper: PaperWallet,
+        clock: Clock,
+        pair: Pair,
+    ) -> Result<Self, SimError> {
+        schedule.profile().validate()?;
+        let wallet = paper.wallet();
+        Ok(Self::new(market, schedule, wallet, clock, pair).with_paper_wallet(paper))
+    }
+
+    /// Paper mode: balances and ledger from `paper`, slots continuing past every slot
+    /// and last valid height it ever handed out, signatures of its session, and every
+    /// landing written to its file.
+    #[must_use]
+    pub fn with_paper_wallet(mut self, paper: PaperWallet) -> Self {
+        let HeightSource::Continuing { base_height } = paper.height_source() else {
+            return self;
+        };
+        self.session = paper.session();
+        let native = self.pair.native_base;
+        let mut ledger = Ledger::new(
+            rules(&self.schedule, base_height, native),
+            Holdings::from_wallet(paper.wallet(), native),
+        );
+        for e in paper.ledger() {
+            ledger.restore(e.signature, e.side, e.slot, e.status, e.fill);
+        }
+        let mut s = self.lock();
+        s.reported = ledger.landings().len();
+        s.ledger = ledger;
+        s.paper = Some(paper);
+        drop(s);
+        self
+    }
+
+    /// Sends every send and landing to `trace`.
+    #[must_use]
+    pub fn with_trace(mut self, trace: Arc<Trace>) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Run time: tokio's clock since the market's start.
+    #[must_use]
+    pub fn run_time(&self) -> Duration {
+        self.clock.now().saturating_since(self.market.start)
+    }
+
+    /// The fault schedule.
+    #[must_use]
+    pub fn schedule(&self) -> &FaultSchedule {
+        &self.schedule
+    }
+
+    /// The market.
+    #[must_use]
+    pub fn market(&self) -> &SimMarket {
+        &self.market
+    }
+
+    /// Every main-fork landing so far (successful or failed), in landing order.
+    #[must_use]
+    pub fn landings(&self) -> Vec<Landing> {
+        let now = self.run_time();
+        let mut s = self.lock();
+        self.settle(&mut s, now);
+        s.ledger
+            .landings()
+            .iter()
+            .map(|l| Landing {
+                signature: l.signature,
+                at: l.at,
+                side: l.side,
+                amount_in: if l.status == LedgerStatus::Ok {
+                    l.fill.amount_in
+                } else {
+                    s.ledger
+                        .built(&l.signature)
+                        .map_or(TokenAmount::ZERO, |b| b.amount_in)
+                },
+                amount_out: l.fill.amount_out,
+                fee: l.fill.fee,
+                ok: l.status == LedgerStatus::Ok,
+                error: l.status.error(),
+            })
+            .collect()
+    }
+
+    /// Fees paid by landed transactions.
+    #[must_use]
+    pub fn fees_paid(&self) -> Lamports {
+        let now = self.run_time();
+        let mut s = self.lock();
+        self.settle(&mut s, now);
+        Lamports::new(s.ledger.fees_paid())
+    }
+
+    /// Send calls made (first sends and resends).
+    #[must_use]
+    pub fn sends(&self) -> u64 {
+        self.lock().sends
+    }
+
+    /// Run time of the first send call of `signature` (whatever its fate), if any.
+    #[must_use]
+    pub fn first_sent_at(&self, signature: TxSignature) -> Option<Duration> {
+        self.lock().first_sent.get(&signature).copied()
+    }
+
+    /// The wallet after every landing so far. With a native base token, `base` and
+    /// `fee_lamports` are the same lamports.
+    #[must_use]
+    pub fn wallet(&self) -> SimWallet {
+        let now = self.run_time();
+        let mut s = self.lock();
+        self.settle(&mut s, now);
+        s.ledger.tip().to_wallet(self.pair.native_base)
+    }
+
+    /// The tip slot now.
+    #[must_use]
+    pub fn slot_now(&self) -> u64 {
+        let now = self.run_time();
+        self.lock().ledger.slot_at(now)
+    }
+
+    /// The run time from which a transaction built with the blockhash of `signature`
+    /// can no longer land, if this venue built it.
+    #[must_use]
+    pub fn dead_after(&self, signature: TxSignature) -> Option<Duration> {
+        let mut s = self.lock();
+        let built = s.ledger.built(&signature)?;
+        let mut slot = s.ledger.slot_at(self.run_time());
+        while s.ledger.height(slot) <= built.last_valid {
+            slot += 1;
+        }
+        Some(s.ledger.time_of(slot))
+    }
+
+    /// The output of swapping `amount_in` on `side` at `price` (before slippage).
+    fn fair_out(&self, side: Side, amount_in: TokenAmount, at: Duration) -> u64 {
+        let price = self.market.price_at(at);
+        match side {
+            Side::Sell => self.pair.quote_value(amount_in, price),
+            Side::Buy => self.pair.base_for(amount_in, price),
+        }
+        .get()
+    }
+
+    fn swap_out(&self, at: Duration, side: Side, amount_in: TokenAmount) -> u64 {
+        let profile = self.schedule.profile();
+        let slippage = if profile.base_slippage_bps.is_nan() {
+            0.0
+        } else {
+            profile.base_slippage_bps.clamp(0.0, 10_000.0)
+        };
+        let noise = self.schedule.price_noise_bps(at);
+        let factor = ((1.0 - slippage / 10_000.0) * (1.0 + noise / 10_000.0)).clamp(0.0, 2.0);
+        // Float-to-int casts saturate; the product is finite and not negative.
+        (self.fair_out(side, amount_in, at) as f64 * factor) as u64
+    }
+
+    /// Lands what has reached a leader by `now`; traces and persists new landings.
+    fn settle(&self, s: &mut State, now: Duration) {
+        let out: &SwapOut<'_> = &|at, side, amount| self.swap_out(at, side, amount);
+        let _ = s.ledger.settle(now, out);
+        let landings = s.ledger.landings();
+        for l in &landings[s.reported.min(landings.len())..] {
+            if let Some(trace) = &self.trace {
+                trace.record(TraceEvent::Landed {
+                    signature: l.signature,
+                    at: l.at,
+                    slot: l.slot,
+                    side: l.side,
+                    amount_in: l.fill.amount_in,
+                    amount_out: l.fill.amount_out,
+                    error: l.status.error(),
+                });
+            }
+        }
+        let fresh: Vec<Landed> = landings[s.reported.min(landings.len())..].to_vec();
+        s.reported = landings.len();
+        let wallet = s.ledger.tip().to_wallet(self.pair.native_base);
+        if let Some(paper) = &mut s.paper {
+            for l in fresh {
+                let entry = LedgerEntry {
+                    signature: l.signature,
+                    status: l.status,
+                    slot: l.slot,
+                    side: l.side,
+                    fill: l.fill,
+                };
+                if let Err(e) = paper.record_landing(wallet, entry) {
+                    tracing::error!(error = %e, "paper wallet not persisted; retrying on the next call");
+                    s.unsaved = true;
+                }
+            }
+        }
+        if s.unsaved
+            && let Some(paper) = &s.paper
+        {
+            match paper.save() {
+                Ok(()) => s.unsaved = false,
+                Err(e) => tracing::error!(error = %e, "paper wallet still not persisted"),
+            }
+        }
+    }
+
+    /// Picks the node for a call made now and applies the schedule's call faults: a
+    /// 429, node-behind (chain reads), or a blackout hang ending in a timeout.
+    async fn gate(&self, operation: &'static str, chain_read: bool) -> Result<Node, PortError> {
+        let now = self.run_time();
+        let node = {
+            let mut s = self.lock();
+            self.settle(&mut s, now);
+            let tip = s.ledger.slot_at(now);
+            let node = s.cluster.pick();
+            let view = s.cluster.view(node, tip, now);
+            Node { now, tip, view }
+        };
+        let injected = |class, retry_after, code| {
+            Err(SimError::Injected {
+                operation,
+                class,
+                retry_after,
+                code,
+            }
+            .to_port(operation))
+        };
+        let fault = self.schedule.call_fails(now);
+        if fault.is_some() {
+            self.lock().cluster.failed(node.view.node);
+        }
+        match fault {
+            Some(ErrorClass::RpcTimeout) => {
+                tokio::time::sleep(HANG).await;
+                injected(ErrorClass::RpcTimeout, None, None)
+            }
+            Some(ErrorClass::RateLimited) => injected(
+                ErrorClass::RateLimited,
+                Some(self.schedule.profile().retry_after),
+                Some(TOO_MANY_REQUESTS),
+            ),
+            Some(ErrorClass::NodeUnhealthy) if chain_read => {
+                injected(ErrorClass::NodeUnhealthy, None, Some(NODE_BEHIND_CODE))
+            }
+            _ => Ok(node),
+        }
+    }
+
+    fn encode(&self, id: u64) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(TX_LEN);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&self.session.to_le_bytes());
+        bytes.extend_from_slice(&id.to_le_bytes());
+        bytes
+    }
+
+    /// The transaction id in `bytes`, if they are a transaction of this venue's session.
+    fn decode(&self, bytes: &[u8]) -> Result<u64, SimError> {
+        let unknown = SimError::UnknownTransaction { len: bytes.len() };
+        if bytes.len() != TX_LEN || &bytes[..4] != MAGIC {
+            return Err(unknown);
+        }
+        let mut session = [0u8; 8];
+        session.copy_from_slice(&bytes[4..12]);
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&bytes[12..20]);
+        if u64::from_le_bytes(session) != self.session {
+            return Err(unknown);
+        }
+        Ok(u64::from_le_bytes(id))
+    }
+
+    /// The signature of transaction `id`: a mixed prefix (so logs tell signatures apart),
+    /// then the session and the id (so signatures are unique), then more mixing.
+    fn signature_of(&self, id: u64) -> TxSignature {
+        let mut sig = [0u8; 64];
+        let mut h = mix64(self.session ^ mix64(id));
+        sig[..8].copy_from_slice(&h.to_le_bytes());
+        sig[8..16].copy_from_slice(&self.session.to_le_bytes());
+        sig[16..24].copy_from_slice(&id.to_le_bytes());
+        for chunk in sig[24..].chunks_mut(8) {
+            h = mix64(h);
+            chunk.copy_from_slice(&h.to_le_bytes()[..chunk.len()]);
+        }
+        TxSignature(sig)
+    }
+
+    fn trace_send(&self, signature: TxSignature, at: Duration, accepted: bool) {
+        if let Some(trace) = &self.trace {
+            trace.record(TraceEvent::Sent {
+                signature,
+                at,
+                accepted,
+            });
+        }
+    }
+
+    fn begin_send(&self, tx: &SignedTransaction, now: Duration) -> SendEnd {
+        let end = self.route_send(tx, now);
+        let accepted = matches!(end, SendEnd::Ok | SendEnd::HangForwarded);
+        self.trace_send(tx.signature, now, accepted);
+        end
+    }
+
+    fn route_send(&self, tx: &SignedTransaction, now: Duration) -> SendEnd {
+        let mut s = self.lock();
+        s.sends += 1;
+        let resend = s.first_sent.contains_key(&tx.signature);
+        s.first_sent.entry(tx.signature).or_insert(now);
+        self.settle(&mut s, now);
+        if self.schedule.in_blackout(now) {
+            return SendEnd::HangLost;
+        }
+        let unknown = SendEnd::Err(SimError::UnknownTransaction {
+            len: tx.bytes.len(),
+        });
+        let Ok(id) = self.decode(&tx.bytes) else {
+            return unknown;
+        };
+        if self.signature_of(id) != tx.signature {
+            return unknown;
+        }
+        let Some(built) = s.ledger.built(&tx.signature) else {
+            return unknown;
+        };
+        let fate = self.schedule.send_fate(now, built.priority_fee);
+        match fate {
+            SendFate::RateLimited { retry_after } => {
+                return SendEnd::Err(SimError::Injected {
+                    operation: "sim.send",
+                    class: ErrorClass::RateLimited,
+                    retry_after: Some(retry_after),
+                    code: Some(TOO_MANY_REQUESTS),
+                });
+            }
+            SendFate::NodeUnhealthy => {
+                return SendEnd::Err(SimError::Injected {
+                    operation: "sim.send",
+                    class: ErrorClass::NodeUnhealthy,
+                    retry_after: None,
+                    code: Some(NODE_BEHIND_CODE),
+                });
+            }
+            SendFate::Blackout => return SendEnd::HangLost,
+            _ => {}
+        }
+        let tip = s.ledger.slot_at(now);
+        let node = s.cluster.pick();
+        let view = s.cluster.view(node, tip, now);
+        if s.ledger
+            .landing(&tx.signature)
+            .is_some_and(|l| l.slot <= view.view)
+            || s.ledger
+                .phantom(&tx.signature)
+                .is_some_and(|p| p.slot <= view.view && view.view < p.until)
+        {
+            // The node has seen these bytes land: `AlreadyProcessed`, which is success.
+            return SendEnd::Ok;
+        }
+        if self.schedule.profile().cluster.preflight {
+            if let Err(refusal) = self.preflight(&mut s, &built, view.view) {
+                return SendEnd::Err(refusal);
+            }
+            if resend && let Some(refusal) = self.refuse_resend(now) {
+                return SendEnd::Err(refusal);
+            }
+        }
+        let mut forward = |after: Duration| {
+            s.ledger.forward(tx.signature, now.saturating_add(after));
+        };
+        match fate {
+            SendFate::Lands { after } => {
+                forward(after);
+                SendEnd::Ok
+            }
+            SendFate::HangsThenLands { after } => {
+                forward(after);
+                SendEnd::HangForwarded
+            }
+            // Neither reached a leader: a rebroadcast to another leader draws again.
+            SendFate::HangsNeverLands => SendEnd::HangLost,
+            SendFate::Dropped => SendEnd::Ok,
+            SendFate::RateLimited { .. } | SendFate::NodeUnhealthy | SendFate::Blackout => {
+                SendEnd::HangLost
+            }
+        }
+    }
+
+    /// A node's simulation of `built` on its view: what a real node refuses before
+    /// forwarding.
+    fn preflight(&self, s: &mut State, built: &Built, view: u64) -> Result<(), SimError> {
+        let height = s.ledger.height(view);
+        if built.blockhash_slot > view || height > built.last_valid {
+            return Err(SimError::BlockhashExpired {
+                last_valid: built.last_valid,
+                height,
+            });
+        }
+        let held = s.ledger.holdings_at(view, Commitment::Processed);
+        let fee = BASE_FEE.saturating_add(built.priority_fee).get();
+        if held.lamports < fee.saturating_add(RENT_EXEMPT_MINIMUM) {
+            return Err(SimError::InsufficientFee {
+                held: held.lamports,
+                fee,
+            });
+        }
+        let native = self.pair.native_base;
+        let (have, need) = match built.side {
+            Side::Sell if native => (
+                held.lamports,
+                built
+                    .amount_in
+                    .get()
+                    .saturating_add(fee)
+                    .saturating_add(RENT_EXEMPT_MINIMUM),
+            ),
+            Side::Sell => (held.token, built.amount_in.get()),
+            Side::Buy => (held.quote, built.amount_in.get()),
+        };
+        if have < need {
+            return Err(SimError::Preflight {
+                class: ErrorClass::InsufficientFunds,
+                code: -32_002,
+                reason: "insufficient funds",
+            });
+        }
+        let at = s.ledger.time_of(view);
+        if self.swap_out(at, built.side, built.amount_in) < built.min_out.get() {
+            return Err(SimError::Preflight {
+                class: ErrorClass::SlippageExceeded,
+                code: 6_001,
+                reason: "slippage tolerance exceeded (custom program error 6001)",
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the node a resend reaches refuses it at preflight although an earlier copy
+    /// may still land: its simulation fails (slippage on its own state) or it has not
+    /// seen the blockhash yet.
+    fn refuse_resend(&self, now: Duration) -> Option<SimError> {
+        let p = self.schedule.profile().cluster.refused_resends;
+        if p <= 0.0 {
+            return None;
+        }
+        let bucket = u64::try_from(now.as_millis() / 100).unwrap_or(u64::MAX);
+        let mut rng = SimRng::keyed(self.schedule.seed(), STREAM_RESEND, bucket);
+        if rng.uniform() >= p {
+            return None;
+        }
+        Some(if rng.uniform() < 0.5 {
+            SimError::Preflight {
+                class: ErrorClass::SlippageExceeded,
+                code: 6_001,
+                reason: "slippage tolerance exceeded on the node's state (custom program error 6001)",
+            }
+        } else {
+            SimError::Preflight {
+                class: ErrorClass::BlockhashExpired,
+                code: -32_002,
+                reason: "blockhash not found on the node's view",
+            }
+        })
+    }
+
+    /// The status of `signature` as a node at `view` reports it.
+    fn status_at(
+        s: &State,
+        signature: &TxSignature,
+        view: NodeView,
+        lookup: StatusLookup,
+    ) -> Option<TxStatus> {
+        if let Some(l) = s.ledger.landing(signature)
+            && l.slot <= view.view
+        {
+            let remembered = (view.history && lookup == StatusLookup::WithHistory)
+                || l.slot.saturating_add(STATUS_CACHE_SLOTS) >= view.view;
+            if !remembered {
+                return None;
+            }
+            let commitment = if l.slot.saturating_add(FINALIZE_SLOTS) <= view.view {
+                Commitment::Finalized
+            } else if l.confirm_slot <= view.view {
+                Commitment::Confirmed
+            } else {
+                Commitment::Processed
+            };
+            return Some(TxStatus {
+                slot: l.slot,
+                commitment,
+                error: l.status.error(),
+            });
+        }
+        s.ledger
+            .phantom(signature)
+            .filter(|p| p.slot <= view.view && view.view < p.until)
+            .map(|p| TxStatus {
+                slot: p.slot,
+                commitment: Commitment::Processed,
+                error: None,
+            })
+    }
+}
+
+/// The node a call reached and when.
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    now: Duration,
+    tip: u64,
+    view: NodeView,
+}
+
+#[async_trait]
+impl SwapRouter for SimVenue {
+    async fn quote(&self, request: &QuoteRequest) -> Result<Quote, PortError> {
+        const OP: &str = "sim.quote";
+        let node = self.gate(OP, false).await?;
+        let fair = self.fair_out(request.side, request.amount_in, node.now);
+        let drift = self.schedule.profile().cluster.quote_drift_bps;
+        let drift = if drift > 0.0 {
+            let bucket = u64::try_from(node.now.as_millis() / 100).unwrap_or(u64::MAX);
+            drift * SimRng::keyed(self.schedule.seed(), STREAM_DRIFT, bucket).normal()
+        } else {
+            0.0
+        };
+        let expected = (fair as f64 * (1.0 + drift / 10_000.0)).max(0.0);
+        // Float-to-int casts saturate; the product is finite and not negative.
+        let expected_out = TokenAmount::new(expected as u64);
+        if request.amount_in.is_zero() || expected_out.is_zero() {
+            return Err(SimError::NoRoute {
+                amount_in: request.amount_in.get(),
+            }
+            .to_port(OP));
+        }
+        let bps = u128::from(request.slippage.bps().get());
+        let cut = u128::from(expected_out.get()) * bps / 10_000;
+        let min_out = TokenAmount::new(
+            expected_out
+                .get()
+                .saturating_sub(u64::try_from(cut).unwrap_or(u64::MAX)),
+        );
+        Ok(Quote {
+            request: *request,
+            expected_out,
+            min_out,
+            price_impact_pct: 0.0,
+            route_label: "sim".into(),
+            raw: Arc::from(
+                format!("{{\"price\":{}}}", self.market.price_at(node.now).get()).as_bytes(),
+            ),
+        })
+    }
+
+    async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError> {
+        const OP: &str = "sim.build_swap";
+        let node = self.gate(OP, false).await?;
+        let slots = u64::from(request.expiry_slots.unwrap_or(DEFAULT_EXPIRY_SLOTS));
+        let mut s = self.lock();
+        let router = s.cluster.router_node();
+        let view = s.cluster.view(router, node.tip, node.now).view;
+        let newest = s.ledger.block_at_height(view, u64::MAX);
+        let height = s.ledger.height(newest);
+        let ignores = self.schedule.profile().cluster.router_ignores_expiry;
+        let (blockhash_slot, claimed) = if ignores || slots >= BLOCKHASH_LIFE {
+            (newest, height.saturating_add(slots.min(BLOCKHASH_LIFE)))
+        } else {
+            // An older blockhash, so the transaction lives only the slots asked for.
+            let target = height.saturating_add(slots).saturating_sub(BLOCKHASH_LIFE);
+            let older = s.ledger.block_at_height(newest, target);
+            let h = s.ledger.height(older);
+            (older, h.saturating_add(BLOCKHASH_LIFE))
+        };
+        let last_valid = s
+            .ledger
+            .height(blockhash_slot)
+            .saturating_add(BLOCKHASH_LIFE);
+        let high_water = last_valid.max(claimed).max(node.tip);
+        if let Some(paper) = s.paper.as_mut() {
+            paper
+                .note_last_valid(high_water)
+                .map_err(|e| e.to_port(OP))?;
+        }
+        let id = s.next_id;
+        s.next_id += 1;
+        let signature = self.signature_of(id);
+        s.ids.insert(id, signature);
+        s.ledger.insert(
+            signature,
+            Built {
+                side: request.quote.request.side,
+                amount_in: request.quote.request.amount_in,
+                min_out: request.quote.min_out,
+                priority_fee: request.priority_fee,
+                blockhash_slot,
+                last_valid,
+            },
+        );
+        Ok(UnsignedTransaction {
+            bytes: self.encode(id),
+            last_valid_block_height: claimed,
+        })
+    }
+}
+
+impl Signer for SimVenue {
+    fn address(&self) -> WalletAddress {
+        SIM_ADDRESS
+    }
+
+    fn sign(&self, unsigned: &UnsignedTransaction) -> Result<SignedTransaction, PortError> {
+        let id = self
+            .decode(&unsigned.bytes)
+            .map_err(|e| e.to_port("sim.sign"))?;
+        Ok(SignedTransaction {
+            bytes: Arc::from(unsigned.bytes.as_slice()),
+            signature: self.signature_of(id),
+            last_valid_block_height: unsigned.last_valid_block_height,
+        })
+    }
+}
+
+#[async_trait]
+impl Chain for SimVenue {
+    async fn send(&self, tx: &SignedTransaction) -> Result<(), PortError> {
+        const OP: &str = "sim.send";
+        let now = self.run_time();
+        match self.begin_send(tx, now) {
+            SendEnd::Ok => Ok(()),
+            SendEnd::Err(e) => Err(e.to_port(OP)),
+            SendEnd::HangForwarded => {
+                tokio::time::sleep(HANG).await;
+                Ok(())
+            }
+            SendEnd::HangLost => {
+                tokio::time::sleep(HANG).await;
+                Err(SimError::Injected {
+                    operation: OP,
+                    class: ErrorClass::RpcTimeout,
+                    retry_after: None,
+                    code: None,
+                }
+                .to_port(OP))
+            }
+        }
+    }
+
+    async fn statuses(
+        &self,
+        signatures: &[TxSignature],
+        lookup: StatusLookup,
+    ) -> Result<Vec<Option<TxStatus>>, PortError> {
+        const OP: &str = "sim.statuses";
+        let node = self.gate(OP, true).await?;
+        if signatures.len() > MAX_STATUS_SIGNATURES {
+            return Err(SimError::TooManySignatures {
+                count: signatures.len(),
+                limit: MAX_STATUS_SIGNATURES,
+            }
+            .to_port(OP));
+        }
+        if lookup == StatusLookup::WithHistory && !node.view.history {
+            return Err(SimError::HistoryUnavailable.to_port(OP));
+        }
+        let s = self.lock();
+        Ok(signatures
+            .iter()
+            .map(|sig| Self::status_at(&s, sig, node.view, lookup))
+            .collect())
+    }
+
+    async fn block_height(&self) -> Result<u64, PortError> {
+        let node = self.gate("sim.block_height", true).await?;
+        Ok(self.lock().ledger.height(node.view.view))
+    }
+
+    async fn fill(&self, signature: TxSignature, _side: Side) -> Result<Option<Fill>, PortError> {
+        const OP: &str = "sim.fill";
+        let node = self.gate(OP, true).await?;
+        if !node.view.history {
+            return Err(SimError::HistoryUnavailable.to_port(OP));
+        }
+        let s = self.lock();
+        Ok(s.ledger
+            .landing(&signature)
+            .filter(|l| l.confirm_slot <= node.view.view && node.now >= l.readable_at)
+            .map(|l| l.fill))
+    }
+
+    async fn balances(&self) -> Result<Balances, PortError> {
+        let node = self.gate("sim.balances", true).await?;
+        let s = self.lock();
+        let held = s.ledger.holdings_at(node.view.view, Commitment::Confirmed);
+        Ok(held.to_wallet(self.pair.native_base).into())
+    }
+}
+
+#[async_trait]
+impl HealthProbe for SimVenue {
+    async fn probe(&self) -> Result<(), PortError> {
+        self.gate("sim.probe", true).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests;

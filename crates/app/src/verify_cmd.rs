@@ -1,0 +1,84 @@
+//! `kyzlo verify`: the explorer. Runs seeded adversarial worlds with the real bot, prints
+//! every violation with its seed and a one-line replay command (after shrinking the
+//! schedule to the knobs the violation needs), and ends with `N runs, M violations`.
+
+use std::fmt::Write as _;
+
+use kyzlo_chaos::explore::schedule::Knob;
+use kyzlo_chaos::explore::{explore, shrink};
+
+use crate::cli::VerifyArgs;
+use crate::error::AppError;
+
+/// Runs `kyzlo verify`; returns the report, or [`AppError::Failed`] with it when any
+/// invariant was broken.
+///
+/// # Errors
+/// [`AppError::Usage`] for bad arguments; [`AppError::Failed`] for violations.
+pub fn run(args: &VerifyArgs) -> Result<String, AppError> {
+    if args.runs == 0 || args.runs > 100_000_000 {
+        return Err(AppError::Usage(format!(
+            "--runs {}: expected 1 to 100,000,000",
+            args.runs
+        )));
+    }
+    let without = args
+        .without
+        .iter()
+        .filter(|k| !k.is_empty())
+        .map(|k| k.parse::<Knob>().map_err(AppError::Usage))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.explain {
+        let schedule =
+            kyzlo_chaos::explore::schedule::Schedule::with_knobs_off(args.seed, &without);
+        let (evidence, _) = kyzlo_chaos::explore::world::run(&schedule);
+        let mut out = format!("{schedule:#?}\n{}", evidence.timeline());
+        for v in kyzlo_chaos::invariants::check(&evidence) {
+            let _ = writeln!(out, "violation {}: {v}", v.name());
+        }
+        return Ok(out);
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let found = explore(args.runs, args.seed, threads, &without);
+    let mut out = String::new();
+    for (i, failure) in found.failures.iter().enumerate() {
+        for v in &failure.violations {
+            let _ = writeln!(out, "seed {}: {}: {v}", failure.schedule.seed, v.name());
+        }
+        let replay = if !args.no_shrink && i < args.shrink_max {
+            let worst = failure
+                .violations
+                .iter()
+                .min_by_key(|v| v.severity())
+                .map_or("", |v| v.name());
+            let shrunk = shrink(&failure.schedule, worst);
+            format!("  replay (shrunk to {worst}): {}", shrunk.replay_command())
+        } else {
+            format!("  replay: {}", failure.schedule.replay_command())
+        };
+        let _ = writeln!(out, "{replay}");
+    }
+    let t = found.totals;
+    let _ = writeln!(
+        out,
+        "{} starts, {} crashes, {} intents, {} landings in {:.1} s on {threads} threads",
+        t.starts,
+        t.crashes,
+        t.intents,
+        t.landings,
+        found.elapsed.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "{} runs, {} violations",
+        found.runs,
+        found.violations()
+    );
+    if found.violations() > 0 {
+        Err(AppError::Failed(out))
+    } else {
+        Ok(out)
+    }
+}

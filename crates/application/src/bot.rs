@@ -1,0 +1,315 @@
+//! The whole bot in one place: [`Bot::start`] reconciles the journal with the chain before
+//! any trade, builds every service over the ports (trading control, latency guard,
+//! executors, gateway, orchestrator, operator), adopts the positions reconciliation
+//! restored, and [`Bot::run`] runs the tick loop with the latency breaker's recovery
+//! probing until shutdown. The binary, paper mode, the chaos simulator, the adversarial
+//! explorer and the tests all start this same bot; only the adapters differ.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kyzlo_domain::exit_plan::ExitPlanConfig;
+use kyzlo_domain::latency_breaker::{BreakerState, LatencyBreaker, LatencyBreakerConfig};
+use kyzlo_domain::strategy::{MeanReversion, MeanReversionConfig};
+use kyzlo_domain::trading_state::{HaltCause, TradingState};
+use kyzlo_domain::{DomainError, ExitBreaker, TokenAmount};
+use tokio::sync::{mpsc, watch};
+
+use crate::assemble::{Assembled, Ports, Settings, assemble};
+use crate::clock::Clock;
+use crate::control::{ApprovalKey, TradingControl};
+use crate::execute::ExecutionSettings;
+use crate::exit::ExitExecutor;
+use crate::gateway::GatewayMode;
+use crate::guard::LatencyGuard;
+use crate::journal::Journal;
+use crate::metrics::{CountingMetrics, FanOutMetrics, MetricsSink};
+use crate::operator::Operator;
+use crate::orchestrator::{Command, Orchestrator, OrchestratorConfig};
+use crate::ports::{AlertSink, Chain, HealthProbe, Pair, PortError, PriceFeed, Signer, SwapRouter};
+use crate::reconcile::{ReconcileReport, Reconciler};
+use crate::rng::Jitter;
+
+/// The adapters a bot runs on.
+pub struct BotPorts {
+    /// Prices.
+    pub feed: Arc<dyn PriceFeed>,
+    /// Quotes and swaps.
+    pub router: Arc<dyn SwapRouter>,
+    /// The chain.
+    pub chain: Arc<dyn Chain>,
+    /// The wallet's signer.
+    pub signer: Arc<dyn Signer>,
+    /// Drives the latency breaker's recovery.
+    pub probe: Arc<dyn HealthProbe>,
+    /// The durable journal.
+    pub journal: Arc<dyn Journal>,
+    /// Where alerts go.
+    pub alerts: Arc<dyn AlertSink>,
+    /// Metric sinks besides the bot's own in-process totals (e.g. Prometheus).
+    pub metrics: Vec<Arc<dyn MetricsSink>>,
+    /// The clock every service reads (a live bot's counts from the Unix epoch, so what
+    /// it journals means the same after a restart).
+    pub clock: Clock,
+}
+
+/// Everything the bot's rules and services are configured with, validated.
+#[derive(Debug, Clone)]
+pub struct BotSettings {
+    /// The pair's decimals.
+    pub pair: Pair,
+    /// The mean-reversion strategy.
+    pub strategy: MeanReversionConfig,
+    /// The exit plan of every new position.
+    pub exit_plan: ExitPlanConfig,
+    /// How exits are executed.
+    pub exit: ExecutionSettings,
+    /// How entries are executed.
+    pub entry: ExecutionSettings,
+    /// The latency breaker.
+    pub latency_breaker: LatencyBreakerConfig,
+    /// Consecutive failed exits before a halt.
+    pub exit_breaker_threshold: u32,
+    /// Quote units spent per entry.
+    pub entry_quote_amount: TokenAmount,
+    /// At most this many open positions.
+    pub max_positions: usize,
+    /// Whether the strategy's own exit signal closes positions (the exit plan's legs
+    /// always apply).
+    pub strategy_exits: bool,
+    /// Tick interval.
+    pub tick_interval: Duration,
+    /// Every router and chain call's timeout.
+    pub call_timeout: Duration,
+    /// The operator's key for resuming after a halt; `None` means nobody can resume.
+    pub approval_key: Option<ApprovalKey>,
+    /// Whether the exit gateway blocks ownership conflicts.
+    pub gateway_mode: GatewayMode,
+    /// Seed of the backoff jitter.
+    pub jitter_seed: u64,
+}
+
+/// Why a bot could not start. Nothing was traded.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    /// Reconciliation could not read or write the journal, or read the chain.
+    #[error("start-up reconciliation failed: {0}")]
+    Reconcile(PortError),
+    /// A rule's settings are invalid.
+    #[error("invalid settings: {0}")]
+    Settings(DomainError),
+}
+
+/// A started bot: reconciled and wired, not yet ticking.
+pub struct Bot {
+    orchestrator: Orchestrator,
+    operator: Operator,
+    commands: mpsc::Receiver<Command>,
+    control: Arc<TradingControl>,
+    guard: Arc<LatencyGuard>,
+    exits: Arc<ExitExecutor>,
+    totals: Arc<CountingMetrics>,
+    probe: Arc<dyn HealthProbe>,
+    jitter: Arc<Jitter>,
+    tick_interval: Duration,
+    reconciled: ReconcileReport,
+}
+
+impl Bot {
+    /// Reconciles the journal with the chain (every pending attempt settled, the trading
+    /// state restored), then builds the services and adopts the open positions. No trade
+    /// happens before this returns.
+    ///
+    /// # Errors
+    /// [`BotError`] when reconciliation fails or a setting is invalid.
+    pub async fn start(ports: BotPorts, settings: BotSettings) -> Result<Self, BotError> {
+        let clock = ports.clock;
+        let latency_breaker =
+            LatencyBreaker::new(settings.latency_breaker.clone()).map_err(BotError::Settings)?;
+        let exit_breaker =
+            ExitBreaker::new(settings.exit_breaker_threshold).map_err(BotError::Settings)?;
+        let strategy = MeanReversion::new(settings.strategy).map_err(BotError::Settings)?;
+        let totals = Arc::new(CountingMetrics::new());
+        let mut sinks: Vec<Arc<dyn MetricsSink>> = vec![totals.clone()];
+        sinks.extend(ports.metrics);
+        let metrics: Arc<dyn MetricsSink> = Arc::new(FanOutMetrics::new(sinks));
+
+        let reconciled = Reconciler::new(
+            ports.chain.clone(),
+            ports.journal.clone(),
+            settings.pair,
+            settings.exit.poll_interval,
+            clock,
+        )
+        .run()
+        .await
+        .map_err(BotError::Reconcile)?;
+        if reconciled.landed + reconciled.failed > 0 {
+            tracing::warn!(
+                landed = reconciled.landed,
+                failed = reconciled.failed,
+                "start-up reconciliation settled pending intents"
+            );
+        }
+        let initial = reconciled
+            .trading_state
+            .clone()
+            .unwrap_or(TradingState::Active);
+        if initial.is_halted() {
+            tracing::warn!(state = %initial, "trading is halted (journaled): resume needs the approval key");
+        }
+        let Assembled {
+            control,
+            guard,
+            exits,
+            jitter,
+            services,
+            ..
+        } = assemble(
+            Ports {
+                feed: ports.feed,
+                router: ports.router,
+                chain: ports.chain,
+                signer: ports.signer,
+                journal: ports.journal.clone(),
+                alerts: ports.alerts,
+                metrics,
+            },
+            Settings {
+                initial_state: initial,
+                approval_key: settings.approval_key,
+                latency_breaker,
+                call_timeout: settings.call_timeout,
+                exit: settings.exit,
+                entry: settings.entry,
+                exit_breaker,
+                pair: settings.pair,
+                gateway_mode: settings.gateway_mode,
+                jitter_seed: settings.jitter_seed,
+                next_id: reconciled.next_id,
+            },
+            clock,
+        );
+        if let Some(shortfall) = reconciled.balance_shortfall {
+            let _ = control
+                .halt(
+                    HaltCause::Reconciliation,
+                    format!(
+                        "the wallet holds {shortfall} base units less than the journal's open positions"
+                    ),
+                )
+                .await;
+        }
+        let mut orchestrator = Orchestrator::new(
+            services,
+            OrchestratorConfig {
+                exit_plan: settings.exit_plan,
+                entry_quote_amount: settings.entry_quote_amount,
+                max_positions: settings.max_positions,
+                pair: settings.pair,
+                strategy_exits: settings.strategy_exits,
+            },
+            strategy,
+        );
+        for position in &reconciled.positions {
+            orchestrator.adopt(*position);
+        }
+        let (tx, commands) = mpsc::channel(64);
+        let operator = Operator::new(
+            control.clone(),
+            tx,
+            ports.journal,
+            guard.clone(),
+            exits.clone(),
+            totals.clone(),
+        );
+        Ok(Self {
+            orchestrator,
+            operator,
+            commands,
+            control,
+            guard,
+            exits,
+            totals,
+            probe: ports.probe,
+            jitter,
+            tick_interval: settings.tick_interval,
+            reconciled,
+        })
+    }
+
+    /// The operator's handle (status, halt, resume, force-exit, history).
+    #[must_use]
+    pub fn operator(&self) -> Operator {
+        self.operator.clone()
+    }
+
+    /// The trading state's owner.
+    #[must_use]
+    pub fn control(&self) -> Arc<TradingControl> {
+        Arc::clone(&self.control)
+    }
+
+    /// The latency guard (for metrics gauges).
+    #[must_use]
+    pub fn guard(&self) -> Arc<LatencyGuard> {
+        Arc::clone(&self.guard)
+    }
+
+    /// The exit executor (for metrics gauges).
+    #[must_use]
+    pub fn exits(&self) -> Arc<ExitExecutor> {
+        Arc::clone(&self.exits)
+    }
+
+    /// The bot's in-process totals.
+    #[must_use]
+    pub fn totals(&self) -> Arc<CountingMetrics> {
+        Arc::clone(&self.totals)
+    }
+
+    /// What start-up reconciliation settled.
+    #[must_use]
+    pub fn reconciled(&self) -> &ReconcileReport {
+        &self.reconciled
+    }
+
+    /// Runs ticks, operator commands and the latency breaker's recovery probing until
+    /// `shutdown` turns true; then stops starting trades and lets running executions
+    /// finish for up to `grace` (what is left is in the journal for the next start).
+    /// Dropping the returned future stops everything the bot runs at once, as a crash
+    /// would.
+    pub async fn run(self, shutdown: watch::Receiver<bool>, grace: Duration) -> Orchestrator {
+        let guard = self.guard;
+        let probe = self.probe;
+        let jitter = self.jitter;
+        // Recovery probing starts whenever the trading state changes (the breaker's
+        // opening moves trading to ReduceOnly) and runs until the breaker closes.
+        let mut state = self.control.subscribe();
+        let recovery = AbortOnDrop(tokio::spawn(async move {
+            loop {
+                if guard.state() != BreakerState::Closed {
+                    guard.recover(probe.as_ref(), &jitter).await;
+                }
+                if state.changed().await.is_err() {
+                    return;
+                }
+            }
+        }));
+        let orchestrator = self
+            .orchestrator
+            .run(self.tick_interval, self.commands, shutdown, grace)
+            .await;
+        drop(recovery);
+        orchestrator
+    }
+}
+
+/// A spawned task that dies with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

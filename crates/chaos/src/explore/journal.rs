@@ -1,0 +1,197 @@
+//! The explorer's journal: the in-memory journal standing for the durable file (it
+//! outlives every crash of the bot), with seeded write failures (disk full, database
+//! busy: the write does not happen and the bot is told), and a record of what the
+//! invariant checker needs: every attempt journaled (into the run's trace, so it is
+//! ordered against the sends), when each intent was settled, and every trading state
+//! written.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use kyzlo_adapters_sim::rng::SimRng;
+use kyzlo_adapters_sim::trace::{Trace, TraceEvent};
+use kyzlo_application::clock::Clock;
+use kyzlo_application::journal::{
+    AttemptOutcome, AttemptRecord, IntentHistory, IntentOutcome, IntentRecord, Journal,
+    JournalSnapshot, MemoryJournal, PositionRecord,
+};
+use kyzlo_application::ports::PortError;
+use kyzlo_domain::exit_state::Transition;
+use kyzlo_domain::trading_state::TradingState;
+use kyzlo_domain::{ErrorClass, IntentId, Timestamp};
+
+const STREAM_WRITE: u64 = 0x6a6f_7572;
+
+#[derive(Debug, Default)]
+struct Log {
+    settled_at: BTreeMap<IntentId, Timestamp>,
+    states: Vec<(Timestamp, TradingState)>,
+    failed_writes: u64,
+}
+
+/// The explorer's journal (see the module docs).
+pub struct TracedJournal {
+    inner: Arc<MemoryJournal>,
+    trace: Arc<Trace>,
+    clock: Clock,
+    seed: u64,
+    failure_rate: f64,
+    writes: AtomicU64,
+    log: Mutex<Log>,
+}
+
+impl TracedJournal {
+    /// A journal over `inner` failing a write with probability `failure_rate`.
+    #[must_use]
+    pub fn new(
+        inner: Arc<MemoryJournal>,
+        trace: Arc<Trace>,
+        clock: Clock,
+        seed: u64,
+        failure_rate: f64,
+    ) -> Self {
+        Self {
+            inner,
+            trace,
+            clock,
+            seed,
+            failure_rate,
+            writes: AtomicU64::new(0),
+            log: Mutex::new(Log::default()),
+        }
+    }
+
+    /// The durable store underneath.
+    #[must_use]
+    pub fn inner(&self) -> &Arc<MemoryJournal> {
+        &self.inner
+    }
+
+    fn log<T>(&self, f: impl FnOnce(&mut Log) -> T) -> T {
+        f(&mut self.log.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// When each intent was settled (its outcome journaled).
+    #[must_use]
+    pub fn settled_at(&self) -> BTreeMap<IntentId, Timestamp> {
+        self.log(|l| l.settled_at.clone())
+    }
+
+    /// Every trading state written, with when.
+    #[must_use]
+    pub fn states(&self) -> Vec<(Timestamp, TradingState)> {
+        self.log(|l| l.states.clone())
+    }
+
+    /// Writes refused by the injected faults.
+    #[must_use]
+    pub fn failed_writes(&self) -> u64 {
+        self.log(|l| l.failed_writes)
+    }
+
+    /// Whether the next write fails.
+    fn fails(&self, operation: &'static str) -> Result<(), PortError> {
+        let n = self.writes.fetch_add(1, Ordering::Relaxed);
+        if self.failure_rate > 0.0
+            && SimRng::keyed(self.seed, STREAM_WRITE, n).uniform() < self.failure_rate
+        {
+            self.log(|l| l.failed_writes += 1);
+            return Err(PortError::new(
+                operation,
+                ErrorClass::Unknown,
+                "injected journal write failure (disk full)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Journal for TracedJournal {
+    async fn record_intent(&self, intent: &IntentRecord) -> Result<(), PortError> {
+        self.fails("journal.record_intent")?;
+        self.inner.record_intent(intent).await
+    }
+
+    async fn record_attempt(&self, attempt: &AttemptRecord) -> Result<(), PortError> {
+        self.fails("journal.record_attempt")?;
+        self.inner.record_attempt(attempt).await?;
+        self.trace.record(TraceEvent::Journaled {
+            signature: attempt.signature,
+        });
+        Ok(())
+    }
+
+    async fn record_attempt_outcome(
+        &self,
+        intent: IntentId,
+        attempt: u32,
+        outcome: AttemptOutcome,
+    ) -> Result<(), PortError> {
+        self.fails("journal.record_attempt_outcome")?;
+        self.inner
+            .record_attempt_outcome(intent, attempt, outcome)
+            .await
+    }
+
+    async fn record_transition(
+        &self,
+        intent: IntentId,
+        transition: &Transition,
+    ) -> Result<(), PortError> {
+        self.fails("journal.record_transition")?;
+        self.inner.record_transition(intent, transition).await
+    }
+
+    async fn record_intent_outcome(
+        &self,
+        intent: IntentId,
+        outcome: &IntentOutcome,
+    ) -> Result<(), PortError> {
+        self.fails("journal.record_intent_outcome")?;
+        self.inner.record_intent_outcome(intent, outcome).await?;
+        let now = self.clock.now();
+        self.log(|l| {
+            l.settled_at.entry(intent).or_insert(now);
+        });
+        Ok(())
+    }
+
+    async fn record_position(&self, position: &PositionRecord) -> Result<(), PortError> {
+        self.fails("journal.record_position")?;
+        self.inner.record_position(position).await
+    }
+
+    async fn settle_intent(
+        &self,
+        intent: IntentId,
+        outcome: &IntentOutcome,
+        position: Option<&PositionRecord>,
+    ) -> Result<(), PortError> {
+        self.fails("journal.settle_intent")?;
+        self.inner.settle_intent(intent, outcome, position).await?;
+        let now = self.clock.now();
+        self.log(|l| {
+            l.settled_at.entry(intent).or_insert(now);
+        });
+        Ok(())
+    }
+
+    async fn record_trading_state(&self, state: &TradingState) -> Result<(), PortError> {
+        self.fails("journal.record_trading_state")?;
+        self.inner.record_trading_state(state).await?;
+        let now = self.clock.now();
+        self.log(|l| l.states.push((now, state.clone())));
+        Ok(())
+    }
+
+    async fn load(&self) -> Result<JournalSnapshot, PortError> {
+        self.inner.load().await
+    }
+
+    async fn exit_history(&self, limit: usize) -> Result<Vec<IntentHistory>, PortError> {
+        self.inner.exit_history(limit).await
+    }
+}
