@@ -20,8 +20,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use kyzlo_adapters_solana::{KeypairSigner, Pubkey, SolanaChain};
 use kyzlo_application::ports::{
-    Balances, Chain, Fill, HealthProbe, PortError, Quote, QuoteRequest, Side, SignedTransaction,
-    Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus, UnsignedTransaction, WalletAddress,
+    Balances, Blockhash, Chain, Fill, HealthProbe, Observed, PortError, Quote, QuoteRequest, Side,
+    SignedTransaction, Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus,
+    UnsignedTransaction, WalletAddress,
 };
 use kyzlo_domain::{ErrorClass, Lamports, TokenAmount, TxSignature};
 use serde::{Deserialize, Serialize};
@@ -306,8 +307,18 @@ impl Chain for DevnetVenue {
         &self,
         signatures: &[TxSignature],
         lookup: StatusLookup,
-    ) -> Result<Vec<Option<TxStatus>>, PortError> {
+    ) -> Result<Observed<Vec<Option<TxStatus>>>, PortError> {
         self.chain.statuses(signatures, lookup).await
+    }
+
+    async fn blockhash_valid(
+        &self,
+        blockhash: Blockhash,
+        min_context_slot: u64,
+    ) -> Result<Observed<bool>, PortError> {
+        self.chain
+            .blockhash_valid(blockhash, min_context_slot)
+            .await
     }
 
     async fn block_height(&self) -> Result<u64, PortError> {

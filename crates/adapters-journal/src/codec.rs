@@ -3,7 +3,7 @@
 //! explicit tables, and a typed reader that turns any unexpected stored value into
 //! [`JournalError::Corrupt`] naming its table and column.
 
-use kyzlo_application::ports::Side;
+use kyzlo_application::ports::{Blockhash, Side};
 use kyzlo_domain::trading_state::ReduceOnlyCause;
 use kyzlo_domain::{ErrorClass, ExitKind, HaltCause, Timestamp, TxSignature};
 use rusqlite::Row;
@@ -52,6 +52,17 @@ pub(crate) fn parse_signature(text: &str) -> Option<TxSignature> {
 }
 
 /// [`ExitKind`] from its [`ExitKind::as_str`] name.
+/// A blockhash as its base58 text.
+pub(crate) fn blockhash_text(blockhash: &Blockhash) -> String {
+    bs58::encode(blockhash.0).into_string()
+}
+
+/// A blockhash from its base58 text: exactly 32 bytes.
+pub(crate) fn parse_blockhash(text: &str) -> Option<Blockhash> {
+    let bytes = bs58::decode(text).into_vec().ok()?;
+    Some(Blockhash(bytes.try_into().ok()?))
+}
+
 pub(crate) fn parse_exit_kind(name: &str) -> Option<ExitKind> {
     Some(match name {
         "stop_loss" => ExitKind::StopLoss,

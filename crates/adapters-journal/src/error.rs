@@ -113,6 +113,17 @@ pub enum JournalError {
         /// The intent named.
         intent: u64,
     },
+    /// An unresolved attempt recorded by a kyzlo from before blockhash tracking: its fate
+    /// cannot be proven by this version.
+    #[error(
+        "intent {intent} attempt {attempt} is unresolved and was recorded without its blockhash by an older kyzlo: let that version settle it (start and stop it once) before upgrading"
+    )]
+    LegacyAttempt {
+        /// The intent.
+        intent: u64,
+        /// The attempt.
+        attempt: u32,
+    },
     /// The blocking worker running the SQL was cancelled or panicked.
     #[error("journal worker thread failed")]
     Worker {

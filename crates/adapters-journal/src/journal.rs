@@ -12,9 +12,9 @@ use kyzlo_application::journal::{
     JournalSnapshot, PositionRecord,
 };
 use kyzlo_application::ports::PortError;
-use kyzlo_domain::IntentId;
 use kyzlo_domain::exit_state::Transition;
 use kyzlo_domain::trading_state::TradingState;
+use kyzlo_domain::{IntentId, PositionId, TokenAmount};
 use rusqlite::Connection;
 
 use crate::error::JournalError;
@@ -170,24 +170,6 @@ impl Journal for SqliteJournal {
             .map_err(|e| e.to_port_error("journal.record_transition"))
     }
 
-    async fn record_intent_outcome(
-        &self,
-        intent: IntentId,
-        outcome: &IntentOutcome,
-    ) -> Result<(), PortError> {
-        let outcome = *outcome;
-        self.run(move |c| store::record_intent_outcome(c, intent, &outcome, now_ms()))
-            .await
-            .map_err(|e| e.to_port_error("journal.record_intent_outcome"))
-    }
-
-    async fn record_position(&self, position: &PositionRecord) -> Result<(), PortError> {
-        let position = *position;
-        self.run(move |c| store::record_position(c, &position, now_ms()))
-            .await
-            .map_err(|e| e.to_port_error("journal.record_position"))
-    }
-
     async fn settle_intent(
         &self,
         intent: IntentId,
@@ -206,6 +188,26 @@ impl Journal for SqliteJournal {
         self.run(move |c| store::record_trading_state(c, &state, now_ms()))
             .await
             .map_err(|e| e.to_port_error("journal.record_trading_state"))
+    }
+
+    async fn record_exit_failures(&self, consecutive: u32) -> Result<(), PortError> {
+        self.run(move |c| {
+            store::record_control(c, "exit_failures", u64::from(consecutive), now_ms())
+        })
+        .await
+        .map_err(|e| e.to_port_error("journal.record_exit_failures"))
+    }
+
+    async fn record_free_base(&self, free: TokenAmount) -> Result<(), PortError> {
+        self.run(move |c| store::record_control(c, "free_base", free.get(), now_ms()))
+            .await
+            .map_err(|e| e.to_port_error("journal.record_free_base"))
+    }
+
+    async fn position(&self, id: PositionId) -> Result<Option<PositionRecord>, PortError> {
+        self.run(move |c| store::position(c, id))
+            .await
+            .map_err(|e| e.to_port_error("journal.position"))
     }
 
     async fn load(&self) -> Result<JournalSnapshot, PortError> {

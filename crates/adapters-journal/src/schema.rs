@@ -97,6 +97,22 @@ const MIGRATIONS: &[&str] = &[
         recorded_at_ms  INTEGER NOT NULL
     );
     ",
+    // 2: what proves an attempt's fate from one consistent view of the chain (its
+    // blockhash and the slot it was seen valid at), the swap's minimum output (a landed
+    // fill's lower bound), provisional fills (outcome 'landed'), and the exit breaker's
+    // count and the wallet's free base holdings across restarts.
+    "
+    ALTER TABLE attempts ADD COLUMN blockhash TEXT;
+    ALTER TABLE attempts ADD COLUMN valid_at_slot INTEGER;
+    ALTER TABLE attempts ADD COLUMN min_out INTEGER;
+    ALTER TABLE intents ADD COLUMN landed_signature TEXT;
+
+    CREATE TABLE control (
+        key             TEXT    PRIMARY KEY NOT NULL,
+        value           INTEGER NOT NULL,
+        recorded_at_ms  INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the number of migration

@@ -3,9 +3,9 @@
 
 use kyzlo_application::journal::{
     AttemptOutcome, AttemptRecord, IntentAction, IntentHistory, IntentOutcome, IntentRecord,
-    JournalSnapshot, PositionRecord, UnresolvedIntent,
+    JournalSnapshot, PositionRecord, UnreadFill, UnresolvedIntent,
 };
-use kyzlo_application::ports::{Fill, Side};
+use kyzlo_application::ports::{Blockhash, Fill, Side};
 use kyzlo_domain::exit_state::Transition;
 use kyzlo_domain::trading_state::{HaltReason, TradingState};
 use kyzlo_domain::{IntentId, Lamports, PositionId, Price, Size, Slippage, TokenAmount};
@@ -122,20 +122,25 @@ pub(crate) fn record_attempt(
     )?;
     let fee = codec::int(attempt.priority_fee.get(), T, "priority_fee_lamports")?;
     let amount = codec::int(attempt.amount_in.get(), T, "amount_in")?;
+    let min_out = codec::int(attempt.min_out.get(), T, "min_out")?;
+    let valid_at = codec::int(attempt.valid_at_slot, T, "valid_at_slot")?;
     let sent = codec::micros(attempt.sent_at, T, "sent_at_us")?;
     write(conn, |tx| {
         require_intent(tx, T, attempt.intent)?;
         tx.prepare_cached(
-            "INSERT INTO attempts (intent_id, attempt, signature, last_valid_block_height,
-                                   slippage_bps, priority_fee_lamports, amount_in, sent_at_us,
+            "INSERT INTO attempts (intent_id, attempt, signature, blockhash, valid_at_slot,
+                                   last_valid_block_height, slippage_bps,
+                                   priority_fee_lamports, amount_in, min_out, sent_at_us,
                                    recorded_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT (intent_id, attempt) DO UPDATE SET
-                signature = excluded.signature,
+                signature = excluded.signature, blockhash = excluded.blockhash,
+                valid_at_slot = excluded.valid_at_slot,
                 last_valid_block_height = excluded.last_valid_block_height,
                 slippage_bps = excluded.slippage_bps,
                 priority_fee_lamports = excluded.priority_fee_lamports,
-                amount_in = excluded.amount_in, sent_at_us = excluded.sent_at_us,
+                amount_in = excluded.amount_in, min_out = excluded.min_out,
+                sent_at_us = excluded.sent_at_us,
                 outcome = NULL, outcome_class = NULL, resolved_at_ms = NULL,
                 recorded_at_ms = excluded.recorded_at_ms",
         )
@@ -144,10 +149,13 @@ pub(crate) fn record_attempt(
                 intent,
                 attempt.attempt,
                 codec::signature_text(&attempt.signature),
+                codec::blockhash_text(&attempt.blockhash),
+                valid_at,
                 height,
                 attempt.slippage.bps().get(),
                 fee,
                 amount,
+                min_out,
                 sent,
                 now_ms
             ])
@@ -195,28 +203,6 @@ pub(crate) fn record_transition(
     })
 }
 
-/// Sets an intent's outcome; an intent never journaled is left alone (as the port's
-/// reference journal does).
-pub(crate) fn record_intent_outcome(
-    conn: &mut Connection,
-    intent: IntentId,
-    outcome: &IntentOutcome,
-    now_ms: i64,
-) -> Result<(), JournalError> {
-    write(conn, |tx| {
-        update_intent_outcome(tx, intent, outcome, now_ms)
-    })
-}
-
-/// Inserts or updates a position.
-pub(crate) fn record_position(
-    conn: &mut Connection,
-    position: &PositionRecord,
-    now_ms: i64,
-) -> Result<(), JournalError> {
-    write(conn, |tx| upsert_position(tx, position, now_ms))
-}
-
 /// Sets an intent's outcome and the position it leaves, in one transaction: after a
 /// crash both are there or neither is.
 pub(crate) fn settle_intent(
@@ -243,20 +229,27 @@ fn update_intent_outcome(
 ) -> Result<(), JournalError> {
     const T: &str = "intents";
     let id = codec::int(intent.0, T, "id")?;
-    let (name, fill) = match outcome {
-        IntentOutcome::Filled(fill) => (
-            "filled",
-            Some((
+    let (name, landed) = match outcome {
+        IntentOutcome::Filled(_) => ("filled", None),
+        IntentOutcome::Landed { signature, .. } => {
+            ("landed", Some(codec::signature_text(signature)))
+        }
+        IntentOutcome::Failed => ("failed", None),
+    };
+    let fill = outcome
+        .fill()
+        .map(|fill| {
+            Ok::<_, JournalError>((
                 codec::int(fill.amount_in.get(), T, "fill_amount_in")?,
                 codec::int(fill.amount_out.get(), T, "fill_amount_out")?,
                 codec::int(fill.fee.get(), T, "fill_fee_lamports")?,
-            )),
-        ),
-        IntentOutcome::Failed => ("failed", None),
-    };
+            ))
+        })
+        .transpose()?;
     tx.prepare_cached(
         "UPDATE intents SET outcome = ?2, fill_amount_in = ?3, fill_amount_out = ?4,
-                            fill_fee_lamports = ?5, resolved_at_ms = ?6
+                            fill_fee_lamports = ?5, resolved_at_ms = ?6,
+                            landed_signature = ?7
          WHERE id = ?1",
     )
     .and_then(|mut stmt| {
@@ -266,7 +259,8 @@ fn update_intent_outcome(
             fill.map(|f| f.0),
             fill.map(|f| f.1),
             fill.map(|f| f.2),
-            now_ms
+            now_ms,
+            landed
         ])
     })
     .map_err(sql("update an intent's outcome"))?;
@@ -300,6 +294,43 @@ fn upsert_position(
     })
     .map_err(sql("upsert a position"))?;
     Ok(())
+}
+
+/// Sets one of the control counters (`exit_failures`, `free_base`).
+pub(crate) fn record_control(
+    conn: &mut Connection,
+    key: &'static str,
+    value: u64,
+    now_ms: i64,
+) -> Result<(), JournalError> {
+    let value = codec::int(value, "control", "value")?;
+    write(conn, |tx| {
+        tx.prepare_cached(
+            "INSERT INTO control (key, value, recorded_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET
+                value = excluded.value, recorded_at_ms = excluded.recorded_at_ms",
+        )
+        .and_then(|mut stmt| stmt.execute(params![key, value, now_ms]))
+        .map_err(sql("set a control counter"))?;
+        Ok(())
+    })
+}
+
+/// A control counter, if set.
+fn control(conn: &Connection, key: &'static str) -> Result<Option<u64>, JournalError> {
+    let value: Option<i64> = conn
+        .prepare_cached("SELECT value FROM control WHERE key = ?1")
+        .and_then(|mut stmt| stmt.query_row([key], |row| row.get(0)).optional())
+        .map_err(sql("read a control counter"))?;
+    value
+        .map(|v| {
+            u64::try_from(v).map_err(|_| JournalError::Corrupt {
+                table: "control",
+                column: "value",
+                value: v.to_string(),
+            })
+        })
+        .transpose()
 }
 
 /// Appends a trading state; the latest row is the current state.
@@ -364,13 +395,20 @@ fn intent_row(row: &Row<'_>) -> Result<(IntentRecord, Option<IntentOutcome>), Jo
         amount_in: TokenAmount::new(c.u64("amount_in")?),
         created_at: c.timestamp("created_at_us")?,
     };
-    let outcome = match c.opt_text("outcome")? {
-        None => None,
-        Some("filled") => Some(IntentOutcome::Filled(Fill {
+    let fill = || -> Result<Fill, JournalError> {
+        Ok(Fill {
             amount_in: TokenAmount::new(c.u64("fill_amount_in")?),
             amount_out: TokenAmount::new(c.u64("fill_amount_out")?),
             fee: Lamports::new(c.u64("fill_fee_lamports")?),
-        })),
+        })
+    };
+    let outcome = match c.opt_text("outcome")? {
+        None => None,
+        Some("filled") => Some(IntentOutcome::Filled(fill()?)),
+        Some("landed") => Some(IntentOutcome::Landed {
+            signature: c.parsed("landed_signature", codec::parse_signature)?,
+            provisional: fill()?,
+        }),
         Some("failed") => Some(IntentOutcome::Failed),
         Some(other) => return Err(c.corrupt("outcome", ValueRef::Text(other.as_bytes()))),
     };
@@ -384,16 +422,6 @@ fn attempt_row(row: &Row<'_>) -> Result<(AttemptRecord, Option<AttemptOutcome>),
         .ok()
         .and_then(|bps| Slippage::from_bps(bps).ok())
         .ok_or_else(|| c.corrupt("slippage_bps", ValueRef::Integer(i64::from(bps))))?;
-    let attempt = AttemptRecord {
-        intent: IntentId(c.u64("intent_id")?),
-        attempt: c.u32("attempt")?,
-        signature: c.parsed("signature", codec::parse_signature)?,
-        last_valid_block_height: c.u64("last_valid_block_height")?,
-        slippage,
-        priority_fee: Lamports::new(c.u64("priority_fee_lamports")?),
-        amount_in: TokenAmount::new(c.u64("amount_in")?),
-        sent_at: c.timestamp("sent_at_us")?,
-    };
     let class = c.opt_parsed("outcome_class", codec::parse_error_class)?;
     let outcome = match c.opt_text("outcome")? {
         None => None,
@@ -401,6 +429,33 @@ fn attempt_row(row: &Row<'_>) -> Result<(AttemptRecord, Option<AttemptOutcome>),
         Some("failed") => Some(AttemptOutcome::Failed(c.required("outcome_class", class)?)),
         Some("expired") => Some(AttemptOutcome::Expired),
         Some(other) => return Err(c.corrupt("outcome", ValueRef::Text(other.as_bytes()))),
+    };
+    let intent = IntentId(c.u64("intent_id")?);
+    let number = c.u32("attempt")?;
+    // Attempts journaled before schema 2 carry no blockhash: harmless once resolved (shown
+    // in the history), unprovable while unresolved.
+    let blockhash = match (c.opt_parsed("blockhash", codec::parse_blockhash)?, outcome) {
+        (Some(hash), _) => hash,
+        (None, Some(_)) => Blockhash([0; 32]),
+        (None, None) => {
+            return Err(JournalError::LegacyAttempt {
+                intent: intent.0,
+                attempt: number,
+            });
+        }
+    };
+    let attempt = AttemptRecord {
+        intent,
+        attempt: number,
+        signature: c.parsed("signature", codec::parse_signature)?,
+        blockhash,
+        valid_at_slot: c.opt_u64("valid_at_slot")?.unwrap_or(0),
+        last_valid_block_height: c.u64("last_valid_block_height")?,
+        slippage,
+        priority_fee: Lamports::new(c.u64("priority_fee_lamports")?),
+        amount_in: TokenAmount::new(c.u64("amount_in")?),
+        min_out: TokenAmount::new(c.opt_u64("min_out")?.unwrap_or(0)),
+        sent_at: c.timestamp("sent_at_us")?,
     };
     Ok((attempt, outcome))
 }
@@ -474,6 +529,24 @@ fn max_id(
     .transpose()
 }
 
+/// A position as last written, open or closed.
+pub(crate) fn position(
+    conn: &mut Connection,
+    id: PositionId,
+) -> Result<Option<PositionRecord>, JournalError> {
+    let id = codec::int(id.0, "positions", "id")?;
+    read(conn, |tx| {
+        Ok(rows(
+            tx,
+            "SELECT * FROM positions WHERE id = ?1",
+            [id],
+            position_row,
+        )?
+        .into_iter()
+        .next())
+    })
+}
+
 /// What start-up needs: open positions, unresolved intents with their attempts, the
 /// latest trading state and the next free id.
 pub(crate) fn load(conn: &mut Connection) -> Result<JournalSnapshot, JournalError> {
@@ -489,10 +562,31 @@ pub(crate) fn load(conn: &mut Connection) -> Result<JournalSnapshot, JournalErro
         let intents = rows(
             tx,
             "SELECT * FROM intents WHERE outcome IS NOT 'filled' AND outcome IS NOT 'failed'
+                                     AND outcome IS NOT 'landed'
              ORDER BY id",
             [],
             intent_row,
         )?;
+        let landed = rows(
+            tx,
+            "SELECT * FROM intents WHERE outcome IS 'landed' ORDER BY id",
+            [],
+            intent_row,
+        )?;
+        let unread_fills = landed
+            .into_iter()
+            .filter_map(|(intent, outcome)| match outcome {
+                Some(IntentOutcome::Landed {
+                    signature,
+                    provisional,
+                }) => Some(UnreadFill {
+                    intent,
+                    signature,
+                    provisional,
+                }),
+                _ => None,
+            })
+            .collect();
         let mut unresolved = Vec::with_capacity(intents.len());
         // Only NULL outcomes reach here: any other value failed to decode.
         for (intent, _) in intents {
@@ -513,10 +607,24 @@ pub(crate) fn load(conn: &mut Connection) -> Result<JournalSnapshot, JournalErro
         let max_intent = max_id(tx, "intents", "SELECT MAX(id) FROM intents")?;
         // Ids are at most i64::MAX (they are refused above it), so `+ 1` cannot overflow.
         let next_id = max_position.max(max_intent).unwrap_or(0) + 1;
+        let consecutive_failed_exits = control(tx, "exit_failures")?
+            .map(|v| {
+                u32::try_from(v).map_err(|_| JournalError::Corrupt {
+                    table: "control",
+                    column: "value",
+                    value: v.to_string(),
+                })
+            })
+            .transpose()?
+            .unwrap_or(0);
+        let free_base = control(tx, "free_base")?.map(TokenAmount::new);
         Ok(JournalSnapshot {
             open_positions,
             unresolved,
+            unread_fills,
             trading_state,
+            consecutive_failed_exits,
+            free_base,
             next_id,
         })
     })

@@ -32,12 +32,30 @@ fn attempt(intent: u64, attempt: u32) -> AttemptRecord {
         intent: IntentId(intent),
         attempt,
         signature: TxSignature([u8::try_from(attempt).unwrap_or(0); 64]),
+        blockhash: Blockhash([9; 32]),
+        valid_at_slot: 280,
         last_valid_block_height: 300,
         slippage: Slippage::from_bps(100).unwrap(),
         priority_fee: Lamports::new(5_000),
         amount_in: TokenAmount::new(1_000),
+        min_out: TokenAmount::new(950),
         sent_at: Timestamp::from_micros(7),
     }
+}
+
+/// Writes a position on its own (settled with an intent nobody journaled).
+fn record_position(
+    conn: &mut Connection,
+    position: &PositionRecord,
+    now_ms: i64,
+) -> Result<(), JournalError> {
+    settle_intent(
+        conn,
+        IntentId(999_999),
+        &IntentOutcome::Failed,
+        Some(position),
+        now_ms,
+    )
 }
 
 /// One of everything: a position, an exit intent with an attempt and an outcome, a
@@ -372,7 +390,7 @@ fn values_above_i64_max_are_refused_and_leave_nothing_written() {
         fee: Lamports::new(1),
     });
     assert!(matches!(
-        record_intent_outcome(&mut conn, IntentId(1), &fill, 1),
+        settle_intent(&mut conn, IntentId(1), &fill, None, 1),
         Err(JournalError::Overflow {
             table: "intents",
             column: "fill_amount_out",

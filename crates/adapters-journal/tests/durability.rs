@@ -14,7 +14,7 @@ use kyzlo_application::journal::{
     AttemptOutcome, AttemptRecord, IntentAction, IntentHistory, IntentOutcome, IntentRecord,
     Journal, PositionRecord,
 };
-use kyzlo_application::ports::{Fill, Side};
+use kyzlo_application::ports::{Blockhash, Fill, Side};
 use kyzlo_domain::exit_state::{ExitEvent, ExitState, Transition};
 use kyzlo_domain::trading_state::{HaltReason, TradingState};
 use kyzlo_domain::{
@@ -42,10 +42,13 @@ fn attempt(intent: u64, attempt: u32) -> AttemptRecord {
         intent: IntentId(intent),
         attempt,
         signature: TxSignature(signature),
+        blockhash: Blockhash([7; 32]),
+        valid_at_slot: 400 + intent,
         last_valid_block_height: 500 + intent,
         slippage: Slippage::from_bps(100 * u16::try_from(attempt).unwrap()).unwrap(),
         priority_fee: Lamports::new(5_000),
         amount_in: TokenAmount::new(1_000 + intent),
+        min_out: TokenAmount::new(intent * 6),
         sent_at: Timestamp::from_micros(intent * 10 + u64::from(attempt)),
     }
 }
@@ -90,7 +93,7 @@ async fn write_exit(journal: &SqliteJournal, id: u64) {
         .await
         .unwrap();
     journal
-        .record_intent_outcome(IntentId(id), &intent_outcome(id))
+        .settle_intent(IntentId(id), &intent_outcome(id), None)
         .await
         .unwrap();
 }
@@ -155,7 +158,10 @@ async fn a_reopened_journal_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kyzlo.db");
     let journal = SqliteJournal::open(&path).unwrap();
-    journal.record_position(&open_position()).await.unwrap();
+    journal
+        .settle_intent(IntentId(0), &IntentOutcome::Failed, Some(&open_position()))
+        .await
+        .unwrap();
     for id in 2..=4 {
         write_exit(&journal, id).await;
     }
@@ -232,6 +238,7 @@ async fn a_fresh_file_is_migrated_in_wal_mode_and_a_migrated_one_is_left_as_is()
         tables(&path),
         [
             "attempts",
+            "control",
             "intents",
             "positions",
             "trading_state",
@@ -243,7 +250,10 @@ async fn a_fresh_file_is_migrated_in_wal_mode_and_a_migrated_one_is_left_as_is()
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
-    journal.record_position(&open_position()).await.unwrap();
+    journal
+        .settle_intent(IntentId(0), &IntentOutcome::Failed, Some(&open_position()))
+        .await
+        .unwrap();
     drop(journal);
 
     let journal = SqliteJournal::open(&path).unwrap();

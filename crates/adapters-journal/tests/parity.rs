@@ -8,7 +8,7 @@ use kyzlo_application::journal::{
     AttemptOutcome, AttemptRecord, IntentAction, IntentOutcome, IntentRecord, Journal,
     MemoryJournal, PositionRecord,
 };
-use kyzlo_application::ports::{Fill, Side};
+use kyzlo_application::ports::{Blockhash, Fill, Side};
 use kyzlo_domain::exit_state::{ExitEvent, ExitFailure, ExitStateMachine, Transition};
 use kyzlo_domain::trading_state::{HaltReason, ReduceOnlyCause, TradingState};
 use kyzlo_domain::{
@@ -26,7 +26,12 @@ enum Write {
     IntentOutcome(u64, IntentOutcome),
     Position(PositionRecord),
     State(TradingState),
+    ExitFailures(u32),
+    FreeBase(u64),
 }
+
+/// An intent id no test journals.
+const UNJOURNALED: u64 = 999_999_999;
 
 async fn apply(journal: &dyn Journal, write: &Write) {
     let result = match write {
@@ -36,9 +41,17 @@ async fn apply(journal: &dyn Journal, write: &Write) {
             journal.record_attempt_outcome(IntentId(*i), *n, *o).await
         }
         Write::Transition(i, t) => journal.record_transition(IntentId(*i), t).await,
-        Write::IntentOutcome(i, o) => journal.record_intent_outcome(IntentId(*i), o).await,
-        Write::Position(p) => journal.record_position(p).await,
+        Write::IntentOutcome(i, o) => journal.settle_intent(IntentId(*i), o, None).await,
+        // A position written on its own: settled with an intent nobody journaled, which
+        // both journals leave alone.
+        Write::Position(p) => {
+            journal
+                .settle_intent(IntentId(UNJOURNALED), &IntentOutcome::Failed, Some(p))
+                .await
+        }
         Write::State(s) => journal.record_trading_state(s).await,
+        Write::ExitFailures(n) => journal.record_exit_failures(*n).await,
+        Write::FreeBase(n) => journal.record_free_base(TokenAmount::new(*n)).await,
     };
     assert!(result.is_ok(), "{write:?}: {result:?}");
 }
@@ -83,10 +96,13 @@ fn attempt(intent: u64, attempt: u32) -> Write {
         intent: IntentId(intent),
         attempt,
         signature: signature(intent, attempt),
+        blockhash: Blockhash([u8::try_from(attempt % 256).unwrap(); 32]),
+        valid_at_slot: 900 + u64::from(attempt),
         last_valid_block_height: 1_000 + u64::from(attempt),
         slippage: Slippage::from_bps(if attempt == 1 { 100 } else { 500 }).unwrap(),
         priority_fee: Lamports::new(5_000 * u64::from(attempt)),
         amount_in: TokenAmount::new(small(intent) * 1_000),
+        min_out: TokenAmount::new(small(intent) * 9),
         sent_at: Timestamp::from_micros(small(intent) * 10 + u64::from(attempt)),
     })
 }
@@ -321,20 +337,26 @@ fn scenarios() -> Vec<(&'static str, Vec<Write>)> {
                     intent: IntentId(max - 1),
                     attempt: u32::MAX,
                     signature: TxSignature([0xFF; 64]),
+                    blockhash: Blockhash([0xFF; 32]),
+                    valid_at_slot: max,
                     last_valid_block_height: max,
                     slippage: Slippage::from_bps(10_000).unwrap(),
                     priority_fee: Lamports::new(max),
                     amount_in: TokenAmount::new(max),
+                    min_out: TokenAmount::new(max),
                     sent_at: Timestamp::from_micros(max),
                 }),
                 Write::Attempt(AttemptRecord {
                     intent: IntentId(max - 1),
                     attempt: 0,
                     signature: TxSignature([0; 64]),
+                    blockhash: Blockhash([0; 32]),
+                    valid_at_slot: 0,
                     last_valid_block_height: 0,
                     slippage: Slippage::from_bps(1).unwrap(),
                     priority_fee: Lamports::new(0),
                     amount_in: TokenAmount::new(0),
+                    min_out: TokenAmount::new(0),
                     sent_at: Timestamp::ZERO,
                 }),
                 Write::IntentOutcome(
@@ -346,6 +368,42 @@ fn scenarios() -> Vec<(&'static str, Vec<Write>)> {
                     }),
                 ),
                 halted(HaltCause::ExitDeadline, "late", max),
+            ],
+        ),
+        (
+            "a provisional fill and the control counters survive; a read fill replaces it",
+            vec![
+                enter(5, 6),
+                attempt(5, 1),
+                attempt_outcome(5, 1, AttemptOutcome::Landed),
+                Write::IntentOutcome(
+                    5,
+                    IntentOutcome::Landed {
+                        signature: signature(5, 1),
+                        provisional: Fill {
+                            amount_in: TokenAmount::new(5_000),
+                            amount_out: TokenAmount::new(45),
+                            fee: Lamports::new(0),
+                        },
+                    },
+                ),
+                enter(7, 8),
+                attempt(7, 1),
+                attempt_outcome(7, 1, AttemptOutcome::Landed),
+                Write::IntentOutcome(
+                    7,
+                    IntentOutcome::Landed {
+                        signature: signature(7, 1),
+                        provisional: Fill {
+                            amount_in: TokenAmount::new(7_000),
+                            amount_out: TokenAmount::new(60),
+                            fee: Lamports::new(0),
+                        },
+                    },
+                ),
+                filled(7, 70),
+                Write::ExitFailures(1),
+                Write::FreeBase(123_456),
             ],
         ),
         ("a failed exit keeps its audit trail and a live attempt", {

@@ -11,18 +11,14 @@ use std::time::Duration;
 use kyzlo_adapters_sim::{
     FaultProfile, FaultSchedule, GeneratorConfig, Regime, SimMarket, SimVenue, SimWallet, generate,
 };
+use kyzlo_application::assemble::{Ports, Settings, assemble};
 use kyzlo_application::clock::Clock;
-use kyzlo_application::control::TradingControl;
-use kyzlo_application::execute::{
-    Engine, ExecutionOutcome, ExecutionReport, ExecutionSettings, Venue,
-};
+use kyzlo_application::execute::{ExecutionOutcome, ExecutionReport, ExecutionSettings};
 use kyzlo_application::exit::ExitExecutor;
 use kyzlo_application::gateway::{ExitGateway, ExitOrder, GatewayMode};
-use kyzlo_application::guard::LatencyGuard;
 use kyzlo_application::journal::MemoryJournal;
 use kyzlo_application::metrics::{CountingMetrics, ExitModule};
 use kyzlo_application::ports::Pair;
-use kyzlo_application::rng::Jitter;
 use kyzlo_application::testing::RecordingAlerts;
 use kyzlo_domain::ladder::OrderStyle;
 use kyzlo_domain::latency_breaker::LatencyBreakerConfig;
@@ -51,7 +47,7 @@ fn rig(profile: FaultProfile, seed: u64, regime: Regime, sol: u64) -> Rig {
     );
     let market = Arc::new(SimMarket::new(Arc::new(path), clock, Timestamp::ZERO));
     let venue = Arc::new(SimVenue::new(
-        market,
+        market.clone(),
         Arc::new(FaultSchedule::new(profile, seed)),
         SimWallet {
             base: TokenAmount::new(sol * SOL),
@@ -62,45 +58,37 @@ fn rig(profile: FaultProfile, seed: u64, regime: Regime, sol: u64) -> Rig {
         Pair::SOL_USDC,
     ));
     let journal = Arc::new(MemoryJournal::new());
-    let alerts = Arc::new(RecordingAlerts::default());
     let metrics = Arc::new(CountingMetrics::new());
-    let control = Arc::new(TradingControl::new(
-        TradingState::Active,
-        None,
-        journal.clone(),
-        alerts,
-        metrics.clone(),
+    let a = assemble(
+        Ports {
+            feed: market,
+            router: venue.clone(),
+            chain: venue.clone(),
+            signer: venue.clone(),
+            journal: journal.clone(),
+            alerts: Arc::new(RecordingAlerts::default()),
+            metrics,
+        },
+        Settings {
+            initial_state: TradingState::Active,
+            approval_key: None,
+            latency_breaker: LatencyBreaker::new(LatencyBreakerConfig::default()).unwrap(),
+            call_timeout: Duration::from_secs(2),
+            exit: ExecutionSettings::exit_defaults(),
+            entry: ExecutionSettings::exit_defaults(),
+            exit_breaker: ExitBreaker::new(ExitBreaker::DEFAULT_THRESHOLD).unwrap(),
+            pair: Pair::SOL_USDC,
+            gateway_mode: GatewayMode::Enforce,
+            jitter_seed: seed,
+            next_id: 1,
+        },
         clock,
-    ));
-    let guard = Arc::new(LatencyGuard::new(
-        LatencyBreaker::new(LatencyBreakerConfig::default()).unwrap(),
-        Duration::from_secs(2),
-        control.clone(),
-        metrics.clone(),
-        clock,
-    ));
-    let engine = Arc::new(Engine::new(Venue {
-        router: venue.clone(),
-        chain: venue.clone(),
-        signer: venue.clone(),
-        journal: journal.clone(),
-        guard,
-        metrics: metrics.clone(),
-        clock,
-        jitter: Arc::new(Jitter::new(seed)),
-    }));
-    let exits = Arc::new(ExitExecutor::new(
-        engine,
-        ExecutionSettings::exit_defaults(),
-        ExitBreaker::new(ExitBreaker::DEFAULT_THRESHOLD).unwrap(),
-        control,
-        Pair::SOL_USDC,
-    ));
+    );
     Rig {
         venue,
         journal,
-        gateway: Arc::new(ExitGateway::new(GatewayMode::Enforce, metrics)),
-        exits,
+        gateway: a.gateway,
+        exits: a.exits,
     }
 }
 

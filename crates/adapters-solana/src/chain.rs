@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use kyzlo_application::ports::{
-    Balances, Chain, Commitment, Fill, HealthProbe, PortError, Side, SignedTransaction,
-    StatusLookup, TxStatus, WalletAddress,
+    Balances, Blockhash, Chain, Commitment, Fill, HealthProbe, Observed, PortError, Side,
+    SignedTransaction, StatusLookup, TxStatus, WalletAddress,
 };
 use kyzlo_domain::{Lamports, TokenAmount, TxSignature};
 use serde_json::json;
@@ -30,6 +30,7 @@ use solana_account_decoder_client_types::UiAccountData;
 use solana_client::nonblocking::rpc_client::RpcClient;
 use solana_client::rpc_config::RpcSendTransactionConfig;
 use solana_client::rpc_request::{RpcRequest, TokenAccountsFilter};
+use solana_client::rpc_response::Response;
 use solana_commitment_config::CommitmentConfig;
 use solana_hash::Hash;
 use solana_pubkey::Pubkey;
@@ -137,21 +138,6 @@ impl SolanaChain {
             .await?;
         let values: Vec<u64> = fees.iter().map(|f| f.prioritization_fee).collect();
         Ok(propose(&values))
-    }
-
-    /// Whether `blockhash` is still valid at the configured commitment.
-    ///
-    /// # Errors
-    /// Classified transport or node errors.
-    pub async fn is_blockhash_valid(&self, blockhash: &Hash) -> Result<bool, PortError> {
-        let (blockhash, commitment) = (*blockhash, self.commitment);
-        self.endpoints
-            .read("rpc.isBlockhashValid", |client| {
-                Box::pin(
-                    async move { rpc(client.is_blockhash_valid(&blockhash, commitment).await) },
-                )
-            })
-            .await
     }
 
     /// The latest blockhash at the configured commitment, with its last valid height.
@@ -305,9 +291,11 @@ impl Chain for SolanaChain {
         &self,
         signatures: &[TxSignature],
         lookup: StatusLookup,
-    ) -> Result<Vec<Option<TxStatus>>, PortError> {
+    ) -> Result<Observed<Vec<Option<TxStatus>>>, PortError> {
         const OP: &str = "rpc.getSignatureStatuses";
         let mut statuses = Vec::with_capacity(signatures.len());
+        // Chunks may come from different nodes: the answer is as old as the oldest.
+        let mut context_slot = u64::MAX;
         for chunk in signatures.chunks(STATUS_BATCH) {
             let batch: Vec<Signature> = chunk.iter().map(|s| Signature::from(s.0)).collect();
             let answer = self
@@ -321,10 +309,12 @@ impl Chain for SolanaChain {
                                 client.get_signature_statuses_with_history(&batch).await
                             }
                         };
-                        rpc(response).map(|r| r.value)
+                        rpc(response).map(|r| (r.context.slot, r.value))
                     })
                 })
                 .await?;
+            let (slot, answer) = answer;
+            context_slot = context_slot.min(slot);
             if answer.len() != batch.len() {
                 return Err(SolanaError::Malformed {
                     detail: format!("{} statuses for {} signatures", answer.len(), batch.len()),
@@ -333,7 +323,50 @@ impl Chain for SolanaChain {
             }
             statuses.extend(answer.iter().map(|s| s.as_ref().map(tx_status)));
         }
-        Ok(statuses)
+        Ok(Observed {
+            context_slot: if signatures.is_empty() {
+                0
+            } else {
+                context_slot
+            },
+            value: statuses,
+        })
+    }
+
+    /// `isBlockhashValid` at the configured commitment (at least confirmed) with
+    /// `minContextSlot`, keeping the answer's context slot (checked against the Solana
+    /// JSON-RPC reference for `isBlockhashValid`, Agave 2.x/4.x: `{ commitment,
+    /// minContextSlot }`; a node behind the slot answers -32016).
+    async fn blockhash_valid(
+        &self,
+        blockhash: Blockhash,
+        min_context_slot: u64,
+    ) -> Result<Observed<bool>, PortError> {
+        const OP: &str = "rpc.isBlockhashValid";
+        let commitment = if self.commitment.is_at_least_confirmed() {
+            self.commitment
+        } else {
+            CommitmentConfig::confirmed()
+        };
+        let params = json!([
+            Hash::new_from_array(blockhash.0).to_string(),
+            { "commitment": commitment.commitment, "minContextSlot": min_context_slot }
+        ]);
+        let answer = self
+            .endpoints
+            .read(OP, |client| {
+                let params = params.clone();
+                Box::pin(async move {
+                    rpc(client
+                        .send::<Response<bool>>(RpcRequest::IsBlockhashValid, params)
+                        .await)
+                })
+            })
+            .await?;
+        Ok(Observed {
+            context_slot: answer.context.slot,
+            value: answer.value,
+        })
     }
 
     async fn block_height(&self) -> Result<u64, PortError> {

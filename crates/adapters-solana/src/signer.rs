@@ -9,9 +9,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use kyzlo_application::ports::{
-    PortError, SignedTransaction, Signer, UnsignedTransaction, WalletAddress,
+    Blockhash, PortError, SignedTransaction, Signer, UnsignedTransaction, WalletAddress,
 };
 use kyzlo_domain::TxSignature;
+use solana_hash::Hash;
 use solana_keypair::Keypair;
 use solana_pubkey::Pubkey;
 use solana_signature::Signature;
@@ -60,7 +61,9 @@ impl KeypairSigner {
         self.address
     }
 
-    fn sign_bytes(&self, bytes: &[u8]) -> Result<(Vec<u8>, Signature), SolanaError> {
+    /// Signs serialized transaction bytes: the signed bytes, the signature, and the
+    /// blockhash the message carries.
+    fn sign_bytes(&self, bytes: &[u8]) -> Result<(Vec<u8>, Signature, Hash), SolanaError> {
         if bytes.len() > MAX_TRANSACTION_BYTES {
             return Err(SolanaError::Unsignable {
                 reason: "larger than a transaction can be",
@@ -98,7 +101,7 @@ impl KeypairSigner {
         let signed = wincode::serialize(&tx).map_err(|_| SolanaError::Unsignable {
             reason: "it cannot be serialized",
         })?;
-        Ok((signed, signature))
+        Ok((signed, signature, *tx.message.recent_blockhash()))
     }
 }
 
@@ -108,12 +111,13 @@ impl Signer for KeypairSigner {
     }
 
     fn sign(&self, unsigned: &UnsignedTransaction) -> Result<SignedTransaction, PortError> {
-        let (bytes, signature) = self
+        let (bytes, signature, blockhash) = self
             .sign_bytes(&unsigned.bytes)
             .map_err(|e| e.to_port_error("wallet.sign", "local"))?;
         Ok(SignedTransaction {
             bytes: Arc::from(bytes),
             signature: TxSignature(signature.into()),
+            blockhash: Blockhash(blockhash.to_bytes()),
             last_valid_block_height: unsigned.last_valid_block_height,
         })
     }

@@ -14,6 +14,7 @@ use http::{Reply, Server};
 use kyzlo_adapters_solana::{
     KeypairSigner, NATIVE_MINT, Pubkey, SolanaChain, SolanaConfig, TokenPair, Url,
 };
+use kyzlo_application::ports::Blockhash;
 use kyzlo_application::ports::{
     Chain, Commitment, HealthProbe, PortError, Side, Signer, StatusLookup, UnsignedTransaction,
 };
@@ -552,6 +553,29 @@ async fn a_send_that_times_out_fails_over_with_the_same_bytes() {
 }
 
 #[tokio::test]
+async fn blockhash_validity_is_asked_at_a_minimum_context_slot_and_keeps_the_answers_slot() {
+    let stub = Stub::start(|method, params| {
+        assert_eq!(method, "isBlockhashValid");
+        let config = &params[1];
+        let value = config["minContextSlot"] == json!(42) && config["commitment"] == "confirmed";
+        Answer::Result(json!({"context": {"slot": 77}, "value": !value}))
+    })
+    .await;
+    let chain = chain(&[&stub]);
+    let answer = chain
+        .blockhash_valid(kyzlo_application::ports::Blockhash([3; 32]), 42)
+        .await
+        .expect("answer");
+    assert_eq!(answer.context_slot, 77);
+    assert!(!answer.value, "asked with minContextSlot 42 at confirmed");
+    let calls = stub.calls("isBlockhashValid");
+    assert_eq!(
+        calls[0][0],
+        json!(solana_hash::Hash::new_from_array([3; 32]).to_string())
+    );
+}
+
+#[tokio::test]
 async fn statuses_go_in_batches_of_256_with_history_only_when_asked() {
     let stub = Stub::start(|_, params| {
         let n = params[0].as_array().map_or(0, Vec::len);
@@ -571,10 +595,15 @@ async fn statuses_go_in_batches_of_256_with_history_only_when_asked() {
         })
         .collect();
     let chain = chain(&[&stub]);
-    let statuses = chain
+    let observed = chain
         .statuses(&signatures, StatusLookup::Recent)
         .await
         .expect("statuses");
+    assert_eq!(
+        observed.context_slot, 9,
+        "the answers' context slot is kept"
+    );
+    let statuses = observed.value;
     assert_eq!(statuses.len(), 300);
     assert_eq!(
         statuses[0].map(|s| (s.slot, s.commitment)),
@@ -722,7 +751,11 @@ async fn probe_blockhash_validity_and_latest_blockhash_use_their_methods() {
     .await;
     let chain = chain(&[&stub]);
     assert_eq!(chain.probe().await, Ok(()));
-    assert_eq!(chain.is_blockhash_valid(&blockhash).await, Ok(false));
+    let valid = chain
+        .blockhash_valid(Blockhash(blockhash.to_bytes()), 0)
+        .await
+        .expect("answer");
+    assert_eq!((valid.context_slot, valid.value), (1, false));
     let latest = chain.latest_blockhash().await.expect("latest");
     assert_eq!(
         (latest.blockhash, latest.last_valid_block_height),

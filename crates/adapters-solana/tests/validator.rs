@@ -26,7 +26,10 @@ use futures::stream::FuturesUnordered;
 use kyzlo_adapters_solana::{
     Hash, KeypairSigner, NATIVE_MINT, Pubkey, SolanaChain, SolanaConfig, TokenPair, Url,
 };
-use kyzlo_application::ports::{Chain, HealthProbe, Side, Signer, StatusLookup, WalletAddress};
+use kyzlo_application::ports::{
+    Blockhash, Chain, Commitment, HealthProbe, Side, Signer, StatusLookup, WalletAddress,
+};
+use kyzlo_application::proof::{AttemptKey, Fate, prove};
 use kyzlo_domain::{ErrorClass, Lamports, TokenAmount};
 use ledger::{
     ACCOUNT_SIZE, MINT_SIZE, TOKEN, confirmed, create_account, funded_wallet, initialize_account3,
@@ -67,7 +70,7 @@ tests![
     fill_of_a_real_swap_like_transaction_reads_sol_in_and_tokens_out,
     preflight_refusals_map_to_their_classes,
     a_transaction_that_lands_and_fails_is_reported_with_its_error_not_as_missing,
-    an_attempt_is_dead_only_after_its_last_valid_height_and_an_empty_history_look_up,
+    an_attempt_is_proven_dead_only_once_its_blockhash_expired_and_nothing_landed,
     a_send_held_back_lands_late_and_is_reported_as_landed_not_lost,
     reads_fail_over_to_the_second_endpoint_when_the_first_times_out,
     proxy_faults_map_to_their_classes,
@@ -403,7 +406,7 @@ async fn a_transaction_that_lands_and_fails_is_reported_with_its_error_not_as_mi
     );
 }
 
-async fn an_attempt_is_dead_only_after_its_last_valid_height_and_an_empty_history_look_up(
+async fn an_attempt_is_proven_dead_only_once_its_blockhash_expired_and_nothing_landed(
     env: Arc<Env>,
 ) {
     let proxy = Proxy::start(env.rpc.clone()).await;
@@ -428,26 +431,36 @@ async fn an_attempt_is_dead_only_after_its_last_valid_height_and_an_empty_histor
         .await
         .expect("acknowledged (then dropped)");
     assert_eq!(proxy.count("sendTransaction"), 1);
-    assert_eq!(
-        chain.is_blockhash_valid(&latest.blockhash).await,
-        Ok(true),
-        "alive at first"
-    );
+    let valid = chain
+        .blockhash_valid(tx.blockhash, 0)
+        .await
+        .expect("blockhash validity");
+    assert!(valid.value, "alive at first");
+    let key = AttemptKey {
+        signature: tx.signature,
+        blockhash: tx.blockhash,
+        valid_at_slot: valid.context_slot,
+    };
 
     let started = Instant::now();
     let mut looks = 0_u32;
     loop {
         let height = chain.block_height().await.expect("height");
-        let recent = chain
-            .statuses(&[tx.signature], StatusLookup::Recent)
-            .await
-            .expect("statuses");
-        assert_eq!(recent, vec![None], "a dropped send never lands");
+        let fate = prove(&chain, &key, Commitment::Confirmed).await;
         looks += 1;
-        if height > tx.last_valid_block_height {
+        if fate == Fate::Dead {
+            assert!(
+                chain.block_height().await.expect("height") > tx.last_valid_block_height,
+                "dead only past the last valid height"
+            );
             break;
         }
         // Not dead yet: the attempt could still land, so nothing new may be built.
+        assert_eq!(fate, Fate::Unknown, "a dropped send never lands");
+        assert!(
+            height <= tx.last_valid_block_height + 2,
+            "still unproven well past the last valid height"
+        );
         assert!(
             started.elapsed() < Duration::from_secs(100),
             "expiry took too long"
@@ -455,16 +468,11 @@ async fn an_attempt_is_dead_only_after_its_last_valid_height_and_an_empty_histor
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(looks > 1, "the attempt was alive for a while first");
-    assert_eq!(chain.is_blockhash_valid(&latest.blockhash).await, Ok(false));
     let history = chain
         .statuses(&[tx.signature], StatusLookup::WithHistory)
         .await
         .expect("statuses");
-    assert_eq!(
-        history,
-        vec![None],
-        "dead: past its height and nowhere in history"
-    );
+    assert_eq!(history.value, vec![None], "nowhere in history");
     eprintln!(
         "  (blockhash expired after {:.1} s)",
         started.elapsed().as_secs_f64()
@@ -490,7 +498,7 @@ async fn a_send_held_back_lands_late_and_is_reported_as_landed_not_lost(env: Arc
         .statuses(&[tx.signature], StatusLookup::Recent)
         .await
         .expect("statuses");
-    assert_eq!(early, vec![None], "not landed yet");
+    assert_eq!(early.value, vec![None], "not landed yet");
     let status = confirmed(&chain, tx.signature).await;
     assert!(sent.elapsed() >= hold, "landed only after being held back");
     assert_eq!(status.error, None, "landed late, and landed: not lost");
@@ -618,11 +626,25 @@ async fn probe_fees_and_blockhash_validity_against_the_validator(env: Arc<Env>) 
     );
     let latest = chain.latest_blockhash().await.expect("blockhash");
     assert!(latest.last_valid_block_height > chain.block_height().await.expect("height"));
-    assert_eq!(chain.is_blockhash_valid(&latest.blockhash).await, Ok(true));
-    assert_eq!(
-        chain.is_blockhash_valid(&Hash::new_unique()).await,
-        Ok(false)
-    );
+    let valid = chain
+        .blockhash_valid(Blockhash(latest.blockhash.to_bytes()), 0)
+        .await
+        .expect("valid");
+    assert!(valid.value && valid.context_slot > 0);
+    let unknown = chain
+        .blockhash_valid(Blockhash(Hash::new_unique().to_bytes()), 0)
+        .await
+        .expect("unknown");
+    assert!(!unknown.value);
+    // A node asked for a slot it has not reached says so.
+    let ahead = chain
+        .blockhash_valid(
+            Blockhash(latest.blockhash.to_bytes()),
+            valid.context_slot + 1_000_000,
+        )
+        .await
+        .expect_err("not reached");
+    assert_eq!(ahead.code, Some(-32_016));
 }
 
 /// Waits until the validator's RPC and faucet answer and it confirms blocks, then

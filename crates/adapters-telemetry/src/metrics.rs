@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use kyzlo_application::exit::ExitExecutor;
-use kyzlo_application::guard::LatencyGuard;
+use kyzlo_application::guard::{GUARDED, LatencyGuard};
 use kyzlo_application::metrics::{Dependency, ExitModule, ExitResult, MetricEvent, MetricsSink};
 use kyzlo_domain::latency_breaker::BreakerState;
 use kyzlo_domain::trading_state::TradingMode;
@@ -114,8 +114,9 @@ struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PercentileLabels {
-    percentile: &'static str,
+struct DependencyStateLabels {
+    dependency: &'static str,
+    state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -161,11 +162,11 @@ struct Handles {
     calls: Family<CallLabels, Counter>,
     call_duration: HistogramFamily<DependencyLabels>,
     dependency_quantiles: Family<DependencyPercentileLabels, FloatGauge>,
-    breaker_state: Family<StateLabels, Gauge>,
-    breaker_transitions: Family<StateLabels, Counter>,
-    breaker_latency: Family<PercentileLabels, FloatGauge>,
-    breaker_error_rate: FloatGauge,
-    breaker_consecutive_failures: Gauge,
+    breaker_state: Family<DependencyStateLabels, Gauge>,
+    breaker_transitions: Family<DependencyStateLabels, Counter>,
+    breaker_latency: Family<DependencyPercentileLabels, FloatGauge>,
+    breaker_error_rate: Family<DependencyLabels, FloatGauge>,
+    breaker_consecutive_failures: Family<DependencyLabels, Gauge>,
     exit_breaker_consecutive_failures: Gauge,
     trading_state: Family<StateLabels, Gauge>,
 }
@@ -224,8 +225,8 @@ impl PrometheusMetrics {
             breaker_state: Family::default(),
             breaker_transitions: Family::default(),
             breaker_latency: Family::default(),
-            breaker_error_rate: FloatGauge::default(),
-            breaker_consecutive_failures: Gauge::default(),
+            breaker_error_rate: Family::default(),
+            breaker_consecutive_failures: Family::default(),
             exit_breaker_consecutive_failures: Gauge::default(),
             trading_state: Family::default(),
         };
@@ -291,17 +292,30 @@ impl PrometheusMetrics {
                     });
             }
         }
-        for (percentile, _) in QUANTILES {
+        for dependency in GUARDED {
+            let dependency = dependency.as_str();
+            for (percentile, _) in QUANTILES {
+                let _ = m
+                    .breaker_latency
+                    .get_or_create(&DependencyPercentileLabels {
+                        dependency,
+                        percentile,
+                    });
+            }
+            for state in BREAKER_STATES {
+                let _ = m.breaker_transitions.get_or_create(&DependencyStateLabels {
+                    dependency,
+                    state: state.as_str(),
+                });
+            }
             let _ = m
-                .breaker_latency
-                .get_or_create(&PercentileLabels { percentile });
+                .breaker_error_rate
+                .get_or_create(&DependencyLabels { dependency });
+            let _ = m
+                .breaker_consecutive_failures
+                .get_or_create(&DependencyLabels { dependency });
+            self.set_breaker_state(dependency, BreakerState::Closed);
         }
-        for state in BREAKER_STATES {
-            let _ = m.breaker_transitions.get_or_create(&StateLabels {
-                state: state.as_str(),
-            });
-        }
-        self.set_breaker_state(BreakerState::Closed);
         for mode in TradingMode::ALL {
             let _ = m.trading_state.get_or_create(&StateLabels {
                 state: mode.as_str(),
@@ -347,23 +361,30 @@ impl PrometheusMetrics {
             }
         };
         if let Some(guard) = guard {
-            let snapshot = guard.snapshot();
-            self.set_breaker_state(snapshot.state);
-            for (percentile, pick) in QUANTILES {
+            for (dependency, snapshot) in guard.snapshots() {
+                let dependency = dependency.as_str();
+                self.set_breaker_state(dependency, snapshot.state);
+                for (percentile, pick) in QUANTILES {
+                    let _ = self
+                        .m
+                        .breaker_latency
+                        .get_or_create(&DependencyPercentileLabels {
+                            dependency,
+                            percentile,
+                        })
+                        .set(pick(&snapshot.latency).as_secs_f64());
+                }
                 let _ = self
                     .m
-                    .breaker_latency
-                    .get_or_create(&PercentileLabels { percentile })
-                    .set(pick(&snapshot.latency).as_secs_f64());
+                    .breaker_error_rate
+                    .get_or_create(&DependencyLabels { dependency })
+                    .set(finite_or_zero(snapshot.error_rate));
+                let _ = self
+                    .m
+                    .breaker_consecutive_failures
+                    .get_or_create(&DependencyLabels { dependency })
+                    .set(i64::from(snapshot.consecutive_failures));
             }
-            let _ = self
-                .m
-                .breaker_error_rate
-                .set(finite_or_zero(snapshot.error_rate));
-            let _ = self
-                .m
-                .breaker_consecutive_failures
-                .set(i64::from(snapshot.consecutive_failures));
         }
         if let Some(exits) = exits {
             let _ = self
@@ -392,12 +413,13 @@ impl PrometheusMetrics {
         }
     }
 
-    fn set_breaker_state(&self, current: BreakerState) {
+    fn set_breaker_state(&self, dependency: &'static str, current: BreakerState) {
         for state in BREAKER_STATES {
             let _ = self
                 .m
                 .breaker_state
-                .get_or_create(&StateLabels {
+                .get_or_create(&DependencyStateLabels {
+                    dependency,
                     state: state.as_str(),
                 })
                 .set(i64::from(state == current));
@@ -524,13 +546,14 @@ impl MetricsSink for PrometheusMetrics {
                 elapsed,
                 ok,
             } => self.record_call(dependency, elapsed, ok),
-            MetricEvent::LatencyBreakerState(state) => {
+            MetricEvent::LatencyBreakerState { dependency, state } => {
                 m.breaker_transitions
-                    .get_or_create(&StateLabels {
+                    .get_or_create(&DependencyStateLabels {
+                        dependency: dependency.as_str(),
                         state: state.as_str(),
                     })
                     .inc();
-                self.set_breaker_state(state);
+                self.set_breaker_state(dependency.as_str(), state);
             }
             MetricEvent::TradingState(mode) => self.set_trading_state(mode),
             MetricEvent::Halted => {}

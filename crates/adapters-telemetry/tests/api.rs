@@ -15,26 +15,21 @@ use kyzlo_adapters_telemetry::{
     AlertRouter, AlertRouterConfig, ApiConfig, LogAlerts, OPENMETRICS_CONTENT_TYPE,
     PrometheusMetrics, TelemetryError, WebhookAlerts, WebhookKind, serve,
 };
+use kyzlo_application::bot::{BotPorts, BotSettings};
 use kyzlo_application::clock::Clock;
-use kyzlo_application::control::{ApprovalKey, TradingControl};
-use kyzlo_application::entry::EntryExecutor;
-use kyzlo_application::execute::{Engine, ExecutionSettings, Venue};
-use kyzlo_application::exit::ExitExecutor;
-use kyzlo_application::gateway::{ExitGateway, GatewayMode};
-use kyzlo_application::guard::LatencyGuard;
-use kyzlo_application::journal::{MemoryJournal, PositionRecord};
-use kyzlo_application::metrics::{CountingMetrics, FanOutMetrics, MetricsSink};
+use kyzlo_application::control::ApprovalKey;
+use kyzlo_application::execute::ExecutionSettings;
+use kyzlo_application::gateway::GatewayMode;
+use kyzlo_application::journal::{IntentOutcome, Journal, MemoryJournal, PositionRecord};
 use kyzlo_application::operator::Operator;
-use kyzlo_application::orchestrator::{IdAllocator, Orchestrator, OrchestratorConfig, Services};
-use kyzlo_application::ports::{AlertSink, Balances, Pair};
-use kyzlo_application::rng::Jitter;
-use kyzlo_application::testing::{FakeFeed, FakeVenue, HARNESS_APPROVAL_KEY, Harness, SendScript};
+use kyzlo_application::ports::{AlertSink, Balances, Fill};
+use kyzlo_application::testing::{
+    FAKE_PAIR, FakeFeed, FakeVenue, HARNESS_APPROVAL_KEY, Harness, SendScript,
+};
 use kyzlo_domain::exit_plan::ExitPlanConfig;
-use kyzlo_domain::strategy::{MeanReversion, MeanReversionConfig};
-use kyzlo_domain::trading_state::TradingState;
+use kyzlo_domain::strategy::MeanReversionConfig;
 use kyzlo_domain::{
-    ExitBreaker, Lamports, LatencyBreaker, LatencyBreakerConfig, PositionId, Price, Size,
-    TokenAmount,
+    ExitBreaker, IntentId, Lamports, LatencyBreakerConfig, PositionId, Price, Size, TokenAmount,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -138,10 +133,6 @@ async fn start_bot() -> Bot {
     );
     tokio::spawn(worker.run());
     let alerts: Arc<dyn AlertSink> = Arc::new(alerts);
-    let totals = Arc::new(CountingMetrics::new());
-    let metrics: Arc<dyn MetricsSink> =
-        Arc::new(FanOutMetrics::new(vec![totals.clone(), prom.clone()]));
-
     let clock = Clock::new();
     let feed = Arc::new(FakeFeed::new(Price::new(100.0).unwrap()));
     let venue = Arc::new(FakeVenue::new(
@@ -157,93 +148,70 @@ async fn start_bot() -> Bot {
     venue.set_default(SendScript::Land {
         after: Duration::from_millis(300),
     });
+    // One open position in the journal: the bot adopts it at start.
     let journal = Arc::new(MemoryJournal::new());
-    let control = Arc::new(TradingControl::new(
-        TradingState::Active,
-        Some(ApprovalKey::new(HARNESS_APPROVAL_KEY).unwrap()),
-        journal.clone(),
-        alerts,
-        metrics.clone(),
-        clock,
-    ));
-    let guard = Arc::new(LatencyGuard::new(
-        LatencyBreaker::new(LatencyBreakerConfig::default()).unwrap(),
-        Duration::from_secs(2),
-        control.clone(),
-        metrics.clone(),
-        clock,
-    ));
-    let engine = Arc::new(Engine::new(Venue {
-        router: venue.clone(),
-        chain: venue.clone(),
-        signer: venue.clone(),
-        journal: journal.clone(),
-        guard: guard.clone(),
-        metrics: metrics.clone(),
-        clock,
-        jitter: Arc::new(Jitter::new(7)),
-    }));
-    let exit_settings = ExecutionSettings {
+    let size = Size::new(TokenAmount::new(10 * SOL)).unwrap();
+    journal
+        .settle_intent(
+            IntentId(1),
+            &IntentOutcome::Filled(Fill {
+                amount_in: TokenAmount::new(1_000_000_000),
+                amount_out: size.amount(),
+                fee: Lamports::new(5_000),
+            }),
+            Some(&PositionRecord {
+                position: PositionId(1),
+                entry_price: Price::new(100.0).unwrap(),
+                size,
+                remaining: size.amount(),
+            }),
+        )
+        .await
+        .unwrap();
+    let exit = ExecutionSettings {
         poll_interval: Duration::from_millis(50),
         ..ExecutionSettings::exit_defaults()
     };
-    let exits = Arc::new(ExitExecutor::new(
-        engine.clone(),
-        exit_settings.clone(),
-        ExitBreaker::new(ExitBreaker::DEFAULT_THRESHOLD).unwrap(),
-        control.clone(),
-        Pair::SOL_USDC,
-    ));
-    let entries = Arc::new(EntryExecutor::new(
-        engine,
-        ExecutionSettings::entry_defaults(exit_settings.ladder.clone()),
-        control.clone(),
-        guard.clone(),
-    ));
-    let services = Services {
-        feed,
-        control: control.clone(),
-        guard: guard.clone(),
-        gateway: Arc::new(ExitGateway::new(GatewayMode::Enforce, metrics.clone())),
-        exits: exits.clone(),
-        entries,
-        journal: journal.clone(),
-        metrics,
-        ids: Arc::new(IdAllocator::new(100)),
-    };
-    let mut orchestrator = Orchestrator::new(
-        services,
-        OrchestratorConfig {
+    let bot = kyzlo_application::bot::Bot::start(
+        BotPorts {
+            feed,
+            router: venue.clone(),
+            chain: venue.clone(),
+            signer: venue.clone(),
+            probe: venue.clone(),
+            journal,
+            alerts,
+            metrics: vec![prom.clone()],
+            clock,
+        },
+        BotSettings {
+            pair: FAKE_PAIR,
+            // A window the test never fills: the strategy stays silent.
+            strategy: MeanReversionConfig {
+                window: 10_000,
+                ..MeanReversionConfig::default()
+            },
             exit_plan: ExitPlanConfig::default(),
+            entry: ExecutionSettings::entry_defaults(exit.ladder.clone()),
+            exit,
+            latency_breaker: LatencyBreakerConfig::default(),
+            exit_breaker_threshold: ExitBreaker::DEFAULT_THRESHOLD,
             entry_quote_amount: TokenAmount::new(100_000_000),
             max_positions: 1,
-            pair: Pair::SOL_USDC,
             strategy_exits: true,
+            tick_interval: Duration::from_millis(50),
+            call_timeout: Duration::from_secs(2),
+            approval_key: ApprovalKey::new(HARNESS_APPROVAL_KEY).ok(),
+            gateway_mode: GatewayMode::Enforce,
+            jitter_seed: 7,
         },
-        // A window the test never fills: the strategy stays silent.
-        MeanReversion::new(MeanReversionConfig {
-            window: 10_000,
-            ..MeanReversionConfig::default()
-        })
-        .unwrap(),
-    );
-    let size = Size::new(TokenAmount::new(10 * SOL)).unwrap();
-    orchestrator.adopt(PositionRecord {
-        position: PositionId(1),
-        entry_price: Price::new(100.0).unwrap(),
-        size,
-        remaining: size.amount(),
-    });
-    let (commands_tx, commands_rx) = mpsc::channel(16);
+    )
+    .await
+    .unwrap();
+    prom.observe(&bot.guard(), &bot.exits());
+    let operator = bot.operator();
     let (shutdown, shutdown_rx) = watch::channel(false);
-    tokio::spawn(orchestrator.run(
-        Duration::from_millis(50),
-        commands_rx,
-        shutdown_rx.clone(),
-        Duration::from_secs(1),
-    ));
-    prom.observe(&guard, &exits);
-    let operator = Operator::new(control, commands_tx, journal, guard, exits, totals);
+    tokio::spawn(bot.run(shutdown_rx.clone(), Duration::from_secs(1)));
     let config = ApiConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         bearer_token: Some(TOKEN.to_owned()),
@@ -284,7 +252,12 @@ async fn an_operator_session_halts_force_exits_and_resumes_over_http() {
     let (code, status) = bot.get("/status").await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(status["trading"]["state"], "active");
-    assert_eq!(status["latency_breaker"]["state"], "closed");
+    for dependency in ["price_feed", "router", "chain"] {
+        assert_eq!(
+            status["latency_breakers"][dependency]["state"], "closed",
+            "{dependency}"
+        );
+    }
     assert_eq!(status["positions"][0]["id"], 1);
     assert_eq!(status["positions"][0]["remaining_base_units"], 10 * SOL);
     assert_eq!(status["open_exits"], 0);

@@ -73,10 +73,16 @@ fn a_fresh_registry_already_shows_zeroed_series_for_known_labels() {
         ),
         0.0
     );
-    assert_eq!(
-        e.value("kyzlo_latency_breaker_state", &[("state", "closed")]),
-        1.0
-    );
+    for dependency in ["price_feed", "router", "chain"] {
+        assert_eq!(
+            e.value(
+                "kyzlo_latency_breaker_state",
+                &[("dependency", dependency), ("state", "closed")]
+            ),
+            1.0,
+            "{dependency}"
+        );
+    }
     assert_eq!(e.value("kyzlo_circuit_breaker_trips_total", &[]), 0.0);
 }
 
@@ -127,7 +133,10 @@ fn closed_exits_split_into_first_attempt_and_retry_with_time_and_slippage() {
 fn trading_and_breaker_states_are_one_hot() {
     let m = PrometheusMetrics::new();
     m.record(MetricEvent::TradingState(TradingMode::ReduceOnly));
-    m.record(MetricEvent::LatencyBreakerState(BreakerState::HalfOpen));
+    m.record(MetricEvent::LatencyBreakerState {
+        dependency: Dependency::Router,
+        state: BreakerState::HalfOpen,
+    });
     let e = parse_openmetrics(&m.render().unwrap()).unwrap();
     for (state, want) in [("active", 0.0), ("reduce_only", 1.0), ("halted", 0.0)] {
         assert_eq!(
@@ -138,15 +147,26 @@ fn trading_and_breaker_states_are_one_hot() {
     }
     for (state, want) in [("closed", 0.0), ("open", 0.0), ("half_open", 1.0)] {
         assert_eq!(
-            e.value("kyzlo_latency_breaker_state", &[("state", state)]),
+            e.value(
+                "kyzlo_latency_breaker_state",
+                &[("dependency", "router"), ("state", state)]
+            ),
             want,
             "{state}"
         );
     }
+    // Each dependency has a breaker of its own: the chain's is still closed.
+    assert_eq!(
+        e.value(
+            "kyzlo_latency_breaker_state",
+            &[("dependency", "chain"), ("state", "closed")]
+        ),
+        1.0
+    );
     assert_eq!(
         e.value(
             "kyzlo_latency_breaker_transitions_total",
-            &[("state", "half_open")]
+            &[("dependency", "router"), ("state", "half_open")]
         ),
         1.0
     );
@@ -210,29 +230,46 @@ async fn each_scrape_reads_the_latency_breaker_and_exit_breaker_from_the_service
     for _ in 0..3 {
         let _ = h
             .guard
-            .call(Dependency::Chain, "test.slow", async {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-                Ok::<_, PortError>(())
-            })
+            .call(
+                Dependency::Chain,
+                "test.slow",
+                Duration::from_secs(2),
+                async {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    Ok::<_, PortError>(())
+                },
+            )
             .await;
     }
     let _ = h
         .guard
-        .call(Dependency::Chain, "test.fail", async {
-            Err::<(), _>(PortError::new("test.fail", ErrorClass::Network, "down"))
-        })
+        .call(
+            Dependency::Chain,
+            "test.fail",
+            Duration::from_secs(2),
+            async { Err::<(), _>(PortError::new("test.fail", ErrorClass::Network, "down")) },
+        )
         .await;
     let e = parse_openmetrics(&m.render().unwrap()).unwrap();
+    let chain = ("dependency", "chain");
     let p99 = e.value(
         "kyzlo_latency_breaker_latency_seconds",
-        &[("percentile", "p99")],
+        &[chain, ("percentile", "p99")],
     );
     assert!((p99 - 0.25).abs() < 0.002, "p99 {p99}");
     assert_eq!(
-        e.value("kyzlo_latency_breaker_consecutive_failures", &[]),
+        e.value("kyzlo_latency_breaker_consecutive_failures", &[chain]),
         1.0
     );
-    assert!(e.value("kyzlo_latency_breaker_error_rate", &[]) > 0.0);
+    assert!(e.value("kyzlo_latency_breaker_error_rate", &[chain]) > 0.0);
+    assert_eq!(
+        e.value(
+            "kyzlo_latency_breaker_consecutive_failures",
+            &[("dependency", "router")]
+        ),
+        0.0,
+        "the router's breaker saw none of the chain's calls"
+    );
     assert_eq!(e.value("kyzlo_exit_breaker_consecutive_failures", &[]), 0.0);
 
     // Once the services are gone, scraping still works and keeps the last values.

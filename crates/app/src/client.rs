@@ -184,6 +184,12 @@ async fn local(config: &Config, request: Request) -> Result<String, AppError> {
                     Some(IntentOutcome::Filled(fill)) => {
                         format!("filled: {} in -> {} out", fill.amount_in, fill.amount_out)
                     }
+                    Some(IntentOutcome::Landed {
+                        provisional: fill, ..
+                    }) => format!(
+                        "landed: {} in -> at least {} out (fill not read yet)",
+                        fill.amount_in, fill.amount_out
+                    ),
                     Some(IntentOutcome::Failed) => "failed".to_owned(),
                     None => "unresolved".to_owned(),
                 };

@@ -19,6 +19,9 @@ use kyzlo_domain::strategy::MeanReversionConfig;
 use kyzlo_domain::{Bps, DomainError, Fraction, Lamports, Slippage, TokenAmount};
 use serde::{Deserialize, Serialize};
 
+/// The largest fee reserve accepted: 10 SOL.
+const MAX_FEE_RESERVE: u64 = 10_000_000_000;
+
 /// Wrapped SOL's mint: a pair with it as the base trades the lamports that pay fees.
 const NATIVE_MINT: &str = "So11111111111111111111111111111111111111112";
 
@@ -275,6 +278,11 @@ pub struct ExitConfig {
     pub entry_slippage_bps: u16,
     /// Entry priority fee.
     pub entry_priority_fee_lamports: u64,
+    /// Lamports a full exit of SOL leaves for fees and rent.
+    pub fee_reserve_lamports: u64,
+    /// How long a landed transaction's fill is looked for before the quote's minimum
+    /// stands in for it.
+    pub fill_wait_ms: u64,
 }
 
 impl Default for ExitConfig {
@@ -290,6 +298,8 @@ impl Default for ExitConfig {
             send_timeout_ms: millis(s.send_timeout),
             confirm_timeout_ms: millis(s.confirm_timeout),
             call_timeout_ms: 2_000,
+            fee_reserve_lamports: s.fee_reserve.get(),
+            fill_wait_ms: millis(s.fill_wait),
             ladder: s
                 .ladder
                 .rungs()
@@ -934,6 +944,16 @@ impl Config {
             confirm_timeout: positive_ms("exit.confirm_timeout_ms", e.confirm_timeout_ms)?,
             prepare_calls: 3,
             commitment: Commitment::Confirmed,
+            fee_reserve: if e.fee_reserve_lamports <= MAX_FEE_RESERVE {
+                Lamports::new(e.fee_reserve_lamports)
+            } else {
+                return Err(invalid(
+                    "exit.fee_reserve_lamports",
+                    e.fee_reserve_lamports,
+                    "0 to 10000000000 lamports (10 SOL)",
+                ));
+            },
+            fill_wait: positive_ms("exit.fill_wait_ms", e.fill_wait_ms)?,
         };
         let entry_ladder = EscalationLadder::new(
             vec![Rung {

@@ -168,7 +168,13 @@ pub fn run(config: &Config, v: &Validated) -> Result<String, AppError> {
             },
         };
         let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let launched = launch(config, v, adapters, seed_now(), shutdown.clone()).await?;
+        // The devnet stand-in keeps the pair's balances itself: its base is not the SOL
+        // that pays the fees, so a full exit keeps no fee reserve out of it.
+        let mut v = v.clone();
+        if config.profile == Profile::Devnet {
+            v.pair.native_base = false;
+        }
+        let launched = launch(config, &v, adapters, seed_now(), shutdown.clone()).await?;
         let control = launched.bot.control();
         let totals = launched.bot.totals();
         tokio::spawn(async move {

@@ -39,6 +39,8 @@ pub struct PaperSummary {
     pub open_positions: usize,
     /// Trading state at the end.
     pub trading_state: String,
+    /// Network and priority fees paid by every landed transaction.
+    pub fees: Lamports,
 }
 
 impl PaperSummary {
@@ -101,7 +103,7 @@ impl PaperSummary {
             self.start.quote.get() as f64 / 1e6,
             self.end.base.get() as f64 / 1e9,
             self.end.quote.get() as f64 / 1e6,
-            (self.start.fee_lamports.get().saturating_sub(self.end.fee_lamports.get())) as f64 / 1e9,
+            self.fees.get() as f64 / 1e9,
             self.open_positions
         ));
         out.push_str(&format!(
@@ -222,7 +224,6 @@ async fn paper(
     };
     let wallet = PaperWallet::open(wallet_path, initial)
         .map_err(|e| AppError::Startup(format!("paper wallet: {e}")))?;
-    let start_wallet = wallet.wallet();
     let clock = crate::wiring::unix_clock();
     let market = Arc::new(SimMarket::new(Arc::clone(&path), clock, clock.now()));
     let schedule = Arc::new(FaultSchedule::new(faults, seed));
@@ -230,6 +231,9 @@ async fn paper(
         SimVenue::paper(market.clone(), schedule, wallet, clock, v.pair)
             .map_err(|e| AppError::Startup(format!("paper venue: {e}")))?,
     );
+    // With SOL as the base, the venue keeps the SOL for fees in the same balance.
+    let start_wallet = venue.wallet();
+    let fees_before = venue.fees_paid();
     let journal = Arc::new(
         kyzlo_adapters_journal::SqliteJournal::open(journal_path)
             .map_err(|e| AppError::Startup(format!("journal: {e}")))?,
@@ -295,6 +299,7 @@ async fn paper(
         totals: totals.summary(),
         open_positions: orchestrator.positions().len(),
         trading_state: control.state().as_str().to_owned(),
+        fees: Lamports::new(venue.fees_paid().get().saturating_sub(fees_before.get())),
     })
 }
 

@@ -48,7 +48,7 @@ fn number_after(summary: &str, line_prefix: &str, prefix: &str) -> f64 {
         .unwrap_or_else(|| panic!("no number after {prefix:?} in {l:?}"))
 }
 
-const NEW_WALLET: &str = "0.0000 SOL + 1000.00 USDC";
+const NEW_WALLET: &str = "1.0000 SOL + 1000.00 USDC";
 
 #[test]
 fn a_paper_run_exits_zero_and_prints_its_summary() {

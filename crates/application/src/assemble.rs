@@ -16,7 +16,7 @@ use crate::entry::EntryExecutor;
 use crate::execute::{Engine, ExecutionSettings, Venue};
 use crate::exit::ExitExecutor;
 use crate::gateway::{ExitGateway, GatewayMode};
-use crate::guard::LatencyGuard;
+use crate::guard::{GuardedChain, GuardedFeed, GuardedRouter, LatencyGuard};
 use crate::journal::Journal;
 use crate::metrics::MetricsSink;
 use crate::orchestrator::{IdAllocator, Services};
@@ -107,14 +107,18 @@ pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
     ));
     let jitter = Arc::new(Jitter::new(settings.jitter_seed));
     let engine = Arc::new(Engine::new(Venue {
-        router: ports.router,
-        chain: ports.chain,
+        router: Arc::new(GuardedRouter::new(ports.router, guard.clone())),
+        chain: Arc::new(GuardedChain::new(
+            ports.chain,
+            guard.clone(),
+            settings.exit.send_timeout,
+        )),
         signer: ports.signer,
         journal: ports.journal.clone(),
-        guard: guard.clone(),
         metrics: ports.metrics.clone(),
         clock,
         jitter: jitter.clone(),
+        pair: settings.pair,
     }));
     let exits = Arc::new(ExitExecutor::new(
         engine.clone(),
@@ -134,7 +138,8 @@ pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
         ports.metrics.clone(),
     ));
     let services = Services {
-        feed: ports.feed,
+        feed: Arc::new(GuardedFeed::new(ports.feed, guard.clone())),
+        engine: engine.clone(),
         control: control.clone(),
         guard: guard.clone(),
         gateway: gateway.clone(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use kyzlo_domain::exit_plan::ExitPlanConfig;
 use kyzlo_domain::latency_breaker::{BreakerState, LatencyBreaker, LatencyBreakerConfig};
 use kyzlo_domain::strategy::{MeanReversion, MeanReversionConfig};
-use kyzlo_domain::trading_state::{HaltCause, TradingState};
+use kyzlo_domain::trading_state::{HaltCause, ReduceOnlyCause, TradingState};
 use kyzlo_domain::{DomainError, ExitBreaker, TokenAmount};
 use tokio::sync::{mpsc, watch};
 
@@ -21,14 +21,20 @@ use crate::control::{ApprovalKey, TradingControl};
 use crate::execute::ExecutionSettings;
 use crate::exit::ExitExecutor;
 use crate::gateway::GatewayMode;
-use crate::guard::LatencyGuard;
+use crate::guard::{FeedProbe, GUARDED, LatencyGuard};
 use crate::journal::Journal;
-use crate::metrics::{CountingMetrics, FanOutMetrics, MetricsSink};
+use crate::metrics::{CountingMetrics, Dependency, FanOutMetrics, MetricsSink};
 use crate::operator::Operator;
 use crate::orchestrator::{Command, Orchestrator, OrchestratorConfig};
-use crate::ports::{AlertSink, Chain, HealthProbe, Pair, PortError, PriceFeed, Signer, SwapRouter};
-use crate::reconcile::{ReconcileReport, Reconciler};
+use crate::ports::{
+    Alert, AlertKind, AlertSink, Chain, HealthProbe, Pair, PortError, PriceFeed, Severity, Signer,
+    SwapRouter,
+};
+use crate::reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 use crate::rng::Jitter;
+
+/// How long reconciliation looks for a landed transaction's fill.
+const RECONCILE_FILL_WAIT: Duration = Duration::from_secs(120);
 
 /// The adapters a bot runs on.
 pub struct BotPorts {
@@ -110,64 +116,62 @@ pub struct Bot {
     exits: Arc<ExitExecutor>,
     totals: Arc<CountingMetrics>,
     probe: Arc<dyn HealthProbe>,
+    feed_probe: Arc<dyn HealthProbe>,
     jitter: Arc<Jitter>,
     tick_interval: Duration,
     reconciled: ReconcileReport,
 }
 
 impl Bot {
-    /// Reconciles the journal with the chain (every pending attempt settled, the trading
-    /// state restored), then builds the services and adopts the open positions. No trade
-    /// happens before this returns.
+    /// Builds the services over the ports, then reconciles the journal with the chain
+    /// (every pending attempt settled, unread fills read, the trading state and the exit
+    /// breaker's count restored) and adopts the open positions. No trade happens before
+    /// this returns.
     ///
     /// # Errors
-    /// [`BotError`] when reconciliation fails or a setting is invalid.
+    /// [`BotError`] when the journal cannot be read, reconciliation fails, or a setting
+    /// is invalid.
     pub async fn start(ports: BotPorts, settings: BotSettings) -> Result<Self, BotError> {
         let clock = ports.clock;
         let latency_breaker =
             LatencyBreaker::new(settings.latency_breaker.clone()).map_err(BotError::Settings)?;
-        let exit_breaker =
-            ExitBreaker::new(settings.exit_breaker_threshold).map_err(BotError::Settings)?;
         let strategy = MeanReversion::new(settings.strategy).map_err(BotError::Settings)?;
+        let journaled = ports.journal.load().await.map_err(BotError::Reconcile)?;
+        let exit_breaker = ExitBreaker::restored(
+            settings.exit_breaker_threshold,
+            journaled.consecutive_failed_exits,
+        )
+        .map_err(BotError::Settings)?;
         let totals = Arc::new(CountingMetrics::new());
         let mut sinks: Vec<Arc<dyn MetricsSink>> = vec![totals.clone()];
         sinks.extend(ports.metrics);
         let metrics: Arc<dyn MetricsSink> = Arc::new(FanOutMetrics::new(sinks));
-
-        let reconciled = Reconciler::new(
-            ports.chain.clone(),
-            ports.journal.clone(),
-            settings.pair,
-            settings.exit.poll_interval,
-            clock,
-        )
-        .run()
-        .await
-        .map_err(BotError::Reconcile)?;
-        if reconciled.landed + reconciled.failed > 0 {
-            tracing::warn!(
-                landed = reconciled.landed,
-                failed = reconciled.failed,
-                "start-up reconciliation settled pending intents"
-            );
-        }
-        let initial = reconciled
+        let initial = journaled
             .trading_state
             .clone()
             .unwrap_or(TradingState::Active);
         if initial.is_halted() {
             tracing::warn!(state = %initial, "trading is halted (journaled): resume needs the approval key");
         }
+        let restore_breakers = matches!(
+            initial,
+            TradingState::ReduceOnly {
+                cause: ReduceOnlyCause::LatencyBreakerOpen,
+                ..
+            }
+        );
+        let exit_settings = settings.exit.clone();
         let Assembled {
             control,
             guard,
+            engine,
             exits,
             jitter,
             services,
             ..
         } = assemble(
             Ports {
-                feed: ports.feed,
+                feed: ports.feed.clone(),
                 router: ports.router,
                 chain: ports.chain,
                 signer: ports.signer,
@@ -186,10 +190,37 @@ impl Bot {
                 pair: settings.pair,
                 gateway_mode: settings.gateway_mode,
                 jitter_seed: settings.jitter_seed,
-                next_id: reconciled.next_id,
+                next_id: journaled.next_id,
             },
             clock,
         );
+        if restore_breakers {
+            // The bot stopped while a breaker was open: recovery must be proven again
+            // (probes close the breakers and lift ReduceOnly), not assumed.
+            guard.restore_open().await;
+        }
+        let reconciled = Reconciler::new(
+            engine.venue().clone(),
+            ReconcileSettings {
+                pair: settings.pair,
+                poll_interval: exit_settings.poll_interval,
+                commitment: exit_settings.commitment,
+                // Nothing trades before reconciliation ends: a fill read late is worth
+                // more patience here than during an exit.
+                fill_wait: exit_settings.fill_wait.max(RECONCILE_FILL_WAIT),
+            },
+        )
+        .run()
+        .await
+        .map_err(BotError::Reconcile)?;
+        if reconciled.landed + reconciled.failed + reconciled.fills_corrected > 0 {
+            tracing::warn!(
+                landed = reconciled.landed,
+                failed = reconciled.failed,
+                fills_corrected = reconciled.fills_corrected,
+                "reconciliation settled pending intents"
+            );
+        }
         if let Some(shortfall) = reconciled.balance_shortfall {
             let _ = control
                 .halt(
@@ -198,6 +229,18 @@ impl Bot {
                         "the wallet holds {shortfall} base units less than the journal's open positions"
                     ),
                 )
+                .await;
+        }
+        if let Some(unknown) = reconciled.unknown_tokens {
+            control
+                .alert(Alert {
+                    kind: AlertKind::Reconciliation,
+                    severity: Severity::Warning,
+                    message: format!(
+                        "the wallet holds {unknown} base units more than the journal accounts for (a landing it missed, or a deposit)"
+                    ),
+                    position: None,
+                })
                 .await;
         }
         let mut orchestrator = Orchestrator::new(
@@ -232,6 +275,7 @@ impl Bot {
             exits,
             totals,
             probe: ports.probe,
+            feed_probe: Arc::new(FeedProbe(ports.feed)),
             jitter,
             tick_interval: settings.tick_interval,
             reconciled,
@@ -281,15 +325,25 @@ impl Bot {
     /// would.
     pub async fn run(self, shutdown: watch::Receiver<bool>, grace: Duration) -> Orchestrator {
         let guard = self.guard;
-        let probe = self.probe;
         let jitter = self.jitter;
-        // Recovery probing starts whenever the trading state changes (the breaker's
-        // opening moves trading to ReduceOnly) and runs until the breaker closes.
+        // Recovery probing starts whenever the trading state changes (a breaker's
+        // opening moves trading to ReduceOnly) and runs until every breaker closes: the
+        // chain's by its health probe, the feed's and the router's by a price read.
         let mut state = self.control.subscribe();
+        let (chain_probe, feed_probe) = (self.probe, self.feed_probe);
         let recovery = AbortOnDrop(tokio::spawn(async move {
             loop {
+                for dependency in GUARDED {
+                    if guard.state_of(dependency) != BreakerState::Closed {
+                        let probe = match dependency {
+                            Dependency::Chain | Dependency::Health => chain_probe.as_ref(),
+                            Dependency::PriceFeed | Dependency::Router => feed_probe.as_ref(),
+                        };
+                        guard.recover(dependency, probe, &jitter).await;
+                    }
+                }
                 if guard.state() != BreakerState::Closed {
-                    guard.recover(probe.as_ref(), &jitter).await;
+                    continue;
                 }
                 if state.changed().await.is_err() {
                     return;

@@ -1,6 +1,9 @@
 //! The halt coordinator: the one owner of the trading state. Halting is idempotent and
-//! keeps the first reason, alerts once, and is journaled so a restart does not silently
-//! resume; resuming needs the operator's approval key, compared in constant time.
+//! keeps the first reason, takes effect at once, is journaled (retried until durable)
+//! before its one alert goes out, so an alerted halt survives any restart; resuming needs
+//! the operator's approval key, compared in constant time, and is journaled before it
+//! takes effect. Every change of state is decided and written in one ordered step, so a
+//! later write can never overwrite an earlier, stricter one.
 
 use std::sync::Arc;
 
@@ -77,9 +80,16 @@ pub enum ResumeError {
     Journal(PortError),
 }
 
+/// How many times a halt's journal write is tried before the halt is alerted as not
+/// journaled (it stays in force in this process either way).
+const HALT_WRITE_TRIES: u32 = 10;
+
 /// Owns the trading state and publishes it to every reader.
 pub struct TradingControl {
     state: watch::Sender<TradingState>,
+    /// Held while a change of state is decided and written: writes reach the journal in
+    /// the order the changes were made.
+    writer: tokio::sync::Mutex<()>,
     approval_key: Option<ApprovalKey>,
     journal: Arc<dyn Journal>,
     alerts: Arc<dyn AlertSink>,
@@ -101,6 +111,7 @@ impl TradingControl {
         let (state, _) = watch::channel(initial);
         Self {
             state,
+            writer: tokio::sync::Mutex::new(()),
             approval_key,
             journal,
             alerts,
@@ -122,32 +133,47 @@ impl TradingControl {
     }
 
     /// Halts trading. Idempotent: a second halt keeps the first reason and sends no
-    /// second alert. The halt is journaled; if that fails it is still in force here and
-    /// the failure is logged.
+    /// second alert. The halt is in force at once; it is journaled (retried until the
+    /// write succeeds) before its alert goes out, so an operator paged about a halt can
+    /// count on it surviving a restart. If the journal refuses every try, the halt stays
+    /// in force in this process and the alert says it was not journaled.
     pub async fn halt(&self, cause: HaltCause, detail: impl Into<String>) -> HaltOutcome {
-        let now = self.clock.now();
         let reason = HaltReason {
             cause,
             detail: detail.into(),
         };
-        let mut outcome = HaltOutcome::AlreadyHalted;
-        self.state
-            .send_modify(|s| outcome = s.halt(now, reason.clone()));
-        if outcome == HaltOutcome::Halted {
+        let journaled = {
+            let _writer = self.writer.lock().await;
+            let now = self.clock.now();
+            let mut outcome = HaltOutcome::AlreadyHalted;
+            self.state
+                .send_modify(|s| outcome = s.halt(now, reason.clone()));
+            if outcome != HaltOutcome::Halted {
+                return outcome;
+            }
             tracing::error!(cause = cause.as_str(), detail = %reason.detail, "TRADING HALTED");
             self.metrics
                 .record(MetricEvent::TradingState(TradingMode::Halted));
             self.metrics.record(MetricEvent::Halted);
-            self.persist().await;
-            self.alert(Alert {
-                kind: AlertKind::TradingHalted,
-                severity: Severity::Critical,
-                message: format!("trading halted ({}): {}", cause.as_str(), reason.detail),
-                position: None,
-            })
-            .await;
-        }
-        outcome
+            self.persist_durably().await
+        };
+        let suffix = if journaled {
+            ""
+        } else {
+            " (NOT journaled: a restart would not know of this halt)"
+        };
+        self.alert(Alert {
+            kind: AlertKind::TradingHalted,
+            severity: Severity::Critical,
+            message: format!(
+                "trading halted ({}): {}{suffix}",
+                cause.as_str(),
+                reason.detail
+            ),
+            position: None,
+        })
+        .await;
+        HaltOutcome::Halted
     }
 
     /// Resumes trading if `key` is the approval key.
@@ -164,17 +190,20 @@ impl TradingControl {
             tracing::warn!("resume refused: wrong approval key");
             return Err(ResumeError::WrongKey);
         }
-        if !self.state.borrow().is_halted() {
-            return Err(ResumeError::NotHalted);
-        }
-        self.journal
-            .record_trading_state(&TradingState::Active)
-            .await
-            .map_err(ResumeError::Journal)?;
-        let mut resumed = false;
-        self.state.send_modify(|s| resumed = s.resume().is_ok());
-        if !resumed {
-            return Err(ResumeError::NotHalted);
+        {
+            let _writer = self.writer.lock().await;
+            if !self.state.borrow().is_halted() {
+                return Err(ResumeError::NotHalted);
+            }
+            self.journal
+                .record_trading_state(&TradingState::Active)
+                .await
+                .map_err(ResumeError::Journal)?;
+            let mut resumed = false;
+            self.state.send_modify(|s| resumed = s.resume().is_ok());
+            if !resumed {
+                return Err(ResumeError::NotHalted);
+            }
         }
         tracing::warn!("trading resumed by operator");
         self.metrics
@@ -191,6 +220,7 @@ impl TradingControl {
 
     /// Moves from Active to ReduceOnly (entries stop, exits go on). No effect otherwise.
     pub async fn enter_reduce_only(&self, cause: ReduceOnlyCause) -> bool {
+        let _writer = self.writer.lock().await;
         let now = self.clock.now();
         let mut changed = false;
         self.state
@@ -206,6 +236,7 @@ impl TradingControl {
 
     /// Leaves ReduceOnly of `cause` for Active. Never lifts a halt.
     pub async fn leave_reduce_only(&self, cause: ReduceOnlyCause) -> bool {
+        let _writer = self.writer.lock().await;
         let mut changed = false;
         self.state
             .send_modify(|s| changed = s.leave_reduce_only(cause));
@@ -227,11 +258,30 @@ impl TradingControl {
         }
     }
 
+    /// Writes the current state (the caller holds the writer lock).
     async fn persist(&self) {
         let state = self.state();
         if let Err(e) = self.journal.record_trading_state(&state).await {
             tracing::error!(error = %e, "trading state not journaled");
         }
+    }
+
+    /// Writes the current state until the journal takes it (the caller holds the writer
+    /// lock); `false` when every try failed.
+    async fn persist_durably(&self) -> bool {
+        let mut delay = std::time::Duration::from_millis(50);
+        for attempt in 1..=HALT_WRITE_TRIES {
+            let state = self.state();
+            match self.journal.record_trading_state(&state).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::error!(attempt, error = %e, "halt not journaled yet; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(2));
+                }
+            }
+        }
+        false
     }
 }
 

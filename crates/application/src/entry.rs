@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use kyzlo_domain::ladder::OrderStyle;
+use kyzlo_domain::trading_state::TradingMode;
 use kyzlo_domain::{IntentId, PositionId, TokenAmount};
 
 use crate::control::TradingControl;
@@ -19,10 +21,10 @@ use crate::ports::Side;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EntryRefusal {
     /// Entries need trading to be Active.
-    #[error("entries are not allowed while trading is {state}")]
+    #[error("entries are not allowed while trading is {}", state.as_str())]
     TradingState {
-        /// The trading state's name.
-        state: &'static str,
+        /// The trading state.
+        state: TradingMode,
     },
     /// The latency breaker is open.
     #[error("the latency breaker refused the entry")]
@@ -68,7 +70,7 @@ impl EntryExecutor {
         if !state.allows_entry() {
             metrics.record(MetricEvent::EntryRefused);
             return Err(EntryRefusal::TradingState {
-                state: state.as_str(),
+                state: state.mode(),
             });
         }
         if !self.guard.admit_entry().await {
@@ -81,6 +83,7 @@ impl EntryExecutor {
             action: IntentAction::Enter,
             side: Side::Buy,
             amount: Amount::Exact(quote_amount),
+            style: OrderStyle::LimitLike,
         };
         let report = self.engine.execute(job, None, &self.settings, None).await;
         metrics.record(MetricEvent::EntryFinished {

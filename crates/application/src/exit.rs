@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use kyzlo_domain::exit_breaker::{ExitBreaker, ExitBreakerDecision};
-use kyzlo_domain::trading_state::HaltCause;
+use kyzlo_domain::trading_state::{HaltCause, TradingMode};
 use kyzlo_domain::{Price, TokenAmount};
 use tokio::sync::oneshot;
 
@@ -25,10 +25,10 @@ use crate::ports::{Alert, AlertKind, Pair, Severity, Side};
 pub enum ExitRefusal {
     /// Trading is halted (or otherwise forbids automatic exits); only an operator's
     /// force-exit runs now.
-    #[error("automatic exits are not allowed while trading is {state}")]
+    #[error("automatic exits are not allowed while trading is {}", state.as_str())]
     NotAllowed {
-        /// The trading state's name.
-        state: &'static str,
+        /// The trading state.
+        state: TradingMode,
     },
     /// The position has nothing left to sell.
     #[error("nothing left to sell")]
@@ -71,12 +71,27 @@ impl ExitExecutor {
             .consecutive_failures()
     }
 
-    /// Resets the exit breaker (an operator resumed trading).
-    pub fn reset_breaker(&self) {
+    /// Resets the exit breaker (an operator resumed trading), in the journal too.
+    pub async fn reset_breaker(&self) {
         self.breaker
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .reset();
+        self.persist_count().await;
+    }
+
+    /// Journals the breaker's count, so a restart does not forget failures toward a halt.
+    async fn persist_count(&self) {
+        let count = self.consecutive_failures();
+        if let Err(e) = self
+            .engine
+            .venue()
+            .journal
+            .record_exit_failures(count)
+            .await
+        {
+            tracing::error!(error = %e, count, "exit breaker count not journaled");
+        }
     }
 
     /// Runs the exit of `ticket` on a position holding `remaining`. The ticket (the
@@ -95,7 +110,7 @@ impl ExitExecutor {
         if order.module != ExitModule::Operator && !state.allows_automatic_exit() {
             tracing::warn!(position = %order.position, kind = order.kind.as_str(), state = state.as_str(), "automatic exit refused");
             return Err(ExitRefusal::NotAllowed {
-                state: state.as_str(),
+                state: state.mode(),
             });
         }
         let amount = if order.fraction.is_all() {
@@ -115,6 +130,7 @@ impl ExitExecutor {
             action: IntentAction::Exit(kind),
             side: Side::Sell,
             amount,
+            style: order.style,
         };
         let (tx, rx) = oneshot::channel();
         let execution = self
@@ -157,6 +173,7 @@ impl ExitExecutor {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .record_failure();
+        self.persist_count().await;
         if let ExitBreakerDecision::HaltTrading { consecutive } = decision {
             self.engine
                 .venue()
@@ -182,6 +199,7 @@ impl ExitExecutor {
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .record_success();
+                    self.persist_count().await;
                 }
                 let slippage_bps = self
                     .pair

@@ -13,7 +13,8 @@ use kyzlo_domain::{
     TokenAmount, TxSignature,
 };
 
-use crate::ports::{Fill, PortError, Side};
+use crate::ports::{Blockhash, Fill, PortError, Side};
+use crate::proof::AttemptKey;
 
 /// What an intent is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +42,8 @@ pub struct IntentRecord {
     pub created_at: Timestamp,
 }
 
-/// One transaction of an intent, journaled before it is sent.
+/// One transaction of an intent, journaled before it is sent: everything needed to prove,
+/// after a crash, whether it landed or can never land.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AttemptRecord {
     /// The intent.
@@ -50,16 +52,34 @@ pub struct AttemptRecord {
     pub attempt: u32,
     /// The transaction's signature.
     pub signature: TxSignature,
-    /// The block height after which it can never land.
+    /// The blockhash its message carries.
+    pub blockhash: Blockhash,
+    /// A context slot at which a node saw that blockhash valid, read before the send.
+    pub valid_at_slot: u64,
+    /// The last valid block height the router reported (a hint, not a proof).
     pub last_valid_block_height: u64,
     /// Slippage asked for.
     pub slippage: Slippage,
-    /// Priority fee paid.
+    /// Priority fee bid.
     pub priority_fee: Lamports,
     /// Exact input amount.
     pub amount_in: TokenAmount,
+    /// The least output the swap accepts.
+    pub min_out: TokenAmount,
     /// When it was (about to be) sent.
     pub sent_at: Timestamp,
+}
+
+impl AttemptRecord {
+    /// What the proof of its fate needs.
+    #[must_use]
+    pub fn key(&self) -> AttemptKey {
+        AttemptKey {
+            signature: self.signature,
+            blockhash: self.blockhash,
+            valid_at_slot: self.valid_at_slot,
+        }
+    }
 }
 
 /// How an attempt was resolved.
@@ -76,10 +96,32 @@ pub enum AttemptOutcome {
 /// How an intent ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntentOutcome {
-    /// One transaction landed with this fill.
+    /// One transaction landed with this fill, read from the ledger.
     Filled(Fill),
+    /// One transaction landed but its fill could not be read yet: the input and the
+    /// quote's minimum output stand in (a lower bound) until reconciliation reads it.
+    Landed {
+        /// The transaction that landed.
+        signature: TxSignature,
+        /// The provisional fill.
+        provisional: Fill,
+    },
     /// No transaction landed and none can.
     Failed,
+}
+
+impl IntentOutcome {
+    /// The fill the position was settled with, exact or provisional.
+    #[must_use]
+    pub fn fill(&self) -> Option<Fill> {
+        match self {
+            IntentOutcome::Filled(fill)
+            | IntentOutcome::Landed {
+                provisional: fill, ..
+            } => Some(*fill),
+            IntentOutcome::Failed => None,
+        }
+    }
 }
 
 /// A position as journaled.
@@ -104,6 +146,17 @@ pub struct UnresolvedIntent {
     pub attempts: Vec<(AttemptRecord, Option<AttemptOutcome>)>,
 }
 
+/// An intent that landed while its fill could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnreadFill {
+    /// The intent.
+    pub intent: IntentRecord,
+    /// The transaction that landed.
+    pub signature: TxSignature,
+    /// The provisional fill it was settled with.
+    pub provisional: Fill,
+}
+
 /// What the journal holds that start-up must act on.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct JournalSnapshot {
@@ -111,8 +164,14 @@ pub struct JournalSnapshot {
     pub open_positions: Vec<PositionRecord>,
     /// Intents without an outcome.
     pub unresolved: Vec<UnresolvedIntent>,
+    /// Intents settled with a provisional fill.
+    pub unread_fills: Vec<UnreadFill>,
     /// The last trading state written, if any.
     pub trading_state: Option<TradingState>,
+    /// Consecutive failed exits the exit breaker had counted.
+    pub consecutive_failed_exits: u32,
+    /// The wallet's base holdings beyond the open positions at the last reconciliation.
+    pub free_base: Option<TokenAmount>,
     /// The lowest id not yet used by any position or intent.
     pub next_id: u64,
 }
@@ -165,22 +224,6 @@ pub trait Journal: Send + Sync {
         transition: &Transition,
     ) -> Result<(), PortError>;
 
-    /// Records how an intent ended.
-    ///
-    /// # Errors
-    /// The write failed.
-    async fn record_intent_outcome(
-        &self,
-        intent: IntentId,
-        outcome: &IntentOutcome,
-    ) -> Result<(), PortError>;
-
-    /// Inserts or updates a position.
-    ///
-    /// # Errors
-    /// The write failed.
-    async fn record_position(&self, position: &PositionRecord) -> Result<(), PortError>;
-
     /// Records how an intent ended and the position it leaves (if it changed one) in
     /// one durable step: after a crash, both are there or neither is, so a fill is never
     /// journaled without its effect on the position (or applied twice).
@@ -199,6 +242,26 @@ pub trait Journal: Send + Sync {
     /// # Errors
     /// The write failed.
     async fn record_trading_state(&self, state: &TradingState) -> Result<(), PortError>;
+
+    /// Records the exit breaker's count of consecutive failed exits (so a restart does
+    /// not forget failures toward a halt).
+    ///
+    /// # Errors
+    /// The write failed.
+    async fn record_exit_failures(&self, consecutive: u32) -> Result<(), PortError>;
+
+    /// Records the wallet's base holdings beyond the open positions, as reconciliation
+    /// found them (the next one compares).
+    ///
+    /// # Errors
+    /// The write failed.
+    async fn record_free_base(&self, free: TokenAmount) -> Result<(), PortError>;
+
+    /// A position as last written, open or closed; `None` when none was ever written.
+    ///
+    /// # Errors
+    /// The read failed or the stored row is invalid.
+    async fn position(&self, id: PositionId) -> Result<Option<PositionRecord>, PortError>;
 
     /// Reads what start-up needs.
     ///
@@ -220,6 +283,8 @@ struct MemoryState {
     attempts: BTreeMap<(IntentId, u32), (AttemptRecord, Option<AttemptOutcome>)>,
     transitions: Vec<(IntentId, Transition)>,
     trading_state: Option<TradingState>,
+    exit_failures: u32,
+    free_base: Option<TokenAmount>,
 }
 
 /// A journal in memory: for simulations (thousands of runs) and tests. It survives
@@ -307,24 +372,6 @@ impl Journal for MemoryJournal {
         Ok(())
     }
 
-    async fn record_intent_outcome(
-        &self,
-        intent: IntentId,
-        outcome: &IntentOutcome,
-    ) -> Result<(), PortError> {
-        self.with(|s| {
-            if let Some(entry) = s.intents.get_mut(&intent) {
-                entry.1 = Some(*outcome);
-            }
-        });
-        Ok(())
-    }
-
-    async fn record_position(&self, position: &PositionRecord) -> Result<(), PortError> {
-        self.with(|s| s.positions.insert(position.position, *position));
-        Ok(())
-    }
-
     async fn settle_intent(
         &self,
         intent: IntentId,
@@ -347,6 +394,20 @@ impl Journal for MemoryJournal {
         Ok(())
     }
 
+    async fn record_exit_failures(&self, consecutive: u32) -> Result<(), PortError> {
+        self.with(|s| s.exit_failures = consecutive);
+        Ok(())
+    }
+
+    async fn record_free_base(&self, free: TokenAmount) -> Result<(), PortError> {
+        self.with(|s| s.free_base = Some(free));
+        Ok(())
+    }
+
+    async fn position(&self, id: PositionId) -> Result<Option<PositionRecord>, PortError> {
+        Ok(self.with(|s| s.positions.get(&id).copied()))
+    }
+
     async fn load(&self) -> Result<JournalSnapshot, PortError> {
         Ok(self.with(|s| {
             let unresolved = s
@@ -362,6 +423,21 @@ impl Journal for MemoryJournal {
                         .collect(),
                 })
                 .collect();
+            let unread_fills = s
+                .intents
+                .values()
+                .filter_map(|(intent, outcome)| match outcome {
+                    Some(IntentOutcome::Landed {
+                        signature,
+                        provisional,
+                    }) => Some(UnreadFill {
+                        intent: *intent,
+                        signature: *signature,
+                        provisional: *provisional,
+                    }),
+                    _ => None,
+                })
+                .collect();
             let max_position = s.positions.keys().map(|p| p.0).max().unwrap_or(0);
             let max_intent = s.intents.keys().map(|i| i.0).max().unwrap_or(0);
             JournalSnapshot {
@@ -372,7 +448,10 @@ impl Journal for MemoryJournal {
                     .copied()
                     .collect(),
                 unresolved,
+                unread_fills,
                 trading_state: s.trading_state.clone(),
+                consecutive_failed_exits: s.exit_failures,
+                free_base: s.free_base,
                 next_id: max_position.max(max_intent) + 1,
             }
         }))

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod operator;
 pub mod orchestrator;
 pub mod ports;
+pub mod proof;
 pub mod reconcile;
 pub mod retry;
 pub mod rng;

@@ -145,8 +145,13 @@ pub enum MetricEvent {
         ok: bool,
     },
     /// The latency breaker changed state.
-    LatencyBreakerState(BreakerState),
-    /// The trading state changed (`"active"`, `"reduce_only"`, `"halted"`).
+    LatencyBreakerState {
+        /// The dependency whose breaker it is.
+        dependency: Dependency,
+        /// Its new state.
+        state: BreakerState,
+    },
+    /// The trading state is now of this kind.
     TradingState(TradingMode),
     /// Trading went from not halted to halted (a restart into a journaled halt is not
     /// a new halt).
@@ -199,8 +204,8 @@ pub struct MetricsSummary {
     pub exit_slippage_bps: Vec<f64>,
     /// Dependency calls (count, failures).
     pub calls: BTreeMap<&'static str, (u64, u64)>,
-    /// Latest latency-breaker state.
-    pub latency_breaker: Option<BreakerState>,
+    /// Latest latency-breaker state per dependency.
+    pub latency_breakers: BTreeMap<&'static str, BreakerState>,
     /// Latest trading state.
     pub trading_state: Option<TradingMode>,
     /// Times trading halted.
@@ -285,7 +290,9 @@ impl MetricsSink for CountingMetrics {
                     entry.1 += 1;
                 }
             }
-            MetricEvent::LatencyBreakerState(state) => s.latency_breaker = Some(state),
+            MetricEvent::LatencyBreakerState { dependency, state } => {
+                s.latency_breakers.insert(dependency.as_str(), state);
+            }
             MetricEvent::TradingState(mode) => s.trading_state = Some(mode),
             MetricEvent::Halted => s.halts += 1,
         }

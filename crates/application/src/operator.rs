@@ -12,7 +12,7 @@ use crate::control::{ResumeError, TradingControl};
 use crate::exit::ExitExecutor;
 use crate::guard::LatencyGuard;
 use crate::journal::{IntentHistory, Journal};
-use crate::metrics::{CountingMetrics, MetricsSummary};
+use crate::metrics::{CountingMetrics, Dependency, MetricsSummary};
 use crate::orchestrator::{Command, ForceExitError, PositionView};
 use crate::ports::PortError;
 
@@ -21,8 +21,8 @@ use crate::ports::PortError;
 pub struct Status {
     /// Trading state with its reason and time.
     pub trading: TradingState,
-    /// The latency breaker.
-    pub latency_breaker: BreakerSnapshot,
+    /// Each dependency's latency breaker.
+    pub latency_breakers: Vec<(Dependency, BreakerSnapshot)>,
     /// Consecutive failed exits (the exit breaker's count).
     pub consecutive_failed_exits: u32,
     /// Open positions, with whether an exit is running.
@@ -90,7 +90,7 @@ impl Operator {
         let positions = answer.await.map_err(|_| OperatorError::NotRunning)?;
         Ok(Status {
             trading: self.control.state(),
-            latency_breaker: self.guard.snapshot(),
+            latency_breakers: self.guard.snapshots(),
             consecutive_failed_exits: self.exits.consecutive_failures(),
             positions,
         })
@@ -107,7 +107,7 @@ impl Operator {
     /// [`OperatorError::Resume`] when refused.
     pub async fn resume(&self, key: &[u8]) -> Result<(), OperatorError> {
         self.control.resume(key).await?;
-        self.exits.reset_breaker();
+        self.exits.reset_breaker().await;
         Ok(())
     }
 

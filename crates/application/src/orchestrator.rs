@@ -3,7 +3,7 @@
 //! executions run as tasks and report back through a channel. One bad tick is logged and
 //! counted and never stops the loop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -20,13 +20,16 @@ use tokio::task::JoinSet;
 
 use crate::control::TradingControl;
 use crate::entry::{EntryExecutor, EntryRefusal};
-use crate::execute::{ExecutionOutcome, ExecutionReport};
+use crate::execute::{Engine, ExecutionOutcome, ExecutionReport, read_fill};
 use crate::exit::{ExitExecutor, ExitRefusal};
 use crate::gateway::{ExitGateway, ExitOrder, GatewayRefusal};
 use crate::guard::LatencyGuard;
 use crate::journal::{IntentOutcome, Journal, PositionRecord};
-use crate::metrics::{Dependency, ExitModule, MetricEvent, MetricsSink};
-use crate::ports::{Pair, PortError, PriceFeed};
+use crate::metrics::{ExitModule, MetricEvent, MetricsSink};
+use crate::ports::{Fill, Pair, PortError, PriceFeed, Side};
+
+/// How long a fill that could not be read at landing is looked for in the background.
+const LATE_FILL_WAIT: Duration = Duration::from_secs(600);
 
 /// Hands out ids for positions and intents, never the same twice in a process (and,
 /// seeded from the journal, never one already journaled).
@@ -49,8 +52,10 @@ impl IdAllocator {
 /// What the orchestrator needs.
 #[derive(Clone)]
 pub struct Services {
-    /// The price feed.
+    /// The price feed (timed by the latency guard).
     pub feed: Arc<dyn PriceFeed>,
+    /// The attempt engine (its venue reads fills that could not be read at landing).
+    pub engine: Arc<Engine>,
     /// The trading state's owner.
     pub control: Arc<TradingControl>,
     /// Times calls; admits entries.
@@ -145,6 +150,12 @@ pub enum TickError {
     /// The price could not be read.
     #[error("price unavailable: {0}")]
     Price(PortError),
+    /// Settlements are waiting for the journal: nothing new starts until they are written.
+    #[error("{waiting} settlements wait for the journal")]
+    JournalBehind {
+        /// How many.
+        waiting: usize,
+    },
 }
 
 /// What a tick did.
@@ -169,6 +180,14 @@ enum Completion {
         position: PositionId,
         report: Result<ExecutionReport, ExitRefusal>,
     },
+    /// A fill that could not be read at landing was read: replaces the provisional one.
+    FillRead {
+        intent: IntentId,
+        position: PositionId,
+        entry: bool,
+        provisional: Fill,
+        fill: Fill,
+    },
 }
 
 /// Owns the strategy and the positions; runs ticks.
@@ -183,6 +202,8 @@ pub struct Orchestrator {
     done_rx: mpsc::UnboundedReceiver<Completion>,
     tasks: JoinSet<()>,
     last_price: Option<Price>,
+    /// Settlements the journal refused, oldest first: written before any later one.
+    unsettled: VecDeque<(IntentId, IntentOutcome, Option<PositionRecord>)>,
 }
 
 impl Orchestrator {
@@ -201,6 +222,7 @@ impl Orchestrator {
             done_rx,
             tasks: JoinSet::new(),
             last_price: None,
+            unsettled: VecDeque::new(),
         }
     }
 
@@ -263,12 +285,16 @@ impl Orchestrator {
     /// [`TickError`] when the price cannot be read; the caller logs it and ticks again.
     pub async fn tick(&mut self) -> Result<TickReport, TickError> {
         self.apply_completions().await;
+        if !self.flush_settlements().await {
+            // The journal refuses writes: nothing new may start until what happened is
+            // recorded (a new intent could not be journaled anyway).
+            self.services.metrics.record(MetricEvent::TickError);
+            return Err(TickError::JournalBehind {
+                waiting: self.unsettled.len(),
+            });
+        }
         let s = self.services.clone();
-        let price = match s
-            .guard
-            .call(Dependency::PriceFeed, "feed.price", s.feed.price())
-            .await
-        {
+        let price = match s.feed.price().await {
             Ok(tick) => tick.price,
             Err(e) => {
                 s.metrics.record(MetricEvent::TickError);
@@ -358,7 +384,7 @@ impl Orchestrator {
             fraction: Fraction::ALL,
             trigger_price: price,
         };
-        Ok(self.spawn_exit(position, ExitModule::Operator, exit)?)
+        self.spawn_exit(position, ExitModule::Operator, exit)
     }
 
     fn spawn_entry(&mut self) {
@@ -380,14 +406,10 @@ impl Orchestrator {
         id: PositionId,
         module: ExitModule,
         exit: ExitIntent,
-    ) -> Result<IntentId, GatewayRefusal> {
+    ) -> Result<IntentId, ForceExitError> {
         let s = &self.services;
         let Some(position) = self.positions.get_mut(&id) else {
-            return Err(GatewayRefusal::OwnershipConflict {
-                position: id,
-                owner_module: "none",
-                owner_intent: IntentId(0),
-            });
+            return Err(ForceExitError::UnknownPosition(id));
         };
         let intent = IntentId(s.ids.next());
         let style = if exit.kind.is_protective() {
@@ -416,7 +438,7 @@ impl Orchestrator {
                 if module == ExitModule::ExitPlan {
                     position.plan.on_exit_abandoned();
                 }
-                return Err(refusal);
+                return Err(refusal.into());
             }
         };
         position.exiting = true;
@@ -452,15 +474,7 @@ impl Orchestrator {
                     return;
                 };
                 let opened = match report.outcome {
-                    ExecutionOutcome::Filled { fill, .. } => Size::new(fill.amount_out)
-                        .ok()
-                        .zip(self.config.pair.price_of(fill.amount_out, fill.amount_in))
-                        .map(|(size, entry_price)| PositionRecord {
-                            position,
-                            entry_price,
-                            size,
-                            remaining: size.amount(),
-                        }),
+                    ExecutionOutcome::Filled { fill, .. } => self.entry_record(position, fill),
                     ExecutionOutcome::Failed { .. } => None,
                 };
                 self.settle(report.intent, &report.outcome, opened.as_ref())
@@ -472,6 +486,7 @@ impl Orchestrator {
                     }
                     None => self.strategy.confirm_trade(self.strategy_position()),
                 }
+                self.read_late_fill(position, true, &report);
             }
             Completion::Exit { position, report } => {
                 let Some(open) = self.positions.get_mut(&position) else {
@@ -505,31 +520,161 @@ impl Orchestrator {
                     tracing::info!(%position, "position closed");
                     self.strategy.confirm_trade(self.strategy_position());
                 }
+                self.read_late_fill(position, false, &report);
+            }
+            Completion::FillRead {
+                intent,
+                position,
+                entry,
+                provisional,
+                fill,
+            } => {
+                self.correct_fill(intent, position, entry, provisional, fill)
+                    .await
             }
         }
     }
 
-    /// Journals an intent's outcome together with the position it leaves, in one step.
-    /// If that write fails the intent stays unresolved in the journal, and start-up
-    /// reconciliation settles it from the chain.
+    /// The position an entry's fill opens.
+    fn entry_record(&self, position: PositionId, fill: Fill) -> Option<PositionRecord> {
+        let size = Size::new(fill.amount_out).ok()?;
+        let entry_price = self.config.pair.price_of(fill.amount_out, fill.amount_in)?;
+        Some(PositionRecord {
+            position,
+            entry_price,
+            size,
+            remaining: size.amount(),
+        })
+    }
+
+    /// For a landing settled on a provisional fill, reads the real one in the background
+    /// (reported back as [`Completion::FillRead`]); reconciliation at the next start
+    /// reads what this process could not.
+    fn read_late_fill(&mut self, position: PositionId, entry: bool, report: &ExecutionReport) {
+        let ExecutionOutcome::Filled {
+            signature,
+            fill: provisional,
+            exact: false,
+            ..
+        } = report.outcome
+        else {
+            return;
+        };
+        let intent = report.intent;
+        let engine = Arc::clone(&self.services.engine);
+        let done = self.done_tx.clone();
+        let side = if entry { Side::Buy } else { Side::Sell };
+        self.tasks.spawn(async move {
+            match read_fill(engine.venue(), signature, side, LATE_FILL_WAIT).await {
+                Some(fill) => {
+                    let _ = done.send(Completion::FillRead {
+                        intent,
+                        position,
+                        entry,
+                        provisional,
+                        fill,
+                    });
+                }
+                None => tracing::warn!(%intent, %signature, "fill still unreadable: reconciliation reads it at the next start"),
+            }
+        });
+    }
+
+    /// Replaces a provisional fill by the one read: an entry's position grows (or, if
+    /// already sold, what the provisional size left behind becomes a position); an
+    /// exit's input was exact, so only its record changes.
+    async fn correct_fill(
+        &mut self,
+        intent: IntentId,
+        position: PositionId,
+        entry: bool,
+        provisional: Fill,
+        fill: Fill,
+    ) {
+        let record = if !entry {
+            None
+        } else if let Some(open) = self.positions.get_mut(&position) {
+            let Some(corrected) = Size::new(fill.amount_out)
+                .ok()
+                .zip(self.config.pair.price_of(fill.amount_out, fill.amount_in))
+            else {
+                return;
+            };
+            open.plan.correct_entry(corrected.1, corrected.0);
+            Some(PositionRecord {
+                position,
+                entry_price: open.plan.entry(),
+                size: open.plan.size(),
+                remaining: open.plan.remaining(),
+            })
+        } else {
+            // Closed on the provisional size: what it did not count is still held.
+            let extra = fill.amount_out.checked_sub(provisional.amount_out);
+            let left = self
+                .entry_record(position, fill)
+                .zip(extra.filter(|e| !e.is_zero()))
+                .map(|(mut r, extra)| {
+                    r.remaining = extra;
+                    r
+                });
+            if let Some(left) = left {
+                tracing::warn!(%position, remaining = %left.remaining, "the entry's fill, read late, left more than was sold: the rest is a position again");
+                self.adopt(left);
+            }
+            left
+        };
+        self.unsettled
+            .push_back((intent, IntentOutcome::Filled(fill), record));
+        self.flush_settlements().await;
+    }
+
+    /// Journals an intent's outcome together with the position it leaves, in one step,
+    /// after every settlement still waiting: a position's writes reach the journal in the
+    /// order they were made, so reconciliation never applies an intent a later write
+    /// already carries.
     async fn settle(
-        &self,
+        &mut self,
         intent: IntentId,
         outcome: &ExecutionOutcome,
         position: Option<&PositionRecord>,
     ) {
         let outcome = match outcome {
-            ExecutionOutcome::Filled { fill, .. } => IntentOutcome::Filled(*fill),
+            ExecutionOutcome::Filled {
+                fill, exact: true, ..
+            } => IntentOutcome::Filled(*fill),
+            ExecutionOutcome::Filled {
+                fill,
+                exact: false,
+                signature,
+                ..
+            } => IntentOutcome::Landed {
+                signature: *signature,
+                provisional: *fill,
+            },
             ExecutionOutcome::Failed { .. } => IntentOutcome::Failed,
         };
-        if let Err(e) = self
-            .services
-            .journal
-            .settle_intent(intent, &outcome, position)
-            .await
-        {
-            tracing::error!(%intent, error = %e, "intent outcome and position not journaled; reconciliation will settle them");
+        self.unsettled
+            .push_back((intent, outcome, position.copied()));
+        self.flush_settlements().await;
+    }
+
+    /// Writes the settlements waiting, oldest first, stopping at the first the journal
+    /// refuses (retried at the next tick; reconciliation settles what a crash leaves).
+    /// `true` when none is left waiting.
+    async fn flush_settlements(&mut self) -> bool {
+        while let Some((intent, outcome, position)) = self.unsettled.front().copied() {
+            if let Err(e) = self
+                .services
+                .journal
+                .settle_intent(intent, &outcome, position.as_ref())
+                .await
+            {
+                tracing::error!(%intent, error = %e, waiting = self.unsettled.len(), "intent outcome and position not journaled yet; retried at the next tick");
+                return false;
+            }
+            self.unsettled.pop_front();
         }
+        true
     }
 
     /// Waits for every running execution to finish and applies it (entries stop being
@@ -537,6 +682,7 @@ impl Orchestrator {
     pub async fn drain(&mut self) {
         while self.tasks.join_next().await.is_some() {}
         self.apply_completions().await;
+        let _ = self.flush_settlements().await;
     }
 
     /// Runs ticks every `interval` and serves `commands` until `shutdown` turns true;

@@ -170,6 +170,20 @@ pub trait SwapRouter: Send + Sync {
     async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError>;
 }
 
+/// A recent blockhash: what a transaction's life is measured from.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Blockhash(pub [u8; 32]);
+
+impl fmt::Debug for Blockhash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Blockhash(")?;
+        for b in &self.0[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "..)")
+    }
+}
+
 /// A transaction signed by the wallet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedTransaction {
@@ -177,7 +191,11 @@ pub struct SignedTransaction {
     pub bytes: Arc<[u8]>,
     /// Its signature: the transaction's identity on chain.
     pub signature: TxSignature,
-    /// The block height after which it can never land.
+    /// The blockhash its message carries (read from the bytes by the signer): the only
+    /// thing that bounds its life.
+    pub blockhash: Blockhash,
+    /// The block height after which it can never land, as the router reported it: a
+    /// hint for when to look, never proof of death.
     pub last_valid_block_height: u64,
 }
 
@@ -261,6 +279,16 @@ pub struct Balances {
     pub fee_lamports: Lamports,
 }
 
+/// A chain answer and the slot of the view it was read from (the JSON-RPC response's
+/// context slot). Two answers from two nodes are comparable only through their slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observed<T> {
+    /// The slot the answering node had reached.
+    pub context_slot: u64,
+    /// The answer.
+    pub value: T,
+}
+
 /// The chain: sending signed bytes and reading what happened.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -270,17 +298,37 @@ pub trait Chain: Send + Sync {
     ///
     /// # Errors
     /// Classified; `RpcTimeout` and `Network` mean it may or may not have been forwarded.
+    /// Any other class means no node accepted these bytes on this call (an adapter that
+    /// sends to several endpoints reports a refusal only when every one refused).
     async fn send(&self, tx: &SignedTransaction) -> Result<(), PortError>;
 
-    /// Statuses of up to 256 signatures, in order; `None` where the chain knows nothing.
+    /// Statuses of up to 256 signatures, in order; `None` where the node answering knows
+    /// nothing. The context slot says how far that node had got: "nothing" means
+    /// nothing up to that slot (and, for a [`StatusLookup::Recent`] look-up, nothing in
+    /// its recent status cache).
     ///
     /// # Errors
-    /// Classified transport or node errors.
+    /// Classified transport or node errors; a node without history refuses a
+    /// [`StatusLookup::WithHistory`] look-up (`NodeUnhealthy`).
     async fn statuses(
         &self,
         signatures: &[TxSignature],
         lookup: StatusLookup,
-    ) -> Result<Vec<Option<TxStatus>>, PortError>;
+    ) -> Result<Observed<Vec<Option<TxStatus>>>, PortError>;
+
+    /// Whether `blockhash` can still carry a transaction, as seen by a node at least at
+    /// `min_context_slot` (at the confirmed commitment). `false` from a node that has
+    /// seen the blockhash (one past the slot where it was first seen valid) means no
+    /// transaction with it can land any more.
+    ///
+    /// # Errors
+    /// Classified transport or node errors; a node behind `min_context_slot` refuses
+    /// (`NodeUnhealthy`).
+    async fn blockhash_valid(
+        &self,
+        blockhash: Blockhash,
+        min_context_slot: u64,
+    ) -> Result<Observed<bool>, PortError>;
 
     /// The current block height (at the commitment the blockhashes are checked at).
     ///

@@ -1,20 +1,27 @@
-//! Start-up reconciliation: before any new trade, settle every intent the journal left
-//! unresolved from chain statuses (with history), block height and balances, apply what
-//! landed to the positions, and restore the trading state (a halt survives restarts).
+//! Reconciliation: before any new trade (and the last word after any ambiguous outcome),
+//! settle every intent the journal left unresolved from the chain, with the same proof
+//! the engine uses ([`crate::proof`]): an attempt is landed when a status at the required
+//! commitment says so, dead only when proven dead from one consistent view, and otherwise
+//! waited for (a status seen processed is never taken as death). Fills that could not be
+//! read are read and their positions corrected; the wallet is compared with the open
+//! positions both ways (less than they claim halts trading; more than the journal
+//! accounts for is reported).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kyzlo_domain::trading_state::TradingState;
-use kyzlo_domain::{PositionId, Size, TokenAmount};
+use kyzlo_domain::{PositionId, Size, TokenAmount, TxSignature};
 
 use crate::clock::Clock;
+use crate::execute::{Venue, read_fill};
 use crate::journal::{
-    AttemptOutcome, IntentAction, IntentOutcome, Journal, JournalSnapshot, PositionRecord,
-    UnresolvedIntent,
+    AttemptOutcome, IntentAction, IntentOutcome, IntentRecord, Journal, JournalSnapshot,
+    PositionRecord, UnresolvedIntent,
 };
-use crate::ports::{Chain, Commitment, Fill, Pair, PortError, StatusLookup};
+use crate::ports::{Chain, Commitment, Fill, Pair, PortError};
+use crate::proof::{Fate, prove};
 use crate::retry::retry_call;
 use crate::rng::Jitter;
 use kyzlo_domain::retry::RetryPolicy;
@@ -26,55 +33,77 @@ pub struct ReconcileReport {
     pub positions: Vec<PositionRecord>,
     /// Intents found to have landed.
     pub landed: u32,
-    /// Intents found dead (every attempt failed or expired).
+    /// Intents found dead (every attempt failed or was proven dead).
     pub failed: u32,
+    /// Provisional fills read and their positions corrected.
+    pub fills_corrected: u32,
+    /// Provisional fills still unreadable (tried again at the next start).
+    pub fills_unread: u32,
     /// The trading state to start in.
     pub trading_state: Option<TradingState>,
+    /// Consecutive failed exits the exit breaker had counted.
+    pub consecutive_failed_exits: u32,
     /// The lowest unused id.
     pub next_id: u64,
     /// The wallet holds less of the base token than the open positions claim.
     pub balance_shortfall: Option<TokenAmount>,
+    /// The wallet holds more of the base token beyond the open positions than it did at
+    /// the last reconciliation (fees only ever lower that): tokens the journal does not
+    /// know, from a landing it missed or a deposit.
+    pub unknown_tokens: Option<TokenAmount>,
+}
+
+/// How reconciliation reads the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconcileSettings {
+    /// The pair.
+    pub pair: Pair,
+    /// How often an attempt that may still land is looked at again.
+    pub poll_interval: Duration,
+    /// The commitment at which a landing counts.
+    pub commitment: Commitment,
+    /// How long a landed transaction's fill is looked for.
+    pub fill_wait: Duration,
 }
 
 /// Settles the journal against the chain.
 pub struct Reconciler {
-    chain: Arc<dyn Chain>,
-    journal: Arc<dyn Journal>,
-    pair: Pair,
-    poll_interval: Duration,
-    commitment: Commitment,
-    clock: Clock,
+    venue: Venue,
+    settings: ReconcileSettings,
     jitter: Jitter,
 }
 
 impl Reconciler {
-    /// A reconciler polling live attempts every `poll_interval`.
-    pub fn new(
-        chain: Arc<dyn Chain>,
-        journal: Arc<dyn Journal>,
-        pair: Pair,
-        poll_interval: Duration,
-        clock: Clock,
-    ) -> Self {
+    /// A reconciler over `venue`'s chain and journal.
+    #[must_use]
+    pub fn new(venue: Venue, settings: ReconcileSettings) -> Self {
         Self {
-            chain,
-            journal,
-            pair,
-            poll_interval,
-            commitment: Commitment::Confirmed,
-            clock,
+            venue,
+            settings,
             jitter: Jitter::new(0x7265_636f_6e63_696c),
         }
     }
 
-    /// Runs reconciliation. Attempts that may still land are waited for (polled) until
-    /// they land or their blockhash is proven expired.
+    fn chain(&self) -> &Arc<dyn Chain> {
+        &self.venue.chain
+    }
+
+    fn journal(&self) -> &Arc<dyn Journal> {
+        &self.venue.journal
+    }
+
+    fn clock(&self) -> Clock {
+        self.venue.clock
+    }
+
+    /// Runs reconciliation. Attempts that may still land are waited for until they land
+    /// or are proven dead.
     ///
     /// # Errors
     /// The journal cannot be read or written, or the chain cannot be read; the caller
     /// must not trade then.
     pub async fn run(&self) -> Result<ReconcileReport, PortError> {
-        let snapshot: JournalSnapshot = self.journal.load().await?;
+        let snapshot: JournalSnapshot = self.journal().load().await?;
         let mut positions: BTreeMap<PositionId, PositionRecord> = snapshot
             .open_positions
             .iter()
@@ -82,159 +111,284 @@ impl Reconciler {
             .collect();
         let mut report = ReconcileReport {
             trading_state: snapshot.trading_state.clone(),
+            consecutive_failed_exits: snapshot.consecutive_failed_exits,
             next_id: snapshot.next_id,
             ..ReconcileReport::default()
         };
         for unresolved in &snapshot.unresolved {
-            let intent = unresolved.intent.intent;
+            let intent = unresolved.intent;
             match self.settle(unresolved).await? {
-                Some(fill) => {
+                Some((fill, exact, signature)) => {
                     report.landed += 1;
-                    let record = self.position_after(unresolved, fill, &positions);
-                    self.journal
-                        .settle_intent(intent, &IntentOutcome::Filled(fill), record.as_ref())
-                        .await?;
-                    if let Some(record) = record {
-                        if record.remaining.is_zero() {
-                            positions.remove(&record.position);
-                        } else {
-                            positions.insert(record.position, record);
+                    let record = match intent.action {
+                        // An entry whose position was written since (the process applied
+                        // it in memory and journaled later changes of it, but its own
+                        // settlement was lost): the position already carries it.
+                        IntentAction::Enter
+                            if self.journal().position(intent.position).await?.is_some() =>
+                        {
+                            None
                         }
-                    }
+                        _ => position_after(self.settings.pair, &intent, fill, &positions),
+                    };
+                    let outcome = if exact {
+                        IntentOutcome::Filled(fill)
+                    } else {
+                        report.fills_unread += 1;
+                        IntentOutcome::Landed {
+                            signature,
+                            provisional: fill,
+                        }
+                    };
+                    self.journal()
+                        .settle_intent(intent.intent, &outcome, record.as_ref())
+                        .await?;
+                    apply(&mut positions, record);
                 }
                 None => {
                     report.failed += 1;
-                    self.journal
-                        .settle_intent(intent, &IntentOutcome::Failed, None)
+                    self.journal()
+                        .settle_intent(intent.intent, &IntentOutcome::Failed, None)
                         .await?;
                 }
             }
+        }
+        for unread in &snapshot.unread_fills {
+            let Some(fill) = read_fill(
+                &self.venue,
+                unread.signature,
+                unread.intent.side,
+                self.settings.fill_wait,
+            )
+            .await
+            else {
+                report.fills_unread += 1;
+                continue;
+            };
+            let record = corrected(
+                self.settings.pair,
+                &unread.intent,
+                unread.provisional,
+                fill,
+                &positions,
+            );
+            self.journal()
+                .settle_intent(
+                    unread.intent.intent,
+                    &IntentOutcome::Filled(fill),
+                    record.as_ref(),
+                )
+                .await?;
+            apply(&mut positions, record);
+            report.fills_corrected += 1;
         }
         let claimed = positions
             .values()
             .fold(0u64, |sum, p| sum.saturating_add(p.remaining.get()));
-        let balances = self
-            .read("chain.balances", || self.chain.balances())
-            .await?;
-        if balances.base.get() < claimed {
-            report.balance_shortfall = Some(TokenAmount::new(claimed - balances.base.get()));
+        let balances = self.read(|| self.chain().balances()).await?;
+        let held = balances.base.get();
+        if held < claimed {
+            report.balance_shortfall = Some(TokenAmount::new(claimed - held));
         }
+        // What the wallet holds beyond the positions (the fee reserve, the owner's own
+        // tokens) only shrinks between two reconciliations: fees are paid from it.
+        let free = TokenAmount::new(held.saturating_sub(claimed));
+        if let Some(before) = snapshot.free_base
+            && free > before
+        {
+            report.unknown_tokens = free.checked_sub(before);
+        }
+        self.journal().record_free_base(free).await?;
         report.positions = positions.into_values().collect();
         Ok(report)
     }
 
-    /// Resolves one intent: `Some(fill)` when one of its attempts landed.
-    async fn settle(&self, unresolved: &UnresolvedIntent) -> Result<Option<Fill>, PortError> {
+    /// Resolves one intent: `Some((fill, exact))` when one of its attempts landed.
+    async fn settle(
+        &self,
+        unresolved: &UnresolvedIntent,
+    ) -> Result<Option<(Fill, bool, TxSignature)>, PortError> {
         let intent = unresolved.intent.intent;
+        let mut dead: Vec<u32> = unresolved
+            .attempts
+            .iter()
+            .filter(|(_, o)| matches!(o, Some(AttemptOutcome::Failed(_) | AttemptOutcome::Expired)))
+            .map(|(a, _)| a.attempt)
+            .collect();
+        let started = self.clock().now();
+        let mut waited_alert = false;
         loop {
             let live: Vec<_> = unresolved
                 .attempts
                 .iter()
-                .filter(|(_, outcome)| {
-                    !matches!(
-                        outcome,
-                        Some(AttemptOutcome::Failed(_) | AttemptOutcome::Expired)
-                    )
-                })
+                .filter(|(a, _)| !dead.contains(&a.attempt))
                 .map(|(a, _)| *a)
                 .collect();
             if live.is_empty() {
+                tracing::warn!(%intent, "reconciled: no attempt landed and none can");
                 return Ok(None);
             }
-            let signatures: Vec<_> = live.iter().map(|a| a.signature).collect();
-            let statuses = self
-                .read("chain.statuses", || {
-                    self.chain.statuses(&signatures, StatusLookup::WithHistory)
-                })
-                .await?;
-            for (attempt, status) in live.iter().zip(statuses) {
-                if let Some(status) = status {
-                    if status.commitment < self.commitment {
-                        continue;
-                    }
-                    if status.error.is_none() {
-                        self.journal
+            for attempt in &live {
+                match prove(
+                    self.chain().as_ref(),
+                    &attempt.key(),
+                    self.settings.commitment,
+                )
+                .await
+                {
+                    Fate::Landed => {
+                        self.journal()
                             .record_attempt_outcome(intent, attempt.attempt, AttemptOutcome::Landed)
                             .await?;
-                        let fill = self
-                            .read("chain.fill", || {
-                                self.chain.fill(attempt.signature, unresolved.intent.side)
-                            })
-                            .await?
-                            .unwrap_or(Fill {
-                                amount_in: attempt.amount_in,
-                                amount_out: TokenAmount::ZERO,
-                                fee: kyzlo_domain::Lamports::new(0),
-                            });
                         tracing::warn!(%intent, attempt = attempt.attempt, signature = %attempt.signature, "reconciled: attempt landed");
-                        return Ok(Some(fill));
+                        let fill = read_fill(
+                            &self.venue,
+                            attempt.signature,
+                            unresolved.intent.side,
+                            self.settings.fill_wait,
+                        )
+                        .await;
+                        return Ok(Some(match fill {
+                            Some(fill) => (fill, true, attempt.signature),
+                            None => (
+                                Fill {
+                                    amount_in: attempt.amount_in,
+                                    amount_out: attempt.min_out,
+                                    fee: kyzlo_domain::Lamports::new(0),
+                                },
+                                false,
+                                attempt.signature,
+                            ),
+                        }));
                     }
+                    Fate::LandedFailed(class) => {
+                        self.journal()
+                            .record_attempt_outcome(
+                                intent,
+                                attempt.attempt,
+                                AttemptOutcome::Failed(class),
+                            )
+                            .await?;
+                        dead.push(attempt.attempt);
+                    }
+                    Fate::Dead => {
+                        self.journal()
+                            .record_attempt_outcome(
+                                intent,
+                                attempt.attempt,
+                                AttemptOutcome::Expired,
+                            )
+                            .await?;
+                        dead.push(attempt.attempt);
+                    }
+                    Fate::Pending | Fate::Unknown => {}
                 }
             }
-            let height = self
-                .read("chain.block_height", || self.chain.block_height())
-                .await?;
-            let all_dead = live.iter().all(|a| height > a.last_valid_block_height);
-            if all_dead {
-                // Heights passed and the history look-up above found nothing: dead.
-                for a in &live {
-                    self.journal
-                        .record_attempt_outcome(intent, a.attempt, AttemptOutcome::Expired)
-                        .await?;
-                }
-                tracing::warn!(%intent, "reconciled: no attempt landed; all expired");
-                return Ok(None);
+            let waited = self.clock().now().saturating_since(started);
+            if !waited_alert && waited > Duration::from_secs(120) {
+                waited_alert = true;
+                tracing::error!(%intent, ?waited, "reconciling: an attempt can be neither seen landed nor proven dead; trading waits (an RPC endpoint with transaction history settles it)");
             }
-            tracing::info!(%intent, height, "reconciling: an attempt may still land; waiting");
-            tokio::time::sleep(self.poll_interval).await;
+            tokio::time::sleep(self.settings.poll_interval).await;
         }
     }
 
-    /// The position a landed intent leaves (`None` when it concerns no known position).
-    fn position_after(
-        &self,
-        unresolved: &UnresolvedIntent,
-        fill: Fill,
-        positions: &BTreeMap<PositionId, PositionRecord>,
-    ) -> Option<PositionRecord> {
-        let id = unresolved.intent.position;
-        match unresolved.intent.action {
-            IntentAction::Enter => {
-                let size = Size::new(fill.amount_out).ok()?;
-                let entry_price = self.pair.price_of(fill.amount_out, fill.amount_in)?;
-                Some(PositionRecord {
-                    position: id,
-                    entry_price,
-                    size,
-                    remaining: size.amount(),
-                })
-            }
-            IntentAction::Exit(_) => {
-                let mut p = positions.get(&id).copied()?;
-                p.remaining = p
-                    .remaining
-                    .checked_sub(fill.amount_in)
-                    .unwrap_or(TokenAmount::ZERO);
-                Some(p)
-            }
-        }
-    }
-
-    /// A chain read, retried with the default policy: a transient error at start-up
-    /// (a 429, a node behind) is waited out rather than stopping the bot.
-    async fn read<T, F, Fut>(&self, operation: &'static str, op: F) -> Result<T, PortError>
+    /// A chain read, retried patiently: nothing trades until reconciliation ends, so a
+    /// transient error (a 429, a node behind) is waited out for a minute rather than
+    /// stopping the bot.
+    async fn read<T, F, Fut>(&self, op: F) -> Result<T, PortError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, PortError>>,
     {
         retry_call(
-            &self.clock,
+            &self.clock(),
             &self.jitter,
-            RetryPolicy::default_policy(),
+            RetryPolicy {
+                max_attempts: 12,
+                total_budget: Duration::from_secs(60),
+                initial_backoff: Duration::from_millis(500),
+                multiplier: 2.0,
+                max_backoff: Duration::from_secs(5),
+            },
             Duration::from_secs(5),
-            operation,
+            "reconcile.read",
             op,
         )
         .await
     }
+}
+
+fn apply(positions: &mut BTreeMap<PositionId, PositionRecord>, record: Option<PositionRecord>) {
+    if let Some(record) = record {
+        if record.remaining.is_zero() {
+            positions.remove(&record.position);
+        } else {
+            positions.insert(record.position, record);
+        }
+    }
+}
+
+/// The position a landed intent leaves (`None` when it concerns no known position).
+fn position_after(
+    pair: Pair,
+    intent: &IntentRecord,
+    fill: Fill,
+    positions: &BTreeMap<PositionId, PositionRecord>,
+) -> Option<PositionRecord> {
+    match intent.action {
+        IntentAction::Enter => {
+            let size = Size::new(fill.amount_out).ok()?;
+            let entry_price = pair.price_of(fill.amount_out, fill.amount_in)?;
+            Some(PositionRecord {
+                position: intent.position,
+                entry_price,
+                size,
+                remaining: size.amount(),
+            })
+        }
+        IntentAction::Exit(_) => {
+            let mut p = positions.get(&intent.position).copied()?;
+            p.remaining = p
+                .remaining
+                .checked_sub(fill.amount_in)
+                .unwrap_or(TokenAmount::ZERO);
+            Some(p)
+        }
+    }
+}
+
+/// The position after an entry's provisional fill is replaced by the one read (an exit's
+/// input was exact, so its position does not change).
+fn corrected(
+    pair: Pair,
+    intent: &IntentRecord,
+    provisional: Fill,
+    fill: Fill,
+    positions: &BTreeMap<PositionId, PositionRecord>,
+) -> Option<PositionRecord> {
+    if !matches!(intent.action, IntentAction::Enter) {
+        return None;
+    }
+    let size = Size::new(fill.amount_out).ok()?;
+    let entry_price = pair.price_of(fill.amount_out, fill.amount_in)?;
+    let extra = fill
+        .amount_out
+        .get()
+        .saturating_sub(provisional.amount_out.get());
+    let short = provisional
+        .amount_out
+        .get()
+        .saturating_sub(fill.amount_out.get());
+    let remaining = positions
+        .get(&intent.position)
+        .map_or(0, |p| p.remaining.get())
+        .saturating_add(extra)
+        .saturating_sub(short);
+    Some(PositionRecord {
+        position: intent.position,
+        entry_price,
+        size,
+        remaining: TokenAmount::new(remaining),
+    })
 }

@@ -11,9 +11,9 @@ use kyzlo_domain::{ErrorClass, Lamports, Price, TokenAmount, TxSignature};
 
 use crate::clock::Clock;
 use crate::ports::{
-    Alert, AlertKind, AlertSink, Balances, Chain, Commitment, Fill, HealthProbe, Pair, PortError,
-    PriceFeed, PriceTick, Quote, QuoteRequest, Side, SignedTransaction, Signer, StatusLookup,
-    SwapRequest, SwapRouter, TxStatus, UnsignedTransaction, WalletAddress,
+    Alert, AlertKind, AlertSink, Balances, Blockhash, Chain, Commitment, Fill, HealthProbe,
+    Observed, Pair, PortError, PriceFeed, PriceTick, Quote, QuoteRequest, Side, SignedTransaction,
+    Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus, UnsignedTransaction, WalletAddress,
 };
 
 /// An alert sink that keeps what it gets.
@@ -137,10 +137,20 @@ struct VenueState {
     next_tx: u64,
     sends: u64,
     unsigned: BTreeMap<Vec<u8>, (Side, TokenAmount, TokenAmount, u64)>,
+    /// The last valid height of each blockhash handed out.
+    blockhashes: BTreeMap<Blockhash, u64>,
     quote_failures: VecDeque<PortError>,
     quotes: Vec<QuoteRequest>,
     swaps: Vec<SwapRequest>,
 }
+
+/// The pair the fakes trade: SOL's decimals, but a base token that is not SOL itself, so
+/// the fake wallet's base holdings and its fee lamports are separate (the simulated venue
+/// models SOL as one balance).
+pub const FAKE_PAIR: Pair = Pair {
+    native_base: false,
+    ..Pair::SOL_USDC
+};
 
 /// A scripted router, signer and chain in one, on tokio's clock. Block height advances
 /// one per `slot_time`. Fills are at the feed's price (less nothing) and move the fake
@@ -173,13 +183,14 @@ impl FakeVenue {
                 next_tx: 1,
                 sends: 0,
                 unsigned: BTreeMap::new(),
+                blockhashes: BTreeMap::new(),
                 quote_failures: VecDeque::new(),
                 quotes: Vec::new(),
                 swaps: Vec::new(),
             }),
             feed,
             clock,
-            pair: Pair::SOL_USDC,
+            pair: FAKE_PAIR,
             slot_time: Duration::from_millis(400),
             ignore_expiry: std::sync::atomic::AtomicBool::new(false),
         }
@@ -351,6 +362,7 @@ impl SwapRouter for FakeVenue {
             let id = s.next_tx;
             s.next_tx += 1;
             let bytes = id.to_le_bytes().to_vec();
+            s.blockhashes.insert(blockhash_of(&bytes), lvh);
             s.unsigned.insert(
                 bytes.clone(),
                 (
@@ -369,6 +381,15 @@ impl SwapRouter for FakeVenue {
     }
 }
 
+/// The fake blockhash of a transaction's bytes: one per transaction.
+fn blockhash_of(bytes: &[u8]) -> Blockhash {
+    let mut hash = [0xB1u8; 32];
+    for (i, b) in bytes.iter().enumerate().take(32) {
+        hash[i] = *b;
+    }
+    Blockhash(hash)
+}
+
 impl Signer for FakeVenue {
     fn address(&self) -> WalletAddress {
         WalletAddress([7; 32])
@@ -383,6 +404,7 @@ impl Signer for FakeVenue {
         Ok(SignedTransaction {
             bytes: Arc::from(unsigned.bytes.as_slice()),
             signature: TxSignature(sig),
+            blockhash: blockhash_of(&unsigned.bytes),
             last_valid_block_height: unsigned.last_valid_block_height,
         })
     }
@@ -455,10 +477,10 @@ impl Chain for FakeVenue {
         &self,
         signatures: &[TxSignature],
         _lookup: StatusLookup,
-    ) -> Result<Vec<Option<TxStatus>>, PortError> {
+    ) -> Result<Observed<Vec<Option<TxStatus>>>, PortError> {
         self.settle();
-
-        Ok(self.with(|s| {
+        let context_slot = self.height();
+        let value = self.with(|s| {
             signatures
                 .iter()
                 .map(|sig| {
@@ -473,7 +495,24 @@ impl Chain for FakeVenue {
                     })
                 })
                 .collect()
-        }))
+        });
+        Ok(Observed {
+            context_slot,
+            value,
+        })
+    }
+
+    async fn blockhash_valid(
+        &self,
+        blockhash: Blockhash,
+        _min_context_slot: u64,
+    ) -> Result<Observed<bool>, PortError> {
+        let height = self.height();
+        let lvh = self.with(|s| s.blockhashes.get(&blockhash).copied());
+        Ok(Observed {
+            context_slot: height,
+            value: lvh.is_some_and(|lvh| height <= lvh),
+        })
     }
 
     async fn block_height(&self) -> Result<u64, PortError> {
@@ -596,7 +635,7 @@ impl Harness {
             exit: exit_settings,
             entry: ExecutionSettings::entry_defaults(entry_ladder),
             exit_breaker: ExitBreaker::default(),
-            pair: Pair::SOL_USDC,
+            pair: FAKE_PAIR,
             gateway_mode: GatewayMode::Enforce,
             jitter_seed: 42,
             next_id: 1,

@@ -245,7 +245,9 @@ async fn exit_breaker_trips_after_two_failed_exits_halts_trading_and_pages_once(
     .await;
     assert_eq!(
         refused.unwrap_err(),
-        ExitRefusal::NotAllowed { state: "halted" }
+        ExitRefusal::NotAllowed {
+            state: kyzlo_domain::trading_state::TradingMode::Halted
+        }
     );
     h.venue.set_default(SendScript::Land {
         after: Duration::from_millis(800),
@@ -436,13 +438,18 @@ async fn entries_are_refused_while_the_latency_breaker_is_open_but_exits_run() {
     for _ in 0..3 {
         let _ = h
             .guard
-            .call(kyzlo_application::metrics::Dependency::Router, "x", async {
-                Err::<(), _>(kyzlo_application::ports::PortError::new(
-                    "x",
-                    ErrorClass::RpcTimeout,
-                    "t",
-                ))
-            })
+            .call(
+                kyzlo_application::metrics::Dependency::Router,
+                "x",
+                Duration::from_secs(2),
+                async {
+                    Err::<(), _>(kyzlo_application::ports::PortError::new(
+                        "x",
+                        ErrorClass::RpcTimeout,
+                        "t",
+                    ))
+                },
+            )
             .await;
     }
     assert!(!h.control.state().allows_entry(), "reduce-only");

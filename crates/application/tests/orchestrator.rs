@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kyzlo_application::journal::{Journal, PositionRecord};
 use kyzlo_application::orchestrator::{ForceExitError, Orchestrator, OrchestratorConfig};
-use kyzlo_application::ports::{Balances, Pair};
+use kyzlo_application::ports::Balances;
 use kyzlo_application::testing::{Harness, SendScript};
 use kyzlo_domain::exit_plan::ExitPlanConfig;
 use kyzlo_domain::strategy::{MeanReversion, MeanReversionConfig};
@@ -36,7 +36,7 @@ fn orchestrator(h: &Harness, max_positions: usize, window: usize) -> Orchestrato
             exit_plan: ExitPlanConfig::default(),
             entry_quote_amount: TokenAmount::new(100 * USDC),
             max_positions,
-            pair: Pair::SOL_USDC,
+            pair: kyzlo_application::testing::FAKE_PAIR,
             strategy_exits: true,
         },
         MeanReversion::new(MeanReversionConfig {

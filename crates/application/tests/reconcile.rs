@@ -9,8 +9,8 @@ use std::time::Duration;
 use kyzlo_application::gateway::ExitOrder;
 use kyzlo_application::journal::{IntentOutcome, Journal, PositionRecord};
 use kyzlo_application::metrics::ExitModule;
-use kyzlo_application::ports::{Balances, Pair};
-use kyzlo_application::reconcile::Reconciler;
+use kyzlo_application::ports::{Balances, Commitment, Fill};
+use kyzlo_application::reconcile::{ReconcileSettings, Reconciler};
 use kyzlo_application::testing::Harness;
 use kyzlo_domain::ladder::OrderStyle;
 use kyzlo_domain::{ExitKind, Fraction, IntentId, Lamports, PositionId, Price, Size, TokenAmount};
@@ -34,7 +34,18 @@ async fn a_landed_but_unsettled_exit_is_applied_to_its_position_exactly_once() {
         size,
         remaining: size.amount(),
     };
-    h.journal.record_position(&position).await.unwrap();
+    h.journal
+        .settle_intent(
+            IntentId(3),
+            &IntentOutcome::Filled(Fill {
+                amount_in: TokenAmount::new(400_000_000),
+                amount_out: size.amount(),
+                fee: Lamports::new(5_000),
+            }),
+            Some(&position),
+        )
+        .await
+        .unwrap();
     // A half exit runs to its landing; the process "dies" before anyone settles it.
     let order = ExitOrder {
         module: ExitModule::ExitPlan,
@@ -50,11 +61,13 @@ async fn a_landed_but_unsettled_exit_is_applied_to_its_position_exactly_once() {
     assert_eq!(h.journal.load().await.unwrap().unresolved.len(), 1);
 
     let reconciler = Reconciler::new(
-        h.venue.clone(),
-        h.journal.clone(),
-        Pair::SOL_USDC,
-        Duration::from_millis(400),
-        kyzlo_application::clock::Clock::new(),
+        h.engine.venue().clone(),
+        ReconcileSettings {
+            pair: kyzlo_application::testing::FAKE_PAIR,
+            poll_interval: Duration::from_millis(400),
+            commitment: Commitment::Confirmed,
+            fill_wait: Duration::from_secs(5),
+        },
     );
     let first = reconciler.run().await.unwrap();
     assert_eq!((first.landed, first.failed), (1, 0));

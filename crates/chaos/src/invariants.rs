@@ -470,6 +470,8 @@ impl Evidence {
                 outcome.map(|o| match o {
                     IntentOutcome::Filled(f) =>
                         format!("filled {} -> {}", f.amount_in, f.amount_out),
+                    IntentOutcome::Landed { provisional: f, .. } =>
+                        format!("landed, fill unread {} -> >={}", f.amount_in, f.amount_out),
                     IntentOutcome::Failed => "failed".to_owned(),
                 })
             );

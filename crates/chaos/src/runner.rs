@@ -461,7 +461,7 @@ async fn run_naive(
                 if let Ok(statuses) = venue
                     .statuses(&[signed.signature], StatusLookup::Recent)
                     .await
-                    && let Some(Some(status)) = statuses.first()
+                    && let Some(Some(status)) = statuses.value.first()
                     && status.commitment >= Commitment::Confirmed
                 {
                     return status.error.is_none();

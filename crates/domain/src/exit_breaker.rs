@@ -48,6 +48,18 @@ impl ExitBreaker {
         })
     }
 
+    /// A breaker that had counted `consecutive` failed exits before a restart (a count
+    /// at or past the threshold is tripped).
+    ///
+    /// # Errors
+    /// As [`ExitBreaker::new`].
+    pub fn restored(threshold: u32, consecutive: u32) -> Result<Self, DomainError> {
+        let mut breaker = Self::new(threshold)?;
+        breaker.consecutive = consecutive;
+        breaker.tripped = consecutive >= threshold;
+        Ok(breaker)
+    }
+
     /// A successful exit: resets the count and un-trips.
     pub fn record_success(&mut self) {
         self.consecutive = 0;

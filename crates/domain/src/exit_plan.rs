@@ -344,6 +344,26 @@ impl ExitPlan {
         plan
     }
 
+    /// The entry's fill, read after the position was opened on a provisional one: the
+    /// position really is `size` bought at `entry`. The stops move with the entry; what
+    /// the correction adds to the size is added to what remains (a provisional fill is a
+    /// lower bound, so a correction only grows the position; a smaller one shrinks what
+    /// remains, never below zero).
+    pub fn correct_entry(&mut self, entry: Price, size: Size) {
+        let mut corrected = Self::new_shared(Arc::clone(&self.config), entry, size);
+        let old = self.size.amount().get();
+        let new = size.amount().get();
+        corrected.remaining = if new >= old {
+            TokenAmount::new(self.remaining.get().saturating_add(new - old))
+        } else {
+            TokenAmount::new(self.remaining.get().saturating_sub(old - new))
+        };
+        corrected.peak = self.peak.max(entry.get());
+        corrected.next_rung = self.next_rung;
+        corrected.pending = self.pending;
+        *self = corrected;
+    }
+
     /// The pending intent failed without selling: it may fire again on a later price.
     pub fn on_exit_abandoned(&mut self) {
         self.pending = None;

@@ -133,6 +133,24 @@ impl EscalationLadder {
         }
     }
 
+    /// The rung of `attempt` (from 1) of an exit placed as `style`: a market-style exit
+    /// (a stop-loss) starts at the ladder's first market rung, never at a tight
+    /// limit-like one; a limit-like exit starts at the first rung. A ladder with no
+    /// market rung starts a market exit at its last rung.
+    #[must_use]
+    pub fn rung_for(&self, style: OrderStyle, attempt: u32) -> Rung {
+        let start = match style {
+            OrderStyle::LimitLike => 0,
+            OrderStyle::Market => self
+                .rungs
+                .iter()
+                .position(|r| r.style == OrderStyle::Market)
+                .unwrap_or(self.rungs.len().saturating_sub(1)),
+        };
+        let start = u32::try_from(start).unwrap_or(u32::MAX);
+        self.rung(attempt.max(1).saturating_add(start))
+    }
+
     /// Every rung, first attempt first.
     #[must_use]
     pub fn rungs(&self) -> &[Rung] {
@@ -155,6 +173,30 @@ impl Default for EscalationLadder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_market_exit_starts_at_the_first_market_rung() {
+        let ladder = EscalationLadder::default_ladder();
+        assert_eq!(ladder.rung_for(OrderStyle::LimitLike, 1), DEFAULT_FIRST);
+        assert_eq!(ladder.rung_for(OrderStyle::LimitLike, 2), DEFAULT_MARKET);
+        assert_eq!(ladder.rung_for(OrderStyle::Market, 1), DEFAULT_MARKET);
+        assert_eq!(ladder.rung_for(OrderStyle::Market, 5), DEFAULT_MARKET);
+        let limits_only = EscalationLadder::new(
+            vec![
+                DEFAULT_FIRST,
+                Rung {
+                    slippage: slippage(200),
+                    ..DEFAULT_FIRST
+                },
+            ],
+            slippage(500),
+        )
+        .unwrap();
+        assert_eq!(
+            limits_only.rung_for(OrderStyle::Market, 1).slippage,
+            slippage(200)
+        );
+    }
 
     fn rung(bps: u16, fee: u64, style: OrderStyle) -> Rung {
         Rung {

@@ -309,6 +309,9 @@ pub enum TripCause {
     ProbeTimedOut,
     /// Any -> Closed: an operator reset it.
     Reset,
+    /// Closed -> Open: the bot restarted while the journal said a breaker was open, so
+    /// recovery must be proven again before entries resume.
+    Restored,
 }
 
 impl TripCause {
@@ -324,6 +327,7 @@ impl TripCause {
             TripCause::ProbeFailed => "probe_failed",
             TripCause::ProbeTimedOut => "probe_timed_out",
             TripCause::Reset => "reset",
+            TripCause::Restored => "restored",
         }
     }
 }
@@ -586,6 +590,35 @@ impl LatencyBreaker {
         }
     }
 
+    /// Records the outcome of a call made without admission (an exit's call, a read):
+    /// as [`record`](Self::record), except that in HalfOpen a success proves nothing about
+    /// recovery (only admitted probes may close the breaker), while a failure still
+    /// reopens it.
+    pub fn record_unadmitted(
+        &mut self,
+        now: Timestamp,
+        generation: Generation,
+        outcome: CallOutcome,
+    ) -> Option<StateChange> {
+        if self.state == BreakerState::HalfOpen && !outcome.is_failure() {
+            if generation.0 != self.generation {
+                self.stale_ignored += 1;
+            } else {
+                self.successes += 1;
+                self.latency.record(outcome.latency());
+            }
+            return None;
+        }
+        self.record(now, generation, outcome)
+    }
+
+    /// Opens a closed breaker without a failure: the bot restarted while the journal
+    /// said a breaker was open, so recovery must be proven again. `None` when not closed.
+    pub fn trip(&mut self, now: Timestamp) -> Option<StateChange> {
+        (self.state == BreakerState::Closed)
+            .then(|| self.transition(now, BreakerState::Open, TripCause::Restored))
+    }
+
     fn closed_trip_cause(&self) -> Option<TripCause> {
         let c = &self.config;
         if self.consecutive_failures >= c.failure_threshold {
@@ -787,6 +820,56 @@ mod tests {
         let permit = b.admit(now).permit()?;
         let _ = b.record(now, permit.generation, outcome);
         Some(permit)
+    }
+
+    #[test]
+    fn an_unadmitted_success_in_half_open_neither_closes_nor_counts_as_a_probe() {
+        let mut b = breaker(LatencyBreakerConfig {
+            failure_threshold: 1,
+            recovery_timeout: ms(1_000),
+            half_open_max_probes: 1,
+            ..LatencyBreakerConfig::default()
+        });
+        trip(&mut b, at_ms(0));
+        let probe = b.admit(at_ms(1_000)).permit().unwrap();
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        // A price read succeeds while the chain's probe is out: nothing changes.
+        let generation = b.generation();
+        assert_eq!(b.record_unadmitted(at_ms(1_010), generation, ok(5)), None);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        // The probe itself decides.
+        let change = b.record(at_ms(1_020), probe.generation, ok(5)).unwrap();
+        assert_eq!(change.to, BreakerState::Closed);
+        // In half-open an unadmitted failure still reopens.
+        trip(&mut b, at_ms(2_000));
+        let _ = b.admit(at_ms(3_000)).permit().unwrap();
+        let change = b
+            .record_unadmitted(at_ms(3_001), b.generation(), fail())
+            .unwrap();
+        assert_eq!(change.to, BreakerState::Open);
+    }
+
+    #[test]
+    fn a_restored_breaker_opens_without_a_failure_and_recovers_by_probes() {
+        let mut b = breaker(LatencyBreakerConfig {
+            recovery_timeout: ms(1_000),
+            half_open_max_probes: 1,
+            ..LatencyBreakerConfig::default()
+        });
+        let change = b.trip(at_ms(0)).unwrap();
+        assert_eq!(
+            (change.to, change.cause),
+            (BreakerState::Open, TripCause::Restored)
+        );
+        assert_eq!(b.trip(at_ms(1)), None);
+        assert!(!b.admit(at_ms(10)).is_admitted());
+        let probe = b.admit(at_ms(1_000)).permit().unwrap();
+        assert!(probe.probe);
+        assert_eq!(
+            b.record(at_ms(1_001), probe.generation, ok(5))
+                .map(|c| c.to),
+            Some(BreakerState::Closed)
+        );
     }
 
     /// Opens a breaker with consecutive failures at `now`.

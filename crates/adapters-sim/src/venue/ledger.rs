@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use kyzlo_application::ports::{Commitment, Fill, Side};
+use kyzlo_application::ports::{Balances, Commitment, Fill, Side};
 use kyzlo_domain::{Lamports, TokenAmount, TxSignature};
 
 use crate::rng::SimRng;
@@ -53,8 +53,28 @@ impl Holdings {
         }
     }
 
+    /// As a wallet: with a native base the one balance is the base, and no separate fee
+    /// lamports ([`Holdings::from_wallet`] of it gives these holdings back).
     pub(crate) fn to_wallet(self, native: bool) -> SimWallet {
-        SimWallet {
+        if native {
+            SimWallet {
+                base: TokenAmount::new(self.lamports),
+                quote: TokenAmount::new(self.quote),
+                fee_lamports: Lamports::new(0),
+            }
+        } else {
+            SimWallet {
+                base: TokenAmount::new(self.token),
+                quote: TokenAmount::new(self.quote),
+                fee_lamports: Lamports::new(self.lamports),
+            }
+        }
+    }
+
+    /// As the chain port reports them: the base and the lamports for fees (with a native
+    /// base, the same lamports in both).
+    pub(crate) fn to_balances(self, native: bool) -> Balances {
+        Balances {
             base: TokenAmount::new(if native { self.lamports } else { self.token }),
             quote: TokenAmount::new(self.quote),
             fee_lamports: Lamports::new(self.lamports),

@@ -46,8 +46,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kyzlo_application::clock::Clock;
 use kyzlo_application::ports::{
-    Balances, Chain, Commitment, Fill, HealthProbe, Pair, PortError, Quote, QuoteRequest, Side,
-    SignedTransaction, Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus,
+    Balances, Blockhash, Chain, Commitment, Fill, HealthProbe, Observed, Pair, PortError, Quote,
+    QuoteRequest, Side, SignedTransaction, Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus,
     UnsignedTransaction, WalletAddress,
 };
 use kyzlo_domain::{ErrorClass, Lamports, TokenAmount, TxSignature};
@@ -78,6 +78,7 @@ pub const SIM_ADDRESS: WalletAddress = WalletAddress([0x5A; 32]);
 pub const GENESIS_SLOT: u64 = 1_000;
 
 const MAGIC: &[u8; 4] = b"KSIM";
+const BLOCKHASH_MAGIC: &[u8; 4] = b"KBH1";
 const TX_LEN: usize = 20;
 const STREAM_DRIFT: u64 = 301;
 const STREAM_RESEND: u64 = 302;
@@ -316,8 +317,8 @@ impl SimVenue {
         self.lock().first_sent.get(&signature).copied()
     }
 
-    /// The wallet after every landing so far. With a native base token, `base` and
-    /// `fee_lamports` are the same lamports.
+    /// The wallet after every landing so far. With a native base token, `base` is the one
+    /// balance of lamports (and `fee_lamports` zero).
     #[must_use]
     pub fn wallet(&self) -> SimWallet {
         let now = self.run_time();
@@ -494,6 +495,30 @@ impl SimVenue {
             chunk.copy_from_slice(&h.to_le_bytes()[..chunk.len()]);
         }
         TxSignature(sig)
+    }
+
+    /// The blockhash of `slot` on this session's chain.
+    fn blockhash_of(&self, slot: u64) -> Blockhash {
+        let mut hash = [0u8; 32];
+        hash[..4].copy_from_slice(BLOCKHASH_MAGIC);
+        hash[4..12].copy_from_slice(&self.session.to_le_bytes());
+        hash[12..20].copy_from_slice(&slot.to_le_bytes());
+        hash[20..28].copy_from_slice(&mix64(slot ^ self.session).to_le_bytes());
+        Blockhash(hash)
+    }
+
+    /// The slot whose blockhash `hash` is, if it is one of this session's chain.
+    fn slot_of(&self, hash: Blockhash) -> Option<u64> {
+        let b = hash.0;
+        let mut session = [0u8; 8];
+        session.copy_from_slice(&b[4..12]);
+        let mut slot = [0u8; 8];
+        slot.copy_from_slice(&b[12..20]);
+        let slot = u64::from_le_bytes(slot);
+        (&b[..4] == BLOCKHASH_MAGIC
+            && u64::from_le_bytes(session) == self.session
+            && hash == self.blockhash_of(slot))
+        .then_some(slot)
     }
 
     fn trace_send(&self, signature: TxSignature, at: Duration, accepted: bool) {
@@ -822,9 +847,17 @@ impl Signer for SimVenue {
         let id = self
             .decode(&unsigned.bytes)
             .map_err(|e| e.to_port("sim.sign"))?;
+        let signature = self.signature_of(id);
+        let built = self.lock().ledger.built(&signature).ok_or_else(|| {
+            SimError::UnknownTransaction {
+                len: unsigned.bytes.len(),
+            }
+            .to_port("sim.sign")
+        })?;
         Ok(SignedTransaction {
             bytes: Arc::from(unsigned.bytes.as_slice()),
-            signature: self.signature_of(id),
+            signature,
+            blockhash: self.blockhash_of(built.blockhash_slot),
             last_valid_block_height: unsigned.last_valid_block_height,
         })
     }
@@ -859,7 +892,7 @@ impl Chain for SimVenue {
         &self,
         signatures: &[TxSignature],
         lookup: StatusLookup,
-    ) -> Result<Vec<Option<TxStatus>>, PortError> {
+    ) -> Result<Observed<Vec<Option<TxStatus>>>, PortError> {
         const OP: &str = "sim.statuses";
         let node = self.gate(OP, true).await?;
         if signatures.len() > MAX_STATUS_SIGNATURES {
@@ -870,13 +903,49 @@ impl Chain for SimVenue {
             .to_port(OP));
         }
         if lookup == StatusLookup::WithHistory && !node.view.history {
+            // A client with several endpoints moves to the next one.
+            self.lock().cluster.failed(node.view.node);
             return Err(SimError::HistoryUnavailable.to_port(OP));
         }
         let s = self.lock();
-        Ok(signatures
-            .iter()
-            .map(|sig| Self::status_at(&s, sig, node.view, lookup))
-            .collect())
+        Ok(Observed {
+            context_slot: node.view.view,
+            value: signatures
+                .iter()
+                .map(|sig| Self::status_at(&s, sig, node.view, lookup))
+                .collect(),
+        })
+    }
+
+    async fn blockhash_valid(
+        &self,
+        blockhash: Blockhash,
+        min_context_slot: u64,
+    ) -> Result<Observed<bool>, PortError> {
+        const OP: &str = "sim.blockhash_valid";
+        let node = self.gate(OP, true).await?;
+        let view = node.view.view;
+        if view < min_context_slot {
+            self.lock().cluster.failed(node.view.node);
+            return Err(SimError::MinContextSlot {
+                min: min_context_slot,
+                view,
+            }
+            .to_port(OP));
+        }
+        let valid = match self.slot_of(blockhash) {
+            // Unknown to this node (newer than its view), or not of this chain at all.
+            Some(slot) if slot <= view => {
+                let mut s = self.lock();
+                let expires = s.ledger.height(slot).saturating_add(BLOCKHASH_LIFE);
+                s.ledger.height(view) <= expires
+            }
+            _ => false,
+        };
+        Ok(Observed {
+            context_slot: view,
+            value: valid,
+        })
     }
 
     async fn block_height(&self) -> Result<u64, PortError> {
@@ -888,6 +957,7 @@ impl Chain for SimVenue {
         const OP: &str = "sim.fill";
         let node = self.gate(OP, true).await?;
         if !node.view.history {
+            self.lock().cluster.failed(node.view.node);
             return Err(SimError::HistoryUnavailable.to_port(OP));
         }
         let s = self.lock();
@@ -901,7 +971,7 @@ impl Chain for SimVenue {
         let node = self.gate("sim.balances", true).await?;
         let s = self.lock();
         let held = s.ledger.holdings_at(node.view.view, Commitment::Confirmed);
-        Ok(held.to_wallet(self.pair.native_base).into())
+        Ok(held.to_balances(self.pair.native_base))
     }
 }
 

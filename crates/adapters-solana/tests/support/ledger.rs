@@ -184,7 +184,7 @@ pub async fn confirmed(chain: &SolanaChain, signature: TxSignature) -> TxStatus 
             .statuses(&[signature], StatusLookup::Recent)
             .await
             .expect("statuses");
-        if let Some(status) = statuses[0]
+        if let Some(status) = statuses.value[0]
             && status.commitment >= Commitment::Confirmed
         {
             return status;

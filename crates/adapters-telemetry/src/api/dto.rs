@@ -17,8 +17,9 @@ use serde::Serialize;
 pub struct StatusDto {
     /// Trading state with its reason.
     pub trading: TradingDto,
-    /// The latency circuit breaker.
-    pub latency_breaker: BreakerDto,
+    /// Each dependency's latency circuit breaker, by dependency (`price_feed`, `router`,
+    /// `chain`).
+    pub latency_breakers: BTreeMap<&'static str, BreakerDto>,
     /// The exit circuit breaker.
     pub exit_breaker: ExitBreakerDto,
     /// Open positions.
@@ -32,7 +33,11 @@ impl From<Status> for StatusDto {
         let positions: Vec<PositionDto> = s.positions.iter().map(PositionDto::from).collect();
         Self {
             trading: TradingDto::from(&s.trading),
-            latency_breaker: BreakerDto::from(&s.latency_breaker),
+            latency_breakers: s
+                .latency_breakers
+                .iter()
+                .map(|(d, b)| (d.as_str(), BreakerDto::from(b)))
+                .collect(),
             exit_breaker: ExitBreakerDto {
                 consecutive_failed_exits: s.consecutive_failed_exits,
             },
@@ -251,6 +256,12 @@ impl From<&IntentHistory> for ExitDto {
                     amount_out: fill.amount_out.get(),
                     fee_lamports: fill.fee.get(),
                 },
+                IntentOutcome::Landed {
+                    provisional: fill, ..
+                } => ExitOutcomeDto::Landed {
+                    amount_in: fill.amount_in.get(),
+                    min_amount_out: fill.amount_out.get(),
+                },
                 IntentOutcome::Failed => ExitOutcomeDto::Failed,
             }),
             attempts: h
@@ -291,6 +302,13 @@ pub enum ExitOutcomeDto {
         amount_out: u64,
         /// Fees paid.
         fee_lamports: u64,
+    },
+    /// One transaction landed; its fill is not read yet.
+    Landed {
+        /// Base units sold.
+        amount_in: u64,
+        /// At least this many quote units received (the quote's minimum).
+        min_amount_out: u64,
     },
     /// Nothing landed and nothing can.
     Failed,

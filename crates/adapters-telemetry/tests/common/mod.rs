@@ -76,7 +76,10 @@ pub fn every_event() -> Vec<MetricEvent> {
             elapsed: Duration::from_millis(900),
             ok: false,
         },
-        MetricEvent::LatencyBreakerState(BreakerState::Open),
+        MetricEvent::LatencyBreakerState {
+            dependency: Dependency::Chain,
+            state: BreakerState::Open,
+        },
         MetricEvent::TradingState(TradingMode::Halted),
     ]
 }

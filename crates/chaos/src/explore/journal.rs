@@ -18,9 +18,10 @@ use kyzlo_application::journal::{
     JournalSnapshot, MemoryJournal, PositionRecord,
 };
 use kyzlo_application::ports::PortError;
+use kyzlo_domain::TokenAmount;
 use kyzlo_domain::exit_state::Transition;
 use kyzlo_domain::trading_state::TradingState;
-use kyzlo_domain::{ErrorClass, IntentId, Timestamp};
+use kyzlo_domain::{ErrorClass, IntentId, PositionId, Timestamp};
 
 const STREAM_WRITE: u64 = 0x6a6f_7572;
 
@@ -112,7 +113,10 @@ impl TracedJournal {
 impl Journal for TracedJournal {
     async fn record_intent(&self, intent: &IntentRecord) -> Result<(), PortError> {
         self.fails("journal.record_intent")?;
-        self.inner.record_intent(intent).await
+        self.inner.record_intent(intent).await?;
+        // An id handed out before a crash but never journaled may be handed out again.
+        self.log(|l| l.settled_at.remove(&intent.intent));
+        Ok(())
     }
 
     async fn record_attempt(&self, attempt: &AttemptRecord) -> Result<(), PortError> {
@@ -145,25 +149,6 @@ impl Journal for TracedJournal {
         self.inner.record_transition(intent, transition).await
     }
 
-    async fn record_intent_outcome(
-        &self,
-        intent: IntentId,
-        outcome: &IntentOutcome,
-    ) -> Result<(), PortError> {
-        self.fails("journal.record_intent_outcome")?;
-        self.inner.record_intent_outcome(intent, outcome).await?;
-        let now = self.clock.now();
-        self.log(|l| {
-            l.settled_at.entry(intent).or_insert(now);
-        });
-        Ok(())
-    }
-
-    async fn record_position(&self, position: &PositionRecord) -> Result<(), PortError> {
-        self.fails("journal.record_position")?;
-        self.inner.record_position(position).await
-    }
-
     async fn settle_intent(
         &self,
         intent: IntentId,
@@ -172,10 +157,14 @@ impl Journal for TracedJournal {
     ) -> Result<(), PortError> {
         self.fails("journal.settle_intent")?;
         self.inner.settle_intent(intent, outcome, position).await?;
-        let now = self.clock.now();
-        self.log(|l| {
-            l.settled_at.entry(intent).or_insert(now);
-        });
+        // The journal leaves an intent it never recorded alone: so does the log.
+        let known = self.inner.intents().iter().any(|(i, _)| i.intent == intent);
+        if known {
+            let now = self.clock.now();
+            self.log(|l| {
+                l.settled_at.entry(intent).or_insert(now);
+            });
+        }
         Ok(())
     }
 
@@ -185,6 +174,20 @@ impl Journal for TracedJournal {
         let now = self.clock.now();
         self.log(|l| l.states.push((now, state.clone())));
         Ok(())
+    }
+
+    async fn record_exit_failures(&self, consecutive: u32) -> Result<(), PortError> {
+        self.fails("journal.record_exit_failures")?;
+        self.inner.record_exit_failures(consecutive).await
+    }
+
+    async fn record_free_base(&self, free: TokenAmount) -> Result<(), PortError> {
+        self.fails("journal.record_free_base")?;
+        self.inner.record_free_base(free).await
+    }
+
+    async fn position(&self, id: PositionId) -> Result<Option<PositionRecord>, PortError> {
+        self.inner.position(id).await
     }
 
     async fn load(&self) -> Result<JournalSnapshot, PortError> {

@@ -356,12 +356,14 @@ impl World {
             .collect()
     }
 
-    /// Runs the operator actions due from now on, in order.
+    /// Runs the operator actions due from now on, in order; `busy` is set while one is in
+    /// flight (a graceful stop lets it finish, as a server finishes a request).
     async fn operate(
         &self,
         operator: Operator,
         resumes: &Mutex<Vec<Timestamp>>,
         done: &Mutex<Vec<usize>>,
+        busy: &std::cell::Cell<bool>,
     ) {
         for &i in &self.pending_ops {
             let (at, action) = self.schedule.operator[i];
@@ -369,6 +371,7 @@ impl World {
                 continue;
             }
             tokio::time::sleep_until(self.at(at)).await;
+            busy.set(true);
             match action {
                 OperatorAction::Halt => {
                     let _ = operator.halt("explorer: operator halt").await;
@@ -396,6 +399,7 @@ impl World {
                 }
             }
             done.lock().unwrap_or_else(PoisonError::into_inner).push(i);
+            busy.set(false);
         }
         std::future::pending::<()>().await;
     }
@@ -407,11 +411,12 @@ impl World {
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let resumes = Mutex::new(Vec::new());
         let done = Mutex::new(Vec::new());
+        let busy = std::cell::Cell::new(false);
         let horizon = self.at(HORIZON);
         let end = {
             let run = bot.run(shutdown, Duration::from_secs(60));
             tokio::pin!(run);
-            let ops = self.operate(operator, &resumes, &done);
+            let ops = self.operate(operator, &resumes, &done, &busy);
             tokio::pin!(ops);
             let crash = self.next_crash();
             tokio::pin!(crash);
@@ -426,11 +431,23 @@ impl World {
                 Some(i) => End::Crashed(i),
                 None => {
                     let _ = stop.send(true);
-                    tokio::select! {
+                    let end = tokio::select! {
                         biased;
                         i = &mut crash => End::Crashed(i),
                         _ = &mut run => End::Stopped,
+                        () = &mut ops => End::Stopped,
+                    };
+                    // An operator request in flight finishes before the process exits.
+                    let patience = tokio::time::sleep(Duration::from_secs(30));
+                    tokio::pin!(patience);
+                    while busy.get() && matches!(end, End::Stopped) {
+                        tokio::select! {
+                            () = &mut ops => {}
+                            () = &mut patience => break,
+                            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                        }
                     }
+                    end
                 }
             }
         };

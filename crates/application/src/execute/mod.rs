@@ -1,12 +1,16 @@
 //! The attempt engine shared by exits and entries: it turns one intent into at most one
 //! landed transaction.
 //!
-//! Each attempt is quoted on its ladder rung, built with a short blockhash life, signed,
-//! journaled, then sent; while it lives, the same signed bytes are rebroadcast and its
-//! status is polled. A new attempt is built only after the previous one landed with an
-//! error, was refused before it could be forwarded, or was proven expired (block height
-//! past its last valid height and nothing in the ledger history). At the deadline no new
-//! attempt starts, but a live one is tracked until it resolves.
+//! Each attempt is quoted on its ladder rung ([`prepare`]), journaled, then sent and
+//! followed ([`track`]): the same signed bytes are rebroadcast while the attempt lives and
+//! its status is polled. A new attempt is built only once the previous one landed with an
+//! error, was refused by every node before any copy of it was forwarded, or was proven
+//! dead from one consistent view of the chain ([`crate::proof`]). At the deadline no new
+//! attempt starts, but a live one is tracked, with everything known of it, until it
+//! resolves.
+
+mod prepare;
+mod track;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,15 +26,12 @@ use kyzlo_domain::{
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
-use crate::guard::LatencyGuard;
 use crate::journal::{AttemptOutcome, AttemptRecord, IntentAction, IntentRecord, Journal};
-use crate::metrics::{Dependency, MetricEvent, MetricsSink};
-use crate::ports::{
-    Chain, Commitment, Fill, PortError, QuoteRequest, Side, SignedTransaction, Signer,
-    StatusLookup, SwapRequest, SwapRouter, TxStatus,
-};
-use crate::retry::retry_call;
+use crate::metrics::{MetricEvent, MetricsSink};
+use crate::ports::{Chain, Commitment, Fill, Pair, Side, Signer, SwapRouter};
 use crate::rng::Jitter;
+use prepare::Prepared;
+use track::{AttemptEnd, Live};
 
 /// How an intent is executed.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,11 +63,16 @@ pub struct ExecutionSettings {
     pub prepare_calls: u32,
     /// The commitment at which a landing counts.
     pub commitment: Commitment,
+    /// Lamports a full exit of SOL leaves in the wallet for fees and rent (SOL pays both).
+    pub fee_reserve: Lamports,
+    /// How long a landed transaction's fill is looked for before the quote's minimum is
+    /// used as a provisional fill (corrected once the fill can be read).
+    pub fill_wait: Duration,
 }
 
 impl ExecutionSettings {
     /// The exit defaults: exit retry policy (2 attempts, 20 s), 1% then 5% ladder, 30 s
-    /// deadline, 20-slot blockhash life.
+    /// deadline, 20-slot blockhash life, 0.01 SOL fee reserve.
     #[must_use]
     pub fn exit_defaults() -> Self {
         Self {
@@ -82,6 +88,8 @@ impl ExecutionSettings {
             confirm_timeout: Duration::from_secs(2),
             prepare_calls: 3,
             commitment: Commitment::Confirmed,
+            fee_reserve: Lamports::new(10_000_000),
+            fill_wait: Duration::from_secs(10),
         }
     }
 
@@ -112,17 +120,6 @@ impl ExecutionSettings {
     pub fn attempt_life(&self, rung: &Rung) -> Duration {
         self.slot_time * self.expiry_for(rung) + self.poll_interval * 2
     }
-
-    /// The longest any attempt is expected to live.
-    #[must_use]
-    pub fn longest_attempt_life(&self) -> Duration {
-        self.ladder
-            .rungs()
-            .iter()
-            .map(|r| self.attempt_life(r))
-            .max()
-            .unwrap_or(self.slot_time * self.expiry_slots)
-    }
 }
 
 /// How much to swap.
@@ -130,8 +127,9 @@ impl ExecutionSettings {
 pub enum Amount {
     /// Exactly this input.
     Exact(TokenAmount),
-    /// The wallet's whole balance of the input token, at most `cap`: a full exit quoted
-    /// on the on-chain balance, so a second landing would fail for lack of funds.
+    /// The wallet's whole balance of the input token, at most `cap` (less the fee
+    /// reserve when the input is SOL): a full exit quoted on the on-chain balance, so a
+    /// second landing would fail for lack of funds.
     WholeBalance {
         /// The position's remaining size.
         cap: TokenAmount,
@@ -151,6 +149,9 @@ pub struct SwapJob {
     pub side: Side,
     /// Input amount.
     pub amount: Amount,
+    /// How the order is placed: a market-style order (a stop-loss) starts at the
+    /// ladder's first market rung.
+    pub style: OrderStyle,
 }
 
 /// How an execution ended.
@@ -162,8 +163,11 @@ pub enum ExecutionOutcome {
         attempt: u32,
         /// Its signature.
         signature: TxSignature,
-        /// What it moved, when the ledger could tell; else the quoted amounts.
+        /// What it moved: read from the ledger when `exact`; otherwise the input and the
+        /// quote's minimum output (a lower bound), to be corrected once readable.
         fill: Fill,
+        /// Whether `fill` was read from the ledger.
+        exact: bool,
     },
     /// Nothing landed and nothing can.
     Failed {
@@ -189,7 +193,7 @@ pub struct ExecutionReport {
     pub finished: Timestamp,
     /// Whether it was still unresolved at its deadline.
     pub deadline_exceeded: bool,
-    /// Priority fees asked for across attempts.
+    /// Priority fees bid across attempts.
     pub priority_fees: Lamports,
 }
 
@@ -204,7 +208,7 @@ pub struct DeadlineNotice {
     pub elapsed: Duration,
 }
 
-/// The ports an execution needs.
+/// The ports an execution needs (router and chain already timed by the latency guard).
 #[derive(Clone)]
 pub struct Venue {
     /// Quotes and builds swaps.
@@ -215,28 +219,14 @@ pub struct Venue {
     pub signer: Arc<dyn Signer>,
     /// Records everything before it happens.
     pub journal: Arc<dyn Journal>,
-    /// Times every call.
-    pub guard: Arc<LatencyGuard>,
     /// Counts.
     pub metrics: Arc<dyn MetricsSink>,
     /// Tokio's clock.
     pub clock: Clock,
     /// Jitter for backoff.
     pub jitter: Arc<Jitter>,
-}
-
-struct Prepared {
-    signed: SignedTransaction,
-    amount_in: TokenAmount,
-    expected_out: TokenAmount,
-    expected_expiry: Timestamp,
-}
-
-enum AttemptEnd {
-    Landed,
-    Failed(ErrorClass),
-    Expired,
-    DeadlinePassed,
+    /// The pair (whether the base token is SOL, which pays fees too).
+    pub pair: Pair,
 }
 
 /// Runs intents to completion.
@@ -307,6 +297,12 @@ struct Run<'a> {
     on_deadline: Option<oneshot::Sender<DeadlineNotice>>,
 }
 
+/// What to do after an attempt ended without landing.
+enum Next {
+    Retry,
+    Stop(ExitFailure),
+}
+
 impl Run<'_> {
     fn failed(&self, failure: ExitFailure) -> ExecutionOutcome {
         ExecutionOutcome::Failed {
@@ -351,7 +347,7 @@ impl Run<'_> {
             let Some(attempt) = self.sm.next_attempt() else {
                 return self.fail(ExitFailure::Permanent(ErrorClass::Unknown)).await;
             };
-            let rung = self.settings.ladder.rung(attempt);
+            let rung = self.settings.ladder.rung_for(self.job.style, attempt);
             let grant = match budget.begin_attempt(now, self.settings.attempt_life(&rung)) {
                 Ok(grant) => grant,
                 Err(reason) => return self.fail(give_up_failure(reason)).await,
@@ -376,19 +372,39 @@ impl Run<'_> {
                         .plan_retry(&mut budget, e.classified(), &deadline)
                         .await
                     {
-                        Some(failure) => return self.fail(failure).await,
-                        None => continue,
+                        Next::Stop(failure) => return self.fail(failure).await,
+                        Next::Retry => continue,
                     }
                 }
             };
+            // Preparing took time: a transaction that could no longer live out its life
+            // before the deadline is discarded unsent (safe: nobody has its bytes).
+            if v.clock.now() >= until {
+                tracing::warn!(intent = %self.job.intent, attempt, "preparation ran past the attempt's window: discarded unsent");
+                self.last_error = Some(ErrorClass::RpcTimeout);
+                match self
+                    .plan_retry(
+                        &mut budget,
+                        ClassifiedError::new(ErrorClass::RpcTimeout),
+                        &deadline,
+                    )
+                    .await
+                {
+                    Next::Stop(failure) => return self.fail(failure).await,
+                    Next::Retry => continue,
+                }
+            }
             let record = AttemptRecord {
                 intent: self.job.intent,
                 attempt,
                 signature: prepared.signed.signature,
+                blockhash: prepared.signed.blockhash,
+                valid_at_slot: prepared.valid_at_slot,
                 last_valid_block_height: prepared.signed.last_valid_block_height,
                 slippage: rung.slippage,
                 priority_fee: rung.priority_fee,
                 amount_in: prepared.amount_in,
+                min_out: prepared.min_out,
                 sent_at: v.clock.now(),
             };
             if let Err(e) = v.journal.record_attempt(&record).await {
@@ -428,103 +444,99 @@ impl Run<'_> {
                 "attempt sent"
             );
 
-            let mut end = self.track(&prepared, Some(deadline.expires_at())).await;
+            // One `Live` for the attempt's whole life: what was sent and seen carries
+            // across the deadline.
+            let mut live = Live::new(&prepared, self.settings, v.clock.now());
+            let mut end = self.track(&mut live, Some(deadline.expires_at())).await;
             if matches!(end, AttemptEnd::DeadlinePassed) {
                 self.on_deadline_passed(attempt).await;
-                end = self.track(&prepared, None).await;
+                end = self.track(&mut live, None).await;
             }
             let signature = prepared.signed.signature;
-            let latency = v.clock.now().saturating_since(record.sent_at);
-            let (outcome, class) = match end {
-                AttemptEnd::Landed => ("landed", None),
-                AttemptEnd::Failed(class) => ("failed", Some(class.as_str())),
-                AttemptEnd::Expired => ("expired", Some(ErrorClass::BlockhashExpired.as_str())),
-                AttemptEnd::DeadlinePassed => ("unresolved", None),
-            };
-            tracing::info!(
-                intent = %self.job.intent,
-                position = %self.job.position,
-                attempt,
-                %signature,
-                outcome,
-                error_class = class,
-                slippage_bps = rung.slippage.bps().get(),
-                priority_fee = rung.priority_fee.get(),
-                latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
-                "attempt resolved"
-            );
-            match end {
+            self.log_resolved(attempt, &rung, &record, &end);
+            let class = match end {
                 AttemptEnd::Landed => {
                     self.record_outcome(attempt, AttemptOutcome::Landed).await;
                     let _ = self.transition(ExitEvent::Landed { signature }).await;
-                    let fill = self.fill(&prepared).await;
+                    let (fill, exact) = self.fill(&prepared).await;
                     return ExecutionOutcome::Filled {
                         attempt,
                         signature,
                         fill,
+                        exact,
                     };
                 }
                 AttemptEnd::Failed(class) => {
-                    self.last_error = Some(class);
                     self.record_outcome(attempt, AttemptOutcome::Failed(class))
                         .await;
                     let _ = self
                         .transition(ExitEvent::LandedFailed { signature, class })
                         .await;
-                    if self.deadline_exceeded {
-                        return self.failed(ExitFailure::DeadlineExceeded);
-                    }
-                    if class.decision() == ErrorDecision::GiveUp {
-                        return self.fail(ExitFailure::Permanent(class)).await;
-                    }
-                    if let Some(failure) = self
-                        .plan_retry(&mut budget, ClassifiedError::new(class), &deadline)
-                        .await
-                    {
-                        return self.fail(failure).await;
-                    }
+                    class
                 }
                 AttemptEnd::Expired => {
-                    self.last_error = Some(ErrorClass::BlockhashExpired);
                     self.record_outcome(attempt, AttemptOutcome::Expired).await;
                     let _ = self
                         .transition(ExitEvent::ProvenExpired { signature })
                         .await;
-                    if self.deadline_exceeded {
-                        return self.failed(ExitFailure::DeadlineExceeded);
-                    }
-                    if let Some(failure) = self
-                        .plan_retry(
-                            &mut budget,
-                            ClassifiedError::new(ErrorClass::BlockhashExpired),
-                            &deadline,
-                        )
-                        .await
-                    {
-                        return self.fail(failure).await;
-                    }
+                    ErrorClass::BlockhashExpired
                 }
                 AttemptEnd::DeadlinePassed => {
                     // `track(.., None)` never returns this; treat as failed to stay total.
                     return self.failed(ExitFailure::DeadlineExceeded);
                 }
+            };
+            self.last_error = Some(class);
+            if self.deadline_exceeded {
+                return self.failed(ExitFailure::DeadlineExceeded);
+            }
+            if class.decision() == ErrorDecision::GiveUp {
+                return self.fail(ExitFailure::Permanent(class)).await;
+            }
+            if let Next::Stop(failure) = self
+                .plan_retry(&mut budget, ClassifiedError::new(class), &deadline)
+                .await
+            {
+                return self.fail(failure).await;
             }
         }
     }
 
-    /// Waits out the backoff before the next attempt. `Some` when there is no next one.
+    fn log_resolved(&self, attempt: u32, rung: &Rung, record: &AttemptRecord, end: &AttemptEnd) {
+        let latency = self.venue.clock.now().saturating_since(record.sent_at);
+        let (outcome, class) = match end {
+            AttemptEnd::Landed => ("landed", None),
+            AttemptEnd::Failed(class) => ("failed", Some(class.as_str())),
+            AttemptEnd::Expired => ("expired", Some(ErrorClass::BlockhashExpired.as_str())),
+            AttemptEnd::DeadlinePassed => ("unresolved", None),
+        };
+        tracing::info!(
+            intent = %self.job.intent,
+            position = %self.job.position,
+            attempt,
+            signature = %record.signature,
+            outcome,
+            error_class = class,
+            slippage_bps = rung.slippage.bps().get(),
+            priority_fee = rung.priority_fee.get(),
+            latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
+            "attempt resolved"
+        );
+    }
+
+    /// Waits out the backoff before the next attempt.
     async fn plan_retry(
         &mut self,
         budget: &mut RetryBudget,
         error: ClassifiedError,
         deadline: &ExitDeadline,
-    ) -> Option<ExitFailure> {
+    ) -> Next {
         let v = self.venue;
         let now = v.clock.now();
-        let next = self
-            .settings
-            .ladder
-            .rung(self.sm.next_attempt().unwrap_or(self.sm.attempts() + 1));
+        let next = self.settings.ladder.rung_for(
+            self.job.style,
+            self.sm.next_attempt().unwrap_or(self.sm.attempts() + 1),
+        );
         match budget.after_failure(
             now,
             error,
@@ -533,12 +545,12 @@ impl Run<'_> {
         ) {
             RetryDecision::RetryAfter(delay) => {
                 if now.saturating_add(delay) >= deadline.expires_at() {
-                    return Some(ExitFailure::DeadlineExceeded);
+                    return Next::Stop(ExitFailure::DeadlineExceeded);
                 }
                 tokio::time::sleep(delay).await;
-                None
+                Next::Retry
             }
-            RetryDecision::GiveUp(reason) => Some(give_up_failure(reason)),
+            RetryDecision::GiveUp(reason) => Next::Stop(give_up_failure(reason)),
         }
     }
 
@@ -606,255 +618,59 @@ impl Run<'_> {
         }
     }
 
-    /// Balance (for whole-balance exits), block height, quote, build and sign: retried as
-    /// one unit until `until`.
-    async fn prepare(&self, rung: Rung, until: Timestamp) -> Result<Prepared, PortError> {
-        let v = self.venue;
-        let now = v.clock.now();
-        let window = until.saturating_since(now);
-        let policy = RetryPolicy {
-            max_attempts: self.settings.prepare_calls.max(1),
-            total_budget: window,
-            initial_backoff: Duration::from_millis(200),
-            multiplier: 2.0,
-            max_backoff: Duration::from_secs(2),
-        };
-        let max_call_time =
-            Duration::from_millis(1).max(window / self.settings.prepare_calls.max(1));
-        let max_call_time = max_call_time.min(window);
-        retry_call(
-            &v.clock,
-            &v.jitter,
-            policy,
-            max_call_time,
-            "prepare",
-            || self.prepare_once(rung),
+    /// The landed attempt's fill, read from the ledger (retried for `fill_wait`: a node
+    /// may not serve it yet); past that, the input and the quote's minimum output, a
+    /// lower bound the caller corrects once the fill can be read. Never zero.
+    async fn fill(&self, prepared: &Prepared) -> (Fill, bool) {
+        match read_fill(
+            self.venue,
+            prepared.signed.signature,
+            self.job.side,
+            self.settings.fill_wait,
         )
         .await
-    }
-
-    async fn prepare_once(&self, rung: Rung) -> Result<Prepared, PortError> {
-        let v = self.venue;
-        let amount_in = match self.job.amount {
-            Amount::Exact(amount) => amount,
-            Amount::WholeBalance { cap } => {
-                let balances = v
-                    .guard
-                    .call(Dependency::Chain, "chain.balances", v.chain.balances())
-                    .await?;
-                let held = match self.job.side {
-                    Side::Sell => balances.base,
-                    Side::Buy => balances.quote,
-                };
-                held.min(cap)
-            }
-        };
-        if amount_in.is_zero() {
-            return Err(PortError::new(
-                "prepare",
-                ErrorClass::InsufficientFunds,
-                "nothing left to swap in the wallet",
-            ));
-        }
-        let request = QuoteRequest {
-            side: self.job.side,
-            amount_in,
-            slippage: rung.slippage,
-        };
-        let quote = v
-            .guard
-            .call(Dependency::Router, "router.quote", v.router.quote(&request))
-            .await?;
-        let expected_out = quote.expected_out;
-        let expiry_slots = self.settings.expiry_for(&rung);
-        let swap = SwapRequest {
-            quote,
-            priority_fee: rung.priority_fee,
-            expiry_slots: Some(expiry_slots),
-        };
-        let unsigned = v
-            .guard
-            .call(
-                Dependency::Router,
-                "router.build_swap",
-                v.router.build_swap(&swap),
-            )
-            .await?;
-        let height = v
-            .guard
-            .call(
-                Dependency::Chain,
-                "chain.block_height",
-                v.chain.block_height(),
-            )
-            .await?;
-        let life_blocks = unsigned.last_valid_block_height.saturating_sub(height);
-        if life_blocks > u64::from(expiry_slots) + 10 {
-            tracing::warn!(
-                intent = %self.job.intent,
-                life_blocks,
-                asked = expiry_slots,
-                "router ignored the requested blockhash life; the attempt lives longer"
-            );
-        }
-        let signed = v.signer.sign(&unsigned)?;
-        let life = self.settings.slot_time * u32::try_from(life_blocks).unwrap_or(u32::MAX);
-        Ok(Prepared {
-            signed,
-            amount_in,
-            expected_out,
-            expected_expiry: v.clock.now().saturating_add(life),
-        })
-    }
-
-    /// Sends the attempt and follows it until it resolves or `until` passes.
-    async fn track(&mut self, prepared: &Prepared, until: Option<Timestamp>) -> AttemptEnd {
-        let v = self.venue;
-        let s = self.settings;
-        let signature = prepared.signed.signature;
-        let lvh = prepared.signed.last_valid_block_height;
-        let sent_at = v.clock.now();
-        let confirm_at = sent_at.saturating_add(s.confirm_timeout);
-        let mut next_send = sent_at;
-        let mut first_send = true;
-        let mut marked_timeout = !matches!(self.sm.state(), ExitState::Submitted { .. });
-        loop {
-            let now = v.clock.now();
-            if now >= next_send {
-                let result = v
-                    .guard
-                    .call_within(
-                        Dependency::Chain,
-                        "chain.send",
-                        s.send_timeout,
-                        v.chain.send(&prepared.signed),
-                    )
-                    .await;
-                next_send = v.clock.now().saturating_add(s.rebroadcast_interval);
-                if let Err(e) = result {
-                    if first_send && !e.class.may_still_land() {
-                        // Refused before it was forwarded: nobody else holds these bytes.
-                        tracing::warn!(intent = %self.job.intent, %signature, error = %e, "send refused");
-                        return AttemptEnd::Failed(e.class);
-                    }
-                    if let Some(wait) = e.retry_after {
-                        next_send = v.clock.now().saturating_add(wait);
-                    }
-                    tracing::debug!(intent = %self.job.intent, %signature, error = %e, "send failed; the attempt may still land");
-                }
-                first_send = false;
-            }
-            let mut wake = v.clock.now().saturating_add(s.poll_interval);
-            if let Some(until) = until {
-                wake = wake.min(until);
-            }
-            v.clock.sleep_until(wake).await;
-            let now = v.clock.now();
-
-            if let Ok(statuses) = v
-                .guard
-                .call(
-                    Dependency::Chain,
-                    "chain.statuses",
-                    v.chain.statuses(&[signature], StatusLookup::Recent),
+        {
+            Some(fill) => (fill, true),
+            None => {
+                tracing::warn!(intent = %self.job.intent, signature = %prepared.signed.signature, "fill not readable yet: the quote's minimum stands in until it is");
+                (
+                    Fill {
+                        amount_in: prepared.amount_in,
+                        amount_out: prepared.min_out,
+                        fee: Lamports::new(0),
+                    },
+                    false,
                 )
-                .await
-                && let Some(end) = landed(statuses.first().copied().flatten(), s.commitment)
-            {
-                return end;
-            }
-            if !marked_timeout && now >= confirm_at {
-                marked_timeout = true;
-                let _ = self.transition(ExitEvent::ConfirmTimedOut).await;
-            }
-            if now >= prepared.expected_expiry
-                && let Some(end) = self.check_expired(signature, lvh).await
-            {
-                return end;
-            }
-            if until.is_some_and(|until| v.clock.now() >= until) {
-                return AttemptEnd::DeadlinePassed;
-            }
-        }
-    }
-
-    /// Proves expiry: block height past the last valid height, then a status look-up
-    /// with history that finds nothing.
-    async fn check_expired(&self, signature: TxSignature, lvh: u64) -> Option<AttemptEnd> {
-        let v = self.venue;
-        let height = v
-            .guard
-            .call(
-                Dependency::Chain,
-                "chain.block_height",
-                v.chain.block_height(),
-            )
-            .await
-            .ok()?;
-        if height <= lvh {
-            return None;
-        }
-        let statuses = v
-            .guard
-            .call(
-                Dependency::Chain,
-                "chain.statuses",
-                v.chain.statuses(&[signature], StatusLookup::WithHistory),
-            )
-            .await
-            .ok()?;
-        match statuses.first().copied().flatten() {
-            None => Some(AttemptEnd::Expired),
-            Some(status) => landed(Some(status), self.settings.commitment),
-        }
-    }
-
-    async fn fill(&self, prepared: &Prepared) -> Fill {
-        let v = self.venue;
-        let fetched = retry_call(
-            &v.clock,
-            &v.jitter,
-            RetryPolicy {
-                max_attempts: 3,
-                total_budget: Duration::from_secs(6),
-                initial_backoff: Duration::from_millis(300),
-                multiplier: 2.0,
-                max_backoff: Duration::from_secs(1),
-            },
-            Duration::from_secs(2),
-            "chain.fill",
-            || {
-                v.guard.call(
-                    Dependency::Chain,
-                    "chain.fill",
-                    v.chain.fill(prepared.signed.signature, self.job.side),
-                )
-            },
-        )
-        .await;
-        match fetched {
-            Ok(Some(fill)) => fill,
-            other => {
-                tracing::warn!(intent = %self.job.intent, result = ?other.map(|_| ()), "fill not readable; using the quoted amounts");
-                Fill {
-                    amount_in: prepared.amount_in,
-                    amount_out: prepared.expected_out,
-                    fee: Lamports::new(0),
-                }
             }
         }
     }
 }
 
-fn landed(status: Option<TxStatus>, commitment: Commitment) -> Option<AttemptEnd> {
-    let status = status?;
-    if status.commitment < commitment {
-        return None;
+/// Reads what a landed transaction moved, retrying with backoff for up to `wait` while
+/// no node serves it. `None` when it still cannot be read.
+pub async fn read_fill(
+    venue: &Venue,
+    signature: TxSignature,
+    side: Side,
+    wait: Duration,
+) -> Option<Fill> {
+    let give_up = venue.clock.now().saturating_add(wait);
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match venue.chain.fill(signature, side).await {
+            Ok(Some(fill)) => return Some(fill),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(%signature, error = %e, "fill not read"),
+        }
+        let now = venue.clock.now();
+        if now.saturating_add(delay) > give_up {
+            return None;
+        }
+        let jittered =
+            delay.mul_f64(0.5 + 0.5 * kyzlo_domain::unit_interval(venue.jitter.next_u64()));
+        tokio::time::sleep(jittered).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
-    Some(match status.error {
-        None => AttemptEnd::Landed,
-        Some(class) => AttemptEnd::Failed(class),
-    })
 }
 
 fn give_up_failure(reason: GiveUpReason) -> ExitFailure {

@@ -1,0 +1,137 @@
+//! Preparing one attempt: the amount (a full exit quotes the on-chain balance, less the
+//! fee reserve when the input is SOL), a quote on the rung's slippage, the swap built
+//! with a short blockhash life, signed, and its blockhash checked on our own view of the
+//! chain, whose context slot anchors every later proof of the attempt's death. Retried
+//! as one unit: nothing here has been sent, so throwing a preparation away is safe.
+
+use std::time::Duration;
+
+use kyzlo_domain::ladder::Rung;
+use kyzlo_domain::retry::RetryPolicy;
+use kyzlo_domain::{ErrorClass, Timestamp, TokenAmount};
+
+use super::{Amount, Run};
+use crate::ports::{PortError, QuoteRequest, Side, SignedTransaction, SwapRequest};
+use crate::retry::retry_call;
+
+/// An attempt ready to journal and send.
+pub(super) struct Prepared {
+    pub signed: SignedTransaction,
+    pub amount_in: TokenAmount,
+    /// The least the swap accepts: a lower bound of what a landing receives.
+    pub min_out: TokenAmount,
+    /// A context slot at which our node saw the blockhash valid.
+    pub valid_at_slot: u64,
+    /// When the blockhash is expected to expire (from the router's last valid height):
+    /// when to start proving the attempt dead.
+    pub expected_expiry: Timestamp,
+}
+
+impl Run<'_> {
+    /// Prepares an attempt on `rung`, retried as one unit until `until`.
+    pub(super) async fn prepare(
+        &self,
+        rung: Rung,
+        until: Timestamp,
+    ) -> Result<Prepared, PortError> {
+        let v = self.venue;
+        let now = v.clock.now();
+        let window = until.saturating_since(now);
+        let policy = RetryPolicy {
+            max_attempts: self.settings.prepare_calls.max(1),
+            total_budget: window,
+            initial_backoff: Duration::from_millis(200),
+            multiplier: 2.0,
+            max_backoff: Duration::from_secs(2),
+        };
+        let max_call_time =
+            Duration::from_millis(1).max(window / self.settings.prepare_calls.max(1));
+        let max_call_time = max_call_time.min(window);
+        retry_call(
+            &v.clock,
+            &v.jitter,
+            policy,
+            max_call_time,
+            "prepare",
+            || self.prepare_once(rung),
+        )
+        .await
+    }
+
+    async fn amount_in(&self) -> Result<TokenAmount, PortError> {
+        let v = self.venue;
+        let amount = match self.job.amount {
+            Amount::Exact(amount) => amount,
+            Amount::WholeBalance { cap } => {
+                let balances = v.chain.balances().await?;
+                let held = match self.job.side {
+                    // SOL pays the fees and the rent too: leave them their reserve.
+                    Side::Sell if v.pair.native_base => TokenAmount::new(
+                        balances
+                            .base
+                            .get()
+                            .saturating_sub(self.settings.fee_reserve.get()),
+                    ),
+                    Side::Sell => balances.base,
+                    Side::Buy => balances.quote,
+                };
+                held.min(cap)
+            }
+        };
+        if amount.is_zero() {
+            return Err(PortError::new(
+                "prepare",
+                ErrorClass::InsufficientFunds,
+                "nothing to swap in the wallet above the fee reserve",
+            ));
+        }
+        Ok(amount)
+    }
+
+    async fn prepare_once(&self, rung: Rung) -> Result<Prepared, PortError> {
+        let v = self.venue;
+        let amount_in = self.amount_in().await?;
+        let quote = v
+            .router
+            .quote(&QuoteRequest {
+                side: self.job.side,
+                amount_in,
+                slippage: rung.slippage,
+            })
+            .await?;
+        let min_out = quote.min_out;
+        let expiry_slots = self.settings.expiry_for(&rung);
+        let unsigned = v
+            .router
+            .build_swap(&SwapRequest {
+                quote,
+                priority_fee: rung.priority_fee,
+                expiry_slots: Some(expiry_slots),
+            })
+            .await?;
+        let signed = v.signer.sign(&unsigned)?;
+        // The router's blockhash, checked on our own view: its context slot is where the
+        // proof of this attempt's death starts from. A node that does not know it yet (or
+        // a router that handed out a stale one) means a new build, never a send.
+        let valid = v.chain.blockhash_valid(signed.blockhash, 0).await?;
+        if !valid.value {
+            return Err(PortError::new(
+                "prepare",
+                ErrorClass::BlockhashExpired,
+                "the router's blockhash is not valid on our view of the chain",
+            ));
+        }
+        let height = v.chain.block_height().await.ok();
+        let life_blocks = height.map_or(u64::from(expiry_slots), |h| {
+            unsigned.last_valid_block_height.saturating_sub(h)
+        });
+        let life = self.settings.slot_time * u32::try_from(life_blocks).unwrap_or(u32::MAX);
+        Ok(Prepared {
+            signed,
+            amount_in,
+            min_out,
+            valid_at_slot: valid.context_slot,
+            expected_expiry: v.clock.now().saturating_add(life),
+        })
+    }
+}
