@@ -16,10 +16,11 @@
 //! | table | one row per | main columns |
 //! |---|---|---|
 //! | `positions` | position (updated in place) | `id`, `entry_price`, `size`, `remaining` (0 once closed) |
-//! | `intents` | entry or exit intent | `id`, `position_id`, `action` (`enter`/`exit`), `exit_kind`, `side`, `amount_in`, `created_at_us`, `outcome` (NULL while unresolved, `filled`, `failed`), `fill_amount_in`, `fill_amount_out`, `fill_fee_lamports`, `resolved_at_ms` |
-//! | `attempts` | transaction of an intent, written before it is sent | `intent_id`, `attempt`, `signature`, `last_valid_block_height`, `slippage_bps`, `priority_fee_lamports`, `amount_in`, `sent_at_us`, `outcome` (NULL, `landed`, `failed`, `expired`), `outcome_class`, `resolved_at_ms` |
+//! | `intents` | entry or exit intent | `id`, `position_id`, `action` (`enter`/`exit`), `exit_kind`, `side`, `amount_in`, `created_at_us`, `outcome` (NULL while unresolved, `filled`, `failed`, `landed`: filled provisionally at the swap's minimum output until the fill can be read), `landed_signature`, `fill_amount_in`, `fill_amount_out`, `fill_fee_lamports`, `resolved_at_ms` |
+//! | `attempts` | transaction of an intent, written before it is sent | `intent_id`, `attempt`, `signature`, `blockhash`, `valid_at_slot` (a slot our node saw the blockhash valid at: where the proof of its death starts), `last_valid_block_height`, `slippage_bps`, `priority_fee_lamports`, `amount_in`, `min_out`, `sent_at_us`, `outcome` (NULL, `landed`, `failed`, `expired`), `outcome_class`, `resolved_at_ms` |
 //! | `transitions` | exit-state transition (the audit trail) | `intent_id`, `at_us`, `from_state`, `event`, `to_state`, then the payload of each: `*_attempt`, `*_signature`, `*_exit_kind`, `*_class`, `*_failure`, `event_last_valid_block_height` |
 //! | `trading_state` | change of trading state; the latest row is the current one | `state` (`active`, `reduce_only`, `halted`), `cause`, `detail`, `since_us` |
+//! | `control` | counter kept across restarts | `key` (`exit_failures`: the exit breaker's run of failed exits; `free_base`: base units the wallet held outside any position), `value` |
 //!
 //! # Reading it as an operator
 //!

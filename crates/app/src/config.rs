@@ -942,7 +942,7 @@ impl Config {
             )?,
             send_timeout: positive_ms("exit.send_timeout_ms", e.send_timeout_ms)?,
             confirm_timeout: positive_ms("exit.confirm_timeout_ms", e.confirm_timeout_ms)?,
-            prepare_calls: 3,
+            prepare_call_timeout: Duration::from_secs(5),
             commitment: Commitment::Confirmed,
             fee_reserve: if e.fee_reserve_lamports <= MAX_FEE_RESERVE {
                 Lamports::new(e.fee_reserve_lamports)

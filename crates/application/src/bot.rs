@@ -218,7 +218,7 @@ impl Bot {
                 landed = reconciled.landed,
                 failed = reconciled.failed,
                 fills_corrected = reconciled.fills_corrected,
-                "reconciliation settled pending intents"
+                "start-up reconciliation settled pending intents"
             );
         }
         if let Some(shortfall) = reconciled.balance_shortfall {

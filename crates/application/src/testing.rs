@@ -141,7 +141,18 @@ struct VenueState {
     blockhashes: BTreeMap<Blockhash, u64>,
     quote_failures: VecDeque<PortError>,
     quotes: Vec<QuoteRequest>,
+    /// Resends (not first sends) are refused with this class while set.
+    refuse_resends: Option<ErrorClass>,
+    /// A landing's fill cannot be read for this long.
+    fill_delay: Duration,
+    /// Each quote takes this long.
+    quote_delay: Duration,
+    /// A landing shows as processed for this long before it is confirmed.
+    confirm_delay: Duration,
     swaps: Vec<SwapRequest>,
+    /// The next builds use a blockhash this many blocks older than asked for (a router on
+    /// a lagging node), in order.
+    stale_builds: VecDeque<u64>,
 }
 
 /// The pair the fakes trade: SOL's decimals, but a base token that is not SOL itself, so
@@ -186,7 +197,12 @@ impl FakeVenue {
                 blockhashes: BTreeMap::new(),
                 quote_failures: VecDeque::new(),
                 quotes: Vec::new(),
+                refuse_resends: None,
+                fill_delay: Duration::ZERO,
+                quote_delay: Duration::ZERO,
+                confirm_delay: Duration::ZERO,
                 swaps: Vec::new(),
+                stale_builds: VecDeque::new(),
             }),
             feed,
             clock,
@@ -227,6 +243,34 @@ impl FakeVenue {
     /// What happens to transactions beyond the script.
     pub fn set_default(&self, script: SendScript) {
         self.with(|s| s.default_script = script);
+    }
+
+    /// Refuses every resend of bytes already sent with `class` (a node's preflight on its
+    /// own state), while the first copy may still land.
+    pub fn refuse_resends(&self, class: ErrorClass) {
+        self.with(|s| s.refuse_resends = Some(class));
+    }
+
+    /// A landing's fill cannot be read for `delay` after it lands.
+    pub fn delay_fills(&self, delay: Duration) {
+        self.with(|s| s.fill_delay = delay);
+    }
+
+    /// Each quote takes `delay`.
+    pub fn delay_quotes(&self, delay: Duration) {
+        self.with(|s| s.quote_delay = delay);
+    }
+
+    /// A landing shows as processed for `delay` before it is confirmed.
+    pub fn delay_confirmation(&self, delay: Duration) {
+        self.with(|s| s.confirm_delay = delay);
+    }
+
+    /// The next builds use blockhashes these many blocks older than the life asked for
+    /// would need (a router on a lagging node): at or past the life asked for they are
+    /// already expired, past half of it they are nearly spent.
+    pub fn stale_builds(&self, lags: impl IntoIterator<Item = u64>) {
+        self.with(|s| s.stale_builds.extend(lags));
     }
 
     /// Makes the next quotes fail with these errors, in order.
@@ -322,6 +366,10 @@ impl FakeVenue {
 #[async_trait]
 impl SwapRouter for FakeVenue {
     async fn quote(&self, request: &QuoteRequest) -> Result<Quote, PortError> {
+        let delay = self.with(|s| s.quote_delay);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if let Some(e) = self.with(|s| {
             s.quotes.push(*request);
             s.quote_failures.pop_front()
@@ -356,8 +404,10 @@ impl SwapRouter for FakeVenue {
         } else {
             request.expiry_slots.unwrap_or(150)
         };
-        let lvh = self.height() + u64::from(slots);
+        let height = self.height();
         let bytes = self.with(|s| {
+            let lag = s.stale_builds.pop_front().unwrap_or(0);
+            let lvh = (height + u64::from(slots)).saturating_sub(lag);
             s.swaps.push(request.clone());
             let id = s.next_tx;
             s.next_tx += 1;
@@ -372,8 +422,9 @@ impl SwapRouter for FakeVenue {
                     lvh,
                 ),
             );
-            bytes
+            (bytes, lvh)
         });
+        let (bytes, lvh) = bytes;
         Ok(UnsignedTransaction {
             bytes,
             last_valid_block_height: lvh,
@@ -418,7 +469,7 @@ impl Chain for FakeVenue {
         let script = self.with(|s| {
             s.sends += 1;
             if s.by_signature.contains_key(&tx.signature) {
-                return None;
+                return s.refuse_resends.map(|class| SendScript::Refuse { class });
             }
             let (side, amount_in, amount_out, lvh) = s.unsigned.get(tx.bytes.as_ref()).copied()?;
             if height > lvh {
@@ -480,6 +531,7 @@ impl Chain for FakeVenue {
     ) -> Result<Observed<Vec<Option<TxStatus>>>, PortError> {
         self.settle();
         let context_slot = self.height();
+        let now = self.elapsed();
         let value = self.with(|s| {
             signatures
                 .iter()
@@ -488,9 +540,14 @@ impl Chain for FakeVenue {
                     if !p.settled {
                         return None;
                     }
+                    let confirmed = now >= p.lands_at.saturating_add(s.confirm_delay);
                     Some(TxStatus {
                         slot: 1,
-                        commitment: Commitment::Confirmed,
+                        commitment: if confirmed {
+                            Commitment::Confirmed
+                        } else {
+                            Commitment::Processed
+                        },
                         error: p.error,
                     })
                 })
@@ -521,11 +578,16 @@ impl Chain for FakeVenue {
 
     async fn fill(&self, signature: TxSignature, _side: Side) -> Result<Option<Fill>, PortError> {
         self.settle();
+        let now = self.elapsed();
         Ok(self.with(|s| {
             if !s.landed_ok.contains(&signature) {
                 return None;
             }
-            s.by_signature.get(&signature).map(|p| Fill {
+            let p = s.by_signature.get(&signature)?;
+            if now < p.lands_at.saturating_add(s.fill_delay) {
+                return None;
+            }
+            Some(p).map(|p| Fill {
                 amount_in: p.amount_in,
                 amount_out: p.amount_out,
                 fee: Lamports::new(5_000),

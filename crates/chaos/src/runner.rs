@@ -8,24 +8,24 @@ use std::time::Duration;
 use kyzlo_adapters_sim::faults::FaultSchedule;
 use kyzlo_adapters_sim::market::{PricePath, SimMarket, generate};
 use kyzlo_adapters_sim::venue::{SimVenue, SimWallet};
-use kyzlo_application::assemble::{Ports, Settings, assemble};
+use kyzlo_application::bot::{Bot, BotPorts, BotSettings};
 use kyzlo_application::clock::Clock;
 use kyzlo_application::execute::ExecutionSettings;
 use kyzlo_application::gateway::GatewayMode;
-use kyzlo_application::journal::{MemoryJournal, PositionRecord};
-use kyzlo_application::metrics::CountingMetrics;
-use kyzlo_application::orchestrator::{Orchestrator, OrchestratorConfig};
+use kyzlo_application::journal::{
+    IntentAction, IntentOutcome, Journal, MemoryJournal, PositionRecord,
+};
 use kyzlo_application::ports::{
     Alert, AlertSink, Chain, Commitment, Pair, PortError, QuoteRequest, Side, Signer, StatusLookup,
     SwapRequest, SwapRouter,
 };
 use kyzlo_domain::exit_plan::{ExitPlan, ExitPlanConfig};
-use kyzlo_domain::latency_breaker::{LatencyBreaker, LatencyBreakerConfig};
-use kyzlo_domain::strategy::{MeanReversion, MeanReversionConfig};
+use kyzlo_domain::latency_breaker::LatencyBreakerConfig;
+use kyzlo_domain::strategy::MeanReversionConfig;
 use kyzlo_domain::trading_state::TradingState;
 use kyzlo_domain::{
-    Bps, ExitBreaker, Lamports, PositionId, Price, Size, Slippage, Timestamp, TokenAmount,
-    TxSignature,
+    Bps, ExitBreaker, IntentId, Lamports, PositionId, Price, Size, Slippage, Timestamp,
+    TokenAmount, TxSignature,
 };
 
 use crate::scenario::{MarketSpec, Scenario};
@@ -215,13 +215,27 @@ fn elapsed(t: Timestamp) -> Duration {
     Duration::from_micros(t.as_micros())
 }
 
-/// Accounting over a venue's landings: (sold, received, fees, exit time, double
-/// executions, marks).
+/// What a policy's sales did.
+struct Sales {
+    /// Sold and received by the sales that closed the position (later sales sold the
+    /// trader's other holdings: they are double executions, not the position's loss).
+    sold: u64,
+    received: u64,
+    fees: u64,
+    /// From the stop to the sale that closed the position.
+    exit_time: Duration,
+    doubles: u32,
+    marks: Vec<SendMark>,
+}
+
+/// Accounting over a venue's landings, oldest first: the sales up to the one that
+/// closed `position` count toward its loss.
 fn account(
     venue: &SimVenue,
     intents: &[(TxSignature, u64)],
     stop_at: Duration,
-) -> (u64, u64, u64, Duration, u32, Vec<SendMark>) {
+    position: u64,
+) -> Sales {
     let landings = venue.landings();
     let mut sold = 0;
     let mut received = 0;
@@ -229,9 +243,11 @@ fn account(
     let mut per_intent: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
     for l in &landings {
         if l.ok && l.side == Side::Sell {
-            sold += l.amount_in.get();
-            received += l.amount_out.get();
-            last = last.max(l.at);
+            if sold < position {
+                sold += l.amount_in.get();
+                received += l.amount_out.get();
+                last = last.max(l.at);
+            }
             if let Some((_, intent)) = intents.iter().find(|(s, _)| *s == l.signature) {
                 *per_intent.entry(*intent).or_default() += 1;
             }
@@ -249,16 +265,19 @@ fn account(
             }
         })
         .collect();
-    (
+    Sales {
         sold,
         received,
-        venue.fees_paid().get(),
-        last.saturating_sub(stop_at),
+        fees: venue.fees_paid().get(),
+        exit_time: last.saturating_sub(stop_at),
         doubles,
         marks,
-    )
+    }
 }
 
+/// kyzlo: the real bot, started on a journal holding the position (so reconciliation
+/// adopts it), ticking until the position is closed or the horizon; when its exit breaker
+/// halts trading, the paged operator force-exits `operator_reaction` later.
 async fn run_kyzlo(
     scenario: &Scenario,
     path: &Arc<PricePath>,
@@ -276,102 +295,114 @@ async fn run_kyzlo(
         Pair::SOL_USDC,
     ));
     let journal = Arc::new(MemoryJournal::new());
-    let metrics = Arc::new(CountingMetrics::new());
-    let Ok(latency_breaker) = LatencyBreaker::new(LatencyBreakerConfig::default()) else {
-        return (PolicyRun::default(), Vec::new());
-    };
-    let assembled = assemble(
-        Ports {
+    let position = PositionId(1);
+    let opened = journal
+        .settle_intent(
+            IntentId(2),
+            &IntentOutcome::Failed,
+            Some(&PositionRecord {
+                position,
+                entry_price: entry,
+                size,
+                remaining: size.amount(),
+            }),
+        )
+        .await;
+    let bot = Bot::start(
+        BotPorts {
             feed: market.clone(),
             router: venue.clone(),
             chain: venue.clone(),
             signer: venue.clone(),
+            probe: venue.clone(),
             journal: journal.clone(),
             alerts: Arc::new(NullAlerts),
-            metrics: metrics.clone(),
+            metrics: Vec::new(),
+            clock,
         },
-        Settings {
-            initial_state: TradingState::Active,
-            approval_key: None,
-            latency_breaker,
-            call_timeout: Duration::from_secs(2),
+        BotSettings {
+            pair: Pair::SOL_USDC,
+            strategy: MeanReversionConfig::default(),
+            exit_plan: stop_only(scenario.stop_loss_bps),
             exit: ExecutionSettings::exit_defaults(),
             entry: ExecutionSettings::entry_defaults(
                 kyzlo_domain::EscalationLadder::default_ladder(),
             ),
-            exit_breaker: ExitBreaker::default(),
-            pair: Pair::SOL_USDC,
-            gateway_mode: GatewayMode::Enforce,
-            jitter_seed: schedule_seed(schedule),
-            next_id: 10,
-        },
-        clock,
-    );
-    let control = assembled.control;
-    let services = assembled.services;
-    let Ok(strategy) = MeanReversion::new(MeanReversionConfig::default()) else {
-        return (PolicyRun::default(), Vec::new());
-    };
-    let mut orch = Orchestrator::new(
-        services,
-        OrchestratorConfig {
-            exit_plan: stop_only(scenario.stop_loss_bps),
+            latency_breaker: LatencyBreakerConfig::default(),
+            exit_breaker_threshold: ExitBreaker::DEFAULT_THRESHOLD,
             entry_quote_amount: TokenAmount::new(100 * USDC),
-            // One position and no room for another: the run measures the exit alone.
-            max_positions: 1,
-            pair: Pair::SOL_USDC,
+            // No entries (the journaled position is adopted regardless): the run
+            // measures the exit alone.
+            max_positions: 0,
             // The stop is what is measured: no exit on reversion to the mean.
             strategy_exits: false,
+            tick_interval: scenario.tick,
+            call_timeout: Duration::from_secs(2),
+            approval_key: None,
+            gateway_mode: GatewayMode::Enforce,
+            jitter_seed: schedule_seed(schedule),
         },
-        strategy,
-    );
-    let position = PositionId(1);
-    orch.adopt(PositionRecord {
-        position,
-        entry_price: entry,
-        size,
-        remaining: size.amount(),
-    });
+    )
+    .await;
+    let (Ok(()), Ok(bot)) = (opened, bot) else {
+        return (PolicyRun::default(), Vec::new());
+    };
+    let control = bot.control();
+    let operator = bot.operator();
+    let totals = bot.totals();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let run = bot.run(shutdown, Duration::from_secs(600));
+    tokio::pin!(run);
     let mut halted = false;
-    let mut stop_at = None;
-    let mut ticker = tokio::time::interval(scenario.tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let now = elapsed(clock.now());
-        orch.apply_completions().await;
-        if now > scenario.horizon || orch.positions().is_empty() {
-            break;
-        }
-        if let Ok(report) = orch.tick().await
-            && report.exits_started > 0
-            && stop_at.is_none()
-        {
-            stop_at = Some(now);
-        }
-        if let TradingState::Halted { since, .. } = control.state() {
-            halted = true;
-            let halted_for = clock.now().saturating_since(since);
-            if halted_for >= scenario.operator_reaction
-                && orch.positions().iter().all(|p| !p.exiting)
-            {
-                // The operator, paged, force-exits.
-                let _ = orch.force_exit(position);
+    // The harness side: watches the journal and the trading state once a tick, and plays
+    // the paged operator. It runs beside the bot (operator actions are served by the
+    // bot's loop, so the two must be polled together).
+    let driver = async {
+        let mut forced = false;
+        let mut ticker = tokio::time::interval(scenario.tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let now = elapsed(clock.now());
+            let open = journal.load().await.map_or(0, |s| s.open_positions.len());
+            if now > scenario.horizon || open == 0 {
+                return;
+            }
+            if let TradingState::Halted { since, .. } = control.state() {
+                halted = true;
+                if !forced && clock.now().saturating_since(since) >= scenario.operator_reaction {
+                    // The operator, paged, force-exits (retried while an exit still runs).
+                    forced = operator.force_exit(position).await.is_ok();
+                }
             }
         }
+    };
+    let bot_stopped = tokio::select! {
+        _ = &mut run => true,
+        () = driver => false,
+    };
+    if !bot_stopped {
+        let _ = stop.send(true);
+        run.await;
     }
-    orch.drain().await;
     let intents: Vec<(TxSignature, u64)> = journal
         .attempts()
         .iter()
         .map(|(a, _)| (a.signature, a.intent.0))
         .collect();
-    let stop_at = stop_at.unwrap_or_default();
-    let (sold, received, fees, exit_time, doubles, marks) = account(&venue, &intents, stop_at);
-    let m = metrics.summary();
-    let closed = sold >= size.amount().get();
+    // The stop fired when the first exit intent was created.
+    let stop_at = journal
+        .intents()
+        .iter()
+        .filter(|(i, _)| matches!(i.action, IntentAction::Exit(_)))
+        .map(|(i, _)| elapsed(i.created_at))
+        .min()
+        .unwrap_or_default();
+    let sales = account(&venue, &intents, stop_at, size.amount().get());
+    let m = totals.summary();
+    let closed = sales.sold >= size.amount().get();
     let realized_loss_pct = if closed {
-        loss_pct(entry, sold, received)
+        loss_pct(entry, sales.sold, sales.received)
     } else {
         // Still open at the horizon: marked at the last price.
         (1.0 - path.price_at(scenario.horizon).get() / entry.get()) * 100.0
@@ -379,15 +410,19 @@ async fn run_kyzlo(
     (
         PolicyRun {
             realized_loss_pct,
-            exit_time: if closed { exit_time } else { scenario.horizon },
+            exit_time: if closed {
+                sales.exit_time
+            } else {
+                scenario.horizon
+            },
             attempts: intents.len() as u32,
-            fees_lamports: fees,
-            double_executions: doubles,
+            fees_lamports: sales.fees,
+            double_executions: sales.doubles,
             unresolved_at_deadline: m.exits_deadline_exceeded as u32,
             halted,
             closed,
         },
-        marks,
+        sales.marks,
     )
 }
 
@@ -395,9 +430,10 @@ fn schedule_seed(schedule: &FaultSchedule) -> u64 {
     schedule.seed() ^ 0x6B79_7A6C_6F00_0001
 }
 
-/// The seeds' "before": quote at 1%, send once, wait up to 60 s for confirmation; on
-/// any failure or timeout wait the 10 s poll interval and send a NEW transaction, with
-/// no deadline and no escalation, while earlier ones may still land.
+/// The seeds' "before": quote at 1%, send once (the send call bounded by an ordinary
+/// client's 30 s timeout), wait up to 60 s for confirmation; on any failure or timeout
+/// wait the 10 s poll interval and send a NEW transaction, with no deadline and no
+/// escalation, while earlier ones may still land.
 async fn run_naive(
     scenario: &Scenario,
     path: &Arc<PricePath>,
@@ -407,6 +443,7 @@ async fn run_naive(
     stop_at: Duration,
 ) -> (PolicyRun, Vec<SendMark>) {
     const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
+    const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
     const POLL: Duration = Duration::from_secs(10);
     let clock = Clock::new();
     let market = Arc::new(SimMarket::starting_now(Arc::clone(path), clock));
@@ -455,7 +492,7 @@ async fn run_naive(
         let sent_at = clock.now();
         // The send and the confirmation wait share the 60 s timeout.
         let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {
-            let _ = venue.send(&signed).await;
+            let _ = tokio::time::timeout(CLIENT_TIMEOUT, venue.send(&signed)).await;
             loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 if let Ok(statuses) = venue
@@ -484,8 +521,15 @@ async fn run_naive(
         tokio::time::sleep(expiry - now).await;
     }
     let _ = venue.balances().await;
-    let (sold, received, fees, exit_time, doubles, marks) = account(&venue, &sent, stop_at);
     let position = size.amount().get();
+    let Sales {
+        sold,
+        received,
+        fees,
+        exit_time,
+        doubles,
+        marks,
+    } = account(&venue, &sent, stop_at, position);
     let realized_loss_pct = if sold >= position {
         // Only the position's own sale counts toward its loss; a double sale is counted
         // separately (it sold the trader's other holdings).
@@ -516,7 +560,8 @@ async fn run_naive(
 
 /// The lower bound: the earliest moment a transaction sent at or after the stop could
 /// land in this run's fault schedule (any send time, within the exit ladder's blockhash
-/// life), filled at the price at landing with base slippage only.
+/// life, at the priority fee of kyzlo's highest rung), filled at the price at landing
+/// with base slippage only.
 fn run_oracle(
     scenario: &Scenario,
     path: &PricePath,
@@ -527,7 +572,13 @@ fn run_oracle(
     use kyzlo_adapters_sim::faults::SendFate;
     const BUCKET: Duration = Duration::from_millis(100);
     let settings = ExecutionSettings::exit_defaults();
-    let fee = settings.ladder.rung(1).priority_fee;
+    let fee = settings
+        .ladder
+        .rungs()
+        .iter()
+        .map(|r| r.priority_fee)
+        .max()
+        .unwrap_or_default();
     let life = settings.slot_time * settings.expiry_slots;
     let mut best: Option<Duration> = None;
     let mut t = stop_at;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kyzlo_adapters_sim::faults::FaultProfile;
+use kyzlo_adapters_sim::faults::{ClusterProfile, FaultProfile};
 use kyzlo_adapters_sim::market::{CrashSpec, GeneratorConfig, PricePath, Regime, load_csv};
 use serde::Deserialize;
 
@@ -79,8 +79,14 @@ fn base(name: &str, description: &str, market: GeneratorConfig, faults: FaultPro
     }
 }
 
+/// A named fault profile on the adversarial cluster (lagging nodes, nodes without
+/// history, processed before confirmed, forks, skipped slots, refused resends, drifting
+/// quotes, fills unreadable for a while).
 fn profile(name: &str) -> FaultProfile {
-    FaultProfile::named(name).unwrap_or_default()
+    FaultProfile {
+        cluster: ClusterProfile::adversarial(),
+        ..FaultProfile::named(name).unwrap_or_default()
+    }
 }
 
 /// A built-in scenario by name.
@@ -139,7 +145,7 @@ pub fn builtin(name: &str) -> Option<Scenario> {
             });
             base(
                 name,
-                "A calm decline through the stop on a healthy network: defense should cost nothing",
+                "A calm decline through the stop on a healthy cluster: defense should cost nothing",
                 market,
                 FaultProfile::default(),
             )
@@ -284,6 +290,7 @@ struct FaultsFile {
     blackouts_s: Option<Vec<[f64; 2]>>,
     base_slippage_bps: Option<f64>,
     confirm_latency_median_ms: Option<f64>,
+    cluster: Option<String>,
 }
 
 fn secs(path: &Path, key: &'static str, v: f64) -> Result<Duration, ScenarioError> {
@@ -343,7 +350,7 @@ fn probability(
 /// # from_ts_ms = 1621425480000
 ///
 /// [faults]                   # a named profile, then overrides
-/// profile = "flaky"          # none | flaky | rpc-blackout | late-landing | rate-limited | slippage-storm | node-behind
+/// profile = "flaky"          # none | flaky | rpc-blackout | late-landing | rate-limited | slippage-storm | node-behind | adversarial
 /// send_timeout = 0.5
 /// timeout_lands = 0.3
 /// drop = 0.05
@@ -353,6 +360,7 @@ fn probability(
 /// blackouts_s = [[20, 65]]
 /// base_slippage_bps = 5.0
 /// confirm_latency_median_ms = 600
+/// cluster = "adversarial"    # adversarial | healthy (the default) | ideal: the RPC nodes
 /// ```
 ///
 /// # Errors
@@ -453,7 +461,7 @@ pub fn from_toml(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
             invalid(
                 "faults.profile",
                 name.clone(),
-                "none, flaky, rpc-blackout, late-landing, rate-limited, slippage-storm or node-behind",
+                "none, flaky, rpc-blackout, late-landing, rate-limited, slippage-storm, node-behind or adversarial",
             )
         })?,
         None => FaultProfile::default(),
@@ -498,6 +506,20 @@ pub fn from_toml(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
             ));
         }
         faults.base_slippage_bps = v;
+    }
+    if let Some(cluster) = &f.cluster {
+        faults.cluster = match cluster.as_str() {
+            "adversarial" => ClusterProfile::adversarial(),
+            "healthy" => ClusterProfile::default(),
+            "ideal" => ClusterProfile::ideal(),
+            _ => {
+                return Err(invalid(
+                    "faults.cluster",
+                    cluster.clone(),
+                    "adversarial, healthy or ideal",
+                ));
+            }
+        };
     }
     if let Some(windows) = f.blackouts_s {
         let mut out = Vec::new();

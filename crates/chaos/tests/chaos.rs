@@ -48,12 +48,23 @@ fn bug_003_bounds_kyzlo_far_below_naive_retry() {
         naive.realized_loss_pct
     );
     assert!(kyzlo.realized_loss_pct.mean < naive.realized_loss_pct.mean / 2.0);
-    assert!(
-        naive.double_executions > 0,
-        "naive retry sends while earlier ones can land"
-    );
     assert_eq!(kyzlo.double_executions, 0);
     assert!(kyzlo.exit_time_s.p50 < 30.0);
+}
+
+#[test]
+fn naive_retry_sells_twice_when_an_outage_hides_its_landings() {
+    // Blind to confirmations during the blackout, naive retry sends a new transaction
+    // while the first one has landed; kyzlo proves each attempt dead before the next.
+    let scenario = builtin("rpc-blackout").unwrap();
+    let (results, _) = run_many(&scenario, 400, 1, 2);
+    let s = summarize("rpc-blackout", 1, scenario.stop_loss_bps, &results);
+    assert!(
+        s.policies.naive.double_executions > 0,
+        "naive {:?}",
+        s.policies.naive
+    );
+    assert_eq!(s.policies.kyzlo.double_executions, 0);
 }
 
 #[test]

@@ -229,6 +229,24 @@ impl RetryBudget {
         now: Timestamp,
         max_call_time: Duration,
     ) -> Result<AttemptGrant, GiveUpReason> {
+        let call_deadline = self.could_begin(now, max_call_time)?;
+        self.attempts += 1;
+        Ok(AttemptGrant {
+            attempt: self.attempts,
+            call_deadline,
+        })
+    }
+
+    /// Whether [`RetryBudget::begin_attempt`] would grant an attempt at `now`, without
+    /// spending one: the attempt's call deadline when it would.
+    ///
+    /// # Errors
+    /// The [`GiveUpReason`] `begin_attempt` would give.
+    pub fn could_begin(
+        &self,
+        now: Timestamp,
+        max_call_time: Duration,
+    ) -> Result<Timestamp, GiveUpReason> {
         if let Some(reason) = self.gave_up {
             return Err(reason);
         }
@@ -243,11 +261,7 @@ impl RetryBudget {
                 elapsed: now.saturating_since(self.started),
             });
         }
-        self.attempts += 1;
-        Ok(AttemptGrant {
-            attempt: self.attempts,
-            call_deadline,
-        })
+        Ok(call_deadline)
     }
 
     /// Decides what follows a failed attempt.
@@ -636,6 +650,27 @@ mod tests {
         assert_eq!(
             budget.after_failure(now, limited(25), ms(1_000), 0),
             RetryDecision::GiveUp(GiveUpReason::BudgetExhausted { elapsed: ms(9_000) })
+        );
+    }
+
+    #[test]
+    fn could_begin_spends_nothing_and_agrees_with_begin_attempt() {
+        let mut budget = RetryBudget::new(RetryPolicy::exit_policy(), T0);
+        for _ in 0..5 {
+            assert_eq!(budget.could_begin(T0, ms(1_000)), Ok(after(T0, ms(1_000))));
+        }
+        assert_eq!(budget.attempts(), 0);
+        assert_eq!(
+            budget.could_begin(T0, ms(20_001)),
+            Err(GiveUpReason::BudgetExhausted {
+                elapsed: Duration::ZERO
+            })
+        );
+        budget.begin_attempt(T0, ms(1_000)).unwrap();
+        budget.begin_attempt(T0, ms(1_000)).unwrap();
+        assert_eq!(
+            budget.could_begin(T0, ms(1_000)),
+            Err(GiveUpReason::AttemptsExhausted { attempts: 2 })
         );
     }
 

@@ -349,6 +349,13 @@ impl Timestamp {
         let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         Timestamp(self.0.saturating_add(micros))
     }
+
+    /// `self - d`, saturating at the origin.
+    #[must_use]
+    pub fn saturating_sub(self, d: Duration) -> Timestamp {
+        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        Timestamp(self.0.saturating_sub(micros))
+    }
 }
 
 /// Whether a position is open.

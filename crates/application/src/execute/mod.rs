@@ -59,8 +59,10 @@ pub struct ExecutionSettings {
     pub send_timeout: Duration,
     /// After this long without confirmation an attempt is marked timed out (it stays live).
     pub confirm_timeout: Duration,
-    /// Calls allowed to prepare one attempt (balance, quote, build).
-    pub prepare_calls: u32,
+    /// How long one preparation (balance, quote, build, sign, blockhash check) may take.
+    /// A failed preparation sent nothing: it is tried again, with backoff, for as long as
+    /// the retry budget leaves room for the attempt it prepares.
+    pub prepare_call_timeout: Duration,
     /// The commitment at which a landing counts.
     pub commitment: Commitment,
     /// Lamports a full exit of SOL leaves in the wallet for fees and rent (SOL pays both).
@@ -86,7 +88,7 @@ impl ExecutionSettings {
             rebroadcast_interval: Duration::from_millis(400),
             send_timeout: Duration::from_millis(200),
             confirm_timeout: Duration::from_secs(2),
-            prepare_calls: 3,
+            prepare_call_timeout: Duration::from_secs(5),
             commitment: Commitment::Confirmed,
             fee_reserve: Lamports::new(10_000_000),
             fill_wait: Duration::from_secs(10),
@@ -341,17 +343,19 @@ impl Run<'_> {
             if !deadline.is_within(now) {
                 return self.fail(ExitFailure::DeadlineExceeded).await;
             }
-            // Transactions are numbered by the state machine: a try whose preparation
-            // failed sent nothing, so the next try keeps the same number and rung (it
-            // still spends the retry budget's attempts and time).
+            // Transactions are numbered by the state machine; only a transaction that is
+            // sent spends one of the retry budget's attempts. Preparing sends nothing, so
+            // a failed preparation is tried again (with backoff) for as long as the
+            // budget leaves room for the attempt it prepares: a router on a lagging node
+            // or a refused quote costs time, never an attempt.
             let Some(attempt) = self.sm.next_attempt() else {
                 return self.fail(ExitFailure::Permanent(ErrorClass::Unknown)).await;
             };
             let rung = self.settings.ladder.rung_for(self.job.style, attempt);
-            let grant = match budget.begin_attempt(now, self.settings.attempt_life(&rung)) {
-                Ok(grant) => grant,
-                Err(reason) => return self.fail(give_up_failure(reason)).await,
-            };
+            let life = self.settings.attempt_life(&rung);
+            if let Err(reason) = budget.could_begin(now, life) {
+                return self.fail(give_up_failure(reason)).await;
+            }
             let resolved_failure = matches!(
                 self.sm.state(),
                 ExitState::Expired { .. } | ExitState::LandedFailed { .. }
@@ -359,7 +363,11 @@ impl Run<'_> {
             if resolved_failure && rung.style == OrderStyle::Market {
                 let _ = self.transition(ExitEvent::Escalate).await;
             }
-            let until = grant.call_deadline.min(deadline.expires_at());
+            // The prepared transaction must still fit its whole life in the budget.
+            let until = budget
+                .budget_end()
+                .saturating_sub(life)
+                .min(deadline.expires_at());
             let prepared = match self.prepare(rung, until).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -368,31 +376,18 @@ impl Run<'_> {
                     if e.class.decision() == ErrorDecision::GiveUp {
                         return self.fail(ExitFailure::Permanent(e.class)).await;
                     }
-                    match self
-                        .plan_retry(&mut budget, e.classified(), &deadline)
-                        .await
-                    {
-                        Next::Stop(failure) => return self.fail(failure).await,
-                        Next::Retry => continue,
-                    }
+                    return self
+                        .fail(give_up_failure(GiveUpReason::BudgetExhausted {
+                            elapsed: v.clock.now().saturating_since(self.started),
+                        }))
+                        .await;
                 }
             };
             // Preparing took time: a transaction that could no longer live out its life
-            // before the deadline is discarded unsent (safe: nobody has its bytes).
-            if v.clock.now() >= until {
+            // inside the budget is discarded unsent (safe: nobody has its bytes).
+            if let Err(reason) = budget.begin_attempt(v.clock.now(), life) {
                 tracing::warn!(intent = %self.job.intent, attempt, "preparation ran past the attempt's window: discarded unsent");
-                self.last_error = Some(ErrorClass::RpcTimeout);
-                match self
-                    .plan_retry(
-                        &mut budget,
-                        ClassifiedError::new(ErrorClass::RpcTimeout),
-                        &deadline,
-                    )
-                    .await
-                {
-                    Next::Stop(failure) => return self.fail(failure).await,
-                    Next::Retry => continue,
-                }
+                return self.fail(give_up_failure(reason)).await;
             }
             let record = AttemptRecord {
                 intent: self.job.intent,

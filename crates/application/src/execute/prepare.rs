@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use kyzlo_domain::ladder::Rung;
 use kyzlo_domain::retry::RetryPolicy;
-use kyzlo_domain::{ErrorClass, Timestamp, TokenAmount};
+use kyzlo_domain::{ErrorClass, Timestamp, TokenAmount, unit_interval};
 
 use super::{Amount, Run};
 use crate::ports::{PortError, QuoteRequest, Side, SignedTransaction, SwapRequest};
-use crate::retry::retry_call;
 
 /// An attempt ready to journal and send.
 pub(super) struct Prepared {
@@ -28,34 +27,51 @@ pub(super) struct Prepared {
 }
 
 impl Run<'_> {
-    /// Prepares an attempt on `rung`, retried as one unit until `until`.
+    /// Prepares an attempt on `rung`, retried as one unit until `until`: each try is
+    /// cut off at `prepare_call_timeout` or at `until`, tries are spaced by a jittered
+    /// backoff (200 ms doubling to 2 s, or the server's retry-after when longer), and a
+    /// class that may not be retried ends it at once.
     pub(super) async fn prepare(
         &self,
         rung: Rung,
         until: Timestamp,
     ) -> Result<Prepared, PortError> {
         let v = self.venue;
-        let now = v.clock.now();
-        let window = until.saturating_since(now);
-        let policy = RetryPolicy {
-            max_attempts: self.settings.prepare_calls.max(1),
-            total_budget: window,
+        let backoff = RetryPolicy {
+            max_attempts: u32::MAX,
+            total_budget: Duration::MAX,
             initial_backoff: Duration::from_millis(200),
             multiplier: 2.0,
             max_backoff: Duration::from_secs(2),
         };
-        let max_call_time =
-            Duration::from_millis(1).max(window / self.settings.prepare_calls.max(1));
-        let max_call_time = max_call_time.min(window);
-        retry_call(
-            &v.clock,
-            &v.jitter,
-            policy,
-            max_call_time,
-            "prepare",
-            || self.prepare_once(rung),
-        )
-        .await
+        let mut tries = 0_u32;
+        loop {
+            let left = until.saturating_since(v.clock.now());
+            let call_time = self.settings.prepare_call_timeout.min(left);
+            tries = tries.saturating_add(1);
+            let error = match tokio::time::timeout(call_time, self.prepare_once(rung)).await {
+                Ok(Ok(prepared)) => return Ok(prepared),
+                Ok(Err(error)) => error,
+                Err(_) => PortError::new(
+                    "prepare",
+                    ErrorClass::RpcTimeout,
+                    format!("no transaction prepared within {call_time:?}"),
+                ),
+            };
+            if !error.class.is_retryable() {
+                return Err(error);
+            }
+            let ceiling = backoff.backoff_ceiling(tries);
+            let mut delay = ceiling.mul_f64(unit_interval(v.jitter.next_u64()));
+            if let Some(asked) = error.retry_after {
+                delay = delay.max(asked);
+            }
+            if v.clock.now().saturating_add(delay) >= until {
+                return Err(error);
+            }
+            tracing::warn!(intent = %self.job.intent, %error, tries, ?delay, "preparation failed; preparing again");
+            tokio::time::sleep(delay).await;
+        }
     }
 
     async fn amount_in(&self) -> Result<TokenAmount, PortError> {
@@ -125,6 +141,17 @@ impl Run<'_> {
         let life_blocks = height.map_or(u64::from(expiry_slots), |h| {
             unsigned.last_valid_block_height.saturating_sub(h)
         });
+        // A router on a lagging node builds on a blockhash that is valid but nearly
+        // spent: such a transaction would expire before it could land. Build again.
+        if life_blocks < u64::from(expiry_slots) / 2 {
+            return Err(PortError::new(
+                "prepare",
+                ErrorClass::BlockhashExpired,
+                format!(
+                    "the router's blockhash has {life_blocks} blocks of life left, under half the {expiry_slots} asked for"
+                ),
+            ));
+        }
         let life = self.settings.slot_time * u32::try_from(life_blocks).unwrap_or(u32::MAX);
         Ok(Prepared {
             signed,
