@@ -40,6 +40,19 @@ struct Rig {
 }
 
 fn rig(profile: FaultProfile, seed: u64, regime: Regime, sol: u64) -> Rig {
+    rig_with(
+        profile,
+        seed,
+        regime,
+        SimWallet {
+            base: TokenAmount::new(sol * SOL),
+            quote: TokenAmount::ZERO,
+            fee_lamports: Lamports::new(SOL),
+        },
+    )
+}
+
+fn rig_with(profile: FaultProfile, seed: u64, regime: Regime, wallet: SimWallet) -> Rig {
     let clock = Clock::new();
     let path = generate(
         &GeneratorConfig::regime(regime, 95.0, Duration::from_secs(2 * 3_600)),
@@ -49,11 +62,7 @@ fn rig(profile: FaultProfile, seed: u64, regime: Regime, sol: u64) -> Rig {
     let venue = Arc::new(SimVenue::new(
         market.clone(),
         Arc::new(FaultSchedule::new(profile, seed)),
-        SimWallet {
-            base: TokenAmount::new(sol * SOL),
-            quote: TokenAmount::ZERO,
-            fee_lamports: Lamports::new(SOL),
-        },
+        wallet,
         clock,
         Pair::SOL_USDC,
     ));
@@ -162,6 +171,35 @@ async fn a_healthy_network_closes_a_stop_loss_on_the_first_attempt() {
     );
     assert_eq!(rig.venue.wallet().quote, fill.amount_out);
     assert_no_intent_landed_twice(&rig, "healthy");
+}
+
+/// Defect 5: a full exit of SOL swapped the whole balance, leaving nothing for the fee
+/// (SOL pays swaps, fees and rent from one balance): refused for insufficient funds, a
+/// class that gives up, and two such exits halted trading.
+#[tokio::test(start_paused = true)]
+async fn a_full_exit_of_all_the_wallets_sol_leaves_the_fee_reserve() {
+    let rig = rig_with(
+        FaultProfile::named("none").unwrap(),
+        1,
+        Regime::Calm,
+        SimWallet {
+            base: TokenAmount::new(10 * SOL),
+            quote: TokenAmount::ZERO,
+            fee_lamports: Lamports::new(0),
+        },
+    );
+    let report = stop_loss(&rig, 1, 10).await;
+    let ExecutionOutcome::Filled { attempt, fill, .. } = report.outcome else {
+        panic!("not filled: {:?}", report.outcome);
+    };
+    assert_eq!(attempt, 1);
+    let reserve = ExecutionSettings::exit_defaults().fee_reserve.get();
+    assert_eq!(fill.amount_in.get(), 10 * SOL - reserve);
+    assert_eq!(
+        rig.venue.wallet().base.get(),
+        reserve - rig.venue.fees_paid().get(),
+        "the reserve paid the fee"
+    );
 }
 
 #[tokio::test(start_paused = true)]
