@@ -15,12 +15,15 @@ validator=$(scripts/install-validator.sh)
 export KYZLO_VALIDATOR_BIN="$validator"
 
 cargo test --workspace --locked --no-run
+# The binary the end-to-end tests in tests/ run (they build it on demand; built here first
+# so that the build's output stays out of the tests').
+cargo build -p kyzlo-app --bin kyzlo --locked
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 if command -v ip >/dev/null && unshare -n true 2>/dev/null; then
-  unshare -n sh -c 'ip link set lo up && exec cargo test --workspace --locked --offline' 2>&1 \
+  unshare -n sh -c 'ip link set lo up && CARGO_NET_OFFLINE=true exec cargo test --workspace --locked --offline' 2>&1 \
     | tee "$log" || status=$?
 else
   echo "note: cannot create a network namespace here; the validator suite isolates itself" >&2

@@ -82,7 +82,7 @@ use kyzlo_domain::{Price, Timestamp};
 
 pub use crate::error::CsvError;
 pub use csv::{load_csv, parse_csv};
-pub use generator::{CrashSpec, GeneratorConfig, Regime, generate};
+pub use generator::{CrashSpec, GeneratorConfig, Regime, embedded, generate};
 
 use crate::error::SimError;
 

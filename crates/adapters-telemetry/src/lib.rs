@@ -18,6 +18,7 @@ pub use alerts::{
     AlertCounters, AlertOutcome, AlertRouter, AlertRouterConfig, AlertWorker, LogAlerts,
     WebhookAlerts, WebhookKind,
 };
+pub use api::client::{ClientError, OperatorClient, Request};
 pub use api::{ApiConfig, serve};
 pub use error::TelemetryError;
 pub use metrics::{OPENMETRICS_CONTENT_TYPE, PrometheusMetrics};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::Profile;
+use kyzlo_config::Profile;
 
 /// kyzlo: a Solana trading bot with a defensive exit architecture.
 #[derive(Debug, Parser)]
@@ -70,10 +70,11 @@ pub struct PaperArgs {
     /// Pace virtual time at this many times real time (0: as fast as possible).
     #[arg(long, default_value_t = 0.0)]
     pub speed: f64,
-    /// Stop after this much market time, e.g. `90m`, `2h`, `600s`.
-    #[arg(long)]
-    pub duration: Option<String>,
-    /// Fault profile: none, flaky, rpc-blackout, late-landing, rate-limited, slippage-storm, node-behind.
+    /// Stop after this much market time, e.g. `90m`, `2h`, `1h 30m`, `600s`.
+    #[arg(long, value_parser = positive_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// The simulated network's fault profile (default: the configuration's): none, flaky,
+    /// rpc-blackout, late-landing, rate-limited, slippage-storm, node-behind or adversarial.
     #[arg(long)]
     pub faults: Option<String>,
     /// Seed of the generated market and the faults.
@@ -222,7 +223,7 @@ pub struct ExitsArgs {
 pub struct QuoteArgs {
     /// Jupiter base URL (overrides the config).
     #[arg(long)]
-    pub jupiter_url: Option<String>,
+    pub jupiter_url: Option<reqwest::Url>,
     /// Amount of the base token to sell, e.g. 1.5 (SOL).
     #[arg(long, default_value_t = 1.0)]
     pub amount: f64,
@@ -246,30 +247,16 @@ pub struct ConfigCheckArgs {
     pub profile: Option<ProfileArg>,
 }
 
-/// Parses `90m`, `2h`, `600s`, `1d` or plain seconds.
+/// A duration above zero in humantime's syntax (`90m`, `2h`, `1h 30m`, `600s`).
 ///
 /// # Errors
-/// A message naming the value.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("--duration {text:?}: expected a number with s, m, h or d"))?;
-    let seconds = match unit {
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3_600.0,
-        "d" => value * 86_400.0,
-        _ => return Err(format!("--duration {text:?}: unit must be s, m, h or d")),
-    };
-    if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
-        return Err(format!("--duration {text:?}: must be above zero"));
+/// humantime's message, or "must be above zero".
+pub fn positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be above zero".to_owned());
     }
-    Ok(std::time::Duration::from_secs_f64(seconds))
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -283,16 +270,16 @@ mod tests {
             ("90m", Some(5_400.0)),
             ("2h", Some(7_200.0)),
             ("1d", Some(86_400.0)),
-            ("45", Some(45.0)),
+            ("1h 30m", Some(5_400.0)),
             ("0s", None),
             ("-5m", None),
             ("abc", None),
-            ("5y", None),
+            ("5q", None),
             ("NaNs", None),
         ];
         for (text, expect) in table {
             assert_eq!(
-                parse_duration(text).ok().map(|d| d.as_secs_f64()),
+                positive_duration(text).ok().map(|d| d.as_secs_f64()),
                 expect,
                 "{text}"
             );

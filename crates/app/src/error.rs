@@ -2,7 +2,7 @@
 
 use kyzlo_application::bot::BotError;
 
-use crate::config::ConfigError;
+use kyzlo_config::ConfigError;
 
 /// Why the binary stopped.
 #[derive(Debug, thiserror::Error)]

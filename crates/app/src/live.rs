@@ -8,73 +8,42 @@ use std::time::Duration;
 use kyzlo_adapters_devnet::DevnetVenue;
 use kyzlo_adapters_journal::SqliteJournal;
 use kyzlo_adapters_jupiter::{JupiterClient, JupiterConfig};
-use kyzlo_adapters_solana::{
-    KeypairSigner, NATIVE_MINT, Pubkey, SolanaChain, SolanaConfig, TokenPair, Url,
-};
+use kyzlo_adapters_solana::{KeypairSigner, NATIVE_MINT, SolanaChain, SolanaConfig, TokenPair};
 use kyzlo_application::ports::{Balances, QuoteRequest, Side, Signer as _, WalletAddress};
 use kyzlo_domain::{Lamports, Slippage, TokenAmount};
 
 use crate::cli::QuoteArgs;
-use crate::config::{Config, ConfigError, Profile, Validated};
 use crate::error::AppError;
 use crate::wiring::{Adapters, launch};
-
-const DEVNET_RPC: &str = "https://api.devnet.solana.com";
-const MAINNET_RPC: &str = "https://api.mainnet-beta.solana.com";
-
-fn invalid(key: &str, value: impl ToString, expected: &str) -> AppError {
-    AppError::Config(ConfigError::Invalid {
-        key: key.into(),
-        value: value.to_string(),
-        expected: expected.into(),
-    })
-}
+use kyzlo_config::{Config, ConfigError, Profile};
 
 fn jupiter(
     config: &Config,
     wallet: WalletAddress,
-    base_url: Option<&str>,
+    base_url: Option<&reqwest::Url>,
 ) -> Result<JupiterClient, AppError> {
     let mut jc = JupiterConfig::new(wallet);
-    jc.base_url = base_url.unwrap_or(&config.jupiter.base_url).to_owned();
-    jc.api_key = config.jupiter.api_key.clone();
-    jc.request_timeout = Duration::from_millis(config.jupiter.request_timeout_ms);
-    jc.base_mint = config.pair.base_mint.clone();
-    jc.quote_mint = config.pair.quote_mint.clone();
+    jc.base_url = base_url
+        .unwrap_or(&config.jupiter.base_url)
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    jc.api_key = config
+        .jupiter
+        .api_key
+        .as_ref()
+        .map(|k| k.expose().to_owned());
+    jc.request_timeout = config.jupiter.request_timeout;
+    jc.base_mint = config.pair.base_mint.to_string();
+    jc.quote_mint = config.pair.quote_mint.to_string();
     JupiterClient::new(jc).map_err(|e| AppError::Startup(format!("jupiter: {e}")))
 }
 
-fn solana(
-    config: &Config,
-    v: &Validated,
-    wallet: WalletAddress,
-    sol_only: bool,
-) -> Result<SolanaChain, AppError> {
-    let defaults = match config.profile {
-        Profile::Mainnet => MAINNET_RPC,
-        Profile::Devnet | Profile::Paper => DEVNET_RPC,
-    };
-    let urls: Vec<String> = if config.rpc.endpoints.is_empty() {
-        vec![defaults.to_owned()]
-    } else {
-        config.rpc.endpoints.clone()
-    };
-    let endpoints = urls
-        .iter()
-        .enumerate()
-        .map(|(i, u)| {
-            Url::parse(u)
-                .map_err(|_| invalid(&format!("rpc.endpoints[{i}]"), "***", "an http(s) URL"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut sc = SolanaConfig::new(endpoints);
-    sc.request_timeout = Duration::from_millis(config.rpc.request_timeout_ms);
-    sc.commitment = v.commitment;
+fn solana(config: &Config, wallet: WalletAddress, sol_only: bool) -> Result<SolanaChain, AppError> {
+    let mut sc = SolanaConfig::new(config.rpc.endpoints.clone());
+    sc.request_timeout = config.rpc.request_timeout;
+    sc.commitment = config.rpc.commitment;
     sc.skip_preflight = config.rpc.skip_preflight;
-    let mint = |key: &str, text: &str| {
-        text.parse::<Pubkey>()
-            .map_err(|_| invalid(key, text, "a base58 mint address"))
-    };
     let pair = if sol_only {
         // The devnet stand-in keeps the pair's balances itself and reads only SOL from
         // the chain: the pair's mainnet mints need not exist on devnet.
@@ -84,29 +53,51 @@ fn solana(
         }
     } else {
         TokenPair {
-            base: mint("pair.base_mint", &config.pair.base_mint)?,
-            quote: mint("pair.quote_mint", &config.pair.quote_mint)?,
+            base: config.pair.base_mint,
+            quote: config.pair.quote_mint,
         }
     };
     SolanaChain::new(&sc, wallet, pair).map_err(|e| AppError::Startup(format!("solana: {e}")))
 }
 
 fn signer(config: &Config) -> Result<Arc<KeypairSigner>, AppError> {
-    let path = config
-        .wallet
-        .keypair_path
-        .as_ref()
-        .ok_or_else(|| invalid("wallet.keypair_path", "(none)", "a Solana CLI keypair file"))?;
-    KeypairSigner::from_file(path)
-        .map(Arc::new)
-        .map_err(|e| invalid("wallet.keypair_path", path.display(), &e.to_string()))
+    let path = config.keypair_path.as_ref().ok_or_else(|| {
+        AppError::Config(ConfigError::Invalid {
+            key: "wallet.keypair_path".into(),
+            value: "(none)".into(),
+            expected: "a Solana CLI keypair file".into(),
+        })
+    })?;
+    KeypairSigner::from_file(path).map(Arc::new).map_err(|e| {
+        AppError::Config(ConfigError::Invalid {
+            key: "wallet.keypair_path".into(),
+            value: path.display().to_string(),
+            expected: e.to_string(),
+        })
+    })
+}
+
+/// What `run` builds from the configuration before its first network call (the signer
+/// from its keypair file, the Jupiter and Solana clients), built and dropped: `config
+/// check` runs it so that it accepts exactly what `run` accepts.
+///
+/// # Errors
+/// [`AppError`] naming what `run` would refuse.
+pub fn check(config: &Config) -> Result<(), AppError> {
+    if config.profile == Profile::Paper {
+        return Ok(());
+    }
+    let wallet = signer(config)?.address();
+    jupiter(config, wallet, None)?;
+    solana(config, wallet, config.profile == Profile::Devnet)?;
+    Ok(())
 }
 
 /// Runs `kyzlo run` until Ctrl-C or SIGTERM.
 ///
 /// # Errors
 /// [`AppError`] for a bad configuration, a refused keypair, or a failed start-up.
-pub fn run(config: &Config, v: &Validated) -> Result<String, AppError> {
+pub fn run(config: &Config) -> Result<String, AppError> {
     if config.profile == Profile::Paper {
         return Err(AppError::Usage(
             "`run` trades on devnet or mainnet: pass --profile devnet|mainnet (paper mode is `kyzlo paper`)".into(),
@@ -119,22 +110,21 @@ pub fn run(config: &Config, v: &Validated) -> Result<String, AppError> {
     runtime.block_on(async {
         let signer = signer(config)?;
         let wallet = signer.address();
-        let chain = Arc::new(solana(config, v, wallet, config.profile == Profile::Devnet)?);
+        let chain = Arc::new(solana(config, wallet, config.profile == Profile::Devnet)?);
         let jup = Arc::new(jupiter(config, wallet, None)?);
-        std::fs::create_dir_all(&config.journal.data_dir).map_err(|source| AppError::Io {
-            path: config.journal.data_dir.clone(),
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::Io {
+            path: config.data_dir.clone(),
             source,
         })?;
         let journal = Arc::new(
-            SqliteJournal::open(config.journal.data_dir.join("journal.db"))
+            SqliteJournal::open(config.data_dir.join("journal.db"))
                 .map_err(|e| AppError::Startup(format!("journal: {e}")))?,
         );
         let adapters = match config.profile {
             Profile::Devnet => {
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
                 let initial = Balances {
                     base: TokenAmount::ZERO,
-                    quote: TokenAmount::new((config.paper.initial_quote.max(0.0) * 1e6) as u64),
+                    quote: config.paper.initial_quote,
                     fee_lamports: Lamports::new(0),
                 };
                 let venue = Arc::new(
@@ -142,7 +132,7 @@ pub fn run(config: &Config, v: &Validated) -> Result<String, AppError> {
                         chain,
                         signer,
                         jup.clone(),
-                        &config.journal.data_dir.join("devnet-wallet.json"),
+                        &config.data_dir.join("devnet-wallet.json"),
                         initial,
                     )
                     .map_err(|e| AppError::Startup(format!("devnet venue: {e}")))?,
@@ -168,13 +158,13 @@ pub fn run(config: &Config, v: &Validated) -> Result<String, AppError> {
             },
         };
         let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let mut settings = config.bot_settings(seed_now());
         // The devnet stand-in keeps the pair's balances itself: its base is not the SOL
         // that pays the fees, so a full exit keeps no fee reserve out of it.
-        let mut v = v.clone();
         if config.profile == Profile::Devnet {
-            v.pair.native_base = false;
+            settings.pair.native_base = false;
         }
-        let launched = launch(config, &v, adapters, seed_now(), shutdown.clone()).await?;
+        let launched = launch(config, settings, adapters, shutdown.clone()).await?;
         let control = launched.bot.control();
         let totals = launched.bot.totals();
         tokio::spawn(async move {
@@ -246,7 +236,7 @@ pub fn quote(config: &Config, args: &QuoteArgs) -> Result<String, AppError> {
             args.slippage_bps
         ))
     })?;
-    let decimals = i32::from(config.pair.base_decimals);
+    let decimals = i32::from(config.pair.pair.base_decimals);
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let amount_in = TokenAmount::new((args.amount * 10f64.powi(decimals)) as u64);
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -254,7 +244,7 @@ pub fn quote(config: &Config, args: &QuoteArgs) -> Result<String, AppError> {
         .build()
         .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
     runtime.block_on(async {
-        let client = jupiter(config, WalletAddress([0; 32]), args.jupiter_url.as_deref())?;
+        let client = jupiter(config, WalletAddress([0; 32]), args.jupiter_url.as_ref())?;
         // The port's quote (sell the base token), not the client's raw one.
         let q = kyzlo_application::ports::SwapRouter::quote(
             &client,
@@ -266,8 +256,8 @@ pub fn quote(config: &Config, args: &QuoteArgs) -> Result<String, AppError> {
         )
         .await
             .map_err(|e| AppError::Remote(format!("quote refused: {e}")))?;
-        let out_ui = q.expected_out.get() as f64 / 10f64.powi(i32::from(config.pair.quote_decimals));
-        let min_ui = q.min_out.get() as f64 / 10f64.powi(i32::from(config.pair.quote_decimals));
+        let out_ui = q.expected_out.get() as f64 / 10f64.powi(i32::from(config.pair.pair.quote_decimals));
+        let min_ui = q.min_out.get() as f64 / 10f64.powi(i32::from(config.pair.pair.quote_decimals));
         Ok(format!(
             "route: {}\nin: {} base units ({} of the base token)\nout: {} quote units ({out_ui:.6})\nminimum out at {} bps: {} ({min_ui:.6})\nprice: {:.6}\nprice impact: {:.4}%\n",
             q.route_label,

@@ -6,7 +6,6 @@ mod alerts;
 mod chaos_cmd;
 mod cli;
 mod client;
-mod config;
 mod error;
 mod live;
 mod paper;
@@ -16,10 +15,11 @@ mod wiring;
 use std::process::ExitCode;
 
 use clap::Parser;
+use kyzlo_adapters_telemetry::Request;
 
 use cli::{Cli, Command, ConfigCommand, LogFormat, PaperArgs};
-use config::Profile;
 use error::AppError;
+use kyzlo_config::Profile;
 
 /// Log times on tokio's clock: for the simulations, whose paused clock is the only one
 /// that means anything (seconds since the process's first log line).
@@ -79,69 +79,46 @@ fn main() -> ExitCode {
 }
 
 fn operator(
-    config_path: &Option<std::path::PathBuf>,
+    config_path: Option<&std::path::Path>,
     api: &cli::ApiArgs,
-    request: client::Request,
+    request: kyzlo_adapters_telemetry::Request,
 ) -> Result<String, AppError> {
-    let config = config::load(config_path.as_deref(), None)?;
+    let config = kyzlo_config::load_valid(config_path, None)?;
     client::run(&config, api, request)
 }
 
 fn run(cli: Cli) -> Result<String, AppError> {
-    let cli_config = cli.config.clone();
+    let path = cli.config.as_deref();
     let command = cli.command.unwrap_or(Command::Paper(PaperArgs::default()));
     match command {
         Command::Paper(args) => {
-            let config = config::load(cli.config.as_deref(), Some(Profile::Paper))?;
-            let validated = config.validate()?;
-            let summary = paper::run(&config, &validated, &args)?;
-            Ok(summary.render())
+            let config = kyzlo_config::load_valid(path, Some(Profile::Paper))?;
+            Ok(paper::run(&config, &args)?.render())
         }
         Command::Chaos(args) => chaos_cmd::run(&args),
         Command::Verify(args) => verify_cmd::run(&args),
         Command::Config(ConfigCommand::Check(args)) => {
-            let config = config::load(cli.config.as_deref(), args.profile.map(Into::into))?;
-            config.validate()?;
+            let config = kyzlo_config::load_valid(path, args.profile.map(Into::into))?;
+            // What `run` builds before its first network call, built here too: the two
+            // accept exactly the same things.
+            live::check(&config)?;
             Ok(format!(
                 "# configuration is valid (profile {})\n{}",
                 config.profile.as_str(),
-                config.masked_toml()?
+                config.file.masked_toml()?
             ))
         }
-        Command::Status(api) => operator(&cli_config, &api, client::Request::Status),
-        Command::Halt(args) => operator(
-            &cli_config,
-            &args.api,
-            client::Request::Halt {
-                reason: args.reason,
-            },
-        ),
-        Command::Resume(args) => operator(
-            &cli_config,
-            &args.api,
-            client::Request::Resume {
-                key: args.approval_key,
-            },
-        ),
-        Command::Exit(args) => operator(
-            &cli_config,
-            &args.api,
-            client::Request::Exit {
-                position: args.position,
-            },
-        ),
-        Command::Exits(args) => operator(
-            &cli_config,
-            &args.api,
-            client::Request::Exits { limit: args.limit },
-        ),
+        Command::Status(api) => operator(path, &api, Request::Status),
+        Command::Halt(args) => operator(path, &args.api, Request::Halt(args.reason)),
+        Command::Resume(args) => operator(path, &args.api, Request::Resume(args.approval_key)),
+        Command::Exit(args) => operator(path, &args.api, Request::ForceExit(args.position)),
+        Command::Exits(args) => operator(path, &args.api, Request::Exits(args.limit)),
         Command::Run(args) => {
-            let config = config::load(cli_config.as_deref(), args.profile.map(Into::into))?;
-            let validated = config.validate()?;
-            live::run(&config, &validated)
+            let config = kyzlo_config::load_valid(path, args.profile.map(Into::into))?;
+            live::run(&config)
         }
         Command::Quote(args) => {
-            let config = config::load(cli_config.as_deref(), None)?;
+            let config = kyzlo_config::load_valid(path, None)?;
             live::quote(&config, &args)
         }
     }

@@ -8,15 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kyzlo_adapters_sim::faults::{FaultProfile, FaultSchedule};
-use kyzlo_adapters_sim::market::{
-    GeneratorConfig, PricePath, Regime, SimMarket, generate, load_csv,
-};
+use kyzlo_adapters_sim::market::{PricePath, SimMarket, embedded, load_csv};
 use kyzlo_adapters_sim::venue::{PaperWallet, SimVenue, SimWallet};
 use kyzlo_application::metrics::MetricsSummary;
 use kyzlo_domain::{Lamports, Price, TokenAmount};
 
-use crate::cli::{PaperArgs, parse_duration};
-use crate::config::{Config, Validated};
+use kyzlo_config::Config;
+
+use crate::cli::PaperArgs;
 use crate::error::AppError;
 use crate::wiring::{Adapters, launch};
 
@@ -114,18 +113,6 @@ impl PaperSummary {
     }
 }
 
-/// The embedded default market: a seeded path whose calm, trending and crash
-/// parameters are calibrated on SOL's week of 17-24 May 2021 (see kyzlo-adapters-sim).
-fn embedded_market(hours: f64, seed: u64) -> PricePath {
-    let duration = Duration::from_secs_f64(hours * 3_600.0);
-    let mut config = GeneratorConfig::regime(Regime::Crash, 45.0, duration);
-    config.step = Duration::from_secs(1);
-    if let Some(crash) = config.crash.as_mut() {
-        crash.at = duration / 2;
-    }
-    generate(&config, seed)
-}
-
 fn move_aside(path: &Path) -> Result<(), AppError> {
     if path.exists() {
         let mut n = 1;
@@ -149,7 +136,7 @@ fn move_aside(path: &Path) -> Result<(), AppError> {
 ///
 /// # Errors
 /// [`AppError`] for bad arguments, unreadable files, or a failed start-up.
-pub fn run(config: &Config, v: &Validated, args: &PaperArgs) -> Result<PaperSummary, AppError> {
+pub fn run(config: &Config, args: &PaperArgs) -> Result<PaperSummary, AppError> {
     if !(args.speed.is_finite() && args.speed >= 0.0) {
         return Err(AppError::Usage(format!(
             "--speed {}: expected 0 (as fast as possible) or a positive factor",
@@ -157,25 +144,23 @@ pub fn run(config: &Config, v: &Validated, args: &PaperArgs) -> Result<PaperSumm
         )));
     }
     let seed = args.seed.unwrap_or(config.paper.seed);
-    let fault_name = args
-        .faults
-        .clone()
-        .unwrap_or_else(|| config.paper.faults.clone());
-    let faults = FaultProfile::named(&fault_name).ok_or_else(|| {
-        AppError::Usage(format!(
-            "--faults {fault_name:?}: expected one of {}",
-            FaultProfile::NAMES.join(", ")
-        ))
-    })?;
+    let faults = match &args.faults {
+        Some(name) => FaultProfile::named(name).ok_or_else(|| {
+            AppError::Usage(format!(
+                "--faults {name:?}: expected one of {}",
+                FaultProfile::NAMES.join(", ")
+            ))
+        })?,
+        None => config.paper.faults.clone(),
+    };
     let path = match &args.prices {
         Some(file) => load_csv(file).map_err(|e| AppError::Usage(e.to_string()))?,
-        None => embedded_market(config.paper.hours, seed),
+        None => embedded(config.paper.duration, seed),
     };
-    let mut duration = path.duration();
-    if let Some(text) = &args.duration {
-        duration = duration.min(parse_duration(text).map_err(AppError::Usage)?);
-    }
-    let data_dir = &config.journal.data_dir;
+    let duration = args
+        .duration
+        .map_or(path.duration(), |d| d.min(path.duration()));
+    let data_dir = &config.data_dir;
     std::fs::create_dir_all(data_dir).map_err(|source| AppError::Io {
         path: data_dir.clone(),
         source,
@@ -193,7 +178,6 @@ pub fn run(config: &Config, v: &Validated, args: &PaperArgs) -> Result<PaperSumm
         .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
     runtime.block_on(paper(
         config,
-        v,
         args,
         seed,
         faults,
@@ -207,7 +191,6 @@ pub fn run(config: &Config, v: &Validated, args: &PaperArgs) -> Result<PaperSumm
 #[allow(clippy::too_many_arguments)]
 async fn paper(
     config: &Config,
-    v: &Validated,
     args: &PaperArgs,
     seed: u64,
     faults: FaultProfile,
@@ -216,10 +199,9 @@ async fn paper(
     journal_path: &Path,
     wallet_path: &Path,
 ) -> Result<PaperSummary, AppError> {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let initial = SimWallet {
         base: TokenAmount::ZERO,
-        quote: TokenAmount::new((config.paper.initial_quote.max(0.0) * 1e6) as u64),
+        quote: config.paper.initial_quote,
         fee_lamports: Lamports::new(1_000_000_000),
     };
     let wallet = PaperWallet::open(wallet_path, initial)
@@ -228,7 +210,7 @@ async fn paper(
     let market = Arc::new(SimMarket::new(Arc::clone(&path), clock, clock.now()));
     let schedule = Arc::new(FaultSchedule::new(faults, seed));
     let venue = Arc::new(
-        SimVenue::paper(market.clone(), schedule, wallet, clock, v.pair)
+        SimVenue::paper(market.clone(), schedule, wallet, clock, config.pair.pair)
             .map_err(|e| AppError::Startup(format!("paper venue: {e}")))?,
     );
     // With SOL as the base, the venue keeps the SOL for fees in the same balance.
@@ -248,7 +230,13 @@ async fn paper(
         clock,
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let launched = launch(config, v, adapters, seed, shutdown.clone()).await?;
+    let launched = launch(
+        config,
+        config.bot_settings(seed),
+        adapters,
+        shutdown.clone(),
+    )
+    .await?;
     let totals = launched.bot.totals();
     let control = launched.bot.control();
     let progress = progress_bar(duration);

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
+use kyzlo_chaos::explore::explore;
 use kyzlo_chaos::explore::schedule::Knob;
-use kyzlo_chaos::explore::{explore, shrink};
 
 use crate::cli::VerifyArgs;
 use crate::error::AppError;
@@ -42,43 +42,11 @@ pub fn run(args: &VerifyArgs) -> Result<String, AppError> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let found = explore(args.runs, args.seed, threads, &without);
-    let mut out = String::new();
-    for (i, failure) in found.failures.iter().enumerate() {
-        for v in &failure.violations {
-            let _ = writeln!(out, "seed {}: {}: {v}", failure.schedule.seed, v.name());
-        }
-        let replay = if !args.no_shrink && i < args.shrink_max {
-            let worst = failure
-                .violations
-                .iter()
-                .min_by_key(|v| v.severity())
-                .map_or("", |v| v.name());
-            let shrunk = shrink(&failure.schedule, worst);
-            format!("  replay (shrunk to {worst}): {}", shrunk.replay_command())
-        } else {
-            format!("  replay: {}", failure.schedule.replay_command())
-        };
-        let _ = writeln!(out, "{replay}");
-    }
-    let t = found.totals;
-    let _ = writeln!(
-        out,
-        "{} starts, {} crashes, {} intents, {} landings in {:.1} s on {threads} threads",
-        t.starts,
-        t.crashes,
-        t.intents,
-        t.landings,
-        found.elapsed.as_secs_f64()
-    );
-    let _ = writeln!(
-        out,
-        "{} runs, {} violations",
-        found.runs,
-        found.violations()
-    );
+    let shrink_max = if args.no_shrink { 0 } else { args.shrink_max };
+    let report = found.report(shrink_max, threads);
     if found.violations() > 0 {
-        Err(AppError::Failed(out))
+        Err(AppError::Failed(report))
     } else {
-        Ok(out)
+        Ok(report)
     }
 }

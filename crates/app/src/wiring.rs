@@ -8,15 +8,13 @@ use std::time::Duration;
 use kyzlo_adapters_telemetry::{ApiConfig, PrometheusMetrics};
 use kyzlo_application::bot::{Bot, BotPorts, BotSettings};
 use kyzlo_application::clock::Clock;
-use kyzlo_application::control::ApprovalKey;
-use kyzlo_application::gateway::GatewayMode;
 use kyzlo_application::journal::Journal;
 use kyzlo_application::orchestrator::Orchestrator;
 use kyzlo_application::ports::{Chain, HealthProbe, PriceFeed, Signer, SwapRouter};
 use kyzlo_domain::Timestamp;
 
-use crate::config::{Config, ConfigError, Validated};
 use crate::error::AppError;
+use kyzlo_config::Config;
 
 /// The adapters a bot runs on.
 pub struct Adapters {
@@ -44,43 +42,6 @@ pub fn unix_clock() -> Clock {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
     Clock::starting_at(Timestamp::from_micros(micros))
-}
-
-/// The bot's settings from a validated configuration.
-///
-/// # Errors
-/// [`AppError::Config`] for an approval key too short to be a secret.
-pub fn settings(config: &Config, v: &Validated, seed: u64) -> Result<BotSettings, AppError> {
-    let approval_key = config
-        .api
-        .approval_key
-        .as_deref()
-        .map(ApprovalKey::new)
-        .transpose()
-        .map_err(|_| {
-            AppError::Config(ConfigError::Invalid {
-                key: "api.approval_key".into(),
-                value: "***".into(),
-                expected: "at least 16 characters".into(),
-            })
-        })?;
-    Ok(BotSettings {
-        pair: v.pair,
-        strategy: v.strategy,
-        exit_plan: v.exit_plan.clone(),
-        exit: v.exit.clone(),
-        entry: v.entry.clone(),
-        latency_breaker: v.latency_breaker.clone(),
-        exit_breaker_threshold: v.exit_breaker_threshold,
-        entry_quote_amount: v.entry_quote_amount,
-        max_positions: v.max_positions,
-        strategy_exits: true,
-        tick_interval: v.tick_interval,
-        call_timeout: v.call_timeout,
-        approval_key,
-        gateway_mode: GatewayMode::Enforce,
-        jitter_seed: seed,
-    })
 }
 
 /// A bot started with its telemetry: alerts routed to the log and webhooks, Prometheus
@@ -112,12 +73,10 @@ impl Launched {
 /// [`AppError`] for a bad webhook URL, an API that cannot bind, or a failed start-up.
 pub async fn launch(
     config: &Config,
-    v: &Validated,
+    settings: BotSettings,
     adapters: Adapters,
-    seed: u64,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Launched, AppError> {
-    let settings = settings(config, v, seed)?;
     let prometheus = Arc::new(PrometheusMetrics::new());
     let (alerts, worker) = crate::alerts::alert_sink(config, prometheus.alert_counters())?;
     let mut tasks = vec![tokio::spawn(worker.run())];
@@ -137,10 +96,14 @@ pub async fn launch(
     )
     .await?;
     prometheus.observe(&bot.guard(), &bot.exits());
-    if let Some(listen) = v.listen {
+    if let Some(listen) = config.api.listen {
         let api_config = ApiConfig {
             listen,
-            bearer_token: config.api.bearer_token.clone(),
+            bearer_token: config
+                .api
+                .bearer_token
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
         };
         let (task, addr) =
             kyzlo_adapters_telemetry::serve(api_config, bot.operator(), prometheus, shutdown)

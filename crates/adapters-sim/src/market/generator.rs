@@ -218,6 +218,19 @@ fn sane(value: f64, lo: f64, hi: f64, fallback: f64) -> f64 {
     }
 }
 
+/// Paper mode's embedded default market: `duration` of one-second prices from 45.0,
+/// calm and trending with a crash halfway, on the regimes calibrated on SOL's week of
+/// 17-24 May 2021.
+#[must_use]
+pub fn embedded(duration: Duration, seed: u64) -> PricePath {
+    let mut config = GeneratorConfig::regime(Regime::Crash, 45.0, duration);
+    config.step = Duration::from_secs(1);
+    if let Some(crash) = config.crash.as_mut() {
+        crash.at = duration / 2;
+    }
+    generate(&config, seed)
+}
+
 /// Generates a path from `config` with `seed`: the same pair always gives the same path.
 ///
 /// The config should be [validated](GeneratorConfig::validate); an invalid one never

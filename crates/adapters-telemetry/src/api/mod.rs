@@ -4,6 +4,7 @@
 //! constant time) whenever a token is configured. It listens on loopback unless told
 //! otherwise, and refuses a non-loopback address without a token.
 
+pub mod client;
 pub mod dto;
 
 use std::collections::HashMap;

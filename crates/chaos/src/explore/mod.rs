@@ -82,6 +82,44 @@ impl Exploration {
     pub fn violations(&self) -> usize {
         self.failures.iter().map(|f| f.violations.len()).sum()
     }
+
+    /// The report `kyzlo verify` prints: each violation with its seed and the command that
+    /// replays it (the first `shrink_max` failures shrunk to the knobs their worst
+    /// violation needs), the totals, and `N runs, M violations`.
+    #[must_use]
+    pub fn report(&self, shrink_max: usize, threads: usize) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        for (i, failure) in self.failures.iter().enumerate() {
+            for v in &failure.violations {
+                let _ = writeln!(out, "seed {}: {}: {v}", failure.schedule.seed, v.name());
+            }
+            let worst = failure
+                .violations
+                .iter()
+                .min_by_key(|v| v.severity())
+                .map_or("", |v| v.name());
+            let replay = if i < shrink_max {
+                let shrunk = shrink(&failure.schedule, worst);
+                format!("  replay (shrunk to {worst}): {}", shrunk.replay_command())
+            } else {
+                format!("  replay: {}", failure.schedule.replay_command())
+            };
+            let _ = writeln!(out, "{replay}");
+        }
+        let t = self.totals;
+        let _ = writeln!(
+            out,
+            "{} starts, {} crashes, {} intents, {} landings in {:.1} s on {threads} threads",
+            t.starts,
+            t.crashes,
+            t.intents,
+            t.landings,
+            self.elapsed.as_secs_f64()
+        );
+        let _ = writeln!(out, "{} runs, {} violations", self.runs, self.violations());
+        out
+    }
 }
 
 /// Runs seeds `seed .. seed + runs` with `without` turned off, on `threads` threads.

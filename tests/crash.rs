@@ -144,7 +144,7 @@ initial_quote = 1000000.0
 /// `kyzlo --config kyzlo-crash.toml --log-format json <args>` in `dir`, with no `KYZLO_*`
 /// variable of the test's environment leaking in.
 fn kyzlo(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kyzlo"));
+    let mut cmd = Command::new(kyzlo_tests::kyzlo_bin());
     cmd.current_dir(dir)
         .args(["--config", "kyzlo-crash.toml", "--log-format", "json"])
         .args(args)

@@ -1,7 +1,7 @@
 //! The operator HTTP API of the real binary, end to end over loopback: a paced `kyzlo paper` opens a position on a replayed dip; `/metrics` is valid OpenMetrics with the exit metrics; `/status` shows the state and the position; halt needs the bearer token and pages the webhook exactly once; a force-exit while halted closes the position; resume needs the approval key; the `status`, `halt` and `exits` commands talk to the running bot; SIGINT stops it cleanly with its summary; and `status` without a bot reads the journal.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use kyzlo_tests::common;
 
 use std::fs::File;
 use std::net::SocketAddr;

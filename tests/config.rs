@@ -1,7 +1,7 @@
 //! The binary refuses bad configurations with a message naming the key (and the value and what is allowed), without panicking, both in `kyzlo config check` and at start-up; a good `config check` prints the resolved configuration with every secret masked and the `KYZLO_*` environment applied.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use kyzlo_tests::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -253,7 +253,18 @@ fn unknown_profile_is_refused_from_the_file_the_environment_and_the_command_line
 }
 
 /// A Solana CLI keypair file: a JSON array of 64 byte values.
+/// A real keypair in the Solana CLI's format (`config check` loads it as `run` does).
 fn keypair_json() -> String {
+    let bytes: Vec<String> = kyzlo_adapters_solana::Keypair::new()
+        .to_bytes()
+        .iter()
+        .map(u8::to_string)
+        .collect();
+    format!("[{}]", bytes.join(","))
+}
+
+/// 64 numbers that are not a keypair: the public half does not match the secret.
+fn broken_keypair_json() -> String {
     let bytes: Vec<String> = (0..64u32)
         .map(|i| ((i * 37 + 11) % 256).to_string())
         .collect();
@@ -287,6 +298,35 @@ fn an_owner_only_keypair_file_passes_config_check_for_devnet() {
         "{}",
         finished.stdout
     );
+}
+
+#[test]
+fn a_keypair_file_that_is_not_a_keypair_is_refused_by_config_check_as_by_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let keypair = write_file(dir.path(), "id.json", &broken_keypair_json());
+    std::fs::set_permissions(&keypair, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = write_file(
+        dir.path(),
+        "kyzlo.toml",
+        &format!(
+            "profile = \"devnet\"\n[wallet]\nkeypair_path = \"{}\"\n{NO_API}[rpc]\nendpoints = [\"http://127.0.0.1:9\"]\n",
+            keypair.display()
+        ),
+    );
+    let config = config.to_str().unwrap();
+    for command in [
+        &["config", "check", "--config", config][..],
+        &["run", "--config", config],
+    ] {
+        let finished = run_kyzlo(dir.path(), command, &[]);
+        let problems = check_refused(
+            &format!("a broken keypair (`kyzlo {}`)", command[0]),
+            &finished,
+            &["wallet.keypair_path", "public key does not match"],
+            1,
+        );
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
 }
 
 #[test]

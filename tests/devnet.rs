@@ -11,7 +11,7 @@
 //! validator binary fails the run with how to install it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../../adapters-solana/tests/support/cluster.rs"]
+#[path = "../crates/adapters-solana/tests/support/cluster.rs"]
 mod cluster;
 
 use std::collections::{BTreeMap, HashMap};
@@ -457,7 +457,7 @@ fn confirmed(status: &Value) -> bool {
 
 /// `kyzlo` with no `KYZLO_*` or `JUPITER_*` variable inherited, and no stdin.
 fn kyzlo(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kyzlo"));
+    let mut command = Command::new(kyzlo_tests::kyzlo_bin());
     command.current_dir(dir).stdin(Stdio::null());
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();

@@ -1,7 +1,7 @@
 //! `kyzlo paper` end to end: a run prints its summary, a second run in the same data folder continues from the first one's wallet and `--fresh` starts over, a replayed `--prices` CSV (`ts_ms,price` or OHLCV) drives the bot through a dip and a crash, and malformed CSVs or fault profiles are refused with the file, line and column or the allowed names.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use kyzlo_tests::common;
 
 use std::path::Path;
 use std::time::Duration;

@@ -114,18 +114,6 @@ fn a_sample_of_adversarial_worlds_breaks_no_invariant() {
     });
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let found = explore(runs, seed, threads, &[]);
-    let mut report = String::new();
-    for failure in &found.failures {
-        for v in &failure.violations {
-            let _ = writeln!(
-                report,
-                "seed {}: {}: {v}\n  replay: {}",
-                failure.schedule.seed,
-                v.name(),
-                failure.schedule.replay_command()
-            );
-        }
-    }
     assert_eq!(found.runs, runs);
     assert!(
         u64::from(found.totals.landings) > runs,
@@ -133,5 +121,5 @@ fn a_sample_of_adversarial_worlds_breaks_no_invariant() {
         found.totals
     );
     assert!(found.totals.crashes > 0, "and crashed: {:?}", found.totals);
-    assert_eq!(found.violations(), 0, "{report}");
+    assert_eq!(found.violations(), 0, "{}", found.report(0, threads));
 }

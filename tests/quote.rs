@@ -10,7 +10,7 @@ use std::thread;
 
 const FIXTURE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../adapters-jupiter/tests/fixtures/jupiter_quote_sol_usdc.json"
+    "/../crates/adapters-jupiter/tests/fixtures/jupiter_quote_sol_usdc.json"
 ));
 
 /// Serves `body` as JSON to every request, recording the request lines.
@@ -48,7 +48,7 @@ fn serve(body: &'static str, status: &'static str) -> (String, thread::JoinHandl
 fn quote_prints_the_route_the_out_amount_and_the_price_impact() {
     let (url, server) = serve(FIXTURE, "200 OK");
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kyzlo"))
+    let out = Command::new(kyzlo_tests::kyzlo_bin())
         .current_dir(dir.path())
         .args([
             "quote",
@@ -88,7 +88,7 @@ fn a_no_route_answer_is_reported_with_its_class_and_a_non_zero_exit() {
         "400 Bad Request",
     );
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kyzlo"))
+    let out = Command::new(kyzlo_tests::kyzlo_bin())
         .current_dir(dir.path())
         .args([
             "quote",

@@ -3,8 +3,6 @@
 //! still running, price CSVs, a strict OpenMetrics parser, and, on std alone and on
 //! loopback only, a tiny HTTP/1.1 client and a webhook receiver that records requests.
 
-#![allow(dead_code)] // each test binary uses a different part of these helpers
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,9 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// The binary under test.
-pub const KYZLO: &str = env!("CARGO_BIN_EXE_kyzlo");
-
 /// A config fragment that turns the operator API off, so that runs in parallel never
 /// fight over the default port 9464.
 pub const NO_API: &str = "[api]\nlisten = \"\"\n";
@@ -24,7 +19,7 @@ pub const NO_API: &str = "[api]\nlisten = \"\"\n";
 /// `kyzlo` in `dir`, with no `KYZLO_*` or `JUPITER_*` variable inherited from the
 /// environment the tests run in, and no stdin.
 pub fn kyzlo(dir: &Path) -> Command {
-    let mut command = Command::new(KYZLO);
+    let mut command = Command::new(crate::kyzlo_bin());
     command.current_dir(dir).stdin(Stdio::null());
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();

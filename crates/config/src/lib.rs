@@ -1,0 +1,418 @@
+//! kyzlo's configuration: built-in defaults < a TOML file < `KYZLO_*` environment variables
+//! (nested keys joined with `__`, e.g. `KYZLO_EXIT_PLAN__STOP_LOSS_BPS=400`), for the
+//! profiles `paper` (default), `devnet` and `mainnet`.
+//!
+//! [`load`] reads the [`File`] as written (unknown keys and closed sets are refused by
+//! serde, naming the key); [`Config::try_from`] validates it once into typed settings
+//! (durations, URLs, mints, the approval key, the domain's configurations), refusing a bad
+//! value with a message naming the key, the value and what is allowed. `kyzlo config
+//! check` and every start go through the same two steps. Secrets are [`Secret`]s: masked
+//! in `Debug` and in [`File::masked_toml`].
+
+mod breakers;
+mod check;
+mod exit;
+mod network;
+mod operator;
+mod pair;
+mod paper;
+mod secret;
+mod trading;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use kyzlo_application::bot::BotSettings;
+use kyzlo_application::gateway::GatewayMode;
+use kyzlo_domain::latency_breaker::LatencyBreakerConfig;
+use kyzlo_domain::retry::RetryPolicy;
+use serde::{Deserialize, Serialize};
+
+pub use breakers::{ExitBreakerFile, LatencyBreakerFile};
+pub use check::ConfigError;
+pub use exit::{Execution, ExitFile, RetryFile, RungFile, StyleFile};
+pub use network::{CommitmentFile, Jupiter, JupiterFile, Rpc, RpcFile, WalletFile};
+pub use operator::{Alerts, AlertsFile, Api, ApiFile, Webhook};
+pub use pair::{NATIVE_MINT, PairFile, PairSettings, USDC_MINT};
+pub use paper::{JournalFile, Paper, PaperFile, fault_profile};
+pub use secret::Secret;
+pub use trading::{ExitPlanFile, StrategyFile, TakeProfitFile, Trading, TradingFile};
+
+/// Which venue the bot trades on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Simulated market, chain and router: no network, no wallet.
+    #[default]
+    Paper,
+    /// The real Solana adapter against devnet; swaps stood in for by memo transactions.
+    Devnet,
+    /// Real Jupiter swaps from a real wallet.
+    Mainnet,
+}
+
+impl Profile {
+    /// The profile's name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Profile::Paper => "paper",
+            Profile::Devnet => "devnet",
+            Profile::Mainnet => "mainnet",
+        }
+    }
+}
+
+/// The configuration file as written. Unknown keys are refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct File {
+    /// `paper`, `devnet` or `mainnet`.
+    pub profile: Profile,
+    /// Must be true for the mainnet profile to start.
+    pub confirm_mainnet: bool,
+    /// The traded pair.
+    pub pair: PairFile,
+    /// Position sizing and the tick.
+    pub trading: TradingFile,
+    /// The mean-reversion strategy.
+    pub strategy: StrategyFile,
+    /// Every new position's exit plan.
+    pub exit_plan: ExitPlanFile,
+    /// How exits are executed.
+    pub exit: ExitFile,
+    /// The entries' retry policy.
+    pub retry: RetryFile,
+    /// The exits' retry policy.
+    pub exit_retry: RetryFile,
+    /// Consecutive failed exits before trading halts.
+    pub exit_breaker: ExitBreakerFile,
+    /// The latency circuit breakers.
+    pub latency_breaker: LatencyBreakerFile,
+    /// Solana RPC.
+    pub rpc: RpcFile,
+    /// Jupiter.
+    pub jupiter: JupiterFile,
+    /// The wallet.
+    pub wallet: WalletFile,
+    /// The operator HTTP API.
+    pub api: ApiFile,
+    /// Alert webhooks.
+    pub alerts: AlertsFile,
+    /// Where state is kept.
+    pub journal: JournalFile,
+    /// Paper mode.
+    pub paper: PaperFile,
+}
+
+impl Default for File {
+    fn default() -> Self {
+        Self {
+            profile: Profile::Paper,
+            confirm_mainnet: false,
+            pair: PairFile::default(),
+            trading: TradingFile::default(),
+            strategy: StrategyFile::default(),
+            exit_plan: ExitPlanFile::default(),
+            exit: ExitFile::default(),
+            retry: RetryFile::from_policy(RetryPolicy::default_policy()),
+            exit_retry: RetryFile::from_policy(RetryPolicy::exit_policy()),
+            exit_breaker: ExitBreakerFile { threshold: 2 },
+            latency_breaker: LatencyBreakerFile::default(),
+            rpc: RpcFile::default(),
+            jupiter: JupiterFile::default(),
+            wallet: WalletFile::default(),
+            api: ApiFile::default(),
+            alerts: AlertsFile::default(),
+            journal: JournalFile::default(),
+            paper: PaperFile::default(),
+        }
+    }
+}
+
+impl File {
+    /// The file as TOML with every secret masked (what `config check` prints).
+    ///
+    /// # Errors
+    /// Never in practice: the structure always serializes.
+    pub fn masked_toml(&self) -> Result<String, ConfigError> {
+        let mut masked = self.clone();
+        for secret in [
+            &mut masked.jupiter.api_key,
+            &mut masked.api.bearer_token,
+            &mut masked.api.approval_key,
+            &mut masked.alerts.slack_webhook,
+            &mut masked.alerts.discord_webhook,
+            &mut masked.alerts.generic_webhook,
+        ] {
+            if secret.is_some() {
+                *secret = Some(Secret::masked());
+            }
+        }
+        masked.rpc.endpoints = masked.rpc.endpoints.iter().map(|e| mask_path(e)).collect();
+        toml::to_string_pretty(&masked).map_err(|e| ConfigError::Load(e.to_string()))
+    }
+}
+
+/// An RPC endpoint with its path and query (where providers put API keys) masked.
+fn mask_path(endpoint: &str) -> String {
+    match url::Url::parse(endpoint) {
+        Ok(url) if url.path() != "/" || url.query().is_some() => {
+            format!(
+                "{}://{}/***",
+                url.scheme(),
+                url.host_str().unwrap_or_default()
+            )
+        }
+        Ok(_) => endpoint.to_owned(),
+        Err(_) => "***".to_owned(),
+    }
+}
+
+/// `KYZLO_*` variables that are not configuration keys: command-line options, the log
+/// filter, and the test tooling's. Any other unknown `KYZLO_*` key is refused.
+pub const NOT_CONFIG_VARIABLES: &[&str] = &[
+    "CONFIG",
+    "LOG",
+    "API_TOKEN",
+    "APPROVAL_KEY",
+    "VALIDATOR_BIN",
+    "VALIDATOR_NETNS",
+    "TOOLS",
+    "CRASH_SEED",
+    "CRASH_KILLS",
+    "EXPLORER_RUNS",
+    "EXPLORER_SEED",
+];
+
+/// Loads the file: defaults < `path` (if given, it must exist; else `kyzlo.toml` when
+/// present) < `KYZLO_*` environment < `profile` (a command's own profile). A Jupiter API
+/// key missing from both is read from `JUPITER_API_KEY`.
+///
+/// # Errors
+/// [`ConfigError::Load`] naming the file or key that is wrong.
+pub fn load(path: Option<&Path>, profile: Option<Profile>) -> Result<File, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(File::default()));
+    match path {
+        Some(p) => {
+            if !p.exists() {
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist",
+                    p.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(p));
+        }
+        None => {
+            if Path::new("kyzlo.toml").exists() {
+                figment = figment.merge(Toml::file_exact("kyzlo.toml"));
+            }
+        }
+    }
+    figment = figment.merge(
+        Env::prefixed("KYZLO_")
+            .ignore(NOT_CONFIG_VARIABLES)
+            .split("__"),
+    );
+    // Extracted before the override, so a bad profile in the file or environment is still
+    // refused rather than silently replaced.
+    let mut file: File = figment.extract().map_err(|e| {
+        ConfigError::Load(
+            e.into_iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    if let Some(profile) = profile {
+        file.profile = profile;
+    }
+    if file.jupiter.api_key.is_none()
+        && let Ok(key) = std::env::var("JUPITER_API_KEY")
+        && !key.is_empty()
+    {
+        file.jupiter.api_key = Some(Secret::new(key));
+    }
+    Ok(file)
+}
+
+/// Loads and validates: what every command starts from.
+///
+/// # Errors
+/// [`ConfigError`] naming the first bad key.
+pub fn load_valid(path: Option<&Path>, profile: Option<Profile>) -> Result<Config, ConfigError> {
+    Config::try_from(load(path, profile)?)
+}
+
+/// The configuration, validated: every value typed and within its range.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The profile.
+    pub profile: Profile,
+    /// The pair.
+    pub pair: PairSettings,
+    /// What is traded and when.
+    pub trading: Trading,
+    /// How exits and entries are executed.
+    pub execution: Execution,
+    /// The latency breakers' limits.
+    pub latency_breaker: LatencyBreakerConfig,
+    /// Consecutive failed exits before trading halts.
+    pub exit_breaker_threshold: u32,
+    /// Solana RPC.
+    pub rpc: Rpc,
+    /// Jupiter.
+    pub jupiter: Jupiter,
+    /// The keypair file (required, and checked, for devnet and mainnet).
+    pub keypair_path: Option<PathBuf>,
+    /// The operator API.
+    pub api: Api,
+    /// Alerts.
+    pub alerts: Alerts,
+    /// Where the journal and the paper and devnet wallets are kept.
+    pub data_dir: PathBuf,
+    /// Paper mode.
+    pub paper: Paper,
+    /// The file it was validated from (for `config check` to print, masked).
+    pub file: File,
+}
+
+impl TryFrom<File> for Config {
+    type Error = ConfigError;
+
+    fn try_from(file: File) -> Result<Self, ConfigError> {
+        let profile = file.profile;
+        if profile == Profile::Mainnet && !file.confirm_mainnet {
+            return Err(check::invalid(
+                "confirm_mainnet",
+                false,
+                "true: the mainnet profile trades real money and must be confirmed explicitly",
+            ));
+        }
+        let pair = file.pair.validate()?;
+        let trading = trading::validate(&file.trading, &file.strategy, &file.exit_plan, pair.pair)?;
+        let execution = exit::validate(&file.exit, &file.exit_retry, &file.retry)?;
+        Ok(Self {
+            profile,
+            pair,
+            trading,
+            execution,
+            latency_breaker: file.latency_breaker.validate()?,
+            exit_breaker_threshold: file.exit_breaker.validate()?,
+            api: file.api.validate()?,
+            rpc: file.rpc.validate(profile)?,
+            alerts: file.alerts.validate()?,
+            jupiter: file.jupiter.validate(profile)?,
+            keypair_path: file.wallet.validate(profile)?,
+            data_dir: file.journal.data_dir.clone(),
+            paper: file.paper.validate(pair.pair)?,
+            file,
+        })
+    }
+}
+
+impl Config {
+    /// The bot's settings; `jitter_seed` seeds its retry jitter.
+    #[must_use]
+    pub fn bot_settings(&self, jitter_seed: u64) -> BotSettings {
+        BotSettings {
+            pair: self.pair.pair,
+            strategy: self.trading.strategy,
+            exit_plan: self.trading.exit_plan.clone(),
+            exit: self.execution.exit.clone(),
+            entry: self.execution.entry.clone(),
+            latency_breaker: self.latency_breaker.clone(),
+            exit_breaker_threshold: self.exit_breaker_threshold,
+            entry_quote_amount: self.trading.entry_quote_amount,
+            max_positions: self.trading.max_positions,
+            strategy_exits: true,
+            tick_interval: self.trading.tick_interval,
+            call_timeout: self.execution.call_timeout,
+            approval_key: self.api.approval_key.clone(),
+            gateway_mode: GatewayMode::Enforce,
+            jitter_seed,
+        }
+    }
+
+    /// The operator API's address, if it listens.
+    #[must_use]
+    pub fn listen(&self) -> Option<SocketAddr> {
+        self.api.listen
+    }
+
+    /// Every router and chain call's timeout.
+    #[must_use]
+    pub fn call_timeout(&self) -> Duration {
+        self.execution.call_timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_round_trip_through_toml() {
+        let file = File::default();
+        let text = toml::to_string_pretty(&file).unwrap();
+        let back: File = toml::from_str(&text).unwrap();
+        assert_eq!(back, file);
+        let config = Config::try_from(file).unwrap();
+        assert_eq!(config.rpc.endpoints.len(), 1);
+        assert!(config.api.listen.is_some());
+        assert_eq!(config.exit_breaker_threshold, 2);
+    }
+
+    #[test]
+    fn secrets_and_endpoint_paths_are_masked() {
+        let mut file = File::default();
+        file.jupiter.api_key = Some(Secret::new("jup-secret-key"));
+        file.api.approval_key = Some(Secret::new("approval-key-0123456789"));
+        file.rpc.endpoints = vec!["https://rpc.example.com/v2/secret-token".into()];
+        let text = file.masked_toml().unwrap();
+        assert!(!text.contains("jup-secret-key"), "{text}");
+        assert!(!text.contains("approval-key-0123456789"), "{text}");
+        assert!(!text.contains("secret-token"), "{text}");
+        assert!(text.contains("https://rpc.example.com/***"), "{text}");
+        assert!(!format!("{file:?}").contains("jup-secret-key"));
+    }
+
+    #[test]
+    fn closed_sets_are_refused_by_name() {
+        let err = toml::from_str::<File>("[rpc]\ncommitment = \"eventually\"\n").unwrap_err();
+        assert!(err.to_string().contains("eventually"), "{err}");
+        let err = toml::from_str::<File>(
+            "[[exit.ladder]]\nslippage_bps = 50\npriority_fee_lamports = 1\nstyle = \"wild\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("wild"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let mut file = File::default();
+        file.pair.quote_mint = "not-a-mint".into();
+        let err = Config::try_from(file).unwrap_err().to_string();
+        assert!(
+            err.contains("pair.quote_mint") && err.contains("not-a-mint"),
+            "{err}"
+        );
+        let mut file = File::default();
+        file.api.approval_key = Some(Secret::new("short"));
+        let err = Config::try_from(file).unwrap_err().to_string();
+        assert!(
+            err.contains("api.approval_key") && !err.contains("short"),
+            "{err}"
+        );
+        let mut file = File::default();
+        file.alerts.slack_webhook = Some(Secret::new("not a url with-secret"));
+        let err = Config::try_from(file).unwrap_err().to_string();
+        assert!(
+            err.contains("alerts.slack_webhook") && !err.contains("with-secret"),
+            "{err}"
+        );
+    }
+}

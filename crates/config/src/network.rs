@@ -1,0 +1,212 @@
+//! `[rpc]`, `[jupiter]` and `[wallet]`: where the bot reads the chain, routes swaps, and
+//! signs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kyzlo_application::ports::Commitment;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::Profile;
+use crate::check::{ConfigError, http_url, invalid, positive_ms};
+use crate::secret::Secret;
+
+/// The profiles' public RPC endpoints, used when `rpc.endpoints` is empty.
+const DEVNET_RPC: &str = "https://api.devnet.solana.com";
+const MAINNET_RPC: &str = "https://api.mainnet-beta.solana.com";
+
+/// The commitment at which the RPC is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitmentFile {
+    /// Seen by the node.
+    Processed,
+    /// Voted on by a supermajority.
+    Confirmed,
+    /// Rooted.
+    Finalized,
+}
+
+impl From<CommitmentFile> for Commitment {
+    fn from(c: CommitmentFile) -> Self {
+        match c {
+            CommitmentFile::Processed => Self::Processed,
+            CommitmentFile::Confirmed => Self::Confirmed,
+            CommitmentFile::Finalized => Self::Finalized,
+        }
+    }
+}
+
+/// `[rpc]` as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RpcFile {
+    /// Primary first, then fallbacks. Empty: the profile's public endpoint.
+    pub endpoints: Vec<String>,
+    /// Per-request timeout.
+    pub request_timeout_ms: u64,
+    /// `processed`, `confirmed` or `finalized`.
+    pub commitment: CommitmentFile,
+    /// Skip the node's preflight simulation on send.
+    pub skip_preflight: bool,
+}
+
+impl Default for RpcFile {
+    fn default() -> Self {
+        Self {
+            endpoints: Vec::new(),
+            request_timeout_ms: 2_000,
+            commitment: CommitmentFile::Confirmed,
+            skip_preflight: false,
+        }
+    }
+}
+
+/// `[jupiter]` as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JupiterFile {
+    /// Base URL.
+    pub base_url: String,
+    /// API key (secret). Also read from `JUPITER_API_KEY`.
+    pub api_key: Option<Secret>,
+    /// Per-request timeout.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for JupiterFile {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.jup.ag".into(),
+            api_key: None,
+            request_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// `[wallet]` as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalletFile {
+    /// A Solana CLI keypair file (a JSON array of 64 numbers), readable by its owner only.
+    pub keypair_path: Option<PathBuf>,
+}
+
+/// The RPC, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rpc {
+    /// Primary first, then fallbacks (the profile's public endpoint when none is set).
+    /// They may carry an API key in their path: never log them whole.
+    pub endpoints: Vec<Url>,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// The commitment reads are made at.
+    pub commitment: Commitment,
+    /// Skip the node's preflight simulation on send.
+    pub skip_preflight: bool,
+}
+
+/// Jupiter, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Jupiter {
+    /// Base URL.
+    pub base_url: Url,
+    /// API key, sent to Jupiter only.
+    pub api_key: Option<Secret>,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+}
+
+impl RpcFile {
+    pub(crate) fn validate(&self, profile: Profile) -> Result<Rpc, ConfigError> {
+        let endpoints = if self.endpoints.is_empty() {
+            let public = match profile {
+                Profile::Mainnet => MAINNET_RPC,
+                Profile::Devnet | Profile::Paper => DEVNET_RPC,
+            };
+            vec![http_url("rpc.endpoints", public, false)?]
+        } else {
+            self.endpoints
+                .iter()
+                .enumerate()
+                .map(|(i, u)| http_url(&format!("rpc.endpoints[{i}]"), u, true))
+                .collect::<Result<_, _>>()?
+        };
+        Ok(Rpc {
+            endpoints,
+            request_timeout: positive_ms("rpc.request_timeout_ms", self.request_timeout_ms)?,
+            commitment: self.commitment.into(),
+            skip_preflight: self.skip_preflight,
+        })
+    }
+}
+
+impl JupiterFile {
+    pub(crate) fn validate(&self, profile: Profile) -> Result<Jupiter, ConfigError> {
+        if profile == Profile::Mainnet && self.api_key.is_none() {
+            return Err(invalid(
+                "jupiter.api_key",
+                "(none)",
+                "a Jupiter API key (or JUPITER_API_KEY) for mainnet",
+            ));
+        }
+        Ok(Jupiter {
+            base_url: http_url("jupiter.base_url", &self.base_url, false)?,
+            api_key: self.api_key.clone(),
+            request_timeout: positive_ms("jupiter.request_timeout_ms", self.request_timeout_ms)?,
+        })
+    }
+}
+
+impl WalletFile {
+    /// The keypair file the live profiles need: it exists, is a file, and only its owner
+    /// may read it. The secret itself is read by the signer, never here.
+    pub(crate) fn validate(&self, profile: Profile) -> Result<Option<PathBuf>, ConfigError> {
+        if profile == Profile::Paper {
+            return Ok(self.keypair_path.clone());
+        }
+        let path = self.keypair_path.as_ref().ok_or_else(|| {
+            invalid(
+                "wallet.keypair_path",
+                "(none)",
+                format!(
+                    "a Solana CLI keypair file for the {} profile",
+                    profile.as_str()
+                ),
+            )
+        })?;
+        check_keypair_file(path)?;
+        Ok(Some(path.clone()))
+    }
+}
+
+fn check_keypair_file(path: &Path) -> Result<(), ConfigError> {
+    let meta = std::fs::metadata(path).map_err(|_| {
+        invalid(
+            "wallet.keypair_path",
+            path.display(),
+            "an existing keypair file",
+        )
+    })?;
+    if !meta.is_file() {
+        return Err(invalid(
+            "wallet.keypair_path",
+            path.display(),
+            "a keypair file, not a folder",
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(invalid(
+                "wallet.keypair_path",
+                format!("{} (mode {mode:o})", path.display()),
+                "a file only its owner can read (chmod 600)",
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! `[journal]` and `[paper]`: where state is kept, and the simulated venue of paper mode.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kyzlo_adapters_sim::faults::FaultProfile;
+use kyzlo_application::ports::Pair;
+use kyzlo_domain::TokenAmount;
+use serde::{Deserialize, Serialize};
+
+use crate::check::{ConfigError, invalid, positive_secs};
+
+/// `[journal]` as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalFile {
+    /// The folder of the journal (and of the paper and devnet wallets).
+    pub data_dir: PathBuf,
+}
+
+impl Default for JournalFile {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("kyzlo-data"),
+        }
+    }
+}
+
+/// `[paper]` as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaperFile {
+    /// Seed of the generated market and of the fault schedule.
+    pub seed: u64,
+    /// Hours of generated market when no CSV is given.
+    pub hours: f64,
+    /// The simulated network's fault profile.
+    pub faults: String,
+    /// USDC a new paper (or devnet stand-in) wallet starts with.
+    pub initial_quote: f64,
+}
+
+impl Default for PaperFile {
+    fn default() -> Self {
+        Self {
+            seed: 20_210_519,
+            hours: 6.0,
+            faults: "flaky".into(),
+            initial_quote: 1_000.0,
+        }
+    }
+}
+
+/// Paper mode, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Paper {
+    /// Seed of the generated market and of the fault schedule.
+    pub seed: u64,
+    /// Market time generated when no CSV is given.
+    pub duration: Duration,
+    /// The simulated network's faults.
+    pub faults: FaultProfile,
+    /// Quote units a new wallet starts with.
+    pub initial_quote: TokenAmount,
+}
+
+/// The fault profile named `name`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] under `key` for a name no profile has.
+pub fn fault_profile(key: &str, name: &str) -> Result<FaultProfile, ConfigError> {
+    FaultProfile::named(name).ok_or_else(|| invalid(key, name, FaultProfile::NAMES.join(", ")))
+}
+
+impl PaperFile {
+    pub(crate) fn validate(&self, pair: Pair) -> Result<Paper, ConfigError> {
+        if !(self.initial_quote.is_finite() && self.initial_quote >= 0.0) {
+            return Err(invalid(
+                "paper.initial_quote",
+                self.initial_quote,
+                "an amount of the quote token, 0 or more",
+            ));
+        }
+        let units = self.initial_quote * 10f64.powi(i32::from(pair.quote_decimals));
+        if units >= u64::MAX as f64 {
+            return Err(invalid(
+                "paper.initial_quote",
+                self.initial_quote,
+                "an amount that fits in 64 bits of base units",
+            ));
+        }
+        Ok(Paper {
+            seed: self.seed,
+            duration: positive_secs("paper.hours", self.hours * 3_600.0).map_err(|_| {
+                invalid("paper.hours", self.hours, "a number of hours above 0")
+            })?,
+            faults: fault_profile("paper.faults", &self.faults)?,
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked above
+            initial_quote: TokenAmount::new(units as u64),
+        })
+    }
+}
