@@ -129,7 +129,11 @@ blackouts_s = [[10, 20]]
         ),
         (
             "name = \"x\"\n[market]\nkind = \"generated\"\n[faults]\nprofile = \"nope\"\n",
-            "faults.profile",
+            "profile = \"nope\"",
+        ),
+        (
+            "name = \"x\"\n[market]\nkind = \"generated\"\n[faults]\nprofile = \"nope\"\n",
+            "`rpc-blackout`",
         ),
         (
             "name = \"x\"\n[market]\nkind = \"generated\"\n[faults]\nblackouts_s = [[20, 10]]\n",

@@ -60,6 +60,12 @@ fn check_refused(what: &str, finished: &Finished, expect: &[&str], code: i32) ->
             last_lines(&finished.stderr)
         ));
     }
+    if finished.stderr.contains("s3cr3t") {
+        problems.push(format!(
+            "{what}: a secret was echoed: {:?}",
+            last_lines(&finished.stderr)
+        ));
+    }
     for needle in expect {
         if !finished.stderr.contains(needle) {
             problems.push(format!(
@@ -137,6 +143,45 @@ fn bad_config_cases() -> Vec<Case> {
             "[api]\nlisten = \"0.0.0.0:9464\"",
             &["api.listen", "0.0.0.0:9464", "api.bearer_token"],
             CheckAndPaper,
+        ),
+        case(
+            "a ladder rung's style outside the closed set",
+            &no_api(
+                "[[exit.ladder]]\nslippage_bps = 50\npriority_fee_lamports = 1\nstyle = \"wild\"",
+            ),
+            &["exit.ladder", "wild", "limit", "market"],
+            CheckAndPaper,
+        ),
+        case(
+            "an RPC commitment outside the closed set",
+            &no_api("[rpc]\ncommitment = \"eventually\""),
+            &["rpc.commitment", "eventually", "confirmed"],
+            CheckAndPaper,
+        ),
+        case(
+            "a fault profile outside the closed set",
+            &no_api("[paper]\nfaults = \"nope\""),
+            &["paper.faults", "nope", "rpc-blackout"],
+            CheckAndPaper,
+        ),
+        case(
+            "a mint that is not an address",
+            &no_api("[pair]\nquote_mint = \"not-a-mint\""),
+            &["pair.quote_mint", "not-a-mint", "base58"],
+            CheckAndPaper,
+        ),
+        case(
+            "a webhook that is not a URL (never echoed)",
+            &no_api("[alerts]\nslack_webhook = \"hooks.slack.com/services/T0/B0/s3cr3t\""),
+            &["alerts.slack_webhook", "http(s) URL"],
+            CheckAndPaper,
+        ),
+        case(
+            "an RPC endpoint that is not a URL (never echoed)",
+            &loopback_only("profile = \"devnet\"\n[wallet]\nkeypair_path = \"nope.json\"")
+                .replace("http://127.0.0.1:9", "127.0.0.1:9/s3cr3t"),
+            &["rpc.endpoints[0]", "http(s) URL"],
+            CheckAndRun,
         ),
         case(
             "devnet with a missing wallet file",

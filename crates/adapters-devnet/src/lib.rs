@@ -18,16 +18,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use kyzlo_adapters_solana::{KeypairSigner, Pubkey, SolanaChain};
 use kyzlo_application::ports::{
-    Balances, Blockhash, Chain, Fill, HealthProbe, Observed, PortError, Quote, QuoteRequest, Side,
-    SignedTransaction, Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus,
-    UnsignedTransaction, WalletAddress,
+    Balances, Blockhash, Chain, Fill, HealthProbe, Observed, PortError, Quote, QuoteRequest,
+    RecentBlockhash, Side, SignedTransaction, Signer, StatusLookup, SwapRequest, SwapRouter,
+    TxStatus, UnsignedTransaction, WalletAddress,
 };
 use kyzlo_domain::{ErrorClass, Lamports, TokenAmount, TxSignature};
 use serde::{Deserialize, Serialize};
+use solana_hash::Hash;
 use solana_instruction::{AccountMeta, Instruction};
 use solana_message::{Message, VersionedMessage};
+use solana_pubkey::Pubkey;
 use solana_signature::Signature;
 use solana_transaction::versioned::VersionedTransaction;
 
@@ -111,11 +112,13 @@ struct State {
     unsigned: BTreeMap<Vec<u8>, StandIn>,
 }
 
-/// The devnet stand-in venue: router and signer of its own, chain and health probe through
-/// the real Solana adapter, quotes and prices from Jupiter.
+/// The devnet stand-in venue: router and signer of its own over any chain, health probe
+/// and wallet signer (the Solana adapter's, in the binary), quotes from any router
+/// (Jupiter's mainnet quotes).
 pub struct DevnetVenue {
-    chain: Arc<SolanaChain>,
-    signer: Arc<KeypairSigner>,
+    chain: Arc<dyn Chain>,
+    probe: Arc<dyn HealthProbe>,
+    signer: Arc<dyn Signer>,
     quotes: Arc<dyn SwapRouter>,
     path: PathBuf,
     state: Mutex<State>,
@@ -131,8 +134,9 @@ impl DevnetVenue {
     /// # Errors
     /// [`DevnetError`] when the file cannot be read, written or parsed.
     pub fn open(
-        chain: Arc<SolanaChain>,
-        signer: Arc<KeypairSigner>,
+        chain: Arc<dyn Chain>,
+        probe: Arc<dyn HealthProbe>,
+        signer: Arc<dyn Signer>,
         quotes: Arc<dyn SwapRouter>,
         path: &Path,
         initial: Balances,
@@ -169,6 +173,7 @@ impl DevnetVenue {
         };
         let venue = Self {
             chain,
+            probe,
             signer,
             quotes,
             path: path.to_owned(),
@@ -236,7 +241,8 @@ impl SwapRouter for DevnetVenue {
 
     async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError> {
         let latest = self.chain.latest_blockhash().await?;
-        let payer = self.signer.pubkey();
+        let payer = Pubkey::new_from_array(self.signer.address().0);
+        let blockhash = Hash::new_from_array(latest.blockhash.0);
         let q = &request.quote;
         let text = format!(
             "kyzlo devnet stand-in: {} {} for {} (Jupiter mainnet quote: {})",
@@ -248,7 +254,7 @@ impl SwapRouter for DevnetVenue {
         let message = VersionedMessage::Legacy(Message::new_with_blockhash(
             &[Self::self_transfer(&payer), Self::memo(&payer, &text)],
             Some(&payer),
-            &latest.blockhash,
+            &blockhash,
         ));
         let required = usize::from(message.header().num_required_signatures);
         let tx = VersionedTransaction {
@@ -325,6 +331,10 @@ impl Chain for DevnetVenue {
         self.chain.block_height().await
     }
 
+    async fn latest_blockhash(&self) -> Result<RecentBlockhash, PortError> {
+        self.chain.latest_blockhash().await
+    }
+
     async fn fill(&self, signature: TxSignature, side: Side) -> Result<Option<Fill>, PortError> {
         let Some(real) = self.chain.fill(signature, side).await? else {
             return Ok(None);
@@ -384,6 +394,6 @@ impl Chain for DevnetVenue {
 #[async_trait]
 impl HealthProbe for DevnetVenue {
     async fn probe(&self) -> Result<(), PortError> {
-        self.chain.probe().await
+        self.probe.probe().await
     }
 }

@@ -27,7 +27,7 @@ pub mod venue;
 pub mod wallet;
 
 pub use error::{CsvError, SimError};
-pub use faults::{ClusterProfile, FaultProfile, FaultSchedule, SendFate, Topology};
+pub use faults::{ClusterProfile, FaultProfile, FaultSchedule, ProfileName, SendFate, Topology};
 pub use market::{
     CrashSpec, GeneratorConfig, PricePath, Regime, SimMarket, generate, load_csv, parse_csv,
 };

@@ -21,8 +21,8 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use kyzlo_application::ports::{
-    Balances, Blockhash, Chain, Commitment, Fill, HealthProbe, Observed, PortError, Side,
-    SignedTransaction, StatusLookup, TxStatus, WalletAddress,
+    Balances, Blockhash, Chain, Commitment, Fill, HealthProbe, Observed, PortError,
+    RecentBlockhash, Side, SignedTransaction, StatusLookup, TxStatus, WalletAddress,
 };
 use kyzlo_domain::{Lamports, TokenAmount, TxSignature};
 use serde_json::json;
@@ -144,7 +144,7 @@ impl SolanaChain {
     ///
     /// # Errors
     /// Classified transport or node errors.
-    pub async fn latest_blockhash(&self) -> Result<LatestBlockhash, PortError> {
+    pub async fn newest_blockhash(&self) -> Result<LatestBlockhash, PortError> {
         let commitment = self.commitment;
         let (blockhash, last_valid_block_height) = self
             .endpoints
@@ -366,6 +366,14 @@ impl Chain for SolanaChain {
         Ok(Observed {
             context_slot: answer.context.slot,
             value: answer.value,
+        })
+    }
+
+    async fn latest_blockhash(&self) -> Result<RecentBlockhash, PortError> {
+        let latest = self.newest_blockhash().await?;
+        Ok(RecentBlockhash {
+            blockhash: Blockhash(latest.blockhash.to_bytes()),
+            last_valid_block_height: latest.last_valid_block_height,
         })
     }
 

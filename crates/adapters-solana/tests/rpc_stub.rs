@@ -756,7 +756,7 @@ async fn probe_blockhash_validity_and_latest_blockhash_use_their_methods() {
         .await
         .expect("answer");
     assert_eq!((valid.context_slot, valid.value), (1, false));
-    let latest = chain.latest_blockhash().await.expect("latest");
+    let latest = chain.newest_blockhash().await.expect("latest");
     assert_eq!(
         (latest.blockhash, latest.last_valid_block_height),
         (blockhash, 1234)

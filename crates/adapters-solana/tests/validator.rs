@@ -107,7 +107,7 @@ async fn signed_transfer(
     to: &Pubkey,
     lamports: u64,
 ) -> kyzlo_application::ports::SignedTransaction {
-    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let latest = chain.newest_blockhash().await.expect("blockhash");
     let payer = wallet.pubkey();
     wallet
         .sign(&unsigned(
@@ -188,7 +188,7 @@ async fn execute(
     instructions: &[solana_instruction::Instruction],
     co_signers: &[&Keypair],
 ) {
-    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let latest = chain.newest_blockhash().await.expect("blockhash");
     let payer = wallet.pubkey();
     let tx = wallet
         .sign(&unsigned(
@@ -258,7 +258,7 @@ async fn spl_tokens_are_minted_and_transferred_and_balances_follow(env: Arc<Env>
         TokenAmount::new(1_000_000)
     );
 
-    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let latest = chain.newest_blockhash().await.expect("blockhash");
     let payer = wallet.pubkey();
     let tx = wallet
         .sign(&unsigned(
@@ -291,7 +291,7 @@ async fn fill_of_a_real_swap_like_transaction_reads_sol_in_and_tokens_out(env: A
     let (mint, mine, _) = token_setup(&env, &setup_chain, &wallet, &other, 1).await;
     let chain = chain_with(&config(vec![env.rpc.clone()]), &wallet.pubkey(), mint);
     let payer = wallet.pubkey();
-    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let latest = chain.newest_blockhash().await.expect("blockhash");
     let tx = wallet
         .sign(&unsigned(
             &payer,
@@ -319,7 +319,7 @@ async fn fill_of_a_real_swap_like_transaction_reads_sol_in_and_tokens_out(env: A
 async fn preflight_refusals_map_to_their_classes(env: Arc<Env>) {
     let funded = funded_wallet(&env.rpc, SOL).await;
     let chain = direct(&env, &funded.pubkey());
-    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let latest = chain.newest_blockhash().await.expect("blockhash");
     let stranger = Pubkey::new_unique();
 
     let unfunded = KeypairSigner::new(Keypair::new());
@@ -415,7 +415,7 @@ async fn an_attempt_is_proven_dead_only_once_its_blockhash_expired_and_nothing_l
     let chain = direct(&env, &wallet.pubkey());
     let via_proxy = chain_with(&config(vec![proxy.url()]), &wallet.pubkey(), env.quote_mint);
 
-    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let latest = chain.newest_blockhash().await.expect("blockhash");
     let payer = wallet.pubkey();
     let tx = wallet
         .sign(&unsigned(
@@ -624,7 +624,7 @@ async fn probe_fees_and_blockhash_validity_against_the_validator(env: Arc<Env>) 
         fee.micro_lamports_per_cu, 0,
         "nobody pays priority fees here"
     );
-    let latest = chain.latest_blockhash().await.expect("blockhash");
+    let latest = chain.newest_blockhash().await.expect("blockhash");
     assert!(latest.last_valid_block_height > chain.block_height().await.expect("height"));
     let valid = chain
         .blockhash_valid(Blockhash(latest.blockhash.to_bytes()), 0)

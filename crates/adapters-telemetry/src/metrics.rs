@@ -57,11 +57,10 @@ const DEPENDENCIES: [Dependency; 4] = [
     Dependency::Chain,
     Dependency::Health,
 ];
-const MODULES: [ExitModule; 4] = [
+const MODULES: [ExitModule; 3] = [
     ExitModule::ExitPlan,
     ExitModule::Strategy,
     ExitModule::Operator,
-    ExitModule::Reconciler,
 ];
 const BREAKER_STATES: [BreakerState; 3] = [
     BreakerState::Closed,

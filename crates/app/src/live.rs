@@ -129,6 +129,7 @@ pub fn run(config: &Config) -> Result<String, AppError> {
                 };
                 let venue = Arc::new(
                     DevnetVenue::open(
+                        chain.clone(),
                         chain,
                         signer,
                         jup.clone(),

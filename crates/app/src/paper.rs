@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kyzlo_adapters_sim::faults::{FaultProfile, FaultSchedule};
+use kyzlo_adapters_sim::faults::{FaultProfile, FaultSchedule, ProfileName};
 use kyzlo_adapters_sim::market::{PricePath, SimMarket, embedded, load_csv};
 use kyzlo_adapters_sim::venue::{PaperWallet, SimVenue, SimWallet};
 use kyzlo_application::metrics::MetricsSummary;
@@ -145,12 +145,10 @@ pub fn run(config: &Config, args: &PaperArgs) -> Result<PaperSummary, AppError> 
     }
     let seed = args.seed.unwrap_or(config.paper.seed);
     let faults = match &args.faults {
-        Some(name) => FaultProfile::named(name).ok_or_else(|| {
-            AppError::Usage(format!(
-                "--faults {name:?}: expected one of {}",
-                FaultProfile::NAMES.join(", ")
-            ))
-        })?,
+        Some(name) => name
+            .parse::<ProfileName>()
+            .map_err(|e| AppError::Usage(format!("--faults {e}")))?
+            .profile(),
         None => config.paper.faults.clone(),
     };
     let path = match &args.prices {

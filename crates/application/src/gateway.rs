@@ -44,12 +44,12 @@ pub struct ExitOrder {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayRefusal {
     /// The position already has an exit in flight.
-    #[error("{position} already has exit {owner_intent} by {owner_module} in flight")]
+    #[error("{position} already has exit {owner_intent} by {} in flight", owner_module.as_str())]
     OwnershipConflict {
         /// The position.
         position: PositionId,
         /// Module that owns it.
-        owner_module: &'static str,
+        owner_module: ExitModule,
         /// The owning exit's intent.
         owner_intent: IntentId,
     },
@@ -133,7 +133,7 @@ impl ExitGateway {
             if self.mode == GatewayMode::Enforce {
                 return Err(GatewayRefusal::OwnershipConflict {
                     position: order.position,
-                    owner_module: owner.module.as_str(),
+                    owner_module: owner.module,
                     owner_intent: owner.intent,
                 });
             }
@@ -227,7 +227,7 @@ mod tests {
             refused.unwrap_err(),
             GatewayRefusal::OwnershipConflict {
                 position: PositionId(1),
-                owner_module: "exit_plan",
+                owner_module: ExitModule::ExitPlan,
                 owner_intent: IntentId(10),
             }
         );

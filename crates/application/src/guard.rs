@@ -25,8 +25,8 @@ use crate::control::TradingControl;
 use crate::metrics::{Dependency, MetricEvent, MetricsSink};
 use crate::ports::{
     Alert, AlertKind, Balances, Blockhash, Chain, Fill, HealthProbe, Observed, PortError,
-    PriceFeed, PriceTick, Quote, QuoteRequest, Severity, Side, SignedTransaction, StatusLookup,
-    SwapRequest, SwapRouter, TxStatus, UnsignedTransaction,
+    PriceFeed, PriceTick, Quote, QuoteRequest, RecentBlockhash, Severity, Side, SignedTransaction,
+    StatusLookup, SwapRequest, SwapRouter, TxStatus, UnsignedTransaction,
 };
 use crate::rng::Jitter;
 
@@ -77,6 +77,20 @@ impl LatencyGuard {
         self.breakers[slot(dependency)]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// [`LatencyGuard::call`] with the guard's own call timeout.
+    pub async fn timed<T, F>(
+        &self,
+        dependency: Dependency,
+        operation: &'static str,
+        call: F,
+    ) -> Result<T, PortError>
+    where
+        F: Future<Output = Result<T, PortError>>,
+    {
+        self.call(dependency, operation, self.call_timeout, call)
+            .await
     }
 
     /// Runs one call to `dependency` under `timeout` (capped at the guard's) and records
@@ -297,14 +311,9 @@ impl GuardedFeed {
 #[async_trait]
 impl PriceFeed for GuardedFeed {
     async fn price(&self) -> Result<PriceTick, PortError> {
-        let g = &self.guard;
-        g.call(
-            Dependency::PriceFeed,
-            "feed.price",
-            g.call_timeout,
-            self.inner.price(),
-        )
-        .await
+        self.guard
+            .timed(Dependency::PriceFeed, "feed.price", self.inner.price())
+            .await
     }
 }
 
@@ -335,25 +344,23 @@ impl GuardedRouter {
 #[async_trait]
 impl SwapRouter for GuardedRouter {
     async fn quote(&self, request: &QuoteRequest) -> Result<Quote, PortError> {
-        let g = &self.guard;
-        g.call(
-            Dependency::Router,
-            "router.quote",
-            g.call_timeout,
-            self.inner.quote(request),
-        )
-        .await
+        self.guard
+            .timed(
+                Dependency::Router,
+                "router.quote",
+                self.inner.quote(request),
+            )
+            .await
     }
 
     async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError> {
-        let g = &self.guard;
-        g.call(
-            Dependency::Router,
-            "router.build_swap",
-            g.call_timeout,
-            self.inner.build_swap(request),
-        )
-        .await
+        self.guard
+            .timed(
+                Dependency::Router,
+                "router.build_swap",
+                self.inner.build_swap(request),
+            )
+            .await
     }
 }
 
@@ -394,14 +401,10 @@ impl Chain for GuardedChain {
         signatures: &[TxSignature],
         lookup: StatusLookup,
     ) -> Result<Observed<Vec<Option<TxStatus>>>, PortError> {
-        let g = &self.guard;
-        g.call(
-            Dependency::Chain,
-            "chain.statuses",
-            g.call_timeout,
-            self.inner.statuses(signatures, lookup),
-        )
-        .await
+        let call = self.inner.statuses(signatures, lookup);
+        self.guard
+            .timed(Dependency::Chain, "chain.statuses", call)
+            .await
     }
 
     async fn blockhash_valid(
@@ -409,46 +412,37 @@ impl Chain for GuardedChain {
         blockhash: Blockhash,
         min_context_slot: u64,
     ) -> Result<Observed<bool>, PortError> {
-        let g = &self.guard;
-        g.call(
-            Dependency::Chain,
-            "chain.blockhash_valid",
-            g.call_timeout,
-            self.inner.blockhash_valid(blockhash, min_context_slot),
-        )
-        .await
+        let call = self.inner.blockhash_valid(blockhash, min_context_slot);
+        self.guard
+            .timed(Dependency::Chain, "chain.blockhash_valid", call)
+            .await
     }
 
     async fn block_height(&self) -> Result<u64, PortError> {
-        let g = &self.guard;
-        g.call(
-            Dependency::Chain,
-            "chain.block_height",
-            g.call_timeout,
-            self.inner.block_height(),
-        )
-        .await
+        let call = self.inner.block_height();
+        self.guard
+            .timed(Dependency::Chain, "chain.block_height", call)
+            .await
+    }
+
+    async fn latest_blockhash(&self) -> Result<RecentBlockhash, PortError> {
+        let call = self.inner.latest_blockhash();
+        self.guard
+            .timed(Dependency::Chain, "chain.latest_blockhash", call)
+            .await
     }
 
     async fn fill(&self, signature: TxSignature, side: Side) -> Result<Option<Fill>, PortError> {
-        let g = &self.guard;
-        g.call(
-            Dependency::Chain,
-            "chain.fill",
-            g.call_timeout,
-            self.inner.fill(signature, side),
-        )
-        .await
+        let call = self.inner.fill(signature, side);
+        self.guard
+            .timed(Dependency::Chain, "chain.fill", call)
+            .await
     }
 
     async fn balances(&self) -> Result<Balances, PortError> {
-        let g = &self.guard;
-        g.call(
-            Dependency::Chain,
-            "chain.balances",
-            g.call_timeout,
-            self.inner.balances(),
-        )
-        .await
+        let call = self.inner.balances();
+        self.guard
+            .timed(Dependency::Chain, "chain.balances", call)
+            .await
     }
 }

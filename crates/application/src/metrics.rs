@@ -19,8 +19,6 @@ pub enum ExitModule {
     Strategy,
     /// An operator's force-exit.
     Operator,
-    /// Start-up reconciliation finishing an exit found in the journal.
-    Reconciler,
 }
 
 impl ExitModule {
@@ -31,7 +29,6 @@ impl ExitModule {
             ExitModule::ExitPlan => "exit_plan",
             ExitModule::Strategy => "strategy",
             ExitModule::Operator => "operator",
-            ExitModule::Reconciler => "reconciler",
         }
     }
 }

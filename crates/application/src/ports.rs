@@ -184,6 +184,16 @@ impl fmt::Debug for Blockhash {
     }
 }
 
+/// A recent blockhash and the last block height at which a transaction carrying it can
+/// land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecentBlockhash {
+    /// The blockhash.
+    pub blockhash: Blockhash,
+    /// Past this block height, a transaction with it can never land.
+    pub last_valid_block_height: u64,
+}
+
 /// A transaction signed by the wallet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedTransaction {
@@ -335,6 +345,14 @@ pub trait Chain: Send + Sync {
     /// # Errors
     /// Classified transport or node errors.
     async fn block_height(&self) -> Result<u64, PortError>;
+
+    /// The newest blockhash the answering node knows, and the block height past which a
+    /// transaction carrying it can never land (for a transaction built here rather than
+    /// by the router).
+    ///
+    /// # Errors
+    /// Classified transport or node errors.
+    async fn latest_blockhash(&self) -> Result<RecentBlockhash, PortError>;
 
     /// What a landed transaction moved, from the ledger.
     ///

@@ -12,8 +12,9 @@ use kyzlo_domain::{ErrorClass, Lamports, Price, TokenAmount, TxSignature};
 use crate::clock::Clock;
 use crate::ports::{
     Alert, AlertKind, AlertSink, Balances, Blockhash, Chain, Commitment, Fill, HealthProbe,
-    Observed, Pair, PortError, PriceFeed, PriceTick, Quote, QuoteRequest, Side, SignedTransaction,
-    Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus, UnsignedTransaction, WalletAddress,
+    Observed, Pair, PortError, PriceFeed, PriceTick, Quote, QuoteRequest, RecentBlockhash, Side,
+    SignedTransaction, Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus,
+    UnsignedTransaction, WalletAddress,
 };
 
 /// An alert sink that keeps what it gets.
@@ -574,6 +575,21 @@ impl Chain for FakeVenue {
 
     async fn block_height(&self) -> Result<u64, PortError> {
         Ok(self.height())
+    }
+
+    async fn latest_blockhash(&self) -> Result<RecentBlockhash, PortError> {
+        let last_valid = self.height() + 150;
+        let blockhash = self.with(|s| {
+            let id = s.next_tx;
+            s.next_tx += 1;
+            let blockhash = blockhash_of(&id.to_le_bytes());
+            s.blockhashes.insert(blockhash, last_valid);
+            blockhash
+        });
+        Ok(RecentBlockhash {
+            blockhash,
+            last_valid_block_height: last_valid,
+        })
     }
 
     async fn fill(&self, signature: TxSignature, _side: Side) -> Result<Option<Fill>, PortError> {

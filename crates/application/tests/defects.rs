@@ -19,7 +19,7 @@ use kyzlo_application::journal::{
 use kyzlo_application::metrics::{CountingMetrics, Dependency, ExitModule};
 use kyzlo_application::ports::{
     AlertKind, Balances, Blockhash, Chain, Commitment, Fill, HealthProbe, Observed, PortError,
-    Side, SignedTransaction, StatusLookup, TxStatus,
+    RecentBlockhash, Side, SignedTransaction, StatusLookup, TxStatus,
 };
 use kyzlo_application::proof::{AttemptKey, Fate, prove};
 use kyzlo_application::reconcile::{ReconcileSettings, Reconciler};
@@ -166,6 +166,13 @@ impl Chain for TwoNodes {
 
     async fn block_height(&self) -> Result<u64, PortError> {
         Ok(self.blockhash_slot)
+    }
+
+    async fn latest_blockhash(&self) -> Result<RecentBlockhash, PortError> {
+        Ok(RecentBlockhash {
+            blockhash: key().blockhash,
+            last_valid_block_height: self.blockhash_slot + 150,
+        })
     }
 
     async fn fill(&self, _s: TxSignature, _side: Side) -> Result<Option<Fill>, PortError> {

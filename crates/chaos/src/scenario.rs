@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kyzlo_adapters_sim::faults::{ClusterProfile, FaultProfile};
+use kyzlo_adapters_sim::faults::{ClusterProfile, FaultProfile, ProfileName};
 use kyzlo_adapters_sim::market::{CrashSpec, GeneratorConfig, PricePath, Regime, load_csv};
 use serde::Deserialize;
 
@@ -82,10 +82,10 @@ fn base(name: &str, description: &str, market: GeneratorConfig, faults: FaultPro
 /// A named fault profile on the adversarial cluster (lagging nodes, nodes without
 /// history, processed before confirmed, forks, skipped slots, refused resends, drifting
 /// quotes, fills unreadable for a while).
-fn profile(name: &str) -> FaultProfile {
+fn profile(name: ProfileName) -> FaultProfile {
     FaultProfile {
         cluster: ClusterProfile::adversarial(),
-        ..FaultProfile::named(name).unwrap_or_default()
+        ..name.profile()
     }
 }
 
@@ -95,7 +95,7 @@ pub fn builtin(name: &str) -> Option<Scenario> {
     let horizon = Duration::from_secs(600);
     Some(match name {
         "bug-003" => {
-            let mut faults = profile("flaky");
+            let mut faults = profile(ProfileName::Flaky);
             faults.send_timeout = 0.7;
             faults.timeout_lands = 0.3;
             faults.drop = 0.05;
@@ -108,7 +108,7 @@ pub fn builtin(name: &str) -> Option<Scenario> {
             )
         }
         "rpc-blackout" => {
-            let mut faults = profile("rpc-blackout");
+            let mut faults = profile(ProfileName::RpcBlackout);
             faults.blackouts = vec![(Duration::from_secs(20), Duration::from_secs(65))];
             base(
                 name,
@@ -121,19 +121,19 @@ pub fn builtin(name: &str) -> Option<Scenario> {
             name,
             "A slide through the stop while many sends hang and their transactions land late",
             crash(10.0, Duration::from_secs(200), horizon),
-            profile("late-landing"),
+            profile(ProfileName::LateLanding),
         ),
         "rate-limited" => base(
             name,
             "The crash with many HTTP 429 answers carrying a retry-after",
             crash(20.0, Duration::from_secs(100), horizon),
-            profile("rate-limited"),
+            profile(ProfileName::RateLimited),
         ),
         "slippage-storm" => base(
             name,
             "The crash with violent price noise between quote and landing",
             crash(20.0, Duration::from_secs(100), horizon),
-            profile("slippage-storm"),
+            profile(ProfileName::SlippageStorm),
         ),
         "calm" => {
             let mut market = GeneratorConfig::regime(Regime::Calm, 100.0, horizon);
@@ -280,7 +280,7 @@ fn default_start() -> f64 {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FaultsFile {
-    profile: Option<String>,
+    profile: Option<ProfileName>,
     send_timeout: Option<f64>,
     timeout_lands: Option<f64>,
     drop: Option<f64>,
@@ -290,7 +290,16 @@ struct FaultsFile {
     blackouts_s: Option<Vec<[f64; 2]>>,
     base_slippage_bps: Option<f64>,
     confirm_latency_median_ms: Option<f64>,
-    cluster: Option<String>,
+    cluster: Option<ClusterName>,
+}
+
+/// The RPC nodes of a scenario file's `[faults] cluster`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ClusterName {
+    Adversarial,
+    Healthy,
+    Ideal,
 }
 
 fn secs(path: &Path, key: &'static str, v: f64) -> Result<Duration, ScenarioError> {
@@ -456,16 +465,7 @@ pub fn from_toml(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         }
     };
     let f = file.faults;
-    let mut faults = match &f.profile {
-        Some(name) => FaultProfile::named(name).ok_or_else(|| {
-            invalid(
-                "faults.profile",
-                name.clone(),
-                "none, flaky, rpc-blackout, late-landing, rate-limited, slippage-storm, node-behind or adversarial",
-            )
-        })?,
-        None => FaultProfile::default(),
-    };
+    let mut faults = f.profile.map(ProfileName::profile).unwrap_or_default();
     probability(
         path,
         "faults.send_timeout",
@@ -507,18 +507,11 @@ pub fn from_toml(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         }
         faults.base_slippage_bps = v;
     }
-    if let Some(cluster) = &f.cluster {
-        faults.cluster = match cluster.as_str() {
-            "adversarial" => ClusterProfile::adversarial(),
-            "healthy" => ClusterProfile::default(),
-            "ideal" => ClusterProfile::ideal(),
-            _ => {
-                return Err(invalid(
-                    "faults.cluster",
-                    cluster.clone(),
-                    "adversarial, healthy or ideal",
-                ));
-            }
+    if let Some(cluster) = f.cluster {
+        faults.cluster = match cluster {
+            ClusterName::Adversarial => ClusterProfile::adversarial(),
+            ClusterName::Healthy => ClusterProfile::default(),
+            ClusterName::Ideal => ClusterProfile::ideal(),
         };
     }
     if let Some(windows) = f.blackouts_s {

@@ -37,7 +37,7 @@ pub use exit::{Execution, ExitFile, RetryFile, RungFile, StyleFile};
 pub use network::{CommitmentFile, Jupiter, JupiterFile, Rpc, RpcFile, WalletFile};
 pub use operator::{Alerts, AlertsFile, Api, ApiFile, Webhook};
 pub use pair::{NATIVE_MINT, PairFile, PairSettings, USDC_MINT};
-pub use paper::{JournalFile, Paper, PaperFile, fault_profile};
+pub use paper::{JournalFile, Paper, PaperFile};
 pub use secret::Secret;
 pub use trading::{ExitPlanFile, StrategyFile, TakeProfitFile, Trading, TradingFile};
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use kyzlo_adapters_sim::faults::FaultProfile;
+use kyzlo_adapters_sim::faults::{FaultProfile, ProfileName};
 use kyzlo_application::ports::Pair;
 use kyzlo_domain::TokenAmount;
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,7 @@ pub struct PaperFile {
     /// Hours of generated market when no CSV is given.
     pub hours: f64,
     /// The simulated network's fault profile.
-    pub faults: String,
+    pub faults: ProfileName,
     /// USDC a new paper (or devnet stand-in) wallet starts with.
     pub initial_quote: f64,
 }
@@ -45,7 +45,7 @@ impl Default for PaperFile {
         Self {
             seed: 20_210_519,
             hours: 6.0,
-            faults: "flaky".into(),
+            faults: ProfileName::Flaky,
             initial_quote: 1_000.0,
         }
     }
@@ -62,14 +62,6 @@ pub struct Paper {
     pub faults: FaultProfile,
     /// Quote units a new wallet starts with.
     pub initial_quote: TokenAmount,
-}
-
-/// The fault profile named `name`.
-///
-/// # Errors
-/// [`ConfigError::Invalid`] under `key` for a name no profile has.
-pub fn fault_profile(key: &str, name: &str) -> Result<FaultProfile, ConfigError> {
-    FaultProfile::named(name).ok_or_else(|| invalid(key, name, FaultProfile::NAMES.join(", ")))
 }
 
 impl PaperFile {
@@ -94,7 +86,7 @@ impl PaperFile {
             duration: positive_secs("paper.hours", self.hours * 3_600.0).map_err(|_| {
                 invalid("paper.hours", self.hours, "a number of hours above 0")
             })?,
-            faults: fault_profile("paper.faults", &self.faults)?,
+            faults: self.faults.profile(),
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked above
             initial_quote: TokenAmount::new(units as u64),
         })

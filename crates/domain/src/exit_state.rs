@@ -227,7 +227,59 @@ pub struct InvalidTransition {
     /// The refused event.
     pub event: ExitEvent,
     /// Why it was refused.
-    pub why: &'static str,
+    pub why: Refusal,
+}
+
+/// Why the machine refused an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// An exit signal is accepted only while the position is open.
+    SignalWhenNotOpen,
+    /// An earlier attempt can still land.
+    EarlierAttemptLive,
+    /// No attempt may be submitted in this state.
+    NothingToSubmit,
+    /// Attempt number out of sequence.
+    OutOfSequence,
+    /// Only a submitted attempt can time out.
+    NothingToTimeOut,
+    /// No attempt awaits an outcome in this state.
+    NoOutcomeAwaited,
+    /// Attempt numbers are exhausted.
+    AttemptNumbersExhausted,
+    /// Only a resolved failed attempt can be escalated.
+    NothingToEscalate,
+    /// The exit has already ended.
+    AlreadyEnded,
+    /// The signature is not a live attempt.
+    NotLive,
+}
+
+impl Refusal {
+    /// The refusal in words.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Refusal::SignalWhenNotOpen => {
+                "an exit signal is accepted only while the position is open"
+            }
+            Refusal::EarlierAttemptLive => "an earlier attempt can still land",
+            Refusal::NothingToSubmit => "no attempt may be submitted in this state",
+            Refusal::OutOfSequence => "attempt number out of sequence",
+            Refusal::NothingToTimeOut => "only a submitted attempt can time out",
+            Refusal::NoOutcomeAwaited => "no attempt awaits an outcome in this state",
+            Refusal::AttemptNumbersExhausted => "attempt numbers are exhausted",
+            Refusal::NothingToEscalate => "only a resolved failed attempt can be escalated",
+            Refusal::AlreadyEnded => "the exit has already ended",
+            Refusal::NotLive => "the signature is not a live attempt",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl fmt::Display for InvalidTransition {
@@ -316,12 +368,12 @@ impl ExitStateMachine {
     }
 
     /// The state and live attempt `event` leads to, or why it is refused.
-    fn next(&self, event: ExitEvent) -> Result<(ExitState, Option<LiveAttempt>), &'static str> {
+    fn next(&self, event: ExitEvent) -> Result<(ExitState, Option<LiveAttempt>), Refusal> {
         use ExitState as S;
         match event {
             ExitEvent::Signal { kind } => match self.state {
                 S::PositionOpen => Ok((S::ExitSignalReceived { kind }, None)),
-                _ => Err("an exit signal is accepted only while the position is open"),
+                _ => Err(Refusal::SignalWhenNotOpen),
             },
             ExitEvent::Submit {
                 attempt,
@@ -329,13 +381,13 @@ impl ExitStateMachine {
                 last_valid_height,
             } => {
                 if self.live.is_some() {
-                    return Err("an earlier attempt can still land");
+                    return Err(Refusal::EarlierAttemptLive);
                 }
                 let Some(expected) = self.next_attempt() else {
-                    return Err("no attempt may be submitted in this state");
+                    return Err(Refusal::NothingToSubmit);
                 };
                 if attempt != expected {
-                    return Err("attempt number out of sequence");
+                    return Err(Refusal::OutOfSequence);
                 }
                 let live = LiveAttempt {
                     attempt,
@@ -348,7 +400,7 @@ impl ExitStateMachine {
                 S::Submitted { attempt, signature } => {
                     Ok((S::TimedOut { attempt, signature }, self.live))
                 }
-                _ => Err("only a submitted attempt can time out"),
+                _ => Err(Refusal::NothingToTimeOut),
             },
             ExitEvent::ProvenExpired { signature } => {
                 let live = self.live_attempt(signature)?;
@@ -361,7 +413,7 @@ impl ExitStateMachine {
                         None,
                     )),
                     S::ExitFailed { .. } => Ok((self.state, None)),
-                    _ => Err("no attempt awaits an outcome in this state"),
+                    _ => Err(Refusal::NoOutcomeAwaited),
                 }
             }
             ExitEvent::LandedFailed { signature, class } => {
@@ -376,7 +428,7 @@ impl ExitStateMachine {
                         None,
                     )),
                     S::ExitFailed { .. } => Ok((self.state, None)),
-                    _ => Err("no attempt awaits an outcome in this state"),
+                    _ => Err(Refusal::NoOutcomeAwaited),
                 }
             }
             ExitEvent::Landed { signature } => {
@@ -393,25 +445,23 @@ impl ExitStateMachine {
                 S::Expired { attempt, .. } | S::LandedFailed { attempt, .. } => {
                     match attempt.checked_add(1) {
                         Some(next_attempt) => Ok((S::EmergencyEscalation { next_attempt }, None)),
-                        None => Err("attempt numbers are exhausted"),
+                        None => Err(Refusal::AttemptNumbersExhausted),
                     }
                 }
-                _ => Err("only a resolved failed attempt can be escalated"),
+                _ => Err(Refusal::NothingToEscalate),
             },
             ExitEvent::Fail { reason } => match self.state {
-                S::PositionClosed { .. } | S::ExitFailed { .. } => {
-                    Err("the exit has already ended")
-                }
+                S::PositionClosed { .. } | S::ExitFailed { .. } => Err(Refusal::AlreadyEnded),
                 _ => Ok((S::ExitFailed { reason }, self.live)),
             },
         }
     }
 
     /// The live attempt if its signature is `signature`.
-    fn live_attempt(&self, signature: TxSignature) -> Result<LiveAttempt, &'static str> {
+    fn live_attempt(&self, signature: TxSignature) -> Result<LiveAttempt, Refusal> {
         match self.live {
             Some(live) if live.signature == signature => Ok(live),
-            _ => Err("the signature is not a live attempt"),
+            _ => Err(Refusal::NotLive),
         }
     }
 
@@ -549,7 +599,7 @@ mod tests {
                 assert_eq!(m, before, "a refused event changed the machine");
                 assert_eq!(err.from, before.state());
                 assert_eq!(err.event, event);
-                Err(err.why)
+                Err(err.why.as_str())
             }
         }
     }

@@ -47,8 +47,8 @@ use async_trait::async_trait;
 use kyzlo_application::clock::Clock;
 use kyzlo_application::ports::{
     Balances, Blockhash, Chain, Commitment, Fill, HealthProbe, Observed, Pair, PortError, Quote,
-    QuoteRequest, Side, SignedTransaction, Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus,
-    UnsignedTransaction, WalletAddress,
+    QuoteRequest, RecentBlockhash, Side, SignedTransaction, Signer, StatusLookup, SwapRequest,
+    SwapRouter, TxStatus, UnsignedTransaction, WalletAddress,
 };
 use kyzlo_domain::{ErrorClass, Lamports, TokenAmount, TxSignature};
 
@@ -951,6 +951,19 @@ impl Chain for SimVenue {
     async fn block_height(&self) -> Result<u64, PortError> {
         let node = self.gate("sim.block_height", true).await?;
         Ok(self.lock().ledger.height(node.view.view))
+    }
+
+    async fn latest_blockhash(&self) -> Result<RecentBlockhash, PortError> {
+        let node = self.gate("sim.latest_blockhash", true).await?;
+        let (slot, last_valid) = {
+            let mut s = self.lock();
+            let slot = s.ledger.block_at_height(node.view.view, u64::MAX);
+            (slot, s.ledger.height(slot).saturating_add(BLOCKHASH_LIFE))
+        };
+        Ok(RecentBlockhash {
+            blockhash: self.blockhash_of(slot),
+            last_valid_block_height: last_valid,
+        })
     }
 
     async fn fill(&self, signature: TxSignature, _side: Side) -> Result<Option<Fill>, PortError> {
