@@ -49,7 +49,6 @@ pub enum DevnetError {
         path: PathBuf,
         /// What was being done.
         operation: &'static str,
-        /// Why.
         source: std::io::Error,
     },
     /// The state file is not a valid devnet wallet.

@@ -105,10 +105,7 @@ pub enum SolanaError {
     SignatureMismatch,
     /// Bytes to sign are not a transaction this wallet can sign.
     #[error("cannot sign: {reason}")]
-    Unsignable {
-        /// Why.
-        reason: &'static str,
-    },
+    Unsignable { reason: &'static str },
     /// Signing or a signer failed inside the client.
     #[error("signer error")]
     Signing,

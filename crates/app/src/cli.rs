@@ -32,7 +32,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// Subcommands.
+/// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the full bot on a simulated market, chain and router (no network, no wallet).
@@ -96,11 +96,11 @@ pub struct RunArgs {
 /// A profile on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProfileArg {
-    /// Simulated venue.
+    /// The simulated venue (no network, no wallet).
     Paper,
-    /// Devnet.
+    /// Devnet: real stand-in transactions priced from Jupiter's mainnet quotes.
     Devnet,
-    /// Mainnet.
+    /// Mainnet: real Jupiter swaps from a real wallet.
     Mainnet,
 }
 
@@ -178,10 +178,10 @@ pub struct ApiArgs {
 /// `halt` options.
 #[derive(Debug, Args)]
 pub struct HaltArgs {
-    /// API location.
+    /// Where the running bot's API is.
     #[command(flatten)]
     pub api: ApiArgs,
-    /// Why.
+    /// Why trading is halted (journaled with the halt and sent in the alert).
     #[arg(long, default_value = "operator halt")]
     pub reason: String,
 }
@@ -189,7 +189,7 @@ pub struct HaltArgs {
 /// `resume` options.
 #[derive(Debug, Args)]
 pub struct ResumeArgs {
-    /// API location.
+    /// Where the running bot's API is.
     #[command(flatten)]
     pub api: ApiArgs,
     /// The approval key (or KYZLO_APPROVAL_KEY).
@@ -200,20 +200,20 @@ pub struct ResumeArgs {
 /// `exit` options.
 #[derive(Debug, Args)]
 pub struct ExitArgs {
-    /// API location.
+    /// Where the running bot's API is.
     #[command(flatten)]
     pub api: ApiArgs,
-    /// Position id.
+    /// The position's id (as `/status` shows it).
     pub position: u64,
 }
 
 /// `exits` options.
 #[derive(Debug, Args)]
 pub struct ExitsArgs {
-    /// API location.
+    /// Where the running bot's API is.
     #[command(flatten)]
     pub api: ApiArgs,
-    /// How many.
+    /// How many exits, newest first (1 to 1000).
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
 }

@@ -24,7 +24,6 @@ pub enum AppError {
     Io {
         /// The file.
         path: std::path::PathBuf,
-        /// Why.
         source: std::io::Error,
     },
     /// Talking to a running bot failed.

@@ -18,7 +18,6 @@ use kyzlo_config::Config;
 
 /// The adapters a bot runs on.
 pub struct Adapters {
-    /// Prices.
     pub feed: Arc<dyn PriceFeed>,
     /// Quotes and swaps.
     pub router: Arc<dyn SwapRouter>,

@@ -25,7 +25,6 @@ use crate::rng::Jitter;
 
 /// The ports the services run on.
 pub struct Ports {
-    /// Prices.
     pub feed: Arc<dyn PriceFeed>,
     /// Quotes and swaps.
     pub router: Arc<dyn SwapRouter>,

@@ -38,7 +38,6 @@ const RECONCILE_FILL_WAIT: Duration = Duration::from_secs(120);
 
 /// The adapters a bot runs on.
 pub struct BotPorts {
-    /// Prices.
     pub feed: Arc<dyn PriceFeed>,
     /// Quotes and swaps.
     pub router: Arc<dyn SwapRouter>,

@@ -28,7 +28,6 @@ pub struct ExitOrder {
     pub module: ExitModule,
     /// The position.
     pub position: PositionId,
-    /// Why.
     pub kind: ExitKind,
     /// How much of the remaining position.
     pub fraction: Fraction,

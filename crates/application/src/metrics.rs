@@ -76,10 +76,7 @@ pub enum MetricEvent {
     /// A tick failed (logged, counted, not fatal).
     TickError,
     /// An exit started.
-    ExitStarted {
-        /// Why.
-        kind: ExitKind,
-    },
+    ExitStarted { kind: ExitKind },
     /// An exit attempt was sent.
     ExitAttemptSent {
         /// Why the exit.
@@ -113,14 +110,12 @@ pub enum MetricEvent {
     GatewayAccepted {
         /// Who placed it.
         module: ExitModule,
-        /// Why.
         kind: ExitKind,
     },
     /// The gateway saw a second exit for a position that already has an owner.
     GatewayConflict {
         /// Who placed the second order.
         module: ExitModule,
-        /// Why.
         kind: ExitKind,
     },
     /// An entry ended.

@@ -73,7 +73,6 @@ pub struct PriceTick {
 }
 
 /// Where prices come from.
-#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait PriceFeed: Send + Sync {
     /// The current price of the traded pair.
@@ -106,7 +105,6 @@ impl Side {
 /// What to ask the router for: an exact-input swap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuoteRequest {
-    /// Direction.
     pub side: Side,
     /// Exact input amount in base units of the input token.
     pub amount_in: TokenAmount,
@@ -224,7 +222,6 @@ impl fmt::Debug for WalletAddress {
 }
 
 /// Signs transactions with the wallet's key. Signing is local and synchronous.
-#[cfg_attr(test, mockall::automock)]
 pub trait Signer: Send + Sync {
     /// The wallet's public address.
     fn address(&self) -> WalletAddress;
@@ -300,7 +297,6 @@ pub struct Observed<T> {
 }
 
 /// The chain: sending signed bytes and reading what happened.
-#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Chain: Send + Sync {
     /// Sends signed bytes once, with no node-side retries. Sending the same bytes again
@@ -368,7 +364,6 @@ pub trait Chain: Send + Sync {
 }
 
 /// A cheap health check of the chain endpoint (e.g. `getSlot`), timed by the latency guard.
-#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait HealthProbe: Send + Sync {
     /// Probes once.
@@ -436,7 +431,6 @@ pub struct Alert {
 
 /// Where alerts go (webhooks, the log). Sending must not block trading for long: adapters
 /// queue or time out.
-#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait AlertSink: Send + Sync {
     /// Delivers one alert.

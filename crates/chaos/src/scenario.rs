@@ -170,7 +170,6 @@ pub enum ScenarioError {
     Io {
         /// The file.
         path: PathBuf,
-        /// Why.
         source: std::io::Error,
     },
     /// The TOML is malformed or has an unknown or mistyped key.

@@ -10,26 +10,21 @@ use crate::runner::{PolicyRun, RunResult};
 /// mean, p50, p95, p99, max.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct Distribution {
-    /// Mean.
     pub mean: f64,
-    /// Median.
     pub p50: f64,
     /// 95th percentile.
     pub p95: f64,
     /// 99th percentile.
     pub p99: f64,
-    /// Maximum.
     pub max: f64,
 }
 
 /// p50, p99, max.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
 pub struct TimeDistribution {
-    /// Median.
     pub p50: f64,
     /// 99th percentile.
     pub p99: f64,
-    /// Maximum.
     pub max: f64,
 }
 

@@ -168,7 +168,6 @@ impl RetryFile {
 /// How exits and entries are executed, validated.
 #[derive(Debug, Clone)]
 pub struct Execution {
-    /// Exits.
     pub exit: ExecutionSettings,
     /// Entries: the entry policy and one rung, the rest as exits.
     pub entry: ExecutionSettings,

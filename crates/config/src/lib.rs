@@ -94,7 +94,6 @@ pub struct File {
     pub latency_breaker: LatencyBreakerFile,
     /// Solana RPC.
     pub rpc: RpcFile,
-    /// Jupiter.
     pub jupiter: JupiterFile,
     /// The wallet.
     pub wallet: WalletFile,
@@ -264,13 +263,11 @@ pub struct Config {
     pub exit_breaker_threshold: u32,
     /// Solana RPC.
     pub rpc: Rpc,
-    /// Jupiter.
     pub jupiter: Jupiter,
     /// The keypair file (required, and checked, for devnet and mainnet).
     pub keypair_path: Option<PathBuf>,
     /// The operator API.
     pub api: Api,
-    /// Alerts.
     pub alerts: Alerts,
     /// Where the journal and the paper and devnet wallets are kept.
     pub data_dir: PathBuf,

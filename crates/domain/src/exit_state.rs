@@ -13,10 +13,7 @@ pub enum ExitState {
     /// The position is open; no exit is wanted yet.
     PositionOpen,
     /// An exit is wanted; nothing is sent yet.
-    ExitSignalReceived {
-        /// Why.
-        kind: ExitKind,
-    },
+    ExitSignalReceived { kind: ExitKind },
     /// Attempt `attempt` was sent and awaits confirmation.
     Submitted {
         /// The attempt's number, from 1.
@@ -131,10 +128,7 @@ impl fmt::Display for ExitFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitEvent {
     /// An exit was asked for.
-    Signal {
-        /// Why.
-        kind: ExitKind,
-    },
+    Signal { kind: ExitKind },
     /// Attempt `attempt` is being sent.
     Submit {
         /// The attempt's number, from 1.
@@ -166,10 +160,7 @@ pub enum ExitEvent {
     /// Move to a wider rung for the next attempt.
     Escalate,
     /// Give up.
-    Fail {
-        /// Why.
-        reason: ExitFailure,
-    },
+    Fail { reason: ExitFailure },
 }
 
 impl ExitEvent {

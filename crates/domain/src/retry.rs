@@ -187,7 +187,6 @@ impl fmt::Display for GiveUpReason {
 pub enum RetryDecision {
     /// Wait this long, then begin the next attempt.
     RetryAfter(Duration),
-    /// Stop.
     GiveUp(GiveUpReason),
 }
 

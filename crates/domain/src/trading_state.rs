@@ -125,7 +125,6 @@ pub enum TradingState {
     /// No new entries; exits of open positions still proceed (a stop-loss must fire even when
     /// latency is bad).
     ReduceOnly {
-        /// Why.
         cause: ReduceOnlyCause,
         /// Since when.
         since: Timestamp,

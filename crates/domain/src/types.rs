@@ -444,7 +444,6 @@ impl fmt::Display for ExitKind {
 /// A request to leave (part of) a position.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExitIntent {
-    /// Why.
     pub kind: ExitKind,
     /// How much of the position.
     pub fraction: Fraction,

@@ -146,13 +146,9 @@ impl From<&BreakerSnapshot> for BreakerDto {
 pub struct LatencyDto {
     /// Samples in the window.
     pub count: u64,
-    /// Mean.
     pub mean_ms: f64,
-    /// Minimum.
     pub min_ms: f64,
-    /// Maximum.
     pub max_ms: f64,
-    /// Median.
     pub p50_ms: f64,
     /// 95th percentile.
     pub p95_ms: f64,

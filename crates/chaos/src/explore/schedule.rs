@@ -32,7 +32,6 @@ pub enum CrashPoint {
 /// A kill of the bot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Crash {
-    /// When.
     pub point: CrashPoint,
     /// How long before the bot starts again.
     pub downtime: Duration,

@@ -56,6 +56,12 @@ use kyzlo_domain::{ErrorClass, Lamports};
 use crate::error::SimError;
 use crate::rng::SimRng;
 
+mod cluster;
+mod named;
+
+pub use cluster::{ClusterProfile, STATUS_CACHE_SLOTS, Topology};
+pub use named::ProfileName;
+
 /// The width of the time buckets a call's faults are keyed on.
 pub const BUCKET: Duration = Duration::from_millis(100);
 /// Slots per leader: sends in the same leader window share their fate.
@@ -102,127 +108,6 @@ pub struct FaultProfile {
     pub cluster: ClusterProfile,
 }
 
-/// How requests reach the cluster's RPC nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Topology {
-    /// One URL in front of every node, which picks a node per request (as public
-    /// providers do): two consecutive reads may come from two nodes.
-    #[default]
-    LoadBalanced,
-    /// Several endpoints: requests go to the current one and move to the next after it
-    /// fails (the client's failover).
-    Failover,
-}
-
-/// The RPC cluster behind the venue and the router in front of it.
-///
-/// Each node sees the chain as of its own *view* slot, some slots behind the tip; a view
-/// never goes backwards. Every answer carries the node's view as its context slot. A
-/// landing is visible as processed from its slot on and confirmed from its slot plus the
-/// confirmation delay; a landing on a minority fork is visible as processed for a few
-/// slots and then vanishes. Nodes without transaction history refuse history look-ups
-/// (JSON-RPC -32011) and keep statuses for [`STATUS_CACHE_SLOTS`] only.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClusterProfile {
-    /// RPC nodes (1 ..= 8).
-    pub nodes: u8,
-    /// How requests reach them.
-    pub topology: Topology,
-    /// A node's usual lag behind the tip: uniform in `0 ..= lag_slots` per 2 s segment.
-    pub lag_slots: u64,
-    /// P(a node lags badly during a 2 s segment).
-    pub lagging: f64,
-    /// How far a badly lagging node is behind: uniform in `lag_slots ..= lagging_slots`.
-    pub lagging_slots: u64,
-    /// P(a node other than the first keeps no transaction history).
-    pub no_history: f64,
-    /// Slots from processed to confirmed: uniform in this range.
-    pub confirm_slots: (u64, u64),
-    /// P(a landing is on a minority fork that the cluster abandons).
-    pub forks: f64,
-    /// P(a slot is skipped: no block, so the block height does not move).
-    pub skipped_slots: f64,
-    /// Whether a node simulates a sent transaction before forwarding it (preflight):
-    /// a resend can then be refused (slippage, unknown blockhash) while an earlier copy
-    /// still lands.
-    pub preflight: bool,
-    /// Whether the router ignores the requested blockhash life: it builds on the newest
-    /// blockhash (150 blocks of life) and reports the shorter life that was asked for.
-    pub router_ignores_expiry: bool,
-    /// P(a resend of bytes already sent is refused at preflight by the node it reaches:
-    /// a slippage simulation on that node's state, or `BlockhashNotFound` from a node that
-    /// has not seen the blockhash), while an earlier copy may still land.
-    pub refused_resends: f64,
-    /// Standard deviation of a quote's drift from the market price, in bps.
-    pub quote_drift_bps: f64,
-    /// A landed transaction's details cannot be read for up to this long after landing
-    /// (uniform per transaction).
-    pub fill_delay: Duration,
-}
-
-/// How many slots a node keeps statuses for without transaction history.
-pub const STATUS_CACHE_SLOTS: u64 = 300;
-
-impl Default for ClusterProfile {
-    fn default() -> Self {
-        Self {
-            nodes: 3,
-            topology: Topology::LoadBalanced,
-            lag_slots: 1,
-            lagging: 0.0,
-            lagging_slots: 1,
-            no_history: 0.0,
-            confirm_slots: (1, 2),
-            forks: 0.0,
-            skipped_slots: 0.0,
-            preflight: true,
-            router_ignores_expiry: false,
-            refused_resends: 0.0,
-            quote_drift_bps: 0.0,
-            fill_delay: Duration::ZERO,
-        }
-    }
-}
-
-impl ClusterProfile {
-    /// A cluster as hostile as mainnet on a bad day: nodes that lag by up to 40 slots,
-    /// a third without history, processed-before-confirmed for 2-5 slots, 2% of landings
-    /// on abandoned forks, 5% skipped slots, 10% of resends refused at preflight, quotes
-    /// that drift, fills unreadable for up to 3 s.
-    #[must_use]
-    pub fn adversarial() -> Self {
-        Self {
-            nodes: 3,
-            topology: Topology::LoadBalanced,
-            lag_slots: 2,
-            lagging: 0.1,
-            lagging_slots: 40,
-            no_history: 0.34,
-            confirm_slots: (2, 5),
-            forks: 0.02,
-            skipped_slots: 0.05,
-            preflight: true,
-            router_ignores_expiry: false,
-            refused_resends: 0.1,
-            quote_drift_bps: 10.0,
-            fill_delay: Duration::from_secs(3),
-        }
-    }
-
-    /// A single node that sees the tip, confirms at once and never forks: the network
-    /// of the simplest tests.
-    #[must_use]
-    pub fn ideal() -> Self {
-        Self {
-            nodes: 1,
-            lag_slots: 0,
-            lagging_slots: 0,
-            confirm_slots: (0, 0),
-            ..Self::default()
-        }
-    }
-}
-
 impl Default for FaultProfile {
     fn default() -> Self {
         Self {
@@ -241,123 +126,6 @@ impl Default for FaultProfile {
             slot_time: Duration::from_millis(400),
             cluster: ClusterProfile::default(),
         }
-    }
-}
-
-/// The named fault profiles (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProfileName {
-    /// A healthy network.
-    None,
-    /// Some timeouts, drops, 429s and unhealthy nodes.
-    Flaky,
-    /// A 45 s blackout of every RPC call.
-    RpcBlackout,
-    /// Many sends hang and land late.
-    LateLanding,
-    /// Many 429s with a retry-after.
-    RateLimited,
-    /// Wide slippage and noisy prices at landing.
-    SlippageStorm,
-    /// Unhealthy and lagging nodes.
-    NodeBehind,
-    /// The adversarial cluster on an otherwise healthy network.
-    Adversarial,
-}
-
-impl ProfileName {
-    /// Every name, in [`FaultProfile::NAMES`]' order.
-    pub const ALL: [ProfileName; 8] = [
-        ProfileName::None,
-        ProfileName::Flaky,
-        ProfileName::RpcBlackout,
-        ProfileName::LateLanding,
-        ProfileName::RateLimited,
-        ProfileName::SlippageStorm,
-        ProfileName::NodeBehind,
-        ProfileName::Adversarial,
-    ];
-
-    /// The name as written in files and on the command line.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ProfileName::None => "none",
-            ProfileName::Flaky => "flaky",
-            ProfileName::RpcBlackout => "rpc-blackout",
-            ProfileName::LateLanding => "late-landing",
-            ProfileName::RateLimited => "rate-limited",
-            ProfileName::SlippageStorm => "slippage-storm",
-            ProfileName::NodeBehind => "node-behind",
-            ProfileName::Adversarial => "adversarial",
-        }
-    }
-
-    /// The profile it names.
-    #[must_use]
-    pub fn profile(self) -> FaultProfile {
-        let healthy = FaultProfile::default();
-        match self {
-            ProfileName::None => healthy,
-            ProfileName::Flaky => FaultProfile {
-                send_timeout: 0.05,
-                timeout_lands: 0.5,
-                drop: 0.05,
-                rate_limited: 0.02,
-                node_unhealthy: 0.01,
-                confirm_latency_sigma: 0.7,
-                ..healthy
-            },
-            ProfileName::RpcBlackout => FaultProfile {
-                blackouts: vec![(Duration::from_secs(30), Duration::from_secs(75))],
-                ..healthy
-            },
-            ProfileName::LateLanding => FaultProfile {
-                send_timeout: 0.6,
-                timeout_lands: 0.8,
-                ..healthy
-            },
-            ProfileName::RateLimited => FaultProfile {
-                rate_limited: 0.3,
-                retry_after: Duration::from_secs(2),
-                ..healthy
-            },
-            ProfileName::SlippageStorm => FaultProfile {
-                base_slippage_bps: 30.0,
-                confirm_price_noise_bps: 100.0,
-                ..healthy
-            },
-            ProfileName::NodeBehind => FaultProfile {
-                node_unhealthy: 0.25,
-                cluster: ClusterProfile {
-                    lagging: 0.3,
-                    lagging_slots: 40,
-                    ..ClusterProfile::default()
-                },
-                ..healthy
-            },
-            ProfileName::Adversarial => FaultProfile {
-                cluster: ClusterProfile::adversarial(),
-                ..healthy
-            },
-        }
-    }
-}
-
-impl std::str::FromStr for ProfileName {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|n| n.as_str() == name)
-            .ok_or_else(|| {
-                format!(
-                    "{name:?}: expected one of {}",
-                    FaultProfile::NAMES.join(", ")
-                )
-            })
     }
 }
 
@@ -444,65 +212,6 @@ impl FaultProfile {
             }
         }
         self.cluster.validate()
-    }
-}
-
-impl ClusterProfile {
-    /// Checks every field against its range.
-    ///
-    /// # Errors
-    /// [`SimError::InvalidParameter`] naming the first bad field.
-    pub fn validate(&self) -> Result<(), SimError> {
-        let bad = |field, value: f64, expected| {
-            Err(SimError::InvalidParameter {
-                field,
-                value,
-                expected,
-            })
-        };
-        if !(1..=8).contains(&self.nodes) {
-            return bad("cluster.nodes", f64::from(self.nodes), "1 ..= 8");
-        }
-        for (field, p) in [
-            ("cluster.lagging", self.lagging),
-            ("cluster.no_history", self.no_history),
-            ("cluster.forks", self.forks),
-            ("cluster.refused_resends", self.refused_resends),
-            ("cluster.skipped_slots", self.skipped_slots),
-        ] {
-            if !(0.0..=1.0).contains(&p) {
-                return bad(field, p, "a probability in 0 ..= 1");
-            }
-        }
-        if self.skipped_slots > 0.5 {
-            return bad("cluster.skipped_slots", self.skipped_slots, "at most 0.5");
-        }
-        if self.lagging_slots < self.lag_slots || self.lagging_slots > 10_000 {
-            return bad(
-                "cluster.lagging_slots",
-                self.lagging_slots as f64,
-                "lag_slots ..= 10000",
-            );
-        }
-        let (lo, hi) = self.confirm_slots;
-        if lo > hi || hi > 64 {
-            return bad("cluster.confirm_slots", hi as f64, "lo <= hi <= 64");
-        }
-        if !(0.0..=1_000.0).contains(&self.quote_drift_bps) {
-            return bad(
-                "cluster.quote_drift_bps",
-                self.quote_drift_bps,
-                "0 ..= 1000",
-            );
-        }
-        if self.fill_delay > Duration::from_secs(3_600) {
-            return bad(
-                "cluster.fill_delay",
-                self.fill_delay.as_secs_f64(),
-                "at most an hour",
-            );
-        }
-        Ok(())
     }
 }
 

@@ -29,111 +29,18 @@ use prometheus_client::registry::Registry;
 use crate::alerts::AlertCounters;
 use crate::error::TelemetryError;
 
+mod labels;
+mod register;
+
+use labels::*;
+use register::register_all;
+
 /// The content type of [`PrometheusMetrics::render`]'s output.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Samples per dependency in the rolling window behind the per-dependency quantile gauges.
 pub const DEPENDENCY_LATENCY_WINDOW: usize = 1_000;
-
-/// Exit time buckets, in seconds: fine below the 30 s deadline, coarse beyond it.
-const EXIT_SECONDS_BUCKETS: [f64; 15] = [
-    0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 25.0, 30.0, 45.0, 60.0, 120.0,
-];
-
-/// Exit slippage buckets, in bps (negative is a better price than the trigger).
-const SLIPPAGE_BPS_BUCKETS: [f64; 14] = [
-    -100.0, -50.0, -10.0, 0.0, 10.0, 25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 500.0, 750.0, 1000.0,
-];
-
-/// Dependency call buckets, in seconds: 1 ms to ~16 s.
-const CALL_SECONDS_BUCKETS: [f64; 15] = [
-    0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0,
-];
-
-const DEPENDENCIES: [Dependency; 4] = [
-    Dependency::PriceFeed,
-    Dependency::Router,
-    Dependency::Chain,
-    Dependency::Health,
-];
-const MODULES: [ExitModule; 3] = [
-    ExitModule::ExitPlan,
-    ExitModule::Strategy,
-    ExitModule::Operator,
-];
-const BREAKER_STATES: [BreakerState; 3] = [
-    BreakerState::Closed,
-    BreakerState::Open,
-    BreakerState::HalfOpen,
-];
-/// Picks one quantile out of a latency snapshot.
-type QuantilePick = fn(&LatencySnapshot) -> Duration;
-/// The `percentile` label values and what each reads. (Not `quantile`: that label belongs
-/// to summaries, and Prometheus' linter says so.)
-const QUANTILES: [(&str, QuantilePick); 3] =
-    [("p50", |s| s.p50), ("p95", |s| s.p95), ("p99", |s| s.p99)];
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabels {
-    kind: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindStyleLabels {
-    kind: &'static str,
-    style: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ModuleKindLabels {
-    module: &'static str,
-    kind: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DependencyLabels {
-    dependency: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CallLabels {
-    dependency: &'static str,
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StateLabels {
-    state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DependencyStateLabels {
-    dependency: &'static str,
-    state: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DependencyPercentileLabels {
-    dependency: &'static str,
-    percentile: &'static str,
-}
-
-type FloatGauge = Gauge<f64, AtomicU64>;
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
-
-fn exit_seconds_histogram() -> Histogram {
-    Histogram::new(EXIT_SECONDS_BUCKETS)
-}
-
-fn call_seconds_histogram() -> Histogram {
-    Histogram::new(CALL_SECONDS_BUCKETS)
-}
 
 /// The live services whose state the scrape-time gauges read. Weak, so the metrics sink
 /// (which those services hold) does not keep them alive.
@@ -558,131 +465,6 @@ impl MetricsSink for PrometheusMetrics {
             MetricEvent::Halted => {}
         }
     }
-}
-
-fn register_all(registry: &mut Registry, m: &Handles, alerts: &AlertCounters) {
-    let r = registry;
-    r.register("ticks", "Ticks run", m.ticks.clone());
-    r.register(
-        "tick_errors",
-        "Ticks that failed (logged, not fatal)",
-        m.tick_errors.clone(),
-    );
-    r.register(
-        "exits_attempted",
-        "Exits started, by exit kind",
-        m.exits_attempted.clone(),
-    );
-    r.register(
-        "exits_first_attempt",
-        "Exits closed by their first transaction, by exit kind",
-        m.exits_first_attempt.clone(),
-    );
-    r.register(
-        "exits_required_retry",
-        "Exits closed after more than one transaction, by exit kind",
-        m.exits_required_retry.clone(),
-    );
-    r.register(
-        "exits_failed",
-        "Exits that gave up, by exit kind",
-        m.exits_failed.clone(),
-    );
-    r.register(
-        "exits_deadline_exceeded",
-        "Exits still unresolved at their 30 s deadline, by exit kind",
-        m.exits_deadline_exceeded.clone(),
-    );
-    r.register(
-        "exit_transactions_sent",
-        "Exit transactions sent, by exit kind and order style",
-        m.exit_transactions_sent.clone(),
-    );
-    r.register(
-        "circuit_breaker_trips",
-        "Exit circuit breaker trips (each asks for a trading halt)",
-        m.circuit_breaker_trips.clone(),
-    );
-    r.register(
-        "exit_duration_seconds",
-        "Time from exit signal to the exit's end, by result",
-        m.exit_duration.clone(),
-    );
-    r.register(
-        "exit_slippage_bps",
-        "Realised slippage of closed exits against the trigger price, in bps (positive is worse)",
-        m.exit_slippage.clone(),
-    );
-    r.register(
-        "gateway_orders",
-        "Exit orders accepted by the gateway, by module and exit kind",
-        m.gateway_orders.clone(),
-    );
-    r.register(
-        "gateway_ownership_conflicts",
-        "Second exit orders refused for a position that already has one, by module and kind",
-        m.gateway_conflicts.clone(),
-    );
-    r.register(
-        "entries",
-        "Entries by result (filled, failed, refused)",
-        m.entries.clone(),
-    );
-    r.register(
-        "dependency_calls",
-        "Dependency calls by dependency and outcome",
-        m.calls.clone(),
-    );
-    r.register(
-        "dependency_call_duration_seconds",
-        "Dependency call latency, by dependency",
-        m.call_duration.clone(),
-    );
-    r.register(
-        "dependency_latency_quantile_seconds",
-        "Latency quantiles over each dependency's last 1000 calls, refreshed on scrape",
-        m.dependency_quantiles.clone(),
-    );
-    r.register(
-        "latency_breaker_state",
-        "Latency circuit breaker state (1 for the current state)",
-        m.breaker_state.clone(),
-    );
-    r.register(
-        "latency_breaker_transitions",
-        "Latency circuit breaker transitions, by state entered",
-        m.breaker_transitions.clone(),
-    );
-    r.register(
-        "latency_breaker_latency_seconds",
-        "Latency quantiles over the latency breaker's window, refreshed on scrape",
-        m.breaker_latency.clone(),
-    );
-    r.register(
-        "latency_breaker_error_rate",
-        "Failed share of the latency breaker's outcome window, refreshed on scrape",
-        m.breaker_error_rate.clone(),
-    );
-    r.register(
-        "latency_breaker_consecutive_failures",
-        "Current run of failed calls seen by the latency breaker, refreshed on scrape",
-        m.breaker_consecutive_failures.clone(),
-    );
-    r.register(
-        "exit_breaker_consecutive_failures",
-        "Consecutive failed exits counted by the exit breaker, refreshed on scrape",
-        m.exit_breaker_consecutive_failures.clone(),
-    );
-    r.register(
-        "trading_state",
-        "Trading state (1 for the current state: active, reduce_only, halted)",
-        m.trading_state.clone(),
-    );
-    r.register(
-        "alerts",
-        "Alerts by kind and outcome (delivered, failed, deduplicated, rate_limited, dropped, summary)",
-        alerts.family(),
-    );
 }
 
 fn kind_labels(kind: ExitKind) -> KindLabels {
