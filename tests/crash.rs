@@ -4,7 +4,7 @@
 //! position is forgotten, and an operator's halt survives restarts and crashes.
 //!
 //! The suite runs 250 kill points; the full run is 1,000:
-//! `KYZLO_CRASH_KILLS=1000 cargo test -p kyzlo-app --test crash sigkill -- --nocapture`.
+//! `KYZLO_CRASH_KILLS=1000 cargo test -p kyzlo-tests --test crash sigkill -- --nocapture`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap};

@@ -30,7 +30,7 @@ pub enum JournalError {
     },
     /// The file could not be opened as an SQLite database, or its connection settings
     /// (WAL, synchronous=FULL, foreign keys, busy timeout) could not be applied.
-    #[error("cannot open the journal {}: {step}", path.display())]
+    #[error("cannot open the journal {}: {source} (while trying to {step})", path.display())]
     Open {
         /// The file.
         path: PathBuf,

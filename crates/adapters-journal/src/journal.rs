@@ -23,6 +23,17 @@ use crate::{schema, store};
 /// How long a statement waits for another process's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What [`SqliteJournal::check`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Writable, and SQLite's quick check passes.
+    Sound,
+    /// SQLite opened the file read-only.
+    ReadOnly,
+    /// SQLite's quick check found damage: its first complaints.
+    Damaged(String),
+}
+
 struct Inner {
     conn: Mutex<Connection>,
     path: PathBuf,
@@ -98,6 +109,49 @@ impl SqliteJournal {
                 path,
             }),
         })
+    }
+
+    /// Whether the file is fit to trade on: writable (SQLite falls back to read-only
+    /// without a word when it may not write) and passing `PRAGMA quick_check`.
+    ///
+    /// This does blocking I/O over the whole file: call it at start-up.
+    ///
+    /// # Errors
+    /// [`JournalError::Sql`] when SQLite cannot say whether the file is read-only.
+    pub fn check(&self) -> Result<Health, JournalError> {
+        let conn = self
+            .inner
+            .conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(|source| JournalError::Sql {
+                context: "ask whether the journal is read-only",
+                source,
+            })?
+        {
+            return Ok(Health::ReadOnly);
+        }
+        // SQLite refusing to even run the check is its verdict too.
+        let report = match conn
+            .prepare("PRAGMA quick_check(5)")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| row.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()
+            }) {
+            Ok(report) => report,
+            Err(e) => vec![e.to_string()],
+        };
+        if report.len() == 1 && report[0] == "ok" {
+            Ok(Health::Sound)
+        } else {
+            Ok(Health::Damaged(crate::error::truncate(
+                report.join("; "),
+                crate::error::DETAIL_LIMIT,
+            )))
+        }
     }
 
     /// The file this journal writes.

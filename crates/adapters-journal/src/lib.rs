@@ -60,12 +60,14 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+pub mod data_dir;
 pub mod error;
 mod journal;
 mod schema;
 mod store;
 mod transitions;
 
+pub use data_dir::{DataDir, DataDirError};
 pub use error::JournalError;
-pub use journal::{BUSY_TIMEOUT, SqliteJournal};
+pub use journal::{BUSY_TIMEOUT, Health, SqliteJournal};
 pub use schema::SCHEMA_VERSION;

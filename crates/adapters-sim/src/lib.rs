@@ -22,6 +22,7 @@ pub mod error;
 pub mod faults;
 pub mod market;
 pub mod rng;
+pub mod summary;
 pub mod trace;
 pub mod venue;
 pub mod wallet;

@@ -81,7 +81,7 @@ use kyzlo_application::ports::{PortError, PriceFeed, PriceTick};
 use kyzlo_domain::{Price, Timestamp};
 
 pub use crate::error::CsvError;
-pub use csv::{load_csv, parse_csv};
+pub use csv::{CsvRules, MAX_PRICE, MAX_STEP_MS, MIN_PRICE, load_csv, parse_csv};
 pub use generator::{CrashSpec, GeneratorConfig, Regime, embedded, generate};
 
 use crate::error::SimError;

@@ -5,11 +5,20 @@
 //! transaction that landed before a crash), the genesis time (unix ms) from which paper
 //! block heights count, so heights keep increasing across restarts, and a session
 //! counter (bumped at every open, so a new process never rebuilds a signature an old one
-//! used). It is written atomically (temporary file, fsync, rename, directory fsync) after
-//! every landing. A file that cannot be parsed is a [`SimError::WalletCorrupt`] naming
-//! the path: it is never silently reset. The ledger keeps the newest
-//! [`LEDGER_LIMIT`] landings. Transactions sent but not yet landed are not persisted:
-//! they die with the process, as if they had expired.
+//! used).
+//!
+//! The file is JSON lines: a header line holding the whole state (written atomically:
+//! temporary file, fsync, rename, directory fsync), then one line per change since (a
+//! landing with the balances after it, a new session, a raised blockhash high-water
+//! mark), each appended and fsynced before the call returns. What is written per change
+//! is one line, whatever the ledger's size; the file is rewritten as one header line
+//! once [`LEDGER_LIMIT`] lines have been appended, or after a failed append. A last line
+//! without its newline is a write that never returned: it is dropped. Any other line that
+//! cannot be parsed is a [`SimError::WalletCorrupt`] naming the path and line: the file
+//! is never silently reset. A file in the earlier one-object format is read and
+//! rewritten in this one. The ledger keeps the newest [`LEDGER_LIMIT`] landings.
+//! Transactions sent but not yet landed are not persisted: they die with the process,
+//! as if they had expired.
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Write};
@@ -24,7 +33,10 @@ use crate::error::{SimError, bounded};
 
 /// The most ledger entries the paper wallet file keeps (the newest).
 pub const LEDGER_LIMIT: usize = 10_000;
-const FORMAT_VERSION: u32 = 1;
+/// The format written: a header line then appended change lines.
+const FORMAT_VERSION: u32 = 2;
+/// The earlier format, read and rewritten: one pretty-printed JSON object.
+const FORMAT_V1: u32 = 1;
 
 /// The simulated wallet's holdings of the pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,6 +146,39 @@ struct WalletWire {
     fee_lamports: u64,
 }
 
+/// One appended change.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum ChangeWire {
+    /// A process opened the wallet.
+    Session(u64),
+    /// A blockhash valid up to this height was handed out.
+    LastValid(u64),
+    /// A transaction landed; the balances after it.
+    Landing {
+        entry: EntryWire,
+        wallet: WalletWire,
+    },
+}
+
+impl WalletWire {
+    fn from_wallet(w: SimWallet) -> Self {
+        Self {
+            base: w.base.get(),
+            quote: w.quote.get(),
+            fee_lamports: w.fee_lamports.get(),
+        }
+    }
+
+    fn to_wallet(&self) -> SimWallet {
+        SimWallet {
+            base: TokenAmount::new(self.base),
+            quote: TokenAmount::new(self.quote),
+            fee_lamports: Lamports::new(self.fee_lamports),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum SideWire {
@@ -208,7 +253,7 @@ impl EntryWire {
     }
 }
 
-/// The paper wallet: balances, ledger and genesis, persisted in one JSON file. Not
+/// The paper wallet: balances, ledger and genesis, persisted in one JSON-lines file. Not
 /// `Clone`: one owner writes the file.
 #[derive(Debug)]
 pub struct PaperWallet {
@@ -218,6 +263,10 @@ pub struct PaperWallet {
     max_last_valid: u64,
     wallet: SimWallet,
     ledger: Vec<LedgerEntry>,
+    /// The file opened for appending, when its last line is known whole.
+    append: Option<File>,
+    /// Lines appended since the header.
+    appended: usize,
 }
 
 /// Unix milliseconds now: the paper wallet's one wall-clock read.
@@ -244,6 +293,8 @@ impl PaperWallet {
                 max_last_valid: 0,
                 wallet: initial,
                 ledger: Vec::new(),
+                append: None,
+                appended: 0,
             },
             Err(source) => {
                 return Err(SimError::WalletIo {
@@ -265,30 +316,66 @@ impl PaperWallet {
             column,
             message: bounded(&message),
         };
-        let file: WalletFile = serde_json::from_slice(bytes)
-            .map_err(|e| corrupt(e.line(), e.column(), e.to_string()))?;
+        // The earlier format: the whole file is one object.
+        if let Ok(file) = serde_json::from_slice::<WalletFile>(bytes)
+            && file.version == FORMAT_V1
+        {
+            return Self::from_header(path, &file)
+                .map_err(|(i, message)| corrupt(0, 0, format!("ledger entry {i}: {message}")));
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| corrupt(0, 0, format!("not UTF-8 after byte {}", e.valid_up_to())))?;
+        let mut lines = text.split_inclusive('\n').enumerate();
+        let Some((_, first)) = lines.next() else {
+            return Err(corrupt(0, 0, "empty file".to_owned()));
+        };
+        let file: WalletFile =
+            serde_json::from_str(first).map_err(|e| corrupt(1, e.column(), e.to_string()))?;
         if file.version != FORMAT_VERSION {
             return Err(corrupt(
-                0,
+                1,
                 0,
                 format!(
-                    "format version {} (this build reads {FORMAT_VERSION})",
+                    "format version {} (this build reads {FORMAT_V1} and {FORMAT_VERSION})",
                     file.version
                 ),
             ));
         }
+        let mut wallet = Self::from_header(path, &file)
+            .map_err(|(i, message)| corrupt(1, 0, format!("ledger entry {i}: {message}")))?;
+        for (i, line) in lines {
+            if !line.ends_with('\n') {
+                // A write that never returned: nothing relied on it.
+                tracing::warn!(path = %path.display(), line = i + 1, "paper wallet: dropping a torn last line");
+                break;
+            }
+            let change: ChangeWire = serde_json::from_str(line)
+                .map_err(|e| corrupt(i + 1, e.column(), e.to_string()))?;
+            match change {
+                ChangeWire::Session(n) => wallet.session = n,
+                ChangeWire::LastValid(n) => wallet.max_last_valid = n,
+                ChangeWire::Landing {
+                    entry,
+                    wallet: after,
+                } => {
+                    let entry = entry.to_entry().ok_or_else(|| {
+                        corrupt(i + 1, 0, "signature is not 128 hex digits".to_owned())
+                    })?;
+                    wallet.push(after.to_wallet(), entry);
+                }
+            }
+        }
+        Ok(wallet)
+    }
+
+    fn from_header(path: &Path, file: &WalletFile) -> Result<PaperWallet, (usize, String)> {
         let ledger = file
             .ledger
             .iter()
             .enumerate()
             .map(|(i, e)| {
-                e.to_entry().ok_or_else(|| {
-                    corrupt(
-                        0,
-                        0,
-                        format!("ledger entry {i}: signature is not 128 hex digits"),
-                    )
-                })
+                e.to_entry()
+                    .ok_or_else(|| (i, "signature is not 128 hex digits".to_owned()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(PaperWallet {
@@ -296,13 +383,20 @@ impl PaperWallet {
             genesis_ms: file.genesis_unix_ms,
             session: file.session,
             max_last_valid: file.max_last_valid,
-            wallet: SimWallet {
-                base: TokenAmount::new(file.wallet.base),
-                quote: TokenAmount::new(file.wallet.quote),
-                fee_lamports: Lamports::new(file.wallet.fee_lamports),
-            },
+            wallet: file.wallet.to_wallet(),
             ledger,
+            append: None,
+            appended: 0,
         })
+    }
+
+    fn push(&mut self, wallet: SimWallet, entry: LedgerEntry) {
+        self.wallet = wallet;
+        self.ledger.push(entry);
+        if self.ledger.len() > LEDGER_LIMIT {
+            let excess = self.ledger.len() - LEDGER_LIMIT;
+            self.ledger.drain(..excess);
+        }
     }
 
     /// The file.
@@ -352,12 +446,12 @@ impl PaperWallet {
     pub fn note_last_valid(&mut self, last_valid: u64) -> Result<(), SimError> {
         if last_valid > self.max_last_valid {
             self.max_last_valid = last_valid;
-            self.save()?;
+            self.write(&ChangeWire::LastValid(last_valid))?;
         }
         Ok(())
     }
 
-    /// Records a landing and the balances after it, then writes the file.
+    /// Records a landing and the balances after it, then appends it to the file.
     ///
     /// # Errors
     /// [`SimError::WalletIo`] when the file cannot be written; the in-memory state is
@@ -367,40 +461,69 @@ impl PaperWallet {
         wallet: SimWallet,
         entry: LedgerEntry,
     ) -> Result<(), SimError> {
-        self.wallet = wallet;
-        self.ledger.push(entry);
-        if self.ledger.len() > LEDGER_LIMIT {
-            let excess = self.ledger.len() - LEDGER_LIMIT;
-            self.ledger.drain(..excess);
-        }
-        self.save()
+        self.push(wallet, entry);
+        self.write(&ChangeWire::Landing {
+            entry: EntryWire::from_entry(&entry),
+            wallet: WalletWire::from_wallet(wallet),
+        })
     }
 
-    /// Writes the file atomically: a temporary file beside it, fsync, rename over it,
-    /// fsync of the directory.
+    /// Appends `change` as one line and fsyncs it; rewrites the whole file instead when
+    /// enough lines have piled up or the last append failed.
+    fn write(&mut self, change: &ChangeWire) -> Result<(), SimError> {
+        if self.appended >= LEDGER_LIMIT {
+            return self.save();
+        }
+        let Some(file) = self.append.as_mut() else {
+            return self.save();
+        };
+        let mut line = serde_json::to_vec(change).map_err(|e| SimError::WalletIo {
+            path: self.path.clone(),
+            operation: "serialize",
+            source: std::io::Error::other(e),
+        })?;
+        line.push(b'\n');
+        match file.write_all(&line).and_then(|()| file.sync_data()) {
+            Ok(()) => {
+                self.appended += 1;
+                Ok(())
+            }
+            Err(source) => {
+                // A part of the line may be in the file: the next write rewrites it whole.
+                self.append = None;
+                Err(SimError::WalletIo {
+                    path: self.path.clone(),
+                    operation: "append",
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Rewrites the file atomically as one header line holding the whole state: a
+    /// temporary file beside it, fsync, rename over it, fsync of the directory; then
+    /// appends go after it.
     ///
     /// # Errors
     /// [`SimError::WalletIo`] naming the step that failed.
-    pub fn save(&self) -> Result<(), SimError> {
+    pub fn save(&mut self) -> Result<(), SimError> {
         let io = |operation, source| SimError::WalletIo {
             path: self.path.clone(),
             operation,
             source,
         };
+        self.append = None;
         let file = WalletFile {
             version: FORMAT_VERSION,
             genesis_unix_ms: self.genesis_ms,
             session: self.session,
             max_last_valid: self.max_last_valid,
-            wallet: WalletWire {
-                base: self.wallet.base.get(),
-                quote: self.wallet.quote.get(),
-                fee_lamports: self.wallet.fee_lamports.get(),
-            },
+            wallet: WalletWire::from_wallet(self.wallet),
             ledger: self.ledger.iter().map(EntryWire::from_entry).collect(),
         };
-        let json = serde_json::to_vec_pretty(&file)
-            .map_err(|e| io("serialize", std::io::Error::other(e)))?;
+        let mut json =
+            serde_json::to_vec(&file).map_err(|e| io("serialize", std::io::Error::other(e)))?;
+        json.push(b'\n');
         let mut tmp_name = self.path.file_name().unwrap_or_default().to_os_string();
         tmp_name.push(".tmp");
         let tmp = self.path.with_file_name(tmp_name);
@@ -418,6 +541,13 @@ impl PaperWallet {
         if let Ok(d) = File::open(dir) {
             d.sync_all().map_err(|e| io("sync directory", e))?;
         }
+        self.append = Some(
+            fs::OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| io("open for appending", e))?,
+        );
+        self.appended = 0;
         Ok(())
     }
 }
@@ -483,35 +613,103 @@ mod tests {
     }
 
     #[test]
-    fn writes_are_atomic_and_leave_no_temporary_file() {
+    fn a_rewrite_is_atomic_and_leaves_no_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("paper.json");
         let mut w = PaperWallet::open(&path, initial()).unwrap();
-        // A crash mid-write leaves a stale temporary file: the real file is untouched and
-        // the next save replaces the temporary one.
+        // A crash mid-rewrite leaves a stale temporary file: the real file is untouched
+        // and the next rewrite replaces the temporary one.
         std::fs::write(dir.path().join("paper.json.tmp"), b"{ half a wal").unwrap();
-        let before = std::fs::read(&path).unwrap();
         w.record_landing(initial(), entry(4)).unwrap();
+        w.save().unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(names, ["paper.json"]);
-        assert_ne!(std::fs::read(&path).unwrap(), before);
-        let parsed: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "one header line after a rewrite");
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(parsed["ledger"][0]["status"], "ok");
+    }
+
+    #[test]
+    fn a_change_appends_one_line_whatever_the_ledgers_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paper.json");
+        let mut w = PaperWallet::open(&path, initial()).unwrap();
+        for n in 0..200u8 {
+            w.record_landing(initial(), entry(n)).unwrap();
+        }
+        w.save().unwrap();
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        let before = size(&path);
+        let mut after = initial();
+        after.quote = TokenAmount::new(7);
+        w.record_landing(after, entry(201)).unwrap();
+        w.note_last_valid(99).unwrap();
+        w.note_last_valid(50).unwrap(); // not a new high-water mark: nothing written
+        let grown = size(&path) - before;
+        assert!(grown < 800, "two changes appended {grown} bytes");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3);
+
+        let reopened = PaperWallet::open(&path, initial()).unwrap();
+        assert_eq!(reopened.wallet(), after);
+        assert_eq!(reopened.ledger().len(), 201);
+        assert_eq!(reopened.ledger().last(), Some(&entry(201)));
+        assert_eq!(
+            reopened.height_source(),
+            HeightSource::Continuing { base_height: 100 }
+        );
+        assert_eq!(reopened.session(), 2, "open, reopen");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_and_the_rest_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paper.json");
+        let mut w = PaperWallet::open(&path, initial()).unwrap();
+        w.record_landing(initial(), entry(1)).unwrap();
+        drop(w);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"{\"landing\":{\"entry\":{\"signa");
+        std::fs::write(&path, &bytes).unwrap();
+        let reopened = PaperWallet::open(&path, initial()).unwrap();
+        assert_eq!(reopened.ledger(), &[entry(1)]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "rewritten whole at open");
+    }
+
+    #[test]
+    fn a_file_in_the_earlier_format_is_read_and_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paper.json");
+        let v1 = format!(
+            "{{\n  \"version\": 1,\n  \"genesis_unix_ms\": 5,\n  \"session\": 4,\n  \"max_last_valid\": 9,\n  \"wallet\": {{\"base\": 1, \"quote\": 2, \"fee_lamports\": 3}},\n  \"ledger\": [{{\"signature\": \"{}\", \"status\": \"ok\", \"slot\": 1, \"side\": \"sell\", \"amount_in\": 1, \"amount_out\": 1, \"fee_lamports\": 1}}]\n}}\n",
+            "ab".repeat(64)
+        );
+        std::fs::write(&path, v1).unwrap();
+        let w = PaperWallet::open(&path, initial()).unwrap();
+        assert_eq!(w.genesis_ms(), 5);
+        assert_eq!(w.session(), 5);
+        assert_eq!(w.wallet().quote, TokenAmount::new(2));
+        assert_eq!(w.ledger().len(), 1);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("{\"version\":2,"), "{text}");
     }
 
     #[test]
     fn a_corrupt_wallet_file_is_a_typed_error_naming_the_path_and_is_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("paper.json");
-        let cases: [&[u8]; 6] = [
+        let cases: [&[u8]; 8] = [
             b"",
             b"{\"version\":1,",
             b"[1,2,3]",
-            b"{\"version\":2,\"genesis_unix_ms\":1,\"session\":1,\"wallet\":{\"base\":1,\"quote\":1,\"fee_lamports\":1},\"ledger\":[]}",
+            b"{\"version\":2,\"genesis_unix_ms\":1,\"session\":1,\"wallet\":{\"base\":1,\"quote\":1,\"fee_lamports\":1},\"ledger\":[]}\n{\"session\":\"x\"}\n{\"session\":3}\n",
+            b"{\"version\":2,\"genesis_unix_ms\":1,\"session\":1,\"wallet\":{\"base\":1,\"quote\":1,\"fee_lamports\":1},\"ledger\":[]}\n\xff\n",
+            b"{\"version\":3,\"genesis_unix_ms\":1,\"session\":1,\"wallet\":{\"base\":1,\"quote\":1,\"fee_lamports\":1},\"ledger\":[]}",
             b"{\"version\":1,\"genesis_unix_ms\":1,\"session\":1,\"wallet\":{\"base\":-1,\"quote\":1,\"fee_lamports\":1},\"ledger\":[]}",
             b"{\"version\":1,\"genesis_unix_ms\":1,\"session\":1,\"wallet\":{\"base\":1,\"quote\":1,\"fee_lamports\":1},\"ledger\":[{\"signature\":\"zz\",\"status\":\"ok\",\"slot\":1,\"side\":\"sell\",\"amount_in\":1,\"amount_out\":1,\"fee_lamports\":1}]}",
         ];

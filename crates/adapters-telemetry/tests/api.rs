@@ -231,6 +231,53 @@ async fn start_bot() -> Bot {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_make_the_client_wait_and_page_the_operator_once() {
+    let bot = start_bot().await;
+    for _ in 0..5 {
+        let (code, _) = bot
+            .post("/halt", Some("wrong-token-wrong-token"), None)
+            .await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+    }
+    // The sixth: 429, and a wait the client is told.
+    let r = bot
+        .http
+        .post(bot.url("/halt"))
+        .bearer_auth("wrong-token-wrong-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()["retry-after"].to_str().unwrap(), "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_wrong_credentials");
+    // While it waits, even the right token is not looked at.
+    let (code, _) = bot.post("/halt", Some(TOKEN), None).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS);
+    // Hammering on pages the operator once.
+    for _ in 0..30 {
+        let (code, _) = bot
+            .post("/halt", Some("wrong-token-wrong-token"), None)
+            .await;
+        assert!(
+            code == StatusCode::TOO_MANY_REQUESTS || code == StatusCode::UNAUTHORIZED,
+            "{code}"
+        );
+    }
+    bot.eventually("the wrong-credentials page", || async {
+        !bot.webhook.received_requests().await.unwrap().is_empty()
+    })
+    .await;
+    let hooks = bot.webhook.received_requests().await.unwrap();
+    assert_eq!(hooks.len(), 1, "paged once");
+    let text = String::from_utf8_lossy(&hooks[0].body).to_string();
+    assert!(text.contains("wrong credentials"), "{text}");
+    assert!(!text.contains("wrong-token-wrong-token"), "{text}");
+    let (_, status) = bot.get("/status").await;
+    assert_eq!(status["trading"]["state"], "active", "no halt went through");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_session_halts_force_exits_and_resumes_over_http() {
     let bot = start_bot().await;
 

@@ -91,6 +91,10 @@ pub struct RunArgs {
     /// Profile (overrides the file and KYZLO_PROFILE).
     #[arg(long, value_enum)]
     pub profile: Option<ProfileArg>,
+    /// Start a new journal, moving the old one aside. A new journal knows no open
+    /// position: check the wallet first.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 /// A profile on the command line.
@@ -224,9 +228,9 @@ pub struct QuoteArgs {
     /// Jupiter base URL (overrides the config).
     #[arg(long)]
     pub jupiter_url: Option<reqwest::Url>,
-    /// Amount of the base token to sell, e.g. 1.5 (SOL).
-    #[arg(long, default_value_t = 1.0)]
-    pub amount: f64,
+    /// Amount of the base token to sell, e.g. 1.5 (SOL), at most its decimal places.
+    #[arg(long, default_value = "1")]
+    pub amount: String,
     /// Slippage in bps.
     #[arg(long, default_value_t = 100)]
     pub slippage_bps: u16,
@@ -250,11 +254,15 @@ pub struct ConfigCheckArgs {
 /// A duration above zero in humantime's syntax (`90m`, `2h`, `1h 30m`, `600s`).
 ///
 /// # Errors
-/// humantime's message, or "must be above zero".
+/// humantime's message, or "must be above zero" / "at most 87600h".
 pub fn positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    const TEN_YEARS: std::time::Duration = std::time::Duration::from_secs(87_600 * 3_600);
     let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
     if d.is_zero() {
         return Err("must be above zero".to_owned());
+    }
+    if d > TEN_YEARS {
+        return Err("must be at most 87600h (ten years)".to_owned());
     }
     Ok(d)
 }

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use std::sync::Arc;
 
-use kyzlo_adapters_journal::SqliteJournal;
+use kyzlo_adapters_journal::data_dir::JOURNAL_FILE;
+use kyzlo_adapters_journal::{DataDir, DataDirError};
 use kyzlo_adapters_telemetry::{ClientError, OperatorClient, Request};
 use kyzlo_application::journal::{IntentAction, IntentHistory, IntentOutcome};
 use kyzlo_application::operator::{OperatorError, StoppedBot};
@@ -64,8 +65,8 @@ fn where_asked(config: &Config, api: &ApiArgs) -> String {
 fn stopped_bot(
     config: &Config,
     api: &ApiArgs,
-) -> Result<(StoppedBot, std::path::PathBuf), AppError> {
-    let path = config.data_dir.join("journal.db");
+) -> Result<(StoppedBot, DataDir, std::path::PathBuf), AppError> {
+    let path = config.data_dir.join(JOURNAL_FILE);
     if !path.exists() {
         return Err(AppError::Remote(format!(
             "no bot answers at {} and there is no journal at {}",
@@ -73,14 +74,23 @@ fn stopped_bot(
             path.display()
         )));
     }
-    let journal =
-        SqliteJournal::open(&path).map_err(|e| AppError::Startup(format!("journal: {e}")))?;
+    let dir = DataDir::claim(&config.data_dir).map_err(|e| match e {
+        DataDirError::InUse { holder, .. } => AppError::Remote(format!(
+            "no bot answers at {}, but a kyzlo ({}) holds {}: talk to it through its API (--api URL, or [api] listen)",
+            where_asked(config, api),
+            holder.map_or_else(|| "pid unknown".to_owned(), |pid| format!("pid {pid}")),
+            config.data_dir.display()
+        )),
+        other => AppError::DataDir(other),
+    })?;
+    let journal = dir.open_journal()?;
     Ok((
         StoppedBot::new(
             Arc::new(journal),
             config.api.approval_key.clone(),
             crate::wiring::unix_clock(),
         ),
+        dir,
         path,
     ))
 }
@@ -125,7 +135,7 @@ fn describe_exit(h: &IntentHistory) -> String {
 
 /// The stopped bot's use cases, through the application's operator over its journal.
 async fn local(config: &Config, api: &ApiArgs, request: Request) -> Result<String, AppError> {
-    let (bot, path) = stopped_bot(config, api)?;
+    let (bot, _dir, path) = stopped_bot(config, api)?;
     let journal = |e: PortError| AppError::Startup(format!("journal: {e}"));
     let mut out = format!(
         "no bot answers at {}; from the journal {}:\n",

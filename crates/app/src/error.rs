@@ -16,6 +16,9 @@ pub enum AppError {
     /// The bot could not start (reconciliation failed, or a rule's settings are invalid).
     #[error(transparent)]
     Bot(#[from] BotError),
+    /// The data directory is another process's, or its journal is not fit to trade on.
+    #[error(transparent)]
+    DataDir(#[from] kyzlo_adapters_journal::DataDirError),
     /// Something needed at start-up is missing or broken.
     #[error("start-up: {0}")]
     Startup(String),

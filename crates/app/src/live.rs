@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kyzlo_adapters_devnet::DevnetVenue;
-use kyzlo_adapters_journal::SqliteJournal;
+use kyzlo_adapters_journal::DataDir;
 use kyzlo_adapters_jupiter::{JupiterClient, JupiterConfig};
 use kyzlo_adapters_solana::{KeypairSigner, NATIVE_MINT, SolanaChain, SolanaConfig, TokenPair};
 use kyzlo_application::ports::{Balances, QuoteRequest, Side, Signer as _, WalletAddress};
 use kyzlo_domain::{Lamports, Slippage, TokenAmount};
 
-use crate::cli::QuoteArgs;
+use crate::cli::{QuoteArgs, RunArgs};
 use crate::error::AppError;
 use crate::wiring::{Adapters, launch};
 use kyzlo_config::{Config, ConfigError, Profile};
@@ -23,15 +23,21 @@ fn jupiter(
     base_url: Option<&reqwest::Url>,
 ) -> Result<JupiterClient, AppError> {
     let mut jc = JupiterConfig::new(wallet);
-    jc.base_url = base_url
-        .unwrap_or(&config.jupiter.base_url)
-        .as_str()
-        .trim_end_matches('/')
-        .to_owned();
+    let url = base_url.unwrap_or(&config.jupiter.base_url);
+    jc.base_url = url.as_str().trim_end_matches('/').to_owned();
+    // The key goes only to the configured Jupiter origin, never to an override elsewhere.
+    let home = url.origin() == config.jupiter.base_url.origin();
+    if !home && config.jupiter.api_key.is_some() {
+        eprintln!(
+            "note: the Jupiter API key is sent only to jupiter.base_url's host, not to {}",
+            url.origin().ascii_serialization()
+        );
+    }
     jc.api_key = config
         .jupiter
         .api_key
         .as_ref()
+        .filter(|_| home)
         .map(|k| k.expose().to_owned());
     jc.request_timeout = config.jupiter.request_timeout;
     jc.base_mint = config.pair.base_mint.to_string();
@@ -97,7 +103,7 @@ pub fn check(config: &Config) -> Result<(), AppError> {
 ///
 /// # Errors
 /// [`AppError`] for a bad configuration, a refused keypair, or a failed start-up.
-pub fn run(config: &Config) -> Result<String, AppError> {
+pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
     if config.profile == Profile::Paper {
         return Err(AppError::Usage(
             "`run` trades on devnet or mainnet: pass --profile devnet|mainnet (paper mode is `kyzlo paper`)".into(),
@@ -112,14 +118,13 @@ pub fn run(config: &Config) -> Result<String, AppError> {
         let wallet = signer.address();
         let chain = Arc::new(solana(config, wallet, config.profile == Profile::Devnet)?);
         let jup = Arc::new(jupiter(config, wallet, None)?);
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::Io {
-            path: config.data_dir.clone(),
-            source,
-        })?;
-        let journal = Arc::new(
-            SqliteJournal::open(config.data_dir.join("journal.db"))
-                .map_err(|e| AppError::Startup(format!("journal: {e}")))?,
-        );
+        let mut dir = DataDir::claim(&config.data_dir)?;
+        if args.fresh {
+            for (from, to) in dir.start_over(&[DEVNET_WALLET])? {
+                eprintln!("moved {} aside to {}", from.display(), to.display());
+            }
+        }
+        let journal = Arc::new(dir.open_journal()?);
         let adapters = match config.profile {
             Profile::Devnet => {
                 let initial = Balances {
@@ -133,7 +138,7 @@ pub fn run(config: &Config) -> Result<String, AppError> {
                         chain,
                         signer,
                         jup.clone(),
-                        &config.data_dir.join("devnet-wallet.json"),
+                        &dir.path().join(DEVNET_WALLET),
                         initial,
                     )
                     .map_err(|e| AppError::Startup(format!("devnet venue: {e}")))?,
@@ -196,19 +201,29 @@ fn seed_now() -> u64 {
         })
 }
 
-/// Waits for Ctrl-C or, on unix, SIGTERM (what systemd sends).
+/// The devnet stand-in's virtual balances in the data directory.
+const DEVNET_WALLET: &str = "devnet-wallet.json";
+
+/// Waits for Ctrl-C or, on unix, SIGTERM (what systemd sends) or SIGHUP (a closed
+/// terminal): each stops the bot gracefully. kyzlo reloads nothing on SIGHUP.
 pub async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(mut term), Ok(mut hup)) => {
                 tokio::select! {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}
+                    _ = hup.recv() => {
+                        eprintln!("SIGHUP: stopping gracefully (kyzlo reloads nothing on SIGHUP; restart it to apply a new configuration)");
+                    }
                 }
             }
-            Err(_) => {
+            _ => {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
@@ -225,21 +240,20 @@ pub async fn wait_for_signal() {
 /// # Errors
 /// [`AppError`] for bad arguments or a failed quote (with its class).
 pub fn quote(config: &Config, args: &QuoteArgs) -> Result<String, AppError> {
-    if !(args.amount.is_finite() && args.amount > 0.0) {
-        return Err(AppError::Usage(format!(
-            "--amount {}: expected a positive amount",
+    let base_decimals = config.pair.pair.base_decimals;
+    let amount_in = TokenAmount::parse_decimal(&args.amount, base_decimals).map_err(|e| {
+        AppError::Usage(format!(
+            "--amount {:?}: {e} (the base token has {base_decimals} decimal places)",
             args.amount
-        )));
-    }
+        ))
+    })?;
+    let amount = amount_in.get() as f64 / 10f64.powi(i32::from(base_decimals));
     let slippage = Slippage::from_bps(args.slippage_bps).map_err(|_| {
         AppError::Usage(format!(
             "--slippage-bps {}: expected 1 to 10000",
             args.slippage_bps
         ))
     })?;
-    let decimals = i32::from(config.pair.pair.base_decimals);
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let amount_in = TokenAmount::new((args.amount * 10f64.powi(decimals)) as u64);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -267,7 +281,7 @@ pub fn quote(config: &Config, args: &QuoteArgs) -> Result<String, AppError> {
             q.expected_out,
             args.slippage_bps,
             q.min_out,
-            out_ui / args.amount,
+            out_ui / amount,
             q.price_impact_pct
         ))
     })

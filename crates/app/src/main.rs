@@ -115,7 +115,7 @@ fn run(cli: Cli) -> Result<String, AppError> {
         Command::Exits(args) => operator(path, &args.api, Request::Exits(args.limit)),
         Command::Run(args) => {
             let config = kyzlo_config::load_valid(path, args.profile.map(Into::into))?;
-            live::run(&config)
+            live::run(&config, &args)
         }
         Command::Quote(args) => {
             let config = kyzlo_config::load_valid(path, None)?;

@@ -3,14 +3,16 @@
 //! data folder between runs.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use kyzlo_adapters_journal::{DataDir, SqliteJournal};
 use std::sync::Arc;
 use std::time::Duration;
 
 use kyzlo_adapters_sim::faults::{FaultProfile, FaultSchedule, ProfileName};
 use kyzlo_adapters_sim::market::{PricePath, SimMarket, embedded, load_csv};
+use kyzlo_adapters_sim::summary::PaperSummary;
 use kyzlo_adapters_sim::venue::{PaperWallet, SimVenue, SimWallet};
-use kyzlo_application::metrics::MetricsSummary;
 use kyzlo_domain::{Lamports, Price, TokenAmount};
 
 use kyzlo_config::Config;
@@ -19,127 +21,17 @@ use crate::cli::PaperArgs;
 use crate::error::AppError;
 use crate::wiring::{Adapters, launch};
 
-/// What a paper run did.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PaperSummary {
-    /// Market time simulated.
-    pub simulated: Duration,
-    /// Prices at the start and end.
-    pub first_price: f64,
-    /// Last price.
-    pub last_price: f64,
-    /// Wallet before.
-    pub start: SimWallet,
-    /// Wallet after.
-    pub end: SimWallet,
-    /// Service totals.
-    pub totals: MetricsSummary,
-    /// Positions still open at the end.
-    pub open_positions: usize,
-    /// Trading state at the end.
-    pub trading_state: String,
-    /// Network and priority fees paid by every landed transaction.
-    pub fees: Lamports,
-}
-
-impl PaperSummary {
-    fn value(&self, wallet: &SimWallet, price: f64) -> f64 {
-        wallet.quote.get() as f64 / 1e6 + wallet.base.get() as f64 / 1e9 * price
-    }
-
-    /// Profit and loss in quote units, holdings marked at the last price.
-    #[must_use]
-    pub fn pnl(&self) -> f64 {
-        self.value(&self.end, self.last_price) - self.value(&self.start, self.last_price)
-    }
-
-    /// The summary as text.
-    #[must_use]
-    pub fn render(&self) -> String {
-        let t = &self.totals;
-        let mut out = String::new();
-        out.push_str(&format!(
-            "paper run: {:.1} h of market, price {:.3} -> {:.3}\n",
-            self.simulated.as_secs_f64() / 3_600.0,
-            self.first_price,
-            self.last_price
-        ));
-        out.push_str(&format!(
-            "trades: {} entries filled ({} failed, {} refused), {} exits closed ({} on the first attempt, {} after a retry), {} failed, {} past the deadline\n",
-            t.entries_filled,
-            t.entries_failed,
-            t.entries_refused,
-            t.exits_first_attempt + t.exits_required_retry,
-            t.exits_first_attempt,
-            t.exits_required_retry,
-            t.exits_failed,
-            t.exits_deadline_exceeded
-        ));
-        let by_reason: Vec<String> = t
-            .exits_closed_by_kind
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect();
-        out.push_str(&format!(
-            "exits by reason: {}\n",
-            if by_reason.is_empty() {
-                "none".to_owned()
-            } else {
-                by_reason.join(", ")
-            }
-        ));
-        out.push_str(&format!(
-            "attempts: {} exit transactions sent; ticks {} ({} failed)\n",
-            t.exit_attempts_sent, t.ticks, t.tick_errors
-        ));
-        out.push_str(&format!(
-            "halts: {} (exit breaker trips {}); trading now {}\n",
-            t.halts, t.circuit_breaker_trips, self.trading_state
-        ));
-        out.push_str(&format!(
-            "wallet: {:.4} SOL + {:.2} USDC -> {:.4} SOL + {:.2} USDC; fees {:.6} SOL; open positions {}\n",
-            self.start.base.get() as f64 / 1e9,
-            self.start.quote.get() as f64 / 1e6,
-            self.end.base.get() as f64 / 1e9,
-            self.end.quote.get() as f64 / 1e6,
-            self.fees.get() as f64 / 1e9,
-            self.open_positions
-        ));
-        out.push_str(&format!(
-            "PnL: {:+.2} USDC (holdings at the last price)\n",
-            self.pnl()
-        ));
-        out
-    }
-}
-
-fn move_aside(path: &Path) -> Result<(), AppError> {
-    if path.exists() {
-        let mut n = 1;
-        let aside = loop {
-            let candidate = PathBuf::from(format!("{}.old-{n}", path.display()));
-            if !candidate.exists() {
-                break candidate;
-            }
-            n += 1;
-        };
-        std::fs::rename(path, &aside).map_err(|source| AppError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        eprintln!("moved {} aside to {}", path.display(), aside.display());
-    }
-    Ok(())
-}
+/// The paper wallet's file in the data directory.
+const WALLET_FILE: &str = "paper-wallet.json";
 
 /// Runs `kyzlo paper`.
 ///
 /// # Errors
 /// [`AppError`] for bad arguments, unreadable files, or a failed start-up.
 pub fn run(config: &Config, args: &PaperArgs) -> Result<PaperSummary, AppError> {
-    if !(args.speed.is_finite() && args.speed >= 0.0) {
+    if !(args.speed == 0.0 || (0.01..=1e6).contains(&args.speed)) {
         return Err(AppError::Usage(format!(
-            "--speed {}: expected 0 (as fast as possible) or a positive factor",
+            "--speed {}: expected 0 (as fast as possible) or a factor from 0.01 to 1000000",
             args.speed
         )));
     }
@@ -152,23 +44,28 @@ pub fn run(config: &Config, args: &PaperArgs) -> Result<PaperSummary, AppError> 
         None => config.paper.faults.clone(),
     };
     let path = match &args.prices {
-        Some(file) => load_csv(file).map_err(|e| AppError::Usage(e.to_string()))?,
+        Some(file) => {
+            load_csv(file, config.paper.csv).map_err(|e| AppError::Usage(e.to_string()))?
+        }
         None => embedded(config.paper.duration, seed),
     };
     let duration = args
         .duration
         .map_or(path.duration(), |d| d.min(path.duration()));
-    let data_dir = &config.data_dir;
-    std::fs::create_dir_all(data_dir).map_err(|source| AppError::Io {
-        path: data_dir.clone(),
-        source,
-    })?;
-    let journal_path = data_dir.join("journal.db");
-    let wallet_path = data_dir.join("paper-wallet.json");
-    if args.fresh {
-        move_aside(&journal_path)?;
-        move_aside(&wallet_path)?;
+    if args.duration.is_some_and(|d| d > duration) {
+        eprintln!(
+            "note: the market covers {:.1} h: the run stops there",
+            duration.as_secs_f64() / 3_600.0
+        );
     }
+    let mut dir = DataDir::claim(&config.data_dir)?;
+    if args.fresh {
+        for (from, to) in dir.start_over(&[WALLET_FILE])? {
+            eprintln!("moved {} aside to {}", from.display(), to.display());
+        }
+    }
+    let journal = dir.open_journal()?;
+    let wallet_path = dir.path().join(WALLET_FILE);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -181,7 +78,7 @@ pub fn run(config: &Config, args: &PaperArgs) -> Result<PaperSummary, AppError> 
         faults,
         Arc::new(path),
         duration,
-        &journal_path,
+        journal,
         &wallet_path,
     ))
 }
@@ -194,7 +91,7 @@ async fn paper(
     faults: FaultProfile,
     path: Arc<PricePath>,
     duration: Duration,
-    journal_path: &Path,
+    journal: SqliteJournal,
     wallet_path: &Path,
 ) -> Result<PaperSummary, AppError> {
     let initial = SimWallet {
@@ -214,10 +111,7 @@ async fn paper(
     // With SOL as the base, the venue keeps the SOL for fees in the same balance.
     let start_wallet = venue.wallet();
     let fees_before = venue.fees_paid();
-    let journal = Arc::new(
-        kyzlo_adapters_journal::SqliteJournal::open(journal_path)
-            .map_err(|e| AppError::Startup(format!("journal: {e}")))?,
-    );
+    let journal = Arc::new(journal);
     let adapters = Adapters {
         feed: market.clone(),
         router: venue.clone(),
@@ -284,7 +178,7 @@ async fn paper(
         end: venue.wallet(),
         totals: totals.summary(),
         open_positions: orchestrator.positions().len(),
-        trading_state: control.state().as_str().to_owned(),
+        trading_state: control.state(),
         fees: Lamports::new(venue.fees_paid().get().saturating_sub(fees_before.get())),
     })
 }

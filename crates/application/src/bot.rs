@@ -264,7 +264,8 @@ impl Bot {
             guard.clone(),
             exits.clone(),
             totals.clone(),
-        );
+        )
+        .with_unknown_tokens(reconciled.unknown_tokens);
         Ok(Self {
             orchestrator,
             operator,

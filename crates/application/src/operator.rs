@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kyzlo_domain::latency_breaker::BreakerSnapshot;
 use kyzlo_domain::trading_state::{HaltCause, HaltOutcome, HaltReason, TradingState};
-use kyzlo_domain::{IntentId, PositionId};
+use kyzlo_domain::{IntentId, PositionId, TokenAmount};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
@@ -16,6 +16,7 @@ use crate::journal::{IntentHistory, Journal, PositionRecord};
 use crate::metrics::{CountingMetrics, Dependency, MetricsSummary};
 use crate::orchestrator::{Command, ForceExitError, PositionView};
 use crate::ports::PortError;
+use crate::ports::{Alert, AlertKind, Severity};
 
 /// What `/status` shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +29,9 @@ pub struct Status {
     pub consecutive_failed_exits: u32,
     /// Open positions, with whether an exit is running.
     pub positions: Vec<PositionView>,
+    /// Base units start-up reconciliation found in the wallet beyond what the journal
+    /// accounts for (a landing it missed, or a deposit): no stop protects them.
+    pub unknown_tokens: Option<TokenAmount>,
 }
 
 /// Why an operator request failed.
@@ -56,6 +60,7 @@ pub struct Operator {
     guard: Arc<LatencyGuard>,
     exits: Arc<ExitExecutor>,
     totals: Arc<CountingMetrics>,
+    unknown_tokens: Option<TokenAmount>,
 }
 
 impl Operator {
@@ -75,7 +80,15 @@ impl Operator {
             guard,
             exits,
             totals,
+            unknown_tokens: None,
         }
+    }
+
+    /// Reports `tokens` in every status: what reconciliation found beyond the journal.
+    #[must_use]
+    pub fn with_unknown_tokens(mut self, tokens: Option<TokenAmount>) -> Self {
+        self.unknown_tokens = tokens;
+        self
     }
 
     /// The bot's state.
@@ -94,7 +107,20 @@ impl Operator {
             latency_breakers: self.guard.snapshots(),
             consecutive_failed_exits: self.exits.consecutive_failures(),
             positions,
+            unknown_tokens: self.unknown_tokens,
         })
+    }
+
+    /// Pages the operator: the API keeps receiving wrong credentials.
+    pub async fn alert_wrong_credentials(&self, message: String) {
+        self.control
+            .alert(Alert {
+                kind: AlertKind::WrongCredentials,
+                severity: Severity::Warning,
+                message,
+                position: None,
+            })
+            .await;
     }
 
     /// Halts trading (idempotent; the first reason stays).

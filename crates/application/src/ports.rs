@@ -399,6 +399,8 @@ pub enum AlertKind {
     LatencyBreaker,
     /// Reconciliation found a mismatch.
     Reconciliation,
+    /// The operator API keeps receiving wrong credentials.
+    WrongCredentials,
 }
 
 impl AlertKind {
@@ -412,6 +414,7 @@ impl AlertKind {
             AlertKind::ExitFailed => "exit_failed",
             AlertKind::LatencyBreaker => "latency_breaker",
             AlertKind::Reconciliation => "reconciliation",
+            AlertKind::WrongCredentials => "wrong_credentials",
         }
     }
 }

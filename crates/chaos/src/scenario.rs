@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kyzlo_adapters_sim::faults::{ClusterProfile, FaultProfile, ProfileName};
-use kyzlo_adapters_sim::market::{CrashSpec, GeneratorConfig, PricePath, Regime, load_csv};
+use kyzlo_adapters_sim::market::{
+    CrashSpec, CsvRules, GeneratorConfig, PricePath, Regime, load_csv,
+};
 use serde::Deserialize;
 
 /// Where a run's prices come from.
@@ -438,7 +440,7 @@ pub fn from_toml(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
             } else {
                 csv
             };
-            let full = load_csv(&csv)?;
+            let full = load_csv(&csv, CsvRules::default())?;
             let start = match from_ts_ms {
                 Some(ts) => {
                     let first = full.first_ts_ms();

@@ -86,7 +86,7 @@ impl LatencyBreakerFile {
         };
         config
             .validate()
-            .map_err(|err| domain(err, format!("{self:?}")))?;
+            .map_err(|err| domain(err, "latency_breaker", self))?;
         Ok(config)
     }
 }

@@ -160,7 +160,7 @@ impl RetryFile {
         };
         policy
             .validate(section)
-            .map_err(|e| domain(e, format!("{self:?}")))?;
+            .map_err(|e| domain(e, section, self))?;
         Ok(policy)
     }
 }
@@ -196,8 +196,8 @@ pub(crate) fn validate(
             style: r.style.into(),
         });
     }
-    let ladder = EscalationLadder::new(rungs, max_slippage)
-        .map_err(|err| domain(err, format!("{:?}", e.ladder)))?;
+    let ladder =
+        EscalationLadder::new(rungs, max_slippage).map_err(|err| domain(err, "exit", e))?;
     if e.expiry_slots == 0 || e.expiry_slots > 150 {
         return Err(invalid(
             "exit.expiry_slots",
@@ -252,7 +252,13 @@ pub(crate) fn validate(
         }],
         max_slippage,
     )
-    .map_err(|err| domain(err, e.entry_slippage_bps))?;
+    .map_err(|err| {
+        invalid(
+            "exit.entry_slippage_bps",
+            e.entry_slippage_bps,
+            err.to_string(),
+        )
+    })?;
     let entry = ExecutionSettings {
         policy: retry.validate("retry")?,
         ladder: entry_ladder,

@@ -64,6 +64,14 @@ impl Profile {
             Profile::Mainnet => "mainnet",
         }
     }
+
+    /// Which URLs its RPC and Jupiter keys accept: https only on mainnet.
+    pub(crate) const fn url_scheme(self) -> check::Scheme {
+        match self {
+            Profile::Mainnet => check::Scheme::Https,
+            Profile::Paper | Profile::Devnet => check::Scheme::Any,
+        }
+    }
 }
 
 /// The configuration file as written. Unknown keys are refused.
@@ -221,7 +229,7 @@ pub fn load(path: Option<&Path>, profile: Option<Profile>) -> Result<File, Confi
     let mut file: File = figment.extract().map_err(|e| {
         ConfigError::Load(
             e.into_iter()
-                .map(|e| e.to_string())
+                .map(|e| describe(&e))
                 .collect::<Vec<_>>()
                 .join("; "),
         )
@@ -236,6 +244,75 @@ pub fn load(path: Option<&Path>, profile: Option<Profile>) -> Result<File, Confi
         file.jupiter.api_key = Some(Secret::new(key));
     }
     Ok(file)
+}
+
+/// One load error as an operator reads it: the key as written in the file (without
+/// figment's profile prefix), what was found and what is allowed, where it came from;
+/// control characters escaped.
+fn describe(e: &figment::Error) -> String {
+    use figment::error::Kind;
+    let key = e.path.join(".");
+    let list = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let what = match &e.kind {
+        Kind::UnknownField(found, allowed) => format!(
+            "unknown key `{}`; the keys here are {}",
+            check::printable(found),
+            list(allowed)
+        ),
+        Kind::UnknownVariant(found, allowed) => format!(
+            "`{}` is not allowed; expected one of {}",
+            check::printable(found),
+            list(allowed)
+        ),
+        Kind::InvalidType(found, expected) => {
+            format!(
+                "found {}, expected {expected}",
+                check::printable(&found.to_string())
+            )
+        }
+        Kind::InvalidValue(found, expected) => {
+            format!(
+                "invalid value {}, expected {expected}",
+                check::printable(&found.to_string())
+            )
+        }
+        // A parse error's own layout (the line and a caret under it) is kept.
+        other => other
+            .to_string()
+            .lines()
+            .map(check::printable)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    };
+    let origin = match &e.metadata {
+        Some(m) => match &m.source {
+            Some(source) => format!(" (in {})", check::printable(&source.to_string())),
+            // The environment: the variable as it is spelled there.
+            None => format!(
+                " (from the environment variable KYZLO_{})",
+                check::printable(
+                    &e.path
+                        .iter()
+                        .map(|p| p.to_uppercase())
+                        .collect::<Vec<_>>()
+                        .join("__")
+                )
+            ),
+        },
+        None => String::new(),
+    };
+    let key = if key.is_empty() {
+        "(file)".to_owned()
+    } else {
+        check::printable(&key)
+    };
+    format!("{key}: {what}{origin}")
 }
 
 /// Loads and validates: what every command starts from.
@@ -304,7 +381,7 @@ impl TryFrom<File> for Config {
             alerts: file.alerts.validate()?,
             jupiter: file.jupiter.validate(profile)?,
             keypair_path: file.wallet.validate(profile)?,
-            data_dir: file.journal.data_dir.clone(),
+            data_dir: file.journal.validate()?,
             paper: file.paper.validate(pair.pair)?,
             file,
         })

@@ -120,17 +120,18 @@ pub struct Jupiter {
 
 impl RpcFile {
     pub(crate) fn validate(&self, profile: Profile) -> Result<Rpc, ConfigError> {
+        let scheme = profile.url_scheme();
         let endpoints = if self.endpoints.is_empty() {
             let public = match profile {
                 Profile::Mainnet => MAINNET_RPC,
                 Profile::Devnet | Profile::Paper => DEVNET_RPC,
             };
-            vec![http_url("rpc.endpoints", public, false)?]
+            vec![http_url("rpc.endpoints", public, false, scheme)?]
         } else {
             self.endpoints
                 .iter()
                 .enumerate()
-                .map(|(i, u)| http_url(&format!("rpc.endpoints[{i}]"), u, true))
+                .map(|(i, u)| http_url(&format!("rpc.endpoints[{i}]"), u, true, scheme))
                 .collect::<Result<_, _>>()?
         };
         Ok(Rpc {
@@ -152,7 +153,12 @@ impl JupiterFile {
             ));
         }
         Ok(Jupiter {
-            base_url: http_url("jupiter.base_url", &self.base_url, false)?,
+            base_url: http_url(
+                "jupiter.base_url",
+                &self.base_url,
+                false,
+                profile.url_scheme(),
+            )?,
             api_key: self.api_key.clone(),
             request_timeout: positive_ms("jupiter.request_timeout_ms", self.request_timeout_ms)?,
         })
@@ -190,11 +196,12 @@ fn check_keypair_file(path: &Path) -> Result<(), ConfigError> {
         )
     })?;
     if !meta.is_file() {
-        return Err(invalid(
-            "wallet.keypair_path",
-            path.display(),
-            "a keypair file, not a folder",
-        ));
+        let what = if meta.is_dir() {
+            "a keypair file, not a folder"
+        } else {
+            "a regular keypair file, not a device, pipe or socket"
+        };
+        return Err(invalid("wallet.keypair_path", path.display(), what));
     }
     #[cfg(unix)]
     {

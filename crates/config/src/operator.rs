@@ -7,7 +7,7 @@ use kyzlo_application::control::ApprovalKey;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::check::{ConfigError, http_url, invalid, positive_secs};
+use crate::check::{ConfigError, Scheme, http_url, invalid, positive_secs};
 use crate::secret::Secret;
 
 /// `[api]` as written.
@@ -93,6 +93,9 @@ pub struct Alerts {
     pub window: Duration,
 }
 
+/// The shortest bearer token accepted (the API's own floor).
+const MIN_TOKEN_BYTES: usize = 16;
+
 impl ApiFile {
     pub(crate) fn validate(&self) -> Result<Api, ConfigError> {
         let listen = if self.listen.is_empty() {
@@ -114,6 +117,16 @@ impl ApiFile {
             }
             Some(addr)
         };
+        if let Some(token) = &self.bearer_token {
+            let token = token.expose();
+            if token.len() < MIN_TOKEN_BYTES || token.trim().len() != token.len() {
+                return Err(invalid(
+                    "api.bearer_token",
+                    "***",
+                    "at least 16 bytes, without leading or trailing spaces",
+                ));
+            }
+        }
         let approval_key = self
             .approval_key
             .as_ref()
@@ -145,7 +158,8 @@ impl AlertsFile {
             ),
         ] {
             if let Some(url) = url {
-                webhooks.push((kind, http_url(key, url.expose(), true)?));
+                // A webhook URL is a secret: it never travels in clear beyond this host.
+                webhooks.push((kind, http_url(key, url.expose(), true, Scheme::Https)?));
             }
         }
         if self.max_per_window == 0 {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use kyzlo_adapters_sim::faults::{FaultProfile, ProfileName};
+use kyzlo_adapters_sim::market::CsvRules;
 use kyzlo_application::ports::Pair;
 use kyzlo_domain::TokenAmount;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,35 @@ impl Default for JournalFile {
     }
 }
 
+impl JournalFile {
+    /// The data directory: named, printable, and a directory if it exists.
+    pub(crate) fn validate(&self) -> Result<PathBuf, ConfigError> {
+        let text = self.data_dir.to_string_lossy();
+        if text.trim().is_empty() {
+            return Err(invalid(
+                "journal.data_dir",
+                "\"\"",
+                "a folder for the journal, e.g. kyzlo-data",
+            ));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(invalid(
+                "journal.data_dir",
+                format!("{:?}", self.data_dir),
+                "a path without control characters",
+            ));
+        }
+        if self.data_dir.exists() && !self.data_dir.is_dir() {
+            return Err(invalid(
+                "journal.data_dir",
+                self.data_dir.display(),
+                "a folder (this path exists and is not one)",
+            ));
+        }
+        Ok(self.data_dir.clone())
+    }
+}
+
 /// `[paper]` as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -38,6 +68,9 @@ pub struct PaperFile {
     pub faults: ProfileName,
     /// USDC a new paper (or devnet stand-in) wallet starts with.
     pub initial_quote: f64,
+    /// The largest move, in percent either way, from one row of a `--prices` CSV to the
+    /// next; a larger one is refused as implausible.
+    pub max_price_jump_pct: f64,
 }
 
 impl Default for PaperFile {
@@ -47,6 +80,7 @@ impl Default for PaperFile {
             hours: 6.0,
             faults: ProfileName::Flaky,
             initial_quote: 1_000.0,
+            max_price_jump_pct: 50.0,
         }
     }
 }
@@ -62,6 +96,8 @@ pub struct Paper {
     pub faults: FaultProfile,
     /// Quote units a new wallet starts with.
     pub initial_quote: TokenAmount,
+    /// What a replayed price CSV must satisfy.
+    pub csv: CsvRules,
 }
 
 impl PaperFile {
@@ -81,10 +117,27 @@ impl PaperFile {
                 "an amount that fits in 64 bits of base units",
             ));
         }
+        if !(self.max_price_jump_pct.is_finite()
+            && self.max_price_jump_pct > 0.0
+            && self.max_price_jump_pct <= 1_000.0)
+        {
+            return Err(invalid(
+                "paper.max_price_jump_pct",
+                self.max_price_jump_pct,
+                "a percentage above 0 and at most 1000",
+            ));
+        }
         Ok(Paper {
             seed: self.seed,
+            csv: CsvRules {
+                max_jump: self.max_price_jump_pct / 100.0,
+            },
             duration: positive_secs("paper.hours", self.hours * 3_600.0).map_err(|_| {
-                invalid("paper.hours", self.hours, "a number of hours above 0")
+                invalid(
+                    "paper.hours",
+                    self.hours,
+                    "a number of hours above 0 and below 2777",
+                )
             })?,
             faults: self.faults.profile(),
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked above

@@ -153,9 +153,7 @@ pub(crate) fn validate(
         entry_z: s.entry_z,
         exit_z: s.exit_z,
     };
-    strategy
-        .validate()
-        .map_err(|e| domain(e, format!("{s:?}")))?;
+    strategy.validate().map_err(|e| domain(e, "strategy", s))?;
     Ok(Trading {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked above
         entry_quote_amount: TokenAmount::new(units as u64),
@@ -202,6 +200,6 @@ fn exit_plan(p: &ExitPlanFile) -> Result<ExitPlanConfig, ConfigError> {
         breakeven_offset: bps("exit_plan.breakeven_offset_bps", p.breakeven_offset_bps)?,
         take_profit,
     };
-    plan.validate().map_err(|e| domain(e, format!("{p:?}")))?;
+    plan.validate().map_err(|e| domain(e, "exit_plan", p))?;
     Ok(plan)
 }

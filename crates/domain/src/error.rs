@@ -176,6 +176,11 @@ pub enum DomainError {
         /// The rejected value.
         bps: u32,
     },
+    /// A written amount that cannot be a token amount.
+    InvalidAmount {
+        /// Why.
+        why: &'static str,
+    },
     /// A configuration value outside what the rule allows.
     InvalidConfig {
         /// The field, as named in the configuration (e.g. `exit_retry.max_attempts`).
@@ -201,6 +206,7 @@ impl fmt::Display for DomainError {
             DomainError::InvalidFraction { bps } => {
                 write!(f, "fraction of {bps} bps is invalid: 1 to 10000")
             }
+            DomainError::InvalidAmount { why } => write!(f, "invalid amount: {why}"),
             DomainError::InvalidConfig { field, expected } => {
                 write!(f, "invalid value for {field}: expected {expected}")
             }

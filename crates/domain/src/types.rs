@@ -74,6 +74,47 @@ impl TokenAmount {
         self.0 == 0
     }
 
+    /// Reads a decimal amount of the token as a person writes it (`1.5`, `0.000000001`)
+    /// into base units, given the token's `decimals`, with checked arithmetic.
+    ///
+    /// # Errors
+    /// [`DomainError::InvalidAmount`] naming why: not a plain decimal number, more
+    /// decimal places than the token has, zero, or more base units than 64 bits hold.
+    pub fn parse_decimal(text: &str, decimals: u8) -> Result<Self, DomainError> {
+        let invalid = |why: &'static str| DomainError::InvalidAmount { why };
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+            return Err(invalid("not a plain decimal number such as 1.5"));
+        }
+        if fraction.len() > usize::from(decimals) {
+            return Err(invalid("more decimal places than the token has"));
+        }
+        let too_large = || invalid("more base units than 64 bits hold");
+        let scale = 10u64
+            .checked_pow(u32::from(decimals))
+            .ok_or_else(too_large)?;
+        let mut units: u64 = 0;
+        for b in whole.bytes() {
+            units = units
+                .checked_mul(10)
+                .and_then(|u| u.checked_add(u64::from(b - b'0')))
+                .ok_or_else(too_large)?;
+        }
+        units = units.checked_mul(scale).ok_or_else(too_large)?;
+        let mut part: u64 = 0;
+        for b in fraction.bytes() {
+            part = part * 10 + u64::from(b - b'0');
+        }
+        let padding = u32::from(decimals) - u32::try_from(fraction.len()).unwrap_or(0);
+        part *= 10u64.pow(padding);
+        units = units.checked_add(part).ok_or_else(too_large)?;
+        if units == 0 {
+            return Err(invalid("zero"));
+        }
+        Ok(Self(units))
+    }
+
     /// `self - other`, or `None` when `other` is larger.
     #[must_use]
     pub const fn checked_sub(self, other: TokenAmount) -> Option<TokenAmount> {
@@ -467,6 +508,43 @@ pub enum TradeIntent {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn decimal_amounts_are_read_exactly_and_bad_ones_refused() {
+        let ok = [
+            ("1.5", 9, 1_500_000_000),
+            ("0.000000001", 9, 1),
+            ("18446744073.709551615", 9, u64::MAX),
+            ("2", 6, 2_000_000),
+            (".5", 6, 500_000),
+            ("7.", 0, 7),
+        ];
+        for (text, decimals, units) in ok {
+            assert_eq!(
+                TokenAmount::parse_decimal(text, decimals),
+                Ok(TokenAmount::new(units)),
+                "{text}"
+            );
+        }
+        let bad = [
+            ("0.0000000001", 9, "more decimal places"),
+            ("0", 9, "zero"),
+            ("0.000", 9, "zero"),
+            ("18446744073.709551616", 9, "64 bits"),
+            ("1e300", 9, "plain decimal"),
+            ("-1", 9, "plain decimal"),
+            ("nan", 9, "plain decimal"),
+            ("", 9, "plain decimal"),
+            (".", 9, "plain decimal"),
+            ("1,5", 9, "plain decimal"),
+            ("99999999999999999999999", 0, "64 bits"),
+            ("1", 20, "64 bits"),
+        ];
+        for (text, decimals, why) in bad {
+            let e = TokenAmount::parse_decimal(text, decimals).unwrap_err();
+            assert!(e.to_string().contains(why), "{text}: {e}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -1,7 +1,10 @@
 //! Reading a recorded price series from CSV: `ts_ms,price`, or candles
 //! `ts_ms,open,high,low,close,volume` (the close is used). Timestamps are milliseconds,
-//! strictly increasing and evenly spaced (the step is the first gap). Every malformed
-//! line is an error naming its line and column; nothing is skipped but blank lines.
+//! strictly increasing and evenly spaced (the step is the first gap, at most a day).
+//! Every malformed line is an error naming its line and column; nothing is skipped but
+//! blank lines. Prices must be finite, within [`MIN_PRICE`, `MAX_PRICE`], and move by at
+//! most [`CsvRules::max_jump`] from one row to the next; timestamps that look like seconds
+//! or microseconds instead of milliseconds are refused rather than guessed at.
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,6 +32,34 @@ const CANDLE_LAYOUT: [(&str, Column); 6] = [
     ("volume", Column::Volume),
 ];
 
+/// The smallest price accepted.
+pub const MIN_PRICE: f64 = 1e-9;
+/// The largest price accepted.
+pub const MAX_PRICE: f64 = 1e9;
+/// The longest step between rows: a day (daily candles).
+pub const MAX_STEP_MS: u64 = 86_400_000;
+/// Millisecond timestamps of real recordings are at least this (2001-09-09); smaller ones
+/// from this bound down to [`SECONDS_FROM`] look like Unix seconds.
+const MILLIS_FROM: u64 = 1_000_000_000_000;
+/// See [`MILLIS_FROM`].
+const SECONDS_FROM: u64 = 100_000_000;
+/// Millisecond timestamps past this (year 5138) look like microseconds.
+const MILLIS_UNTIL: u64 = 100_000_000_000_000;
+
+/// What a series must satisfy beyond being well formed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CsvRules {
+    /// The largest move from one row's price to the next, as a fraction either way (0.5:
+    /// a row may be at most 50% above or below the previous one).
+    pub max_jump: f64,
+}
+
+impl Default for CsvRules {
+    fn default() -> Self {
+        Self { max_jump: 0.5 }
+    }
+}
+
 struct Layout {
     columns: &'static [(&'static str, Column)],
     /// 0-based index of the price the path uses.
@@ -39,9 +70,10 @@ struct Layout {
 ///
 /// # Errors
 /// [`CsvError`] at the first problem: an unknown header, a missing or extra column, a
-/// timestamp that is not an integer, not increasing or off the step, a price that is not
-/// a number, NaN, infinite or not positive, a negative volume, or fewer than two rows.
-pub fn parse_csv(text: &str, origin: &str) -> Result<PricePath, CsvError> {
+/// timestamp that is not an integer, not increasing, off the step, in seconds or
+/// microseconds, or a step over a day; a price that is not a number, NaN, infinite, out
+/// of range, or a jump past `rules.max_jump`; a negative volume; fewer than two rows.
+pub fn parse_csv(text: &str, origin: &str, rules: CsvRules) -> Result<PricePath, CsvError> {
     let err = |line: usize, column: usize, message: String| CsvError {
         origin: origin.to_owned(),
         line,
@@ -119,10 +151,31 @@ pub fn parse_csv(text: &str, origin: &str) -> Result<PricePath, CsvError> {
                             format!("{name} is not an integer ({})", Quoted(field)),
                         )
                     })?;
+                    if (SECONDS_FROM..MILLIS_FROM).contains(&ts) {
+                        return Err(err(
+                            number,
+                            column,
+                            format!(
+                                "{name} {ts} looks like Unix seconds; ts_ms is milliseconds since 1970 (multiply by 1000)"
+                            ),
+                        ));
+                    }
+                    if ts >= MILLIS_UNTIL {
+                        return Err(err(
+                            number,
+                            column,
+                            format!(
+                                "{name} {ts} looks like microseconds or later than the year 5000; ts_ms is milliseconds since 1970"
+                            ),
+                        ));
+                    }
                 }
                 Column::Price => {
                     let price = parse_price(field).map_err(|m| err(number, column, m))?;
                     if index == layout.used {
+                        if let Some(&before) = prices.last() {
+                            check_jump(before, price, rules).map_err(|m| err(number, column, m))?;
+                        }
                         used = Some(price);
                     }
                 }
@@ -154,6 +207,15 @@ pub fn parse_csv(text: &str, origin: &str) -> Result<PricePath, CsvError> {
             }
             let gap = ts - prev;
             match step_ms {
+                None if gap > MAX_STEP_MS => {
+                    return Err(err(
+                        number,
+                        1,
+                        format!(
+                            "timestamp gap of {gap} ms: the step between rows may be at most a day ({MAX_STEP_MS} ms)"
+                        ),
+                    ));
+                }
                 None => step_ms = Some(gap),
                 Some(step) if step != gap => {
                     return Err(err(
@@ -198,7 +260,30 @@ fn parse_price(field: &str) -> Result<Price, String> {
     if value.is_infinite() {
         return Err(format!("price is not finite ({})", Quoted(field)));
     }
+    if value <= 0.0 {
+        return Err(format!("price must be positive ({})", Quoted(field)));
+    }
+    if !(MIN_PRICE..=MAX_PRICE).contains(&value) {
+        return Err(format!(
+            "price {} is outside the accepted range {MIN_PRICE:e} to {MAX_PRICE:e}",
+            Quoted(field)
+        ));
+    }
     Price::new(value).map_err(|_| format!("price must be positive ({})", Quoted(field)))
+}
+
+fn check_jump(before: Price, now: Price, rules: CsvRules) -> Result<(), String> {
+    let change = now.get() / before.get() - 1.0;
+    if change.abs() > rules.max_jump {
+        return Err(format!(
+            "price {} moves {:+.1}% from the previous row's {}: more than the {:.1}% allowed (`paper.max_price_jump_pct`)",
+            now.get(),
+            change * 100.0,
+            before.get(),
+            rules.max_jump * 100.0
+        ));
+    }
+    Ok(())
 }
 
 /// Reads and parses a CSV price series file (see [`parse_csv`]).
@@ -206,7 +291,7 @@ fn parse_price(field: &str) -> Result<Price, String> {
 /// # Errors
 /// As [`parse_csv`], with the path as origin; a file that cannot be read (or is not
 /// UTF-8) is a [`CsvError`] at line 0, column 0.
-pub fn load_csv(path: &Path) -> Result<PricePath, CsvError> {
+pub fn load_csv(path: &Path, rules: CsvRules) -> Result<PricePath, CsvError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| CsvError {
         origin: origin.clone(),
@@ -214,7 +299,7 @@ pub fn load_csv(path: &Path) -> Result<PricePath, CsvError> {
         column: 0,
         message: format!("cannot read: {e}"),
     })?;
-    parse_csv(&text, &origin)
+    parse_csv(&text, &origin, rules)
 }
 
 #[cfg(test)]
@@ -225,7 +310,12 @@ mod tests {
 
     #[test]
     fn good_price_series_parses_with_the_first_gap_as_step() {
-        let path = parse_csv("ts_ms,price\n1000,10.5\n3000,11\n5000,12.25\n", "p.csv").unwrap();
+        let path = parse_csv(
+            "ts_ms,price\n1000,10.5\n3000,11\n5000,12.25\n",
+            "p.csv",
+            CsvRules::default(),
+        )
+        .unwrap();
         assert_eq!(path.step(), Duration::from_secs(2));
         assert_eq!(path.first_ts_ms(), 1000);
         let got: Vec<f64> = path.prices().iter().map(|p| p.get()).collect();
@@ -237,7 +327,7 @@ mod tests {
         let text = format!(
             "\u{feff}{OHLCV}\r\n1621209600000,46.85,47.0,46.784,46.989,5435.365\r\n\r\n1621209660000,46.988,47.0,46.925,46.972,3012.047\r\n"
         );
-        let path = parse_csv(&text, "c.csv").unwrap();
+        let path = parse_csv(&text, "c.csv", CsvRules::default()).unwrap();
         assert_eq!(path.step(), Duration::from_secs(60));
         let got: Vec<f64> = path.prices().iter().map(|p| p.get()).collect();
         assert_eq!(got, [46.989, 46.972]);
@@ -345,7 +435,7 @@ mod tests {
             ),
         ];
         for (text, line, column, message) in cases {
-            let e = parse_csv(&text, "s.csv").expect_err(&text);
+            let e = parse_csv(&text, "s.csv", CsvRules::default()).expect_err(&text);
             assert_eq!((e.line, e.column), (line, column), "{text:?}: {e}");
             assert!(e.message.contains(message), "{text:?}: {e}");
             assert_eq!(e.origin, "s.csv");
@@ -360,25 +450,89 @@ mod tests {
     #[test]
     fn huge_or_hostile_fields_are_bounded_in_the_message() {
         let text = format!("ts_ms,price\n1000,{}", "x".repeat(100_000));
-        let e = parse_csv(&text, "h.csv").unwrap_err();
+        let e = parse_csv(&text, "h.csv", CsvRules::default()).unwrap_err();
         assert!(e.message.len() < 700, "{}", e.message.len());
-        let e = parse_csv(&format!("ts_ms,price\n{},1", "9".repeat(40)), "h.csv").unwrap_err();
+        let e = parse_csv(
+            &format!("ts_ms,price\n{},1", "9".repeat(40)),
+            "h.csv",
+            CsvRules::default(),
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.column), (2, 1));
+    }
+
+    #[test]
+    fn implausible_series_are_refused_rather_than_guessed_at() {
+        // (text, line, column, part of the message)
+        let cases = [
+            (
+                "ts_ms,price\n1000,100\n2000,1e308\n",
+                3,
+                2,
+                "outside the accepted range",
+            ),
+            ("ts_ms,price\n1000,100\n2000,151\n", 3, 2, "moves +51.0%"),
+            ("ts_ms,price\n1000,100\n2000,40\n", 3, 2, "moves -60.0%"),
+            (
+                "ts_ms,price\n1000,1e308\n2000,1e308\n",
+                2,
+                2,
+                "outside the accepted range",
+            ),
+            (
+                "ts_ms,price\n1000,1e-300\n2000,1e-300\n",
+                2,
+                2,
+                "outside the accepted range",
+            ),
+            (
+                "ts_ms,price\n1700000000000,1\n1700100000000,1\n",
+                3,
+                1,
+                "the step between rows may be at most a day",
+            ),
+            (
+                "ts_ms,price\n1000,1\n1000000000001000,1\n",
+                3,
+                1,
+                "looks like microseconds",
+            ),
+            (
+                "ts_ms,price\n1700000000,1\n1700000001,1\n",
+                2,
+                1,
+                "looks like Unix seconds",
+            ),
+            (
+                "ts_ms,price\n1700000000000000,1\n1700000000001000,1\n",
+                2,
+                1,
+                "looks like microseconds",
+            ),
+        ];
+        for (text, line, column, part) in cases {
+            let e = parse_csv(text, "j.csv", CsvRules::default()).expect_err(text);
+            assert_eq!((e.line, e.column), (line, column), "{text}: {e}");
+            assert!(e.message.contains(part), "{text}: {e}");
+        }
+        // The jump allowed is the caller's.
+        let wide = CsvRules { max_jump: 2.0 };
+        parse_csv("ts_ms,price\n1000,100\n2000,250\n", "j.csv", wide).unwrap();
     }
 
     #[test]
     fn load_csv_reads_files_and_reports_io_errors_at_line_zero() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("series.csv");
-        std::fs::write(&file, "ts_ms,price\n0,1\n60000,2\n").unwrap();
-        let path = load_csv(&file).unwrap();
+        std::fs::write(&file, "ts_ms,price\n0,1\n60000,1.25\n").unwrap();
+        let path = load_csv(&file, CsvRules::default()).unwrap();
         assert_eq!(path.duration(), Duration::from_secs(120));
         let missing = dir.path().join("missing.csv");
-        let e = load_csv(&missing).unwrap_err();
+        let e = load_csv(&missing, CsvRules::default()).unwrap_err();
         assert_eq!((e.line, e.column), (0, 0));
         assert!(e.origin.ends_with("missing.csv"));
         std::fs::write(&file, "ts_ms,price\n0,1\n60000,zz\n").unwrap();
-        let e = load_csv(&file).unwrap_err();
+        let e = load_csv(&file, CsvRules::default()).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!("{}:3:2: price is not a number (\"zz\")", file.display())

@@ -400,7 +400,7 @@ impl SimVenue {
             }
         }
         if s.unsaved
-            && let Some(paper) = &s.paper
+            && let Some(paper) = &mut s.paper
         {
             match paper.save() {
                 Ok(()) => s.unsaved = false,

@@ -70,13 +70,14 @@ impl AlertCounters {
     /// Creates every known (kind, outcome) series at zero, so dashboards and alert rules
     /// see them before the first alert.
     pub(crate) fn precreate(&self) {
-        const KINDS: [AlertKind; 6] = [
+        const KINDS: [AlertKind; 7] = [
             AlertKind::TradingHalted,
             AlertKind::TradingResumed,
             AlertKind::ExitDeadlineExceeded,
             AlertKind::ExitFailed,
             AlertKind::LatencyBreaker,
             AlertKind::Reconciliation,
+            AlertKind::WrongCredentials,
         ];
         for kind in KINDS {
             for outcome in AlertOutcome::ALL {

@@ -9,7 +9,7 @@ use kyzlo_application::metrics::MetricsSummary;
 use kyzlo_application::operator::Status;
 use kyzlo_application::orchestrator::PositionView;
 use kyzlo_domain::trading_state::{HaltOutcome, TradingState};
-use kyzlo_domain::{BreakerSnapshot, LatencySnapshot};
+use kyzlo_domain::{BreakerSnapshot, LatencySnapshot, TokenAmount};
 use serde::Serialize;
 
 /// `GET /status`.
@@ -26,6 +26,10 @@ pub struct StatusDto {
     pub positions: Vec<PositionDto>,
     /// How many positions have an exit running.
     pub open_exits: usize,
+    /// Base units start-up reconciliation found in the wallet beyond what the journal
+    /// accounts for (no stop protects them); absent when there were none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unaccounted_base_units: Option<u64>,
 }
 
 impl From<Status> for StatusDto {
@@ -43,6 +47,7 @@ impl From<Status> for StatusDto {
             },
             open_exits: positions.iter().filter(|p| p.exiting).count(),
             positions,
+            unaccounted_base_units: s.unknown_tokens.map(TokenAmount::get),
         }
     }
 }

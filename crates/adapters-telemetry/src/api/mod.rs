@@ -6,17 +6,19 @@
 
 pub mod client;
 pub mod dto;
+mod lockout;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,6 +34,7 @@ use tokio::task::JoinHandle;
 use self::dto::{
     ErrorDto, ExitDto, ExitMetricsDto, ForceExitDto, HaltDto, HistoryDto, StatusDto, TradingDto,
 };
+use self::lockout::Lockout;
 use crate::error::TelemetryError;
 use crate::metrics::{OPENMETRICS_CONTENT_TYPE, PrometheusMetrics};
 
@@ -102,6 +105,7 @@ struct AppState {
     operator: Operator,
     metrics: Arc<PrometheusMetrics>,
     token: Option<Arc<[u8]>>,
+    lockout: Arc<Lockout>,
 }
 
 /// Binds the API and serves it in a task until `shutdown` turns true (or its sender is
@@ -136,14 +140,18 @@ pub async fn serve(
         operator,
         metrics,
         token: config.bearer_token.map(|t| Arc::from(t.into_bytes())),
+        lockout: Arc::default(),
     };
     let app = router(state);
     tracing::info!(%local, "operator API listening");
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(wait_for_shutdown(shutdown))
-            .await
-            .map_err(|source| TelemetryError::Serve { source })
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(wait_for_shutdown(shutdown))
+        .await
+        .map_err(|source| TelemetryError::Serve { source })
     });
     Ok((task, local))
 }
@@ -171,6 +179,7 @@ fn router(state: AppState) -> Router {
 struct Failure {
     status: StatusCode,
     body: ErrorDto,
+    retry_after: Option<u64>,
 }
 
 impl Failure {
@@ -182,7 +191,19 @@ impl Failure {
                 message: message.into(),
                 field: None,
             },
+            retry_after: None,
         }
+    }
+
+    fn locked_out(wait: Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut f = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_wrong_credentials",
+            format!("too many wrong credentials from this address: try again in {seconds} s"),
+        );
+        f.retry_after = Some(seconds);
+        f
     }
 
     fn bad_field(field: &'static str, message: impl Into<String>) -> Self {
@@ -200,6 +221,11 @@ impl IntoResponse for Failure {
             response
                 .headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -220,25 +246,53 @@ fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
     (!token.is_empty()).then_some(token)
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), Failure> {
+/// Checks the bearer token of a control request from `client`, unless `client` is made
+/// to wait for earlier wrong credentials (see [`lockout`]).
+async fn authorize(state: &AppState, client: IpAddr, headers: &HeaderMap) -> Result<(), Failure> {
+    if let Some(locked) = state.lockout.locked(client) {
+        page(state, client, locked.alert).await;
+        return Err(Failure::locked_out(locked.wait.unwrap_or_default()));
+    }
     let Some(expected) = &state.token else {
         return Ok(());
     };
     match bearer(headers) {
         Some(given) if constant_time_eq(expected, given) => Ok(()),
         Some(_) => {
-            tracing::warn!("operator API: wrong bearer token");
-            Err(Failure::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "wrong bearer token",
-            ))
+            tracing::warn!(%client, "operator API: wrong bearer token");
+            Err(wrong_credential(state, client, "wrong bearer token").await)
         }
         None => Err(Failure::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing `Authorization: Bearer <token>`",
         )),
+    }
+}
+
+/// Counts a wrong credential from `client`, pages the operator once past the threshold,
+/// and answers 401 (403 for an approval key), or 429 once the client is made to wait.
+async fn wrong_credential(state: &AppState, client: IpAddr, what: &'static str) -> Failure {
+    let failed = state.lockout.failed(client);
+    page(state, client, failed.alert).await;
+    match failed.wait {
+        Some(wait) => Failure::locked_out(wait),
+        None if what == "wrong approval key" => {
+            Failure::new(StatusCode::FORBIDDEN, "wrong_approval_key", what)
+        }
+        None => Failure::new(StatusCode::UNAUTHORIZED, "unauthorized", what),
+    }
+}
+
+/// Pages the operator when the refusals crossed the threshold.
+async fn page(state: &AppState, client: IpAddr, alert: Option<u32>) {
+    if let Some(n) = alert {
+        state
+            .operator
+            .alert_wrong_credentials(format!(
+                "the operator API refused {n} requests in a row for wrong credentials (bearer tokens or approval keys); the latest from {client}"
+            ))
+            .await;
     }
 }
 
@@ -352,10 +406,12 @@ async fn exit_metrics(State(state): State<AppState>) -> Response {
 
 async fn halt(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers)?;
+    authorize(&state, peer.ip(), &headers).await?;
+    state.lockout.succeeded(peer.ip());
     let body = object_body(&body)?;
     let reason = match string_field(&body, "reason")? {
         Some(r) if r.len() > MAX_REASON_BYTES => {
@@ -375,18 +431,22 @@ async fn halt(
 
 async fn resume(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers)?;
+    authorize(&state, peer.ip(), &headers).await?;
     let body = object_body(&body)?;
     let key = string_field(&body, "approval_key")?
         .ok_or_else(|| Failure::bad_field("approval_key", "`approval_key` is required"))?;
-    state
-        .operator
-        .resume(key.as_bytes())
-        .await
-        .map_err(operator_failure)?;
+    match state.operator.resume(key.as_bytes()).await {
+        Ok(()) => state.lockout.succeeded(peer.ip()),
+        Err(OperatorError::Resume(ResumeError::WrongKey)) => {
+            tracing::warn!(client = %peer.ip(), "operator API: wrong approval key");
+            return Err(wrong_credential(&state, peer.ip(), "wrong approval key").await);
+        }
+        Err(e) => return Err(operator_failure(e)),
+    }
     let status = state.operator.status().await.map_err(operator_failure)?;
     Ok(json(
         StatusCode::OK,
@@ -396,10 +456,12 @@ async fn resume(
 
 async fn force_exit(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Failure> {
-    authorize(&state, &headers)?;
+    authorize(&state, peer.ip(), &headers).await?;
+    state.lockout.succeeded(peer.ip());
     let Path(raw) = id.map_err(|_| Failure::bad_field("id", "malformed position id"))?;
     let id = raw
         .parse::<u64>()
