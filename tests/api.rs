@@ -58,8 +58,8 @@ impl Bot {
             dir.path(),
             "bot.toml",
             &format!(
-                "[trading]\ntick_interval_ms = 1000\n\
-                 [strategy]\nwindow = 10\nentry_z = 2.5\nexit_z = 50.0\n\
+                "[trading]\ntick_interval_ms = 1000\nentry_fraction = 1.0\n\
+                 [strategy]\nwindow_s = 10.0\ncost_aware = false\nentry_z = 2.5\nexit_z = 50.0\n\
                  [api]\nlisten = \"127.0.0.1:0\"\nbearer_token = \"{TOKEN}\"\napproval_key = \"{APPROVAL_KEY}\"\n\
                  [alerts]\ngeneric_webhook = \"{}\"\n\
                  [paper]\nfaults = \"none\"\n",

@@ -179,3 +179,96 @@ fn a_replayed_csv_is_sliced_from_the_given_timestamp() {
     ));
     assert!(Path::new(dir.path()).exists());
 }
+
+/// A replayed day: flat at 100 for 300 s, then falling 0.1 a second (the 5% stop fires
+/// about 50 s into the fall).
+fn falling_day(dir: &Path) {
+    let mut csv = String::from("ts_ms,price\n");
+    for i in 0..900u64 {
+        let price = if i < 300 {
+            100.0
+        } else {
+            (100.0 - (i - 300) as f64 * 0.1).max(20.0)
+        };
+        csv.push_str(&format!("{},{price}\n", 1_000_000 + i * 1_000));
+    }
+    std::fs::write(dir.join("day.csv"), csv).unwrap();
+}
+
+#[test]
+fn a_blackout_placed_after_the_stop_holds_every_exit_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    falling_day(dir.path());
+    let scenario = |faults: &str| {
+        let text = format!(
+            "name = \"day\"\nhorizon_s = 600.0\n[market]\nkind = \"replay\"\ncsv = \"day.csv\"\n[faults]\nprofile = \"none\"\n{faults}"
+        );
+        let path = dir.path().join("day.toml");
+        std::fs::write(&path, text).unwrap();
+        load(path.to_str().unwrap()).unwrap()
+    };
+    let quiet = scenario("");
+    let dark = scenario("blackouts_after_stop_s = [[0, 30]]\n");
+    assert_eq!(dark.blackouts_after_stop.len(), 1);
+    let (quiet_runs, _) = run_many(&quiet, 4, 3, 1);
+    let (dark_runs, _) = run_many(&dark, 4, 3, 1);
+    for (q, d) in quiet_runs.iter().zip(&dark_runs) {
+        assert_eq!(q.stop_at, d.stop_at, "the same path, the same stop");
+        assert!(
+            q.kyzlo.exit_time < std::time::Duration::from_secs(5),
+            "{q:?}"
+        );
+        // Nothing lands while the RPC is dark: the exit closes after the 30 s window.
+        assert!(
+            d.kyzlo.exit_time >= std::time::Duration::from_secs(30),
+            "{d:?}"
+        );
+    }
+    // A window that ends before it starts is refused, naming the key.
+    let bad = "name = \"x\"\n[market]\nkind = \"generated\"\n[faults]\nblackouts_after_stop_s = [[9, 3]]\n";
+    let err = from_toml(bad, &dir.path().join("bad.toml")).unwrap_err();
+    assert!(
+        err.to_string().contains("faults.blackouts_after_stop_s"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_scenario_whose_stop_is_never_hit_exits_2_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("ts_ms,price\n");
+    for i in 0..900u64 {
+        csv.push_str(&format!(
+            "{},{}\n",
+            1_000_000 + i * 1_000,
+            100.0 + (i % 7) as f64 * 0.01
+        ));
+    }
+    std::fs::write(dir.path().join("flat.csv"), csv).unwrap();
+    let path = dir.path().join("flat.toml");
+    std::fs::write(
+        &path,
+        "name = \"flat\"\n[market]\nkind = \"replay\"\ncsv = \"flat.csv\"\n",
+    )
+    .unwrap();
+    let mut command = kyzlo_tests::common::kyzlo(dir.path());
+    command.args(["chaos", "--scenario", path.to_str().unwrap(), "--runs", "5"]);
+    let finished = kyzlo_tests::common::run(&mut command, std::time::Duration::from_secs(60));
+    finished.assert_no_panic("chaos on a flat day");
+    assert_eq!(finished.code(), Some(2), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("was hit in none of the 5 runs"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        finished.stderr.contains("stop_loss_bps"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        !finished.stdout.contains("naive"),
+        "no table of zeros: {}",
+        finished.stdout
+    );
+}

@@ -121,10 +121,12 @@ fn config_toml() -> String {
 [trading]
 tick_interval_ms = 1000
 max_positions = 3
+entry_fraction = 1.0
 entry_size = 100.0
 
 [strategy]
-window = 10
+window_s = 10.0
+cost_aware = false
 
 [exit_breaker]
 # Failed exits must not halt the bot on their own: the only halt is the operator's.
@@ -622,14 +624,23 @@ fn hex_to_bytes(hex: &str) -> Vec<u8> {
 }
 
 impl WalletView {
+    /// The paper wallet file as the venue will read it at the next start: a header line
+    /// holding the whole state, then one line per change since; a last line without its
+    /// newline (a write the kill cut short) does not count.
     fn read(dir: &Path) -> Self {
-        let file: Value = serde_json::from_slice(
-            &std::fs::read(dir.join("kyzlo-data/paper-wallet.json")).unwrap(),
-        )
-        .unwrap();
-        let ledger = file["ledger"]
-            .as_array()
-            .unwrap()
+        let text = std::fs::read_to_string(dir.join("kyzlo-data/paper-wallet.json")).unwrap();
+        let mut lines = text.split_inclusive('\n').filter(|l| l.ends_with('\n'));
+        let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        let mut base = header["wallet"]["base"].as_u64().unwrap();
+        let mut entries: Vec<Value> = header["ledger"].as_array().unwrap().clone();
+        for line in lines {
+            let change: Value = serde_json::from_str(line).unwrap();
+            if let Some(landing) = change.get("landing") {
+                entries.push(landing["entry"].clone());
+                base = landing["wallet"]["base"].as_u64().unwrap();
+            }
+        }
+        let ledger = entries
             .iter()
             .map(|e| Landing {
                 signature: bs58::encode(hex_to_bytes(e["signature"].as_str().unwrap()))
@@ -639,17 +650,11 @@ impl WalletView {
                 amount_out: e["amount_out"].as_u64().unwrap(),
             })
             .collect();
-        let fees = file["ledger"]
-            .as_array()
-            .unwrap()
+        let fees = entries
             .iter()
             .map(|e| e["fee_lamports"].as_u64().unwrap())
             .sum();
-        Self {
-            base: file["wallet"]["base"].as_u64().unwrap(),
-            fees,
-            ledger,
-        }
+        Self { base, fees, ledger }
     }
 }
 

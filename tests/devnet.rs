@@ -648,10 +648,12 @@ commitment = "confirmed"
 base_url = "{jupiter_url}"
 
 [strategy]
-window = 10
+window_s = 5.0
+cost_aware = false
 
 [trading]
 entry_size = 10.0
+entry_fraction = 1.0
 max_positions = 1
 tick_interval_ms = 500
 

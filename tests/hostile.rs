@@ -392,9 +392,9 @@ fn bad_configs() -> Vec<(&'static str, String, Start, Vec<&'static str>)> {
         ),
         (
             "strategy window zero",
-            p("[strategy]\nwindow = 0"),
+            p("[strategy]\nwindow_s = 0.5"),
             Paper,
-            vec!["strategy.window"],
+            vec!["strategy.window_s", "2 to 100000 ticks"],
         ),
         (
             "stop loss zero",

@@ -51,13 +51,13 @@ fn number_after(summary: &str, line_prefix: &str, prefix: &str) -> f64 {
 const NEW_WALLET: &str = "1.0000 SOL + 1000.00 USDC";
 
 #[test]
-fn a_paper_run_exits_zero_and_prints_its_summary() {
+fn a_paper_run_on_the_defaults_trades_a_few_times_an_hour_and_splits_gross_from_costs() {
     let dir = tempfile::tempdir().unwrap();
-    let finished = paper(dir.path(), "", &["--duration", "30m"]);
-    finished.assert_success("kyzlo paper --duration 30m");
+    let finished = paper(dir.path(), "", &[]);
+    finished.assert_success("kyzlo paper");
     let out = &finished.stdout;
     for prefix in [
-        "paper run: 0.5 h of market, price ",
+        "paper run: 6.0 h of market, price ",
         "trades: ",
         "exits by reason: ",
         "attempts: ",
@@ -67,13 +67,24 @@ fn a_paper_run_exits_zero_and_prints_its_summary() {
     ] {
         line(out, prefix);
     }
-    // The embedded market trades: entries fill and exits close.
-    assert!(number_after(out, "trades: ", "trades: ") >= 1.0, "{out}");
+    // The embedded market trades, but only on dips deep enough to pay for the round trip:
+    // a few an hour at most (the strategy of old made 412 round trips here).
+    let entries = number_after(out, "trades: ", "trades: ");
+    assert!((1.0..=18.0).contains(&entries), "{out}");
     assert!(number_after(out, "trades: ", "), ") >= 1.0, "{out}");
     assert!(
-        number_after(out, "attempts: ", "ticks ") >= 1_000.0,
+        number_after(out, "attempts: ", "ticks ") >= 21_600.0,
         "{out}"
     );
+    // PnL = gross - costs, costs = fees + slippage, all printed.
+    let pnl = number_after(out, "PnL: ", "PnL: ");
+    let gross = number_after(out, "PnL: ", "gross ");
+    let costs = number_after(out, "PnL: ", "costs ");
+    let fees = number_after(out, "PnL: ", "(fees ");
+    let slippage = number_after(out, "PnL: ", "slippage ");
+    assert!(costs > 0.0 && fees > 0.0, "{out}");
+    assert!((costs - fees - slippage).abs() <= 0.011, "{out}");
+    assert!((pnl - (gross - costs)).abs() <= 0.011, "{out}");
     assert_eq!(wallets(out).0, NEW_WALLET);
     assert!(dir.path().join("kyzlo-data/journal.db").exists());
     assert!(dir.path().join("kyzlo-data/paper-wallet.json").exists());
@@ -82,18 +93,18 @@ fn a_paper_run_exits_zero_and_prints_its_summary() {
 #[test]
 fn a_second_run_continues_from_the_first_runs_wallet_and_fresh_starts_over() {
     let dir = tempfile::tempdir().unwrap();
-    let first = paper(dir.path(), "", &["--duration", "10m"]);
+    let first = paper(dir.path(), BUSY, &["--duration", "10m"]);
     first.assert_success("first run");
     let (start1, end1) = wallets(&first.stdout);
     assert_eq!(start1, NEW_WALLET);
     assert_ne!(end1, start1, "the first run must trade:\n{}", first.stdout);
 
-    let second = paper(dir.path(), "", &["--duration", "10m"]);
+    let second = paper(dir.path(), BUSY, &["--duration", "10m"]);
     second.assert_success("second run");
     let (start2, end2) = wallets(&second.stdout);
     assert_eq!(start2, end1, "the second run starts where the first ended");
 
-    let fresh = paper(dir.path(), "", &["--duration", "10m", "--fresh"]);
+    let fresh = paper(dir.path(), BUSY, &["--duration", "10m", "--fresh"]);
     fresh.assert_success("fresh run");
     let (start3, _) = wallets(&fresh.stdout);
     assert_eq!(
@@ -124,7 +135,12 @@ fn dip_then_crash() -> Vec<f64> {
 }
 
 /// No strategy exit (z never reaches 50) and no faults: the stop-loss is the exit.
-const STOP_ONLY: &str = "[strategy]\nexit_z = 50.0\n[paper]\nfaults = \"none\"\n";
+/// A 20-second window that enters every 2-sigma dip whatever it costs, and exits only by
+/// the exit plan: the strategy of old, to drive the bot through a short series.
+const STOP_ONLY: &str = "[strategy]\nwindow_s = 20.0\ncost_aware = false\nexit_z = 50.0\n[trading]\nentry_fraction = 1.0\n[paper]\nfaults = \"none\"\n";
+
+/// The strategy of old on the embedded market: many short round trips.
+const BUSY: &str = "[strategy]\nwindow_s = 20.0\ncost_aware = false\n";
 
 fn check_dip_and_crash(finished: &Finished, prices: &[f64]) {
     finished.assert_success("kyzlo paper --prices");
@@ -268,4 +284,68 @@ fn an_unknown_fault_profile_is_refused_naming_the_allowed_ones() {
         !dir.path().join("kyzlo-data/journal.db").exists(),
         "nothing is started on a refused argument"
     );
+}
+
+#[test]
+fn a_paper_report_is_written_as_html_and_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.html");
+    let finished = paper(dir.path(), "", &["--report", report.to_str().unwrap()]);
+    finished.assert_success("kyzlo paper --report");
+    assert!(
+        finished
+            .stdout
+            .contains(&format!("report: {}", report.display())),
+        "{}",
+        finished.stdout
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    for part in [
+        "<h1>kyzlo paper report</h1>",
+        "<svg id=\"equity\"",
+        "<svg id=\"drawdown\"",
+        "Gross (before costs)",
+        "Max drawdown",
+        "Sharpe / Sortino",
+        ">stop_loss</td>",
+        "window_s = 1800.0",
+    ] {
+        assert!(html.contains(part), "{part} missing from the report");
+    }
+    for fetch in ["src=", "<link", "@import", "url("] {
+        assert!(
+            !html.contains(fetch),
+            "{fetch}: the page must open without a network"
+        );
+    }
+
+    let json = paper(dir.path(), "", &["--fresh", "--json"]);
+    json.assert_success("kyzlo paper --json");
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(v["equity"].as_array().unwrap().len() >= 500);
+    let exits = v["exits"].as_array().unwrap();
+    let closed: u64 = v["exits_by_reason"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|n| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(exits.len() as u64, closed);
+    for exit in exits {
+        let attempts = exit["attempts"].as_array().unwrap();
+        assert!(!attempts.is_empty(), "{exit}");
+        let landed = attempts.iter().find(|a| a["outcome"] == "landed").unwrap();
+        assert!(landed["time_to_land_s"].as_f64().unwrap() >= 0.0, "{exit}");
+        assert!(
+            landed["fee_paid_lamports"].as_u64().unwrap() >= 5_000,
+            "{exit}"
+        );
+    }
+    let drawdown = v["max_drawdown"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&drawdown), "{drawdown}");
+    assert_eq!(v["seed"], 20_210_519);
+    let pnl = v["pnl"].as_f64().unwrap();
+    let gross = v["gross"].as_f64().unwrap();
+    let costs = v["fees"].as_f64().unwrap() + v["slippage"].as_f64().unwrap();
+    assert!((pnl - (gross - costs)).abs() < 1e-6);
 }

@@ -21,6 +21,7 @@
 pub mod error;
 pub mod faults;
 pub mod market;
+pub mod report;
 pub mod rng;
 pub mod summary;
 pub mod trace;

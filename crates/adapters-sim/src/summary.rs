@@ -29,6 +29,8 @@ pub struct PaperSummary {
     pub trading_state: TradingState,
     /// Network and priority fees paid by every landed transaction.
     pub fees: Lamports,
+    /// What fills lost to slippage against the market at their landing, in quote units.
+    pub slippage_quote: i128,
 }
 
 impl PaperSummary {
@@ -40,6 +42,24 @@ impl PaperSummary {
     #[must_use]
     pub fn pnl(&self) -> f64 {
         self.value(&self.end, self.last_price) - self.value(&self.start, self.last_price)
+    }
+
+    /// The fees, in quote tokens at the last price.
+    #[must_use]
+    pub fn fees_quote(&self) -> f64 {
+        self.fees.get() as f64 / 1e9 * self.last_price
+    }
+
+    /// Slippage, in quote tokens.
+    #[must_use]
+    pub fn slippage(&self) -> f64 {
+        self.slippage_quote as f64 / 1e6
+    }
+
+    /// What the trades made before their costs (fees and slippage).
+    #[must_use]
+    pub fn gross(&self) -> f64 {
+        self.pnl() + self.fees_quote() + self.slippage()
     }
 
     /// The summary as text.
@@ -97,8 +117,12 @@ impl PaperSummary {
             self.open_positions
         ));
         out.push_str(&format!(
-            "PnL: {:+.2} USDC (holdings at the last price)\n",
-            self.pnl()
+            "PnL: {:+.2} USDC (holdings at the last price) = gross {:+.2} - costs {:.2} (fees {:.2}, slippage {:.2})\n",
+            self.pnl(),
+            self.gross(),
+            self.fees_quote() + self.slippage(),
+            self.fees_quote(),
+            self.slippage()
         ));
         out
     }

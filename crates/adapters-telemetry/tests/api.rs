@@ -197,6 +197,7 @@ async fn start_bot() -> Bot {
             latency_breaker: LatencyBreakerConfig::default(),
             exit_breaker_threshold: ExitBreaker::DEFAULT_THRESHOLD,
             entry_quote_amount: TokenAmount::new(100_000_000),
+            entry_fraction: None,
             max_positions: 1,
             strategy_exits: true,
             tick_interval: Duration::from_millis(50),

@@ -27,6 +27,14 @@ pub fn run(args: &ChaosArgs) -> Result<String, AppError> {
     let (results, trace) = kyzlo_chaos::run_many(&scenario, args.runs, args.seed, threads);
     let elapsed = started.elapsed();
     let summary = summarize(&scenario.name, args.seed, scenario.stop_loss_bps, &results);
+    if summary.triggered == 0 {
+        return Err(AppError::NothingMeasured(format!(
+            "the {:.1}% stop was hit in none of the {} runs within the {} s horizon: nothing to compare. Lower stop_loss_bps, lengthen horizon_s, or replay a stretch that falls (from_ts_ms)",
+            f64::from(scenario.stop_loss_bps) / 100.0,
+            args.runs,
+            scenario.horizon.as_secs()
+        )));
+    }
     if let Some(path) = &args.report {
         let html = kyzlo_chaos::report::html(&summary, &results, trace.as_ref(), scenario.horizon);
         std::fs::write(path, html).map_err(|source| AppError::Io {

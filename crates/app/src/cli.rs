@@ -83,6 +83,12 @@ pub struct PaperArgs {
     /// Start a new paper wallet and journal (the old ones are moved aside).
     #[arg(long)]
     pub fresh: bool,
+    /// Write an HTML report (equity, drawdown, every exit with its attempts, costs) here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Print the report as JSON instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `run` options.

@@ -32,6 +32,9 @@ pub enum AppError {
     /// Talking to a running bot failed.
     #[error("{0}")]
     Remote(String),
+    /// The command ran but had nothing to measure (exit code 2); the hint says why.
+    #[error("{0}")]
+    NothingMeasured(String),
     /// The command ran and found a failure; its report goes to standard output.
     #[error("{0}")]
     Failed(String),

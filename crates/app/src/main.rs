@@ -71,6 +71,10 @@ fn main() -> ExitCode {
             print!("{report}");
             ExitCode::FAILURE
         }
+        Err(AppError::NothingMeasured(hint)) => {
+            eprintln!("kyzlo: {hint}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("kyzlo: {e}");
             ExitCode::FAILURE
@@ -93,7 +97,7 @@ fn run(cli: Cli) -> Result<String, AppError> {
     match command {
         Command::Paper(args) => {
             let config = kyzlo_config::load_valid(path, Some(Profile::Paper))?;
-            Ok(paper::run(&config, &args)?.render())
+            paper::run(&config, &args)
         }
         Command::Chaos(args) => chaos_cmd::run(&args),
         Command::Verify(args) => verify_cmd::run(&args),

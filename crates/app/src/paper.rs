@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use kyzlo_adapters_sim::faults::{FaultProfile, FaultSchedule, ProfileName};
 use kyzlo_adapters_sim::market::{PricePath, SimMarket, embedded, load_csv};
+use kyzlo_adapters_sim::report::{EquityPoint, PaperReport, ReportInputs};
 use kyzlo_adapters_sim::summary::PaperSummary;
 use kyzlo_adapters_sim::venue::{PaperWallet, SimVenue, SimWallet};
+use kyzlo_application::journal::Journal as _;
 use kyzlo_domain::{Lamports, Price, TokenAmount};
 
 use kyzlo_config::Config;
@@ -28,7 +30,7 @@ const WALLET_FILE: &str = "paper-wallet.json";
 ///
 /// # Errors
 /// [`AppError`] for bad arguments, unreadable files, or a failed start-up.
-pub fn run(config: &Config, args: &PaperArgs) -> Result<PaperSummary, AppError> {
+pub fn run(config: &Config, args: &PaperArgs) -> Result<String, AppError> {
     if !(args.speed == 0.0 || (0.01..=1e6).contains(&args.speed)) {
         return Err(AppError::Usage(format!(
             "--speed {}: expected 0 (as fast as possible) or a factor from 0.01 to 1000000",
@@ -93,7 +95,7 @@ async fn paper(
     duration: Duration,
     journal: SqliteJournal,
     wallet_path: &Path,
-) -> Result<PaperSummary, AppError> {
+) -> Result<String, AppError> {
     let initial = SimWallet {
         base: TokenAmount::ZERO,
         quote: config.paper.initial_quote,
@@ -112,6 +114,7 @@ async fn paper(
     let start_wallet = venue.wallet();
     let fees_before = venue.fees_paid();
     let journal = Arc::new(journal);
+    let history = journal.clone();
     let adapters = Adapters {
         feed: market.clone(),
         router: venue.clone(),
@@ -132,13 +135,24 @@ async fn paper(
     let totals = launched.bot.totals();
     let control = launched.bot.control();
     let progress = progress_bar(duration);
+    let equity = Arc::new(std::sync::Mutex::new(Vec::new()));
     let ticker = {
         let progress = progress.clone();
         let stop = stop.clone();
+        let (venue, market, equity) = (venue.clone(), market.clone(), equity.clone());
         tokio::spawn(async move {
-            let step = (duration / 200).max(Duration::from_secs(1));
+            let step = (duration / 1_000).max(Duration::from_secs(1));
             let started = clock.now();
             loop {
+                let elapsed = clock.now().saturating_since(started);
+                let (w, price) = (venue.wallet(), market.price_now().get());
+                if let Ok(mut e) = equity.lock() {
+                    e.push(EquityPoint {
+                        at_s: elapsed.as_secs_f64(),
+                        price,
+                        value: w.quote.get() as f64 / 1e6 + w.base.get() as f64 / 1e9 * price,
+                    });
+                }
                 tokio::time::sleep(step).await;
                 let elapsed = clock.now().saturating_since(started);
                 progress.set_position(elapsed.as_secs().min(duration.as_secs()));
@@ -170,7 +184,7 @@ async fn paper(
     let last = orchestrator
         .last_price()
         .map_or_else(|| market.price_now().get(), Price::get);
-    Ok(PaperSummary {
+    let summary = PaperSummary {
         simulated,
         first_price: path.price_at(Duration::ZERO).get(),
         last_price: last,
@@ -180,7 +194,40 @@ async fn paper(
         open_positions: orchestrator.positions().len(),
         trading_state: control.state(),
         fees: Lamports::new(venue.fees_paid().get().saturating_sub(fees_before.get())),
-    })
+        slippage_quote: venue.slippage_paid(),
+    };
+    if args.report.is_none() && !args.json {
+        return Ok(summary.render());
+    }
+    let exits = history
+        .exit_history(usize::MAX)
+        .await
+        .map_err(|e| AppError::Startup(format!("journal: {e}")))?;
+    let report = PaperReport::new(ReportInputs {
+        summary: &summary,
+        seed,
+        config: config.file.masked_toml()?,
+        equity: equity.lock().map(|e| e.clone()).unwrap_or_default(),
+        exits,
+        landings: venue.landings(),
+        start: market.start,
+        price_at: &|at| market.price_at(at).get(),
+    });
+    let mut out = summary.render();
+    if let Some(file) = &args.report {
+        std::fs::write(file, report.to_html()).map_err(|source| AppError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        out.push_str(&format!("report: {}\n", file.display()));
+    }
+    if args.json {
+        out = report
+            .to_json()
+            .map_err(|e| AppError::Startup(format!("report: {e}")))?;
+        out.push('\n');
+    }
+    Ok(out)
 }
 
 fn progress_bar(duration: Duration) -> indicatif::ProgressBar {

@@ -77,6 +77,9 @@ pub struct BotSettings {
     pub exit_breaker_threshold: u32,
     /// Quote units spent per entry.
     pub entry_quote_amount: TokenAmount,
+    /// The share of the wallet's quote balance an entry spends, capped at
+    /// `entry_quote_amount`; `None` spends the cap.
+    pub entry_fraction: Option<kyzlo_domain::Fraction>,
     /// At most this many open positions.
     pub max_positions: usize,
     /// Whether the strategy's own exit signal closes positions (the exit plan's legs
@@ -247,6 +250,7 @@ impl Bot {
             OrchestratorConfig {
                 exit_plan: settings.exit_plan,
                 entry_quote_amount: settings.entry_quote_amount,
+                entry_fraction: settings.entry_fraction,
                 max_positions: settings.max_positions,
                 pair: settings.pair,
                 strategy_exits: settings.strategy_exits,

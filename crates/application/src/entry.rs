@@ -29,6 +29,25 @@ pub enum EntryRefusal {
     /// The latency breaker is open.
     #[error("the latency breaker refused the entry")]
     LatencyBreaker,
+    /// The wallet's share for an entry is below a tenth of the most an entry may spend:
+    /// not worth its fees, and what an empty wallet would otherwise try every tick.
+    #[error(
+        "an entry of {amount} quote units is too small (the wallet's share is below a tenth of the cap)"
+    )]
+    TooSmall { amount: TokenAmount },
+    /// The wallet's balance could not be read to size the entry.
+    #[error("the wallet's balance could not be read to size the entry")]
+    Balance,
+}
+
+/// How much an entry spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntrySize {
+    /// The most it spends, in quote units.
+    pub cap: TokenAmount,
+    /// The share of the wallet's quote balance it spends, when sized by the wallet; `None`
+    /// spends the cap.
+    pub fraction: Option<kyzlo_domain::Fraction>,
 }
 
 /// Runs entries.
@@ -63,7 +82,7 @@ impl EntryExecutor {
         &self,
         intent: IntentId,
         position: PositionId,
-        quote_amount: TokenAmount,
+        size: EntrySize,
     ) -> Result<ExecutionReport, EntryRefusal> {
         let metrics = &self.engine.venue().metrics;
         let state = self.control.state();
@@ -77,6 +96,22 @@ impl EntryExecutor {
             metrics.record(MetricEvent::EntryRefused);
             return Err(EntryRefusal::LatencyBreaker);
         }
+        let quote_amount = match size.fraction {
+            None => size.cap,
+            Some(fraction) => {
+                let balances = self.engine.venue().chain.balances().await.map_err(|e| {
+                    tracing::warn!(error = %e, "entry not sized: balance unread");
+                    metrics.record(MetricEvent::EntryRefused);
+                    EntryRefusal::Balance
+                })?;
+                let amount = balances.quote.portion(fraction).min(size.cap);
+                if amount.get() < size.cap.get() / 10 || amount.is_zero() {
+                    metrics.record(MetricEvent::EntryRefused);
+                    return Err(EntryRefusal::TooSmall { amount });
+                }
+                amount
+            }
+        };
         let job = SwapJob {
             intent,
             position,

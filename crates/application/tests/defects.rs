@@ -303,7 +303,10 @@ async fn an_unreadable_fill_is_never_zero_and_is_corrected_once_read() {
         .run(
             IntentId(2),
             PositionId(1),
-            TokenAmount::new(100 * 1_000_000),
+            kyzlo_application::entry::EntrySize {
+                cap: TokenAmount::new(100 * 1_000_000),
+                fraction: None,
+            },
         )
         .await
         .unwrap();

@@ -409,7 +409,10 @@ async fn late_landings_never_execute_an_entry_twice() {
         .run(
             IntentId(h.ids.next()),
             PositionId(h.ids.next()),
-            TokenAmount::new(1_000 * 1_000_000),
+            kyzlo_application::entry::EntrySize {
+                cap: TokenAmount::new(1_000 * 1_000_000),
+                fraction: None,
+            },
         )
         .await
         .unwrap();
@@ -458,7 +461,10 @@ async fn entries_are_refused_while_the_latency_breaker_is_open_but_exits_run() {
         .run(
             IntentId(h.ids.next()),
             PositionId(h.ids.next()),
-            TokenAmount::new(1_000_000),
+            kyzlo_application::entry::EntrySize {
+                cap: TokenAmount::new(1_000_000),
+                fraction: None,
+            },
         )
         .await;
     assert!(refused.is_err());

@@ -35,6 +35,7 @@ fn orchestrator(h: &Harness, max_positions: usize, window: usize) -> Orchestrato
         OrchestratorConfig {
             exit_plan: ExitPlanConfig::default(),
             entry_quote_amount: TokenAmount::new(100 * USDC),
+            entry_fraction: None,
             max_positions,
             pair: kyzlo_application::testing::FAKE_PAIR,
             strategy_exits: true,

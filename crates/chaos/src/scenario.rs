@@ -42,6 +42,9 @@ pub struct Scenario {
     pub operator_reaction: Duration,
     /// Tick interval of the bot.
     pub tick: Duration,
+    /// RPC blackouts placed relative to the moment the stop fires in each run, as (start,
+    /// end) after it.
+    pub blackouts_after_stop: Vec<(Duration, Duration)>,
 }
 
 /// Names of the built-in scenarios.
@@ -78,6 +81,7 @@ fn base(name: &str, description: &str, market: GeneratorConfig, faults: FaultPro
         horizon: Duration::from_secs(600),
         operator_reaction: Duration::from_secs(60),
         tick: Duration::from_secs(1),
+        blackouts_after_stop: Vec::new(),
     }
 }
 
@@ -89,6 +93,28 @@ fn profile(name: ProfileName) -> FaultProfile {
         cluster: ClusterProfile::adversarial(),
         ..name.profile()
     }
+}
+
+/// Fault windows `[start, end]` in seconds, each ending after it starts.
+fn windows_of(
+    path: &Path,
+    key: &'static str,
+    windows: &[[f64; 2]],
+) -> Result<Vec<(Duration, Duration)>, ScenarioError> {
+    let mut out = Vec::new();
+    for &[a, b] in windows {
+        let (a, b) = (secs(path, key, a)?, secs(path, key, b)?);
+        if b <= a {
+            return Err(ScenarioError::Invalid {
+                path: path.to_owned(),
+                key,
+                value: format!("[{a:?}, {b:?}]"),
+                expected: "windows as [start, end] with end after start",
+            });
+        }
+        out.push((a, b));
+    }
+    Ok(out)
 }
 
 /// A built-in scenario by name.
@@ -289,6 +315,7 @@ struct FaultsFile {
     retry_after_s: Option<f64>,
     node_unhealthy: Option<f64>,
     blackouts_s: Option<Vec<[f64; 2]>>,
+    blackouts_after_stop_s: Option<Vec<[f64; 2]>>,
     base_slippage_bps: Option<f64>,
     confirm_latency_median_ms: Option<f64>,
     cluster: Option<ClusterName>,
@@ -367,7 +394,8 @@ fn probability(
 /// rate_limited = 0.0
 /// retry_after_s = 1.0
 /// node_unhealthy = 0.0
-/// blackouts_s = [[20, 65]]
+/// blackouts_s = [[20, 65]]            # RPC blackouts, seconds from the run's start
+/// blackouts_after_stop_s = [[0, 45]]   # ... or from the moment the stop fires in each run
 /// base_slippage_bps = 5.0
 /// confirm_latency_median_ms = 600
 /// cluster = "adversarial"    # adversarial | healthy (the default) | ideal: the RPC nodes
@@ -515,24 +543,13 @@ pub fn from_toml(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
             ClusterName::Ideal => ClusterProfile::ideal(),
         };
     }
-    if let Some(windows) = f.blackouts_s {
-        let mut out = Vec::new();
-        for [a, b] in windows {
-            let (a, b) = (
-                secs(path, "faults.blackouts_s", a)?,
-                secs(path, "faults.blackouts_s", b)?,
-            );
-            if b <= a {
-                return Err(invalid(
-                    "faults.blackouts_s",
-                    format!("[{a:?}, {b:?}]"),
-                    "windows as [start, end] with end after start",
-                ));
-            }
-            out.push((a, b));
-        }
-        faults.blackouts = out;
+    if let Some(windows) = &f.blackouts_s {
+        faults.blackouts = windows_of(path, "faults.blackouts_s", windows)?;
     }
+    let blackouts_after_stop = match &f.blackouts_after_stop_s {
+        Some(windows) => windows_of(path, "faults.blackouts_after_stop_s", windows)?,
+        None => Vec::new(),
+    };
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let position = (file.position_sol * SOL as f64) as u64;
     Ok(Scenario {
@@ -545,5 +562,6 @@ pub fn from_toml(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         horizon,
         operator_reaction,
         tick: Duration::from_secs(1),
+        blackouts_after_stop,
     })
 }

@@ -367,8 +367,17 @@ impl TryFrom<File> for Config {
             ));
         }
         let pair = file.pair.validate()?;
-        let trading = trading::validate(&file.trading, &file.strategy, &file.exit_plan, pair.pair)?;
+        let mut trading =
+            trading::validate(&file.trading, &file.strategy, &file.exit_plan, pair.pair)?;
         let execution = exit::validate(&file.exit, &file.exit_retry, &file.retry)?;
+        if trading.cost_aware {
+            trading.strategy.cost = trading::round_trip_cost(
+                &execution.entry,
+                &execution.exit,
+                pair.pair.native_base,
+                file.trading.entry_size,
+            );
+        }
         Ok(Self {
             profile,
             pair,
@@ -401,6 +410,7 @@ impl Config {
             latency_breaker: self.latency_breaker.clone(),
             exit_breaker_threshold: self.exit_breaker_threshold,
             entry_quote_amount: self.trading.entry_quote_amount,
+            entry_fraction: Some(self.trading.entry_fraction),
             max_positions: self.trading.max_positions,
             strategy_exits: true,
             tick_interval: self.trading.tick_interval,

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use kyzlo_application::execute::ExecutionSettings;
 use kyzlo_application::ports::Pair;
 use kyzlo_domain::exit_plan::{ExitPlanConfig, TakeProfitRung};
-use kyzlo_domain::strategy::MeanReversionConfig;
+use kyzlo_domain::strategy::{MeanReversionConfig, RoundTripCost};
 use kyzlo_domain::{Bps, Fraction, TokenAmount};
 use serde::{Deserialize, Serialize};
 
@@ -15,8 +16,10 @@ use crate::check::{ConfigError, bps, domain, invalid, positive_ms};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TradingFile {
-    /// Quote tokens spent per entry (e.g. 100.0 USDC).
+    /// The most quote tokens spent per entry (e.g. 100.0 USDC).
     pub entry_size: f64,
+    /// The share of the wallet's quote balance spent per entry, capped at `entry_size`.
+    pub entry_fraction: f64,
     /// At most this many open positions.
     pub max_positions: usize,
     /// Milliseconds between ticks.
@@ -27,6 +30,7 @@ impl Default for TradingFile {
     fn default() -> Self {
         Self {
             entry_size: 100.0,
+            entry_fraction: 0.25,
             max_positions: 1,
             tick_interval_ms: 1_000,
         }
@@ -37,21 +41,30 @@ impl Default for TradingFile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StrategyFile {
-    /// Rolling window, in ticks.
-    pub window: usize,
+    /// The rolling window, in seconds of prices (whatever the tick).
+    pub window_s: f64,
     /// Enter long when the z-score is at or below `-entry_z`.
     pub entry_z: f64,
     /// Exit when the z-score is at or above `exit_z`.
     pub exit_z: f64,
+    /// An entry needs the expected reversion to the mean to exceed the round trip's
+    /// estimated cost (the entry rung's and the first exit rung's slippage, the network
+    /// and priority fees of both) by this much, in bps of the price.
+    pub min_edge_bps: u16,
+    /// Whether entries must pay for their round trip (`min_edge_bps` and the cost); off,
+    /// every dip of `entry_z` is entered.
+    pub cost_aware: bool,
 }
 
 impl Default for StrategyFile {
     fn default() -> Self {
         let d = MeanReversionConfig::default();
         Self {
-            window: d.window,
+            window_s: 1_800.0,
             entry_z: d.entry_z,
             exit_z: d.exit_z,
+            min_edge_bps: 20,
+            cost_aware: true,
         }
     }
 }
@@ -108,14 +121,18 @@ impl Default for ExitPlanFile {
 /// What is traded and when, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trading {
-    /// Quote units spent per entry.
+    /// The most quote units spent per entry.
     pub entry_quote_amount: TokenAmount,
+    /// The share of the quote balance spent per entry.
+    pub entry_fraction: Fraction,
     /// At most this many open positions.
     pub max_positions: usize,
     /// Between ticks.
     pub tick_interval: Duration,
     /// The strategy.
     pub strategy: MeanReversionConfig,
+    /// Whether entries must pay for their round trip.
+    pub cost_aware: bool,
     /// Every new position's exit plan.
     pub exit_plan: ExitPlanConfig,
 }
@@ -148,21 +165,89 @@ pub(crate) fn validate(
             "1 to 10000",
         ));
     }
+    let fraction =
+        (t.entry_fraction.is_finite() && t.entry_fraction > 0.0 && t.entry_fraction <= 1.0)
+            .then(|| Fraction::from_bps((t.entry_fraction * 10_000.0).round() as u16).ok())
+            .flatten()
+            .ok_or_else(|| {
+                invalid(
+                    "trading.entry_fraction",
+                    t.entry_fraction,
+                    "a share of the quote balance from 0.0001 to 1",
+                )
+            })?;
+    let tick_interval = positive_ms("trading.tick_interval_ms", t.tick_interval_ms)?;
+    let ticks = s.window_s * 1_000.0 / tick_interval.as_millis() as f64;
+    if !(s.window_s.is_finite() && (2.0..=100_000.0).contains(&ticks.round())) {
+        return Err(invalid(
+            "strategy.window_s",
+            s.window_s,
+            format!(
+                "seconds covering 2 to 100000 ticks of {} ms",
+                tick_interval.as_millis()
+            ),
+        ));
+    }
+    if s.min_edge_bps >= 10_000 {
+        return Err(invalid(
+            "strategy.min_edge_bps",
+            s.min_edge_bps,
+            "0 to 9999 bps",
+        ));
+    }
     let strategy = MeanReversionConfig {
-        window: s.window,
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked above
+        window: ticks.round() as usize,
         entry_z: s.entry_z,
         exit_z: s.exit_z,
+        // The cost is set once the execution settings are known (`Config::try_from`).
+        cost: RoundTripCost::default(),
+        min_edge: if s.cost_aware {
+            f64::from(s.min_edge_bps) / 10_000.0
+        } else {
+            0.0
+        },
     };
     strategy.validate().map_err(|e| domain(e, "strategy", s))?;
     Ok(Trading {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked above
         entry_quote_amount: TokenAmount::new(units as u64),
+        entry_fraction: fraction,
         max_positions: t.max_positions,
-        tick_interval: positive_ms("trading.tick_interval_ms", t.tick_interval_ms)?,
+        tick_interval,
         strategy,
+        cost_aware: s.cost_aware,
         exit_plan: exit_plan(p)?,
     })
 }
+
+/// The estimated cost of a round trip of `notional_quote`: the entry rung's and the
+/// first exit rung's slippage tolerance (the most either may cost), and, when the base is
+/// the native token that pays fees, two network fees and both priority fees.
+#[must_use]
+pub fn round_trip_cost(
+    entry: &ExecutionSettings,
+    exit: &ExecutionSettings,
+    native_base: bool,
+    notional_quote: f64,
+) -> RoundTripCost {
+    let (entry, exit) = (entry.ladder.rung(1), exit.ladder.rung(1));
+    let slippage = f64::from(entry.slippage.bps().get() + exit.slippage.bps().get()) / 10_000.0;
+    let fees_lamports =
+        2 * NETWORK_FEE_LAMPORTS + entry.priority_fee.get() + exit.priority_fee.get();
+    RoundTripCost {
+        slippage,
+        fees_base: if native_base {
+            fees_lamports as f64 / 1e9
+        } else {
+            0.0
+        },
+        notional_quote,
+    }
+}
+
+/// Solana's base fee per signature.
+const NETWORK_FEE_LAMPORTS: u64 = 5_000;
 
 fn exit_plan(p: &ExitPlanFile) -> Result<ExitPlanConfig, ConfigError> {
     let stop_loss = u16::try_from(p.stop_loss_bps)

@@ -32,7 +32,7 @@ pub use latency_breaker::{
 };
 pub use latency_stats::{LatencySnapshot, RollingLatency};
 pub use retry::{AttemptGrant, GiveUpReason, RetryBudget, RetryDecision, RetryPolicy};
-pub use strategy::{MeanReversion, MeanReversionConfig};
+pub use strategy::{MeanReversion, MeanReversionConfig, RoundTripCost};
 pub use trading_state::{
     HaltCause, HaltOutcome, HaltReason, NotHalted, ReduceOnlyCause, TradingState,
 };

@@ -1,5 +1,8 @@
 //! The mean-reversion strategy: a rolling z-score of the price decides long-only entries
-//! and the strategy's own exits.
+//! and the strategy's own exits. An entry also needs an edge: the expected reversion to
+//! the mean, as a fraction of the price, must exceed the estimated cost of a round trip
+//! ([`RoundTripCost`]) by a margin, so that the strategy does not trade away the wallet in
+//! slippage and fees on moves too small to pay for themselves.
 
 use crate::error::DomainError;
 use crate::types::{ExitIntent, ExitKind, Fraction, PositionState, Price, TradeIntent};
@@ -13,14 +16,47 @@ pub struct MeanReversionConfig {
     pub entry_z: f64,
     /// Exit a long position when the z-score rises to `exit_z` or above (0: back at the mean).
     pub exit_z: f64,
+    /// What a round trip is estimated to cost.
+    pub cost: RoundTripCost,
+    /// How much the expected reversion must exceed the cost, as a fraction of the price.
+    pub min_edge: f64,
+}
+
+/// The estimated cost of a round trip (an entry and its exit), as a fraction of the
+/// position's value at `price`: slippage on both legs plus the fees paid in the base token
+/// (network and priority fees, when the base is the chain's native token).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct RoundTripCost {
+    /// Slippage of both legs, as a fraction (0.015: 1.5%).
+    pub slippage: f64,
+    /// Fees of both legs, in whole base tokens (0.0001 SOL).
+    pub fees_base: f64,
+    /// The position's value in quote tokens (what the fees are a fraction of).
+    pub notional_quote: f64,
+}
+
+impl RoundTripCost {
+    /// The cost at `price` as a fraction of the position's value.
+    #[must_use]
+    pub fn at(&self, price: f64) -> f64 {
+        let fees = if self.notional_quote > 0.0 {
+            self.fees_base * price / self.notional_quote
+        } else {
+            0.0
+        };
+        self.slippage + fees
+    }
 }
 
 impl Default for MeanReversionConfig {
+    /// A 20-price window, entries at -2 sigma, exits at the mean, no cost hurdle.
     fn default() -> Self {
         Self {
             window: 20,
             entry_z: 2.0,
             exit_z: 0.0,
+            cost: RoundTripCost::default(),
+            min_edge: 0.0,
         }
     }
 }
@@ -54,6 +90,25 @@ impl MeanReversionConfig {
             return Err(DomainError::InvalidConfig {
                 field: "strategy.exit_z",
                 expected: "a finite number above -strategy.entry_z",
+            });
+        }
+        let c = self.cost;
+        let fraction = |v: f64| v.is_finite() && (0.0..1.0).contains(&v);
+        if !(fraction(c.slippage)
+            && c.fees_base.is_finite()
+            && c.fees_base >= 0.0
+            && c.notional_quote.is_finite()
+            && c.notional_quote >= 0.0)
+        {
+            return Err(DomainError::InvalidConfig {
+                field: "strategy.cost",
+                expected: "a slippage fraction below 1, fees and a notional of 0 or more",
+            });
+        }
+        if !fraction(self.min_edge) {
+            return Err(DomainError::InvalidConfig {
+                field: "strategy.min_edge_bps",
+                expected: "0 to 9999 bps",
             });
         }
         Ok(())
@@ -212,7 +267,9 @@ impl MeanReversion {
         };
         match (self.position, self.pending) {
             (_, Pending::Entry) => TradeIntent::Hold,
-            (PositionState::Flat, Pending::Nothing) if z <= -self.config.entry_z => {
+            (PositionState::Flat, Pending::Nothing)
+                if z <= -self.config.entry_z && self.pays_for_itself(price) =>
+            {
                 self.pending = Pending::Entry;
                 TradeIntent::Enter { price }
             }
@@ -229,6 +286,21 @@ impl MeanReversion {
 
     /// Tells the strategy what the position now is after a trade filled or failed; clears a
     /// pending entry (a failed entry, confirmed `Flat`, allows a new one).
+    /// The expected reversion to the mean from `price`, as a fraction of `price`; `None`
+    /// until the window is full.
+    #[must_use]
+    pub fn expected_reversion(&self, price: Price) -> Option<f64> {
+        self.mean().map(|mean| (mean - price.get()) / price.get())
+    }
+
+    /// Whether the expected reversion from `price` exceeds the round trip's cost by the
+    /// margin.
+    #[must_use]
+    pub fn pays_for_itself(&self, price: Price) -> bool {
+        self.expected_reversion(price)
+            .is_some_and(|edge| edge >= self.config.cost.at(price.get()) + self.config.min_edge)
+    }
+
     pub fn confirm_trade(&mut self, position: PositionState) {
         self.position = position;
         self.pending = Pending::Nothing;
@@ -288,6 +360,75 @@ mod tests {
             size: Size::new(TokenAmount::new(1_000)).unwrap(),
             entry_price: p(entry),
         }
+    }
+
+    #[test]
+    fn a_dip_that_cannot_pay_for_its_round_trip_is_not_entered() {
+        let cost = RoundTripCost {
+            slippage: 0.015,
+            fees_base: 0.0011,
+            notional_quote: 100.0,
+        };
+        // Fees of 0.0011 SOL at 100 on a 100 USDC position: 0.11% more.
+        assert!((cost.at(100.0) - 0.0161).abs() < 1e-12);
+        let config = MeanReversionConfig {
+            window: 20,
+            cost,
+            min_edge: 0.002,
+            ..MeanReversionConfig::default()
+        };
+        // Twenty prices around 100, then a dip: -2 sigma either way, but only the deep one
+        // reverts far enough (1.81% needed).
+        for (dip, enters) in [(99.0, false), (97.0, true)] {
+            let mut s = MeanReversion::new(config).unwrap();
+            for i in 0..20 {
+                let _ = s.update(p(if i % 2 == 0 { 100.05 } else { 99.95 }));
+            }
+            let intent = s.update(p(dip));
+            assert!(s.zscore().unwrap() <= -2.0, "a dip of 2 sigma at {dip}");
+            assert_eq!(matches!(intent, TradeIntent::Enter { .. }), enters, "{dip}");
+            assert_eq!(s.pays_for_itself(p(dip)), enters);
+        }
+        // Without a cost, the shallow dip is entered.
+        let mut s = strategy(20);
+        for i in 0..20 {
+            let _ = s.update(p(if i % 2 == 0 { 100.05 } else { 99.95 }));
+        }
+        assert!(matches!(s.update(p(99.0)), TradeIntent::Enter { .. }));
+    }
+
+    #[test]
+    fn costs_and_margins_out_of_range_are_refused() {
+        let bad = [
+            RoundTripCost {
+                slippage: 1.0,
+                ..RoundTripCost::default()
+            },
+            RoundTripCost {
+                slippage: f64::NAN,
+                ..RoundTripCost::default()
+            },
+            RoundTripCost {
+                fees_base: -1.0,
+                ..RoundTripCost::default()
+            },
+            RoundTripCost {
+                notional_quote: f64::INFINITY,
+                ..RoundTripCost::default()
+            },
+        ];
+        for cost in bad {
+            let config = MeanReversionConfig {
+                cost,
+                ..MeanReversionConfig::default()
+            };
+            assert!(config.validate().is_err(), "{cost:?}");
+        }
+        let config = MeanReversionConfig {
+            min_edge: -0.1,
+            ..MeanReversionConfig::default()
+        };
+        assert!(config.validate().is_err());
     }
 
     fn strategy(window: usize) -> MeanReversion {

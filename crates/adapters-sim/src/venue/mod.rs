@@ -120,6 +120,9 @@ struct State {
     unsaved: bool,
     /// Main-fork landings already traced and persisted.
     reported: usize,
+    /// What the landed swaps' fills fell short of the market price at landing, in quote
+    /// units (negative when noise favoured them).
+    slippage_quote: i128,
 }
 
 /// The simulated router, chain, signer and health probe (see the module docs).
@@ -184,6 +187,7 @@ impl SimVenue {
                 paper: None,
                 unsaved: false,
                 reported: 0,
+                slippage_quote: 0,
             }),
         }
     }
@@ -350,6 +354,40 @@ impl SimVenue {
         .get()
     }
 
+    /// What `landed`'s fill fell short of the market price at its landing, in quote units.
+    fn slippage_of(&self, landed: &Landed) -> i128 {
+        let fair = i128::from(self.fair_out(landed.side, landed.fill.amount_in, landed.at));
+        let short = fair - i128::from(landed.fill.amount_out.get());
+        match landed.side {
+            Side::Sell => short,
+            Side::Buy => {
+                let price = self.market.price_at(landed.at);
+                let value = self
+                    .pair
+                    .quote_value(
+                        TokenAmount::new(short.unsigned_abs().min(u128::from(u64::MAX)) as u64),
+                        price,
+                    )
+                    .get();
+                if short < 0 {
+                    -i128::from(value)
+                } else {
+                    i128::from(value)
+                }
+            }
+        }
+    }
+
+    /// What landed swaps lost to slippage against the market price at their landing, in
+    /// quote units (negative when the noise of fills favoured them overall).
+    #[must_use]
+    pub fn slippage_paid(&self) -> i128 {
+        let now = self.run_time();
+        let mut s = self.lock();
+        self.settle(&mut s, now);
+        s.slippage_quote
+    }
+
     fn swap_out(&self, at: Duration, side: Side, amount_in: TokenAmount) -> u64 {
         let profile = self.schedule.profile();
         let slippage = if profile.base_slippage_bps.is_nan() {
@@ -383,6 +421,9 @@ impl SimVenue {
         }
         let fresh: Vec<Landed> = landings[s.reported.min(landings.len())..].to_vec();
         s.reported = landings.len();
+        for l in fresh.iter().filter(|l| l.status == LedgerStatus::Ok) {
+            s.slippage_quote += self.slippage_of(l);
+        }
         let wallet = s.ledger.tip().to_wallet(self.pair.native_base);
         if let Some(paper) = &mut s.paper {
             for l in fresh {

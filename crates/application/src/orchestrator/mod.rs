@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::control::TradingControl;
-use crate::entry::{EntryExecutor, EntryRefusal};
+use crate::entry::{EntryExecutor, EntryRefusal, EntrySize};
 use crate::execute::{Engine, ExecutionOutcome, ExecutionReport, read_fill};
 use crate::exit::{ExitExecutor, ExitRefusal};
 use crate::gateway::{ExitGateway, ExitOrder, GatewayRefusal};
@@ -81,6 +81,9 @@ pub struct OrchestratorConfig {
     pub exit_plan: ExitPlanConfig,
     /// Quote-token amount spent per entry.
     pub entry_quote_amount: TokenAmount,
+    /// The share of the wallet's quote balance an entry spends (capped at
+    /// `entry_quote_amount`); `None` spends the cap.
+    pub entry_fraction: Option<kyzlo_domain::Fraction>,
     /// At most this many open positions.
     pub max_positions: usize,
     /// The pair's decimals.
@@ -393,7 +396,10 @@ impl Orchestrator {
         let intent = IntentId(s.ids.next());
         self.pending_entry = Some(position);
         let entries = Arc::clone(&s.entries);
-        let amount = self.config.entry_quote_amount;
+        let amount = EntrySize {
+            cap: self.config.entry_quote_amount,
+            fraction: self.config.entry_fraction,
+        };
         let done = self.done_tx.clone();
         self.tasks.spawn(async move {
             let report = entries.run(intent, position, amount).await;

@@ -105,6 +105,7 @@ pub fn settings(schedule: &Schedule) -> BotSettings {
             window: 30,
             entry_z: 1.5,
             exit_z: 0.5,
+            ..MeanReversionConfig::default()
         },
         exit_plan,
         exit: ExecutionSettings {
@@ -115,6 +116,7 @@ pub fn settings(schedule: &Schedule) -> BotSettings {
         latency_breaker: LatencyBreakerConfig::default(),
         exit_breaker_threshold: 2,
         entry_quote_amount: TokenAmount::new(100 * USDC),
+        entry_fraction: None,
         max_positions: 2,
         strategy_exits: true,
         tick_interval: Duration::from_secs(1),

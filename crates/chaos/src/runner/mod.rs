@@ -160,7 +160,14 @@ pub fn run_one(scenario: &Scenario, seed: u64, trace: bool) -> (RunResult, Optio
     let Some(stop_at) = stop_at else {
         return (result, None);
     };
-    let schedule = Arc::new(FaultSchedule::new(scenario.faults.clone(), seed));
+    let mut faults = scenario.faults.clone();
+    faults.blackouts.extend(
+        scenario
+            .blackouts_after_stop
+            .iter()
+            .map(|&(a, b)| (stop_at + a, stop_at + b)),
+    );
+    let schedule = Arc::new(FaultSchedule::new(faults, seed));
     let mut tr = trace.then(|| RunTrace {
         prices: (0..=scenario.horizon.as_secs())
             .step_by(2)

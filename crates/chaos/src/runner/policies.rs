@@ -59,6 +59,7 @@ pub(super) async fn run_kyzlo(
             latency_breaker: LatencyBreakerConfig::default(),
             exit_breaker_threshold: ExitBreaker::DEFAULT_THRESHOLD,
             entry_quote_amount: TokenAmount::new(100 * USDC),
+            entry_fraction: None,
             // No entries (the journaled position is adopted regardless): the run
             // measures the exit alone.
             max_positions: 0,
