@@ -3,8 +3,10 @@
 #
 # 1. Installs solana-test-validator (for the Solana adapter's suite against a real local
 #    validator) when it is missing: a ~20-minute build the first time, skipped after.
-# 2. Builds every test.
-# 3. Runs them inside a private network namespace when the machine allows one (root, or
+# 2. Installs Debian's chromium (for the page tests in a real headless browser) when no
+#    Chromium is on the PATH and KYZLO_CHROMIUM names none: about a minute, once.
+# 3. Builds every test.
+# 4. Runs them inside a private network namespace when the machine allows one (root, or
 #    unprivileged user namespaces): only loopback exists there, so no test can reach, or
 #    be reached from, anything but this machine (the validator's RPC port listens on every
 #    interface whatever its options say).
@@ -13,6 +15,14 @@ cd "$(dirname "$0")/.."
 
 validator=$(scripts/install-validator.sh)
 export KYZLO_VALIDATOR_BIN="$validator"
+
+if [ -z "${KYZLO_CHROMIUM:-}" ] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && ! command -v google-chrome >/dev/null; then
+  echo "installing chromium (Debian) for the browser tests" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2
+fi
 
 cargo test --workspace --locked --no-run
 # The binary the end-to-end tests in tests/ run (they build it on demand; built here first

@@ -475,6 +475,56 @@ fn bad_configs() -> Vec<(&'static str, String, Start, Vec<&'static str>)> {
             vec!["pair.quote_mint", "not-a-mint"],
         ),
         (
+            "a malformed Telegram token",
+            p("[alerts]\ntelegram_bot_token = \"s3cr3t\"\ntelegram_chat_ids = [1]"),
+            Paper,
+            vec!["alerts.telegram_bot_token", "BotFather"],
+        ),
+        (
+            "Telegram chats without a token",
+            p("[alerts]\ntelegram_chat_ids = [1]"),
+            Paper,
+            vec!["alerts.telegram_bot_token"],
+        ),
+        (
+            "a Telegram token without chats",
+            p("[alerts]\ntelegram_bot_token = \"123:s3cr3tAAAAAAAAAAAAAAAAAAAA\""),
+            Paper,
+            vec!["alerts.telegram_chat_ids"],
+        ),
+        (
+            "Telegram over plain http off this host",
+            p(
+                "[alerts]\ntelegram_bot_token = \"123:s3cr3tAAAAAAAAAAAAAAAAAAAA\"\ntelegram_chat_ids = [1]\ntelegram_api_url = \"http://api.example.com\"",
+            ),
+            Paper,
+            vec!["alerts.telegram_api_url", "https"],
+        ),
+        (
+            "strategy window nan",
+            p("[strategy]\nwindow_s = nan"),
+            Paper,
+            vec!["strategy.window_s"],
+        ),
+        (
+            "strategy edge of 100%",
+            p("[strategy]\nmin_edge_bps = 10000"),
+            Paper,
+            vec!["strategy.min_edge_bps"],
+        ),
+        (
+            "entry fraction zero",
+            p("[trading]\nentry_fraction = 0.0"),
+            Paper,
+            vec!["trading.entry_fraction"],
+        ),
+        (
+            "entry fraction above one",
+            p("[trading]\nentry_fraction = 2.0"),
+            Paper,
+            vec!["trading.entry_fraction"],
+        ),
+        (
             "devnet, RPC not a URL",
             live("devnet", "[rpc]\nendpoints = [\"not a url/s3cr3t\"]"),
             Run,

@@ -1,6 +1,7 @@
 //! What kyzlo's end-to-end tests share: the `kyzlo` binary under test, built once per run
 //! of the suite, and the helpers of the binary's tests ([`common`]).
 
+pub mod browser;
 pub mod common;
 
 use std::path::Path;

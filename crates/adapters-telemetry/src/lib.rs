@@ -13,12 +13,15 @@ pub mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod exposition;
 pub mod metrics;
+pub mod telegram;
 
 pub use alerts::{
     AlertCounters, AlertOutcome, AlertRouter, AlertRouterConfig, AlertWorker, LogAlerts,
     WebhookAlerts, WebhookKind,
 };
 pub use api::client::{ClientError, OperatorClient, Request};
+pub use api::page::RecentAlerts;
 pub use api::{ApiConfig, serve};
 pub use error::TelemetryError;
 pub use metrics::{OPENMETRICS_CONTENT_TYPE, PrometheusMetrics};
+pub use telegram::{Telegram, TelegramConfig};

@@ -216,6 +216,7 @@ async fn start_bot() -> Bot {
     let config = ApiConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         bearer_token: Some(TOKEN.to_owned()),
+        ..ApiConfig::default()
     };
     let (server, addr) = serve(config, operator, prom, shutdown_rx).await.unwrap();
     Bot {
@@ -533,6 +534,7 @@ async fn without_the_loop_reads_answer_503_and_a_halt_still_holds() {
     let config = ApiConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         bearer_token: None,
+        ..ApiConfig::default()
     };
     let (_server, addr) = serve(
         config,
@@ -604,6 +606,7 @@ async fn serve_refuses_a_non_loopback_address_without_a_token() {
     let config = ApiConfig {
         listen: "0.0.0.0:0".parse().unwrap(),
         bearer_token: None,
+        ..ApiConfig::default()
     };
     let refused = serve(
         config,

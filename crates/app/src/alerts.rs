@@ -1,12 +1,13 @@
-//! Alert wiring: the log always, plus the configured webhooks, behind the de-duplicating,
-//! rate-limiting router (a slow webhook never blocks trading).
+//! Alert wiring: the log and the status page always, plus the configured webhooks and
+//! Telegram chats, behind the de-duplicating, rate-limiting router (a slow receiver never
+//! blocks trading).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kyzlo_adapters_telemetry::{
-    AlertCounters, AlertRouter, AlertRouterConfig, AlertWorker, LogAlerts, WebhookAlerts,
-    WebhookKind,
+    AlertCounters, AlertRouter, AlertRouterConfig, AlertWorker, LogAlerts, RecentAlerts, Telegram,
+    WebhookAlerts, WebhookKind,
 };
 use kyzlo_application::ports::AlertSink;
 use kyzlo_config::{Config, Webhook};
@@ -21,8 +22,13 @@ use crate::error::AppError;
 pub fn alert_sink(
     config: &Config,
     counters: AlertCounters,
+    recent: Arc<RecentAlerts>,
+    telegram: Option<Telegram>,
 ) -> Result<(Arc<dyn AlertSink>, AlertWorker), AppError> {
-    let mut sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(LogAlerts)];
+    let mut sinks: Vec<Arc<dyn AlertSink>> = vec![Arc::new(LogAlerts), recent];
+    if let Some(telegram) = telegram {
+        sinks.push(Arc::new(telegram));
+    }
     for (kind, url) in &config.alerts.webhooks {
         let kind = match kind {
             Webhook::Slack => WebhookKind::Slack,

@@ -36,7 +36,13 @@ pub fn run(args: &ChaosArgs) -> Result<String, AppError> {
         )));
     }
     if let Some(path) = &args.report {
-        let html = kyzlo_chaos::report::html(&summary, &results, trace.as_ref(), scenario.horizon);
+        let html = kyzlo_chaos::report::html(
+            &summary,
+            &results,
+            trace.as_ref(),
+            scenario.horizon,
+            scenario.stop_loss_bps,
+        );
         std::fs::write(path, html).map_err(|source| AppError::Io {
             path: path.clone(),
             source,

@@ -9,10 +9,8 @@ use std::sync::Arc;
 use kyzlo_adapters_journal::data_dir::JOURNAL_FILE;
 use kyzlo_adapters_journal::{DataDir, DataDirError};
 use kyzlo_adapters_telemetry::{ClientError, OperatorClient, Request};
-use kyzlo_application::journal::{IntentAction, IntentHistory, IntentOutcome};
 use kyzlo_application::operator::{OperatorError, StoppedBot};
 use kyzlo_application::ports::PortError;
-use kyzlo_domain::trading_state::TradingState;
 
 use crate::cli::ApiArgs;
 use crate::error::AppError;
@@ -95,44 +93,6 @@ fn stopped_bot(
     ))
 }
 
-fn describe(state: &TradingState) -> String {
-    match state {
-        TradingState::Active => "active".to_owned(),
-        TradingState::ReduceOnly { cause, .. } => format!("reduce_only ({})", cause.as_str()),
-        TradingState::Halted { reason, .. } => {
-            format!("halted ({}: {})", reason.cause.as_str(), reason.detail)
-        }
-    }
-}
-
-fn describe_exit(h: &IntentHistory) -> String {
-    let kind = match h.intent.action {
-        IntentAction::Exit(kind) => kind.as_str(),
-        IntentAction::Enter => "entry",
-    };
-    let outcome = match h.outcome {
-        Some(IntentOutcome::Filled(fill)) => {
-            format!("filled: {} in -> {} out", fill.amount_in, fill.amount_out)
-        }
-        Some(IntentOutcome::Landed {
-            provisional: fill, ..
-        }) => format!(
-            "landed: {} in -> at least {} out (fill not read yet)",
-            fill.amount_in, fill.amount_out
-        ),
-        Some(IntentOutcome::Failed) => "failed".to_owned(),
-        None => "unresolved".to_owned(),
-    };
-    format!(
-        "{} {} {} attempts {} {}",
-        h.intent.intent,
-        h.intent.position,
-        kind,
-        h.attempts.len(),
-        outcome
-    )
-}
-
 /// The stopped bot's use cases, through the application's operator over its journal.
 async fn local(config: &Config, api: &ApiArgs, request: Request) -> Result<String, AppError> {
     let (bot, _dir, path) = stopped_bot(config, api)?;
@@ -145,7 +105,7 @@ async fn local(config: &Config, api: &ApiArgs, request: Request) -> Result<Strin
     match request {
         Request::Status => {
             let status = bot.status().await.map_err(journal)?;
-            let _ = writeln!(out, "trading: {}", describe(&status.trading));
+            let _ = writeln!(out, "trading: {}", status.trading);
             let _ = writeln!(out, "open positions: {}", status.positions.len());
             for p in &status.positions {
                 let _ = writeln!(
@@ -167,16 +127,12 @@ async fn local(config: &Config, api: &ApiArgs, request: Request) -> Result<Strin
         }
         Request::Exits(limit) => {
             for h in bot.exit_history(limit).await.map_err(journal)? {
-                let _ = writeln!(out, "{}", describe_exit(&h));
+                let _ = writeln!(out, "{}", h.summary());
             }
         }
         Request::Halt(reason) => {
             let state = bot.halt(&reason).await.map_err(journal)?;
-            let _ = writeln!(
-                out,
-                "trading: {} (the bot will start halted)",
-                describe(&state)
-            );
+            let _ = writeln!(out, "trading: {} (the bot will start halted)", state);
         }
         Request::Resume(key) => {
             bot.resume(key.as_bytes()).await.map_err(|e| match e {

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kyzlo_adapters_telemetry::{ApiConfig, PrometheusMetrics};
+use kyzlo_adapters_telemetry::{
+    ApiConfig, PrometheusMetrics, RecentAlerts, Telegram, TelegramConfig,
+};
 use kyzlo_application::bot::{Bot, BotPorts, BotSettings};
 use kyzlo_application::clock::Clock;
 use kyzlo_application::journal::Journal;
@@ -77,7 +79,26 @@ pub async fn launch(
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Launched, AppError> {
     let prometheus = Arc::new(PrometheusMetrics::new());
-    let (alerts, worker) = crate::alerts::alert_sink(config, prometheus.alert_counters())?;
+    let recent = Arc::new(RecentAlerts::default());
+    let telegram = config
+        .alerts
+        .telegram
+        .as_ref()
+        .map(|t| {
+            Telegram::new(TelegramConfig {
+                api_url: t.api_url.to_string(),
+                token: t.token.expose().to_owned(),
+                chats: t.chats.clone(),
+            })
+        })
+        .transpose()
+        .map_err(|e| AppError::Startup(format!("telegram: {e}")))?;
+    let (alerts, worker) = crate::alerts::alert_sink(
+        config,
+        prometheus.alert_counters(),
+        recent.clone(),
+        telegram.clone(),
+    )?;
     let mut tasks = vec![tokio::spawn(worker.run())];
     let bot = Bot::start(
         BotPorts {
@@ -95,6 +116,11 @@ pub async fn launch(
     )
     .await?;
     prometheus.observe(&bot.guard(), &bot.exits());
+    if let Some(telegram) = telegram {
+        tasks.push(tokio::spawn(
+            telegram.run_commands(bot.operator(), shutdown.clone()),
+        ));
+    }
     if let Some(listen) = config.api.listen {
         let api_config = ApiConfig {
             listen,
@@ -103,6 +129,7 @@ pub async fn launch(
                 .bearer_token
                 .as_ref()
                 .map(|t| t.expose().to_owned()),
+            recent_alerts: recent,
         };
         let (task, addr) =
             kyzlo_adapters_telemetry::serve(api_config, bot.operator(), prometheus, shutdown)

@@ -187,6 +187,36 @@ pub struct IntentHistory {
     pub attempts: Vec<(AttemptRecord, Option<AttemptOutcome>)>,
 }
 
+impl IntentHistory {
+    /// One line for an operator: intent, position, kind, attempts and how it ended.
+    #[must_use]
+    pub fn summary(&self) -> String {
+        let kind = match self.intent.action {
+            IntentAction::Exit(kind) => kind.as_str(),
+            IntentAction::Enter => "entry",
+        };
+        let outcome = match self.outcome {
+            Some(IntentOutcome::Filled(fill)) => {
+                format!("filled: {} in -> {} out", fill.amount_in, fill.amount_out)
+            }
+            Some(IntentOutcome::Landed {
+                provisional: fill, ..
+            }) => format!(
+                "landed: {} in -> at least {} out (fill not read yet)",
+                fill.amount_in, fill.amount_out
+            ),
+            Some(IntentOutcome::Failed) => "failed".to_owned(),
+            None => "unresolved".to_owned(),
+        };
+        format!(
+            "{} {} {kind} attempts {} {outcome}",
+            self.intent.intent,
+            self.intent.position,
+            self.attempts.len()
+        )
+    }
+}
+
 /// The durable journal. Every write returns only once it is durable; a failed write
 /// before a send means the send does not happen.
 #[async_trait]

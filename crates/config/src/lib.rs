@@ -35,7 +35,7 @@ pub use breakers::{ExitBreakerFile, LatencyBreakerFile};
 pub use check::ConfigError;
 pub use exit::{Execution, ExitFile, RetryFile, RungFile, StyleFile};
 pub use network::{CommitmentFile, Jupiter, JupiterFile, Rpc, RpcFile, WalletFile};
-pub use operator::{Alerts, AlertsFile, Api, ApiFile, Webhook};
+pub use operator::{Alerts, AlertsFile, Api, ApiFile, Telegram, Webhook};
 pub use pair::{NATIVE_MINT, PairFile, PairSettings, USDC_MINT};
 pub use paper::{JournalFile, Paper, PaperFile};
 pub use secret::Secret;
@@ -154,6 +154,7 @@ impl File {
             &mut masked.alerts.slack_webhook,
             &mut masked.alerts.discord_webhook,
             &mut masked.alerts.generic_webhook,
+            &mut masked.alerts.telegram_bot_token,
         ] {
             if secret.is_some() {
                 *secret = Some(Secret::masked());

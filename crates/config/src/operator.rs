@@ -46,6 +46,12 @@ pub struct AlertsFile {
     pub max_per_window: u32,
     /// The rate-limit window.
     pub window_s: f64,
+    /// Telegram bot token (secret): alerts to `telegram_chat_ids`, and commands from them.
+    pub telegram_bot_token: Option<Secret>,
+    /// The Telegram chats that get alerts and may command the bot.
+    pub telegram_chat_ids: Vec<i64>,
+    /// The Telegram Bot API's address.
+    pub telegram_api_url: String,
 }
 
 impl Default for AlertsFile {
@@ -56,6 +62,9 @@ impl Default for AlertsFile {
             generic_webhook: None,
             max_per_window: 5,
             window_s: 60.0,
+            telegram_bot_token: None,
+            telegram_chat_ids: Vec::new(),
+            telegram_api_url: "https://api.telegram.org".into(),
         }
     }
 }
@@ -91,6 +100,19 @@ pub struct Alerts {
     pub max_per_window: u32,
     /// The rate-limit window.
     pub window: Duration,
+    /// Telegram, when configured.
+    pub telegram: Option<Telegram>,
+}
+
+/// Telegram, validated.
+#[derive(Debug, Clone)]
+pub struct Telegram {
+    /// The Bot API's address.
+    pub api_url: Url,
+    /// The bot's token (secret).
+    pub token: Secret,
+    /// The chats that get alerts and may command the bot.
+    pub chats: Vec<i64>,
 }
 
 /// The shortest bearer token accepted (the API's own floor).
@@ -169,6 +191,54 @@ impl AlertsFile {
             webhooks,
             max_per_window: self.max_per_window,
             window: positive_secs("alerts.window_s", self.window_s)?,
+            telegram: self.telegram()?,
         })
+    }
+
+    fn telegram(&self) -> Result<Option<Telegram>, ConfigError> {
+        let Some(token) = &self.telegram_bot_token else {
+            if !self.telegram_chat_ids.is_empty() {
+                return Err(invalid(
+                    "alerts.telegram_bot_token",
+                    "(none)",
+                    "a bot token from @BotFather when alerts.telegram_chat_ids is set",
+                ));
+            }
+            return Ok(None);
+        };
+        // The token is part of every request's path: digits, a colon, then URL-safe
+        // characters, as @BotFather issues them.
+        let shape = token.expose().split_once(':').is_some_and(|(id, key)| {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_digit())
+                && key.len() >= 20
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
+        if !shape {
+            return Err(invalid(
+                "alerts.telegram_bot_token",
+                "***",
+                "a bot token as @BotFather issues it (digits, a colon, then at least 20 letters, digits, _ or -)",
+            ));
+        }
+        if self.telegram_chat_ids.is_empty() {
+            return Err(invalid(
+                "alerts.telegram_chat_ids",
+                "[]",
+                "at least one chat id that gets alerts and may command the bot",
+            ));
+        }
+        Ok(Some(Telegram {
+            api_url: http_url(
+                "alerts.telegram_api_url",
+                &self.telegram_api_url,
+                false,
+                Scheme::Https,
+            )?,
+            token: token.clone(),
+            chats: self.telegram_chat_ids.clone(),
+        }))
     }
 }

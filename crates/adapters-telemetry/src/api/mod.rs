@@ -1,5 +1,5 @@
 //! The operator HTTP API (axum): `GET /metrics`, `/status`, `/exits/history?limit=N`,
-//! `/metrics/exits`, and the control routes `POST /halt`, `/resume`,
+//! `/metrics/exits`, `/alerts`, the live status page at `/`, and the control routes `POST /halt`, `/resume`,
 //! `/positions/{id}/exit`, which need `Authorization: Bearer <token>` (compared in
 //! constant time) whenever a token is configured. It listens on loopback unless told
 //! otherwise, and refuses a non-loopback address without a token.
@@ -7,6 +7,7 @@
 pub mod client;
 pub mod dto;
 mod lockout;
+pub mod page;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -35,6 +36,7 @@ use self::dto::{
     ErrorDto, ExitDto, ExitMetricsDto, ForceExitDto, HaltDto, HistoryDto, StatusDto, TradingDto,
 };
 use self::lockout::Lockout;
+use self::page::RecentAlerts;
 use crate::error::TelemetryError;
 use crate::metrics::{OPENMETRICS_CONTENT_TYPE, PrometheusMetrics};
 
@@ -52,7 +54,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub const MAX_REASON_BYTES: usize = 1_024;
 
 /// Where the API listens and how it authenticates.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ApiConfig {
     /// The address to bind (default `127.0.0.1:9464`; port 0 picks a free one).
     pub listen: SocketAddr,
@@ -60,6 +62,8 @@ pub struct ApiConfig {
     /// without one, on loopback, the control routes are open to local processes (resume
     /// still needs the approval key).
     pub bearer_token: Option<String>,
+    /// The alerts the status page shows (an alert sink the bot's alerts also go to).
+    pub recent_alerts: Arc<RecentAlerts>,
 }
 
 impl Default for ApiConfig {
@@ -67,6 +71,7 @@ impl Default for ApiConfig {
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT)),
             bearer_token: None,
+            recent_alerts: Arc::default(),
         }
     }
 }
@@ -106,6 +111,7 @@ struct AppState {
     metrics: Arc<PrometheusMetrics>,
     token: Option<Arc<[u8]>>,
     lockout: Arc<Lockout>,
+    recent_alerts: Arc<RecentAlerts>,
 }
 
 /// Binds the API and serves it in a task until `shutdown` turns true (or its sender is
@@ -141,6 +147,7 @@ pub async fn serve(
         metrics,
         token: config.bearer_token.map(|t| Arc::from(t.into_bytes())),
         lockout: Arc::default(),
+        recent_alerts: config.recent_alerts.clone(),
     };
     let app = router(state);
     tracing::info!(%local, "operator API listening");
@@ -163,6 +170,8 @@ async fn wait_for_shutdown(mut shutdown: watch::Receiver<bool>) {
 
 fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(status_page))
+        .route("/alerts", get(recent_alerts))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
         .route("/exits/history", get(history))
@@ -354,6 +363,21 @@ fn string_field<'a>(
     }
 }
 
+async fn status_page() -> Response {
+    (
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        page::STATUS_PAGE,
+    )
+        .into_response()
+}
+
+async fn recent_alerts(State(state): State<AppState>) -> Response {
+    json(StatusCode::OK, state.recent_alerts.newest_first())
+}
+
 async fn metrics(State(state): State<AppState>) -> Response {
     match state.metrics.render() {
         Ok(text) => ([(CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], text).into_response(),
@@ -523,6 +547,7 @@ mod tests {
                     .parse()
                     .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 1))),
                 bearer_token: None,
+                ..ApiConfig::default()
             };
             assert!(
                 matches!(
@@ -535,11 +560,13 @@ mod tests {
         let loopback_v6 = ApiConfig {
             listen: SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
             bearer_token: None,
+            ..ApiConfig::default()
         };
         assert!(loopback_v6.validate().is_ok());
         let with_token = ApiConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 0)),
             bearer_token: Some("a-long-enough-token-0123".into()),
+            ..ApiConfig::default()
         };
         assert!(with_token.validate().is_ok());
     }

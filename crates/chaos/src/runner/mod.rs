@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use kyzlo_adapters_sim::faults::FaultSchedule;
 use kyzlo_adapters_sim::market::{PricePath, SimMarket, generate};
+use kyzlo_adapters_sim::trace::{Trace, TraceEvent};
 use kyzlo_adapters_sim::venue::{SimVenue, SimWallet};
 use kyzlo_application::bot::{Bot, BotPorts, BotSettings};
 use kyzlo_application::clock::Clock;
@@ -71,7 +72,7 @@ pub struct RunResult {
 }
 
 /// One send, for the report's example run.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SendMark {
     /// When it was first sent, from the run's start.
     pub at: Duration,
@@ -79,6 +80,9 @@ pub struct SendMark {
     pub landed_at: Option<Duration>,
     /// Whether it landed successfully.
     pub ok: bool,
+    /// Every send call for it (the first and each rebroadcast): when, and whether a node
+    /// accepted it (a refusal otherwise).
+    pub sends: Vec<(Duration, bool)>,
 }
 
 /// The detail of one run, for the report's plot.
@@ -243,6 +247,7 @@ struct Sales {
 /// closed `position` count toward its loss.
 fn account(
     venue: &SimVenue,
+    trace: &Trace,
     intents: &[(TxSignature, u64)],
     stop_at: Duration,
     position: u64,
@@ -265,6 +270,7 @@ fn account(
         }
     }
     let doubles = per_intent.values().filter(|n| **n > 1).count() as u32;
+    let events = trace.events();
     let marks = intents
         .iter()
         .map(|(sig, _)| {
@@ -273,6 +279,17 @@ fn account(
                 at: venue.first_sent_at(*sig).unwrap_or_default(),
                 landed_at: landing.map(|l| l.at),
                 ok: landing.is_some_and(|l| l.ok),
+                sends: events
+                    .iter()
+                    .filter_map(|e| match e {
+                        TraceEvent::Sent {
+                            signature,
+                            at,
+                            accepted,
+                        } if signature == sig => Some((*at, *accepted)),
+                        _ => None,
+                    })
+                    .collect(),
             }
         })
         .collect();

@@ -15,13 +15,17 @@ pub(super) async fn run_kyzlo(
 ) -> (PolicyRun, Vec<SendMark>) {
     let clock = Clock::new();
     let market = Arc::new(SimMarket::starting_now(Arc::clone(path), clock));
-    let venue = Arc::new(SimVenue::new(
-        Arc::clone(&market),
-        Arc::clone(schedule),
-        wallet(size),
-        clock,
-        Pair::SOL_USDC,
-    ));
+    let trace = Arc::new(Trace::new());
+    let venue = Arc::new(
+        SimVenue::new(
+            Arc::clone(&market),
+            Arc::clone(schedule),
+            wallet(size),
+            clock,
+            Pair::SOL_USDC,
+        )
+        .with_trace(Arc::clone(&trace)),
+    );
     let journal = Arc::new(MemoryJournal::new());
     let position = PositionId(1);
     let opened = journal
@@ -127,7 +131,7 @@ pub(super) async fn run_kyzlo(
         .map(|(i, _)| elapsed(i.created_at))
         .min()
         .unwrap_or_default();
-    let sales = account(&venue, &intents, stop_at, size.amount().get());
+    let sales = account(&venue, &trace, &intents, stop_at, size.amount().get());
     let m = totals.summary();
     let closed = sales.sold >= size.amount().get();
     let realized_loss_pct = if closed {
@@ -176,13 +180,17 @@ pub(super) async fn run_naive(
     const POLL: Duration = Duration::from_secs(10);
     let clock = Clock::new();
     let market = Arc::new(SimMarket::starting_now(Arc::clone(path), clock));
-    let venue = Arc::new(SimVenue::new(
-        market,
-        Arc::clone(schedule),
-        wallet(size),
-        clock,
-        Pair::SOL_USDC,
-    ));
+    let trace = Arc::new(Trace::new());
+    let venue = Arc::new(
+        SimVenue::new(
+            market,
+            Arc::clone(schedule),
+            wallet(size),
+            clock,
+            Pair::SOL_USDC,
+        )
+        .with_trace(Arc::clone(&trace)),
+    );
     tokio::time::sleep(stop_at).await;
     let Ok(slippage) = Slippage::from_bps(100) else {
         return (PolicyRun::default(), Vec::new());
@@ -258,7 +266,7 @@ pub(super) async fn run_naive(
         exit_time,
         doubles,
         marks,
-    } = account(&venue, &sent, stop_at, position);
+    } = account(&venue, &trace, &sent, stop_at, position);
     let realized_loss_pct = if sold >= position {
         // Only the position's own sale counts toward its loss; a double sale is counted
         // separately (it sold the trader's other holdings).

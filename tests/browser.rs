@@ -1,0 +1,213 @@
+//! The pages an operator looks at, in a real headless Chromium: the paper report, the
+//! chaos report, and the live status page of a running paper bot (it shows a halt made
+//! with `kyzlo halt` within two seconds, and its force-exit button sends the
+//! authenticated request). Each test saves a screenshot in `target/screenshots/`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use kyzlo_tests::browser::Browser;
+use kyzlo_tests::common::{ChildGuard, http, kyzlo, price_csv, run, wait_until, write_file};
+
+const WAIT: Duration = Duration::from_secs(60);
+const TOKEN: &str = "status-page-token-0123456789";
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn the_paper_report_opens_offline_with_its_charts_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.html");
+    let config = write_file(dir.path(), "kyzlo.toml", "[api]\nlisten = \"\"\n");
+    let mut command = kyzlo(dir.path());
+    command
+        .args(["paper", "--config"])
+        .arg(&config)
+        .arg("--report")
+        .arg(&report);
+    run(&mut command, WAIT).assert_success("kyzlo paper --report");
+
+    let mut browser = Browser::start(1000, 1400);
+    browser.open(&format!("file://{}", report.display()));
+    let text = browser.text();
+    for part in [
+        "kyzlo paper report",
+        "Summary",
+        "Gross (before costs)",
+        "Max drawdown",
+        "Equity",
+        "Drawdown",
+        "stop_loss",
+        "slippage asked (bps)",
+        "Configuration",
+    ] {
+        assert!(text.contains(part), "{part} not on the page:\n{text}");
+    }
+    // The equity curve is drawn inside its chart.
+    let points = browser.eval(
+        "document.querySelector('#equity polyline').getAttribute('points').split(' ').length",
+    );
+    assert!(points.as_u64().unwrap() >= 500, "{points}");
+    let inside = browser.eval(
+        "(() => { const s = document.querySelector('#equity'); const b = s.getBoundingClientRect(); \
+         return [...s.querySelectorAll('text')].every(t => { const r = t.getBoundingClientRect(); \
+         return r.left >= b.left - 1 && r.right <= b.right + 1 && r.top >= b.top - 1 && r.bottom <= b.bottom + 1; }); })()",
+    );
+    assert_eq!(inside, serde_json::Value::Bool(true), "no label clipped");
+    let shot = browser.screenshot("paper-report");
+    assert!(std::fs::metadata(shot).unwrap().len() > 10_000);
+}
+
+#[test]
+fn the_chaos_report_shows_the_table_and_the_minute_around_the_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("chaos.html");
+    let mut command = kyzlo(dir.path());
+    command
+        .args([
+            "chaos",
+            "--scenario",
+            "rpc-blackout",
+            "--runs",
+            "200",
+            "--report",
+        ])
+        .arg(&report);
+    run(&mut command, WAIT).assert_success("kyzlo chaos --report");
+
+    let mut browser = Browser::start(1100, 1600);
+    browser.open(&format!("file://{}", report.display()));
+    let text = browser.text();
+    for part in ["rpc-blackout", "naive", "kyzlo", "oracle"] {
+        assert!(text.contains(part), "{part} not on the page:\n{text}");
+    }
+    let rows = browser.eval("document.querySelectorAll('table tr').length");
+    assert!(
+        rows.as_u64().unwrap() >= 4,
+        "a table with a row per policy: {rows}"
+    );
+    let inside = browser.eval(
+        "[...document.querySelectorAll('svg')].every(s => { const b = s.getBoundingClientRect(); \
+         return [...s.querySelectorAll('text')].every(t => { const r = t.getBoundingClientRect(); \
+         return r.left >= b.left - 1 && r.right <= b.right + 1 && r.top >= b.top - 1 && r.bottom <= b.bottom + 1; }); })",
+    );
+    assert_eq!(inside, serde_json::Value::Bool(true), "no label clipped");
+    browser.screenshot("chaos-report");
+}
+
+/// 20 minutes of one-second prices: a wiggle around 100, a step down to 99 at 20 s (one
+/// entry on a 10-second window), then the same wiggle around 99.
+fn flat_then_dip() -> Vec<f64> {
+    (0..1_200u32)
+        .map(|i| {
+            let level = if i < 20 { 100.0 } else { 99.0 };
+            level + 0.02 * (f64::from(i) / 3.0).sin()
+        })
+        .collect()
+}
+
+#[test]
+fn the_status_page_shows_a_halt_within_two_seconds_and_force_exits_with_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let prices = write_file(dir.path(), "prices.csv", &price_csv(0, &flat_then_dip()));
+    let config = write_file(
+        dir.path(),
+        "bot.toml",
+        &format!(
+            "[trading]\nentry_fraction = 1.0\n\
+             [strategy]\nwindow_s = 10.0\ncost_aware = false\nentry_z = 2.5\nexit_z = 50.0\n\
+             [api]\nlisten = \"127.0.0.1:0\"\nbearer_token = \"{TOKEN}\"\n\
+             [paper]\nfaults = \"none\"\n"
+        ),
+    );
+    let stderr = dir.path().join("stderr.txt");
+    let mut command = kyzlo(dir.path());
+    command
+        .args(["paper", "--speed", "10", "--config"])
+        .arg(&config)
+        .arg("--prices")
+        .arg(&prices)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(File::create(&stderr).unwrap()));
+    let mut bot = ChildGuard::spawn(&mut command);
+    let addr: SocketAddr = wait_until(WAIT, "the operator API's address", || {
+        if let Some(status) = bot.wait_for(Duration::ZERO) {
+            panic!("kyzlo paper ended early ({status}):\n{}", read(&stderr));
+        }
+        read(&stderr)
+            .lines()
+            .find_map(|l| l.strip_prefix("operator API listening on http://"))
+            .map(|a| a.trim().parse().unwrap())
+    });
+    let status = || http(addr, "GET", "/status", None, None).json();
+    wait_until(WAIT, "a position", || {
+        (status()["positions"].as_array().map_or(0, Vec::len) == 1).then_some(())
+    });
+
+    let mut browser = Browser::start(1300, 900);
+    browser.open(&format!("http://{addr}/"));
+    browser.wait_for(
+        "document.getElementById('state').textContent === 'active' && !!document.querySelector('button[data-exit]')",
+        Duration::from_secs(10),
+    );
+
+    // A halt from the command line shows within two seconds, with its reason.
+    let url = format!("http://{addr}");
+    let mut halt = kyzlo(dir.path());
+    halt.args([
+        "halt",
+        "--url",
+        &url,
+        "--token",
+        TOKEN,
+        "--reason",
+        "page test",
+    ]);
+    run(&mut halt, WAIT).assert_success("kyzlo halt");
+    let shown_after = browser.wait_for(
+        "document.getElementById('state').textContent === 'halted'",
+        Duration::from_secs(2),
+    );
+    assert!(shown_after <= Duration::from_secs(2), "{shown_after:?}");
+    browser.wait_for(
+        "document.getElementById('reason').textContent.includes('page test') && document.body.innerText.includes('trading_halted')",
+        Duration::from_secs(2),
+    );
+
+    // Without the token the button's request is refused; with it, the exit starts.
+    browser.eval("document.querySelector('button[data-exit]').click(); true");
+    browser.wait_for(
+        "document.getElementById('action').textContent.includes('refused (401)')",
+        Duration::from_secs(5),
+    );
+    assert_eq!(status()["positions"][0]["exiting"], false);
+    browser.eval(&format!(
+        "(() => {{ const t = document.getElementById('token'); t.value = '{TOKEN}'; \
+         t.dispatchEvent(new Event('change')); document.querySelector('button[data-exit]').click(); return true; }})()"
+    ));
+    browser.wait_for(
+        "document.getElementById('action').textContent.includes('started: intent')",
+        Duration::from_secs(5),
+    );
+    wait_until(WAIT, "the force-exit to close the position", || {
+        status()["positions"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+            .then_some(())
+    });
+    let history = http(addr, "GET", "/exits/history?limit=1", None, None).json();
+    assert_eq!(history["exits"][0]["kind"], "operator", "{history}");
+    browser.wait_for(
+        "document.body.innerText.includes('operator')",
+        Duration::from_secs(5),
+    );
+    browser.screenshot("status-page");
+    bot.interrupt();
+    let _ = bot.wait_for(WAIT);
+}
