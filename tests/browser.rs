@@ -157,6 +157,13 @@ fn the_status_page_shows_a_halt_within_two_seconds_and_force_exits_with_the_toke
         Duration::from_secs(10),
     );
 
+    // Each position with its exit plan: the stop, the peak, the next take-profit.
+    let plan = browser.text();
+    assert!(
+        plan.contains("stop ") && plan.contains("peak ") && plan.contains("next take-profit"),
+        "{plan}"
+    );
+
     // A halt from the command line shows within two seconds, with its reason.
     let url = format!("http://{addr}");
     let mut halt = kyzlo(dir.path());

@@ -525,6 +525,35 @@ fn bad_configs() -> Vec<(&'static str, String, Start, Vec<&'static str>)> {
             vec!["trading.entry_fraction"],
         ),
         (
+            "two RPC endpoints slower than the call timeout",
+            p(
+                "[rpc]\nendpoints = [\"http://127.0.0.1:9\", \"http://127.0.0.1:10\"]\nrequest_timeout_ms = 2500",
+            ),
+            Paper,
+            vec!["rpc.request_timeout_ms", "exit.call_timeout_ms"],
+        ),
+        (
+            "a Jupiter URL with a password",
+            p("[jupiter]\nbase_url = \"https://user:s3cr3t@jup.example.com\""),
+            Paper,
+            vec!["jupiter.base_url", "api_key"],
+        ),
+        (
+            "a bearer token with an escape byte",
+            p("[api]\nlisten = \"\"\nbearer_token = \"abcdefghijklmnop\\u001b[2J\""),
+            Paper,
+            vec!["api.bearer_token", "printable"],
+        ),
+        (
+            "a bearer token too long for a header",
+            format!(
+                "[api]\nlisten = \"\"\nbearer_token = \"{}\"",
+                "a".repeat(4096)
+            ),
+            Paper,
+            vec!["api.bearer_token", "512"],
+        ),
+        (
             "devnet, RPC not a URL",
             live("devnet", "[rpc]\nendpoints = [\"not a url/s3cr3t\"]"),
             Run,
@@ -729,6 +758,26 @@ fn bad_price_files() -> Vec<(&'static str, Vec<u8>, usize)> {
 }
 
 #[test]
+fn a_device_or_an_oversized_file_is_refused_as_configuration_without_being_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.toml");
+    std::fs::write(&big, vec![b'#'; 2 << 20]).unwrap();
+    for (what, path, part) in [
+        ("a device", "/dev/zero", "not a regular file"),
+        ("two megabytes", big.to_str().unwrap(), "more than the"),
+    ] {
+        for args in [
+            &["config", "check", "--config", path][..],
+            &["paper", "--config", path],
+        ] {
+            let finished = kyzlo_in(dir.path(), args, &[]);
+            let problems = refused(&format!("{what} (`kyzlo {}`)", args[0]), &finished, &[part]);
+            assert!(problems.is_empty(), "{}", problems.join("\n"));
+        }
+    }
+}
+
+#[test]
 fn forty_and_more_bad_price_files_are_refused_naming_the_file_and_line() {
     let cases = bad_price_files();
     assert!(cases.len() >= 40, "{} cases", cases.len());
@@ -760,7 +809,11 @@ fn forty_and_more_bad_price_files_are_refused_naming_the_file_and_line() {
     // A missing file and a folder are named too.
     let dir = tempfile::tempdir().unwrap();
     let config = write_file(dir.path(), "kyzlo.toml", NO_API);
-    for (what, path) in [("missing", "nope.csv"), ("a folder", ".")] {
+    for (what, path) in [
+        ("missing", "nope.csv"),
+        ("a folder", "."),
+        ("a device", "/dev/zero"),
+    ] {
         let finished = kyzlo_in(
             dir.path(),
             &[

@@ -64,9 +64,14 @@ fn a_paper_run_on_the_defaults_trades_a_few_times_an_hour_and_splits_gross_from_
         "halts: ",
         "wallet: ",
         "PnL: ",
+        "report: ",
     ] {
         line(out, prefix);
     }
+    assert!(
+        dir.path().join("kyzlo-data/paper-report.html").exists(),
+        "the report by default"
+    );
     // The embedded market trades, but only on dips deep enough to pay for the round trip:
     // a few an hour at most (the strategy of old made 412 round trips here).
     let entries = number_after(out, "trades: ", "trades: ");

@@ -2,8 +2,9 @@
 //! replaced.
 //!
 //! A process claims its data directory before anything else with an exclusive OS lock on
-//! `kyzlo.lock` (held for the life of the [`DataDir`], released by the OS if the process
-//! dies), with its pid written inside so that a second process can say who holds it.
+//! the directory itself (held for the life of the [`DataDir`], released by the OS if the
+//! process dies), and writes its pid in `kyzlo.lock` (never through a symlink) so that a
+//! second process can say who holds it.
 //!
 //! The journal is then opened only when it is sound: a data directory that has been used
 //! but lost its journal, a journal that is empty, damaged (`PRAGMA quick_check`) or not
@@ -13,6 +14,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read as _, Seek as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::JournalError;
@@ -38,6 +40,12 @@ pub enum DataDirError {
         /// The file-system error.
         #[source]
         source: std::io::Error,
+    },
+    /// The pid file is a symlink or something else that is not a plain file.
+    #[error("{} is not a plain file (a symlink?): remove it; kyzlo writes its pid there", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
     },
     /// The path exists and is not a directory.
     #[error("data dir {}: not a directory", path.display())]
@@ -93,7 +101,7 @@ pub enum DataDirError {
         path: PathBuf,
     },
     /// The journal could not be opened or migrated.
-    #[error("{}: {WHAT_TO_DO}", with_causes(.source))]
+    #[error("{}: {}", with_causes(.source), remedy(.source))]
     Journal {
         /// The journal's error, with SQLite's reason.
         #[source]
@@ -127,19 +135,26 @@ impl DataDir {
             });
         }
         std::fs::create_dir_all(path).map_err(io(path))?;
+        // The lock is on the directory itself: deleting or replacing the pid file cannot
+        // let a second process in.
+        let dir = File::open(path).map_err(io(path))?;
         let lock_path = path.join(LOCK_FILE);
-        let mut lock = OpenOptions::new()
+        if std::fs::symlink_metadata(&lock_path).is_ok_and(|m| !m.is_file()) {
+            return Err(DataDirError::NotAFile { path: lock_path });
+        }
+        let mut pid_file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
             .map_err(io(&lock_path))?;
-        match lock.try_lock() {
+        match dir.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
-                let _ = lock.read_to_string(&mut text);
+                let _ = pid_file.read_to_string(&mut text);
                 return Err(DataDirError::InUse {
                     path: path.to_path_buf(),
                     holder: text.trim().parse().ok(),
@@ -147,23 +162,23 @@ impl DataDir {
             }
             Err(TryLockError::Error(source)) => {
                 return Err(DataDirError::Io {
-                    path: lock_path,
+                    path: path.to_path_buf(),
                     source,
                 });
             }
         }
         let fresh = entries(path)?.iter().all(|name| name == LOCK_FILE) && {
-            // A lock file left by an earlier process means the directory was used.
-            lock.metadata().map_err(io(&lock_path))?.len() == 0
+            // A pid left by an earlier process means the directory was used.
+            pid_file.metadata().map_err(io(&lock_path))?.len() == 0
         };
-        lock.set_len(0).map_err(io(&lock_path))?;
-        lock.rewind().map_err(io(&lock_path))?;
-        writeln!(lock, "{}", std::process::id()).map_err(io(&lock_path))?;
-        lock.sync_all().map_err(io(&lock_path))?;
+        pid_file.set_len(0).map_err(io(&lock_path))?;
+        pid_file.rewind().map_err(io(&lock_path))?;
+        writeln!(pid_file, "{}", std::process::id()).map_err(io(&lock_path))?;
+        pid_file.sync_all().map_err(io(&lock_path))?;
         Ok(Self {
             path: path.to_path_buf(),
             fresh,
-            _lock: lock,
+            _lock: dir,
         })
     }
 
@@ -186,29 +201,34 @@ impl DataDir {
     /// # Errors
     /// [`DataDirError::Io`] when a file cannot be renamed.
     pub fn start_over(&mut self, others: &[&str]) -> Result<Vec<(PathBuf, PathBuf)>, DataDirError> {
+        // (file, its name aside with suffix n): the WAL and shared-memory files keep the
+        // names SQLite pairs with the moved journal (`journal.db.old-1-wal`).
+        let aside = |name: &str, n: u32| match name.strip_prefix(JOURNAL_FILE) {
+            Some(suffix @ ("-wal" | "-shm")) => format!("{JOURNAL_FILE}.old-{n}{suffix}"),
+            _ => format!("{name}.old-{n}"),
+        };
         let journal = [
             JOURNAL_FILE.to_owned(),
             format!("{JOURNAL_FILE}-wal"),
             format!("{JOURNAL_FILE}-shm"),
         ];
-        let names = journal
+        let names: Vec<&str> = journal
             .iter()
             .map(String::as_str)
-            .chain(others.iter().copied());
-        let mut moved = Vec::new();
+            .chain(others.iter().copied())
+            .collect();
         let n = (1..)
             .find(|n| {
-                !journal
+                !names
                     .iter()
-                    .map(String::as_str)
-                    .chain(others.iter().copied())
-                    .any(|name| self.path.join(format!("{name}.old-{n}")).exists())
+                    .any(|name| self.path.join(aside(name, *n)).exists())
             })
             .unwrap_or(1);
+        let mut moved = Vec::new();
         for name in names {
             let from = self.path.join(name);
             if from.exists() {
-                let to = self.path.join(format!("{name}.old-{n}"));
+                let to = self.path.join(aside(name, n));
                 std::fs::rename(&from, &to).map_err(|source| DataDirError::Io {
                     path: from.clone(),
                     source,
@@ -255,6 +275,18 @@ impl DataDir {
             }
             Err(source) => Err(DataDirError::Journal { source }),
         }
+    }
+}
+
+/// What to do about a journal that cannot be opened: a permission problem is fixed by
+/// permissions, not by a backup.
+fn remedy(error: &JournalError) -> &'static str {
+    const PERMISSIONS: &str = "check that this user can write the data dir and every file in it";
+    // SQLITE_READONLY (8) and SQLITE_CANTOPEN (14), with their extended codes.
+    match error.sqlite_code().map(|c| c & 0xff) {
+        Some(8 | 14) => PERMISSIONS,
+        _ if matches!(error, JournalError::CreateDir { .. }) => PERMISSIONS,
+        _ => WHAT_TO_DO,
     }
 }
 
@@ -333,6 +365,47 @@ mod tests {
         let moved = claimed.start_over(&[]).unwrap();
         assert!(moved.iter().all(|(from, _)| !from.exists()));
         claimed.open_journal().unwrap();
+    }
+
+    #[test]
+    fn a_planted_symlink_is_never_written_through_and_a_deleted_pid_file_lets_no_one_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::os::unix::fs::symlink(&victim, data.join(LOCK_FILE)).unwrap();
+        let error = DataDir::claim(&data).unwrap_err();
+        assert!(matches!(error, DataDirError::NotAFile { .. }), "{error}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+
+        std::fs::remove_file(data.join(LOCK_FILE)).unwrap();
+        let first = DataDir::claim(&data).unwrap();
+        std::fs::remove_file(data.join(LOCK_FILE)).unwrap();
+        let error = DataDir::claim(&data).unwrap_err();
+        assert!(matches!(error, DataDirError::InUse { .. }), "{error}");
+        drop(first);
+    }
+
+    #[test]
+    fn started_over_the_wal_keeps_the_name_sqlite_pairs_with_its_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut claimed = DataDir::claim(dir.path()).unwrap();
+        for name in ["journal.db", "journal.db-wal", "journal.db-shm", "w.json"] {
+            std::fs::write(dir.path().join(name), name).unwrap();
+        }
+        claimed.start_over(&["w.json"]).unwrap();
+        for name in [
+            "journal.db.old-1",
+            "journal.db.old-1-wal",
+            "journal.db.old-1-shm",
+            "w.json.old-1",
+        ] {
+            assert!(dir.path().join(name).exists(), "{name}");
+        }
+        std::fs::write(dir.path().join("journal.db"), "x").unwrap();
+        claimed.start_over(&[]).unwrap();
+        assert!(dir.path().join("journal.db.old-2").exists());
     }
 
     #[test]

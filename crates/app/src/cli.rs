@@ -83,7 +83,8 @@ pub struct PaperArgs {
     /// Start a new paper wallet and journal (the old ones are moved aside).
     #[arg(long)]
     pub fresh: bool,
-    /// Write an HTML report (equity, drawdown, every exit with its attempts, costs) here.
+    /// Write the HTML report (equity, drawdown, every exit with its attempts, costs) here
+    /// instead of `<data_dir>/paper-report.html`.
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// Print the report as JSON instead of the summary.

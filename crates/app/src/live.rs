@@ -28,7 +28,7 @@ fn jupiter(
     // The key goes only to the configured Jupiter origin, never to an override elsewhere.
     let home = url.origin() == config.jupiter.base_url.origin();
     if !home && config.jupiter.api_key.is_some() {
-        eprintln!(
+        say!(
             "note: the Jupiter API key is sent only to jupiter.base_url's host, not to {}",
             url.origin().ascii_serialization()
         );
@@ -121,7 +121,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
         let mut dir = DataDir::claim(&config.data_dir)?;
         if args.fresh {
             for (from, to) in dir.start_over(&[DEVNET_WALLET])? {
-                eprintln!("moved {} aside to {}", from.display(), to.display());
+                say!("moved {} aside to {}", from.display(), to.display());
             }
         }
         let journal = Arc::new(dir.open_journal()?);
@@ -175,10 +175,10 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
         let totals = launched.bot.totals();
         tokio::spawn(async move {
             wait_for_signal().await;
-            eprintln!("stopping: no new trades; letting running exits finish");
+            say!("stopping: no new trades; letting running exits finish");
             let _ = stop.send(true);
         });
-        eprintln!("kyzlo running on {} (Ctrl-C to stop)", config.profile.as_str());
+        say!("kyzlo running on {} (Ctrl-C to stop)", config.profile.as_str());
         let orchestrator = launched.run(shutdown, Duration::from_secs(90)).await;
         let t = totals.summary();
         Ok(format!(
@@ -219,7 +219,7 @@ pub async fn wait_for_signal() {
                     _ = tokio::signal::ctrl_c() => {}
                     _ = term.recv() => {}
                     _ = hup.recv() => {
-                        eprintln!("SIGHUP: stopping gracefully (kyzlo reloads nothing on SIGHUP; restart it to apply a new configuration)");
+                        say!("SIGHUP: stopping gracefully (kyzlo reloads nothing on SIGHUP; restart it to apply a new configuration)");
                     }
                 }
             }

@@ -2,6 +2,15 @@
 //! to the command. It holds no trading logic.
 #![forbid(unsafe_code)]
 
+/// A line on standard error that never panics: a closed or full stderr (`2>/dev/full`, a
+/// terminal gone after SIGHUP) loses the line, not the process.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod alerts;
 mod chaos_cmd;
 mod cli;
@@ -40,9 +49,12 @@ impl tracing_subscriber::fmt::time::FormatTime for VirtualTime {
 fn init_logs(format: LogFormat, default: &str, simulated: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KYZLO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // A log line that cannot be written is lost, never a panic (the layer's own error
+    // report would write to the same broken stderr).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     match (format, simulated) {
         (LogFormat::Human, false) => builder.init(),
         (LogFormat::Human, true) => builder
@@ -64,19 +76,19 @@ fn main() -> ExitCode {
     init_logs(cli.log_format, default_filter, simulated);
     match run(cli) {
         Ok(output) => {
-            print!("{output}");
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), output.as_bytes());
             ExitCode::SUCCESS
         }
         Err(AppError::Failed(report)) => {
-            print!("{report}");
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), report.as_bytes());
             ExitCode::FAILURE
         }
         Err(AppError::NothingMeasured(hint)) => {
-            eprintln!("kyzlo: {hint}");
+            say!("kyzlo: {hint}");
             ExitCode::from(2)
         }
         Err(e) => {
-            eprintln!("kyzlo: {e}");
+            say!("kyzlo: {e}");
             ExitCode::FAILURE
         }
     }

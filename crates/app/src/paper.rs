@@ -55,7 +55,7 @@ pub fn run(config: &Config, args: &PaperArgs) -> Result<String, AppError> {
         .duration
         .map_or(path.duration(), |d| d.min(path.duration()));
     if args.duration.is_some_and(|d| d > duration) {
-        eprintln!(
+        say!(
             "note: the market covers {:.1} h: the run stops there",
             duration.as_secs_f64() / 3_600.0
         );
@@ -63,11 +63,15 @@ pub fn run(config: &Config, args: &PaperArgs) -> Result<String, AppError> {
     let mut dir = DataDir::claim(&config.data_dir)?;
     if args.fresh {
         for (from, to) in dir.start_over(&[WALLET_FILE])? {
-            eprintln!("moved {} aside to {}", from.display(), to.display());
+            say!("moved {} aside to {}", from.display(), to.display());
         }
     }
     let journal = dir.open_journal()?;
     let wallet_path = dir.path().join(WALLET_FILE);
+    let report_path = args
+        .report
+        .clone()
+        .unwrap_or_else(|| dir.path().join("paper-report.html"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -82,6 +86,7 @@ pub fn run(config: &Config, args: &PaperArgs) -> Result<String, AppError> {
         duration,
         journal,
         &wallet_path,
+        &report_path,
     ))
 }
 
@@ -95,6 +100,7 @@ async fn paper(
     duration: Duration,
     journal: SqliteJournal,
     wallet_path: &Path,
+    report_path: &Path,
 ) -> Result<String, AppError> {
     let initial = SimWallet {
         base: TokenAmount::ZERO,
@@ -167,7 +173,7 @@ async fn paper(
         let stop = stop.clone();
         tokio::spawn(async move {
             crate::live::wait_for_signal().await;
-            eprintln!("interrupted: stopping entries, letting running exits finish");
+            say!("interrupted: stopping entries, letting running exits finish");
             let _ = stop.send(true);
         })
     };
@@ -196,9 +202,6 @@ async fn paper(
         fees: Lamports::new(venue.fees_paid().get().saturating_sub(fees_before.get())),
         slippage_quote: venue.slippage_paid(),
     };
-    if args.report.is_none() && !args.json {
-        return Ok(summary.render());
-    }
     let exits = history
         .exit_history(usize::MAX)
         .await
@@ -214,13 +217,11 @@ async fn paper(
         price_at: &|at| market.price_at(at).get(),
     });
     let mut out = summary.render();
-    if let Some(file) = &args.report {
-        std::fs::write(file, report.to_html()).map_err(|source| AppError::Io {
-            path: file.clone(),
-            source,
-        })?;
-        out.push_str(&format!("report: {}\n", file.display()));
-    }
+    std::fs::write(report_path, report.to_html()).map_err(|source| AppError::Io {
+        path: report_path.to_owned(),
+        source,
+    })?;
+    out.push_str(&format!("report: {}\n", report_path.display()));
     if args.json {
         out = report
             .to_json()

@@ -140,7 +140,7 @@ pub async fn launch(
                 tracing::error!(error = %e, "operator API stopped");
             }
         }));
-        eprintln!("operator API listening on http://{addr}");
+        say!("operator API listening on http://{addr}");
     }
     Ok(Launched { bot, tasks })
 }

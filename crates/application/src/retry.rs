@@ -37,7 +37,7 @@ where
                 PortError::new(
                     operation,
                     ErrorClass::RpcTimeout,
-                    format!("no time left for a call: {reason:?}"),
+                    format!("no time left for a call: {reason}"),
                 )
             }));
         }

@@ -168,7 +168,12 @@ impl File {
 /// An RPC endpoint with its path and query (where providers put API keys) masked.
 fn mask_path(endpoint: &str) -> String {
     match url::Url::parse(endpoint) {
-        Ok(url) if url.path() != "/" || url.query().is_some() => {
+        Ok(url)
+            if url.path() != "/"
+                || url.query().is_some()
+                || !url.username().is_empty()
+                || url.password().is_some() =>
+        {
             format!(
                 "{}://{}/***",
                 url.scheme(),
@@ -212,10 +217,12 @@ pub fn load(path: Option<&Path>, profile: Option<Profile>) -> Result<File, Confi
                     p.display()
                 )));
             }
+            readable(p)?;
             figment = figment.merge(Toml::file_exact(p));
         }
         None => {
             if Path::new("kyzlo.toml").exists() {
+                readable(Path::new("kyzlo.toml"))?;
                 figment = figment.merge(Toml::file_exact("kyzlo.toml"));
             }
         }
@@ -316,6 +323,34 @@ fn describe(e: &figment::Error) -> String {
     format!("{key}: {what}{origin}")
 }
 
+/// The largest configuration file read.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// A configuration file must be a regular file of at most [`MAX_CONFIG_BYTES`]: a device
+/// or a pipe (`/dev/zero`) would be read without end.
+fn readable(path: &Path) -> Result<(), ConfigError> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        ConfigError::Load(format!(
+            "config file {}: {e}",
+            check::printable(&path.display().to_string())
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(ConfigError::Load(format!(
+            "config file {}: not a regular file",
+            check::printable(&path.display().to_string())
+        )));
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Load(format!(
+            "config file {}: {} bytes, more than the {MAX_CONFIG_BYTES} a configuration may have",
+            check::printable(&path.display().to_string()),
+            meta.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Loads and validates: what every command starts from.
 ///
 /// # Errors
@@ -379,6 +414,17 @@ impl TryFrom<File> for Config {
                 file.trading.entry_size,
             );
         }
+        let rpc = file.rpc.validate(profile)?;
+        if rpc.endpoints.len() > 1 && rpc.request_timeout >= execution.call_timeout {
+            return Err(check::invalid(
+                "rpc.request_timeout_ms",
+                file.rpc.request_timeout_ms,
+                format!(
+                    "less than exit.call_timeout_ms ({}) with several endpoints: a request must give up in time for the next endpoint to be tried within the call",
+                    file.exit.call_timeout_ms
+                ),
+            ));
+        }
         Ok(Self {
             profile,
             pair,
@@ -387,7 +433,7 @@ impl TryFrom<File> for Config {
             latency_breaker: file.latency_breaker.validate()?,
             exit_breaker_threshold: file.exit_breaker.validate()?,
             api: file.api.validate()?,
-            rpc: file.rpc.validate(profile)?,
+            rpc,
             alerts: file.alerts.validate()?,
             jupiter: file.jupiter.validate(profile)?,
             keypair_path: file.wallet.validate(profile)?,

@@ -56,7 +56,7 @@ impl Default for RpcFile {
     fn default() -> Self {
         Self {
             endpoints: Vec::new(),
-            request_timeout_ms: 2_000,
+            request_timeout_ms: 1_000,
             commitment: CommitmentFile::Confirmed,
             skip_preflight: false,
         }
@@ -150,6 +150,15 @@ impl JupiterFile {
                 "jupiter.api_key",
                 "(none)",
                 "a Jupiter API key (or JUPITER_API_KEY) for mainnet",
+            ));
+        }
+        if url::Url::parse(&self.base_url)
+            .is_ok_and(|u| !u.username().is_empty() || u.password().is_some())
+        {
+            return Err(invalid(
+                "jupiter.base_url",
+                "***",
+                "a URL without a user or password (the key goes in jupiter.api_key)",
             ));
         }
         Ok(Jupiter {

@@ -117,6 +117,8 @@ pub struct Telegram {
 
 /// The shortest bearer token accepted (the API's own floor).
 const MIN_TOKEN_BYTES: usize = 16;
+/// The longest bearer token accepted: it must fit an HTTP header.
+const MAX_TOKEN_BYTES: usize = 512;
 
 impl ApiFile {
     pub(crate) fn validate(&self) -> Result<Api, ConfigError> {
@@ -141,11 +143,14 @@ impl ApiFile {
         };
         if let Some(token) = &self.bearer_token {
             let token = token.expose();
-            if token.len() < MIN_TOKEN_BYTES || token.trim().len() != token.len() {
+            if token.len() < MIN_TOKEN_BYTES
+                || token.len() > MAX_TOKEN_BYTES
+                || !token.bytes().all(|b| b.is_ascii_graphic())
+            {
                 return Err(invalid(
                     "api.bearer_token",
                     "***",
-                    "at least 16 bytes, without leading or trailing spaces",
+                    "16 to 512 printable ASCII characters, without spaces (it travels in an HTTP header)",
                 ));
             }
         }

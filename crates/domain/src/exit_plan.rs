@@ -420,6 +420,13 @@ impl ExitPlan {
         self.size
     }
 
+    /// The price at which the next take-profit rung sells, if one is left.
+    #[must_use]
+    pub fn next_take_profit(&self) -> Option<Price> {
+        let rung = self.config.take_profit.get(self.rungs_sold())?;
+        Price::new(self.entry.get() * (1.0 + f64::from(rung.gain.get()) / 10_000.0)).ok()
+    }
+
     /// How many ladder rungs have been sold.
     #[must_use]
     pub fn rungs_sold(&self) -> usize {

@@ -33,7 +33,9 @@ const CANDLE_LAYOUT: [(&str, Column); 6] = [
 ];
 
 /// The smallest price accepted.
-pub const MIN_PRICE: f64 = 1e-9;
+pub const MIN_PRICE: f64 = 1e-6;
+/// The largest price file read (about 40 million rows).
+pub const MAX_CSV_BYTES: u64 = 1 << 30;
 /// The largest price accepted.
 pub const MAX_PRICE: f64 = 1e9;
 /// The longest step between rows: a day (daily candles).
@@ -293,12 +295,23 @@ fn check_jump(before: Price, now: Price, rules: CsvRules) -> Result<(), String> 
 /// UTF-8) is a [`CsvError`] at line 0, column 0.
 pub fn load_csv(path: &Path, rules: CsvRules) -> Result<PricePath, CsvError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| CsvError {
+    let refuse = |message: String| CsvError {
         origin: origin.clone(),
         line: 0,
         column: 0,
-        message: format!("cannot read: {e}"),
-    })?;
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| refuse(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file".into()));
+    }
+    if meta.len() > MAX_CSV_BYTES {
+        return Err(refuse(format!(
+            "{} bytes, more than the {MAX_CSV_BYTES} a price file may have",
+            meta.len()
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| refuse(format!("cannot read: {e}")))?;
     parse_csv(&text, &origin, rules)
 }
 

@@ -9,7 +9,7 @@ use kyzlo_application::metrics::MetricsSummary;
 use kyzlo_application::operator::Status;
 use kyzlo_application::orchestrator::PositionView;
 use kyzlo_domain::trading_state::{HaltOutcome, TradingState};
-use kyzlo_domain::{BreakerSnapshot, LatencySnapshot, TokenAmount};
+use kyzlo_domain::{BreakerSnapshot, LatencySnapshot, Price, TokenAmount};
 use serde::Serialize;
 
 /// `GET /status`.
@@ -193,6 +193,10 @@ pub struct PositionDto {
     pub remaining_base_units: u64,
     /// The active stop level.
     pub stop_level: f64,
+    /// The highest price since entry.
+    pub peak: f64,
+    /// Where the next take-profit rung sells, if one is left.
+    pub next_take_profit: Option<f64>,
     /// Whether an exit is running.
     pub exiting: bool,
 }
@@ -204,6 +208,8 @@ impl From<&PositionView> for PositionDto {
             entry_price: p.entry_price.get(),
             remaining_base_units: p.remaining.get(),
             stop_level: p.stop_level.get(),
+            peak: p.peak.get(),
+            next_take_profit: p.next_take_profit.map(Price::get),
             exiting: p.exiting,
         }
     }

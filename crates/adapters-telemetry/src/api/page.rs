@@ -85,7 +85,7 @@ button{font:inherit;padding:2px 8px;cursor:pointer}
 <label class="muted">bearer token <input id="token" type="password" autocomplete="off"></label>
 <span id="action"></span></header>
 <main>
-<section><h2>Positions</h2><table id="positions"><thead><tr><th>id</th><th>entry</th><th>remaining (base units)</th><th>stop</th><th>exit</th><th></th></tr></thead><tbody></tbody></table></section>
+<section><h2>Positions</h2><table id="positions"><thead><tr><th>id</th><th>entry</th><th>remaining (base units)</th><th>exit plan</th><th>exit</th><th></th></tr></thead><tbody></tbody></table></section>
 <section><h2>Breakers</h2><table id="breakers"><tbody></tbody></table></section>
 <section><h2>Exits</h2><table id="exits"><thead><tr><th>intent</th><th>position</th><th>reason</th><th>outcome</th><th>attempts</th></tr></thead><tbody></tbody></table></section>
 <section><h2>Alerts</h2><table id="alerts"><tbody></tbody></table></section>
@@ -121,7 +121,9 @@ function render(status, history, alerts) {
     : (t.reduce_only_cause ? "entries paused: " + t.reduce_only_cause : "");
   $("positions").tBodies[0].innerHTML = status.positions.map((p) =>
     "<tr><td>pos-" + p.id + "</td><td>" + p.entry_price.toFixed(4) + "</td><td>" + p.remaining_base_units +
-    "</td><td>" + p.stop_level.toFixed(4) + "</td><td>" + (p.exiting ? "running" : "") +
+    "</td><td>stop " + p.stop_level.toFixed(4) + "<br><span class=muted>peak " + p.peak.toFixed(4) +
+    (p.next_take_profit === null || p.next_take_profit === undefined ? "" : ", next take-profit " + p.next_take_profit.toFixed(4)) +
+    "</span></td><td>" + (p.exiting ? "running" : "") +
     "</td><td><button data-exit=\"" + p.id + "\">force-exit</button></td></tr>").join("") ||
     "<tr><td colspan=6 class=muted>no open position</td></tr>";
   for (const b of document.querySelectorAll("button[data-exit]")) {

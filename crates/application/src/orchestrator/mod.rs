@@ -115,6 +115,10 @@ pub struct PositionView {
     pub remaining: TokenAmount,
     /// The active stop level.
     pub stop_level: Price,
+    /// The highest price since entry (what a trailing stop follows).
+    pub peak: Price,
+    /// Where the next take-profit rung sells, if one is left.
+    pub next_take_profit: Option<Price>,
     /// Whether an exit is running.
     pub exiting: bool,
 }
@@ -265,6 +269,8 @@ impl Orchestrator {
                 entry_price: p.plan.entry(),
                 remaining: p.plan.remaining(),
                 stop_level: p.plan.stop_level(),
+                peak: p.plan.peak(),
+                next_take_profit: p.plan.next_take_profit(),
                 exiting: p.exiting,
             })
             .collect()
