@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{
-    ChildGuard, Exposition, Finished, HttpResponse, WebhookReceiver, http, kyzlo,
+    ChildGuard, Exposition, Finished, HttpResponse, WebhookReceiver, flat_then_dip, http, kyzlo,
     parse_openmetrics, price_csv, run, wait_until, write_file,
 };
 use serde_json::Value;
@@ -23,20 +23,6 @@ const CLI_HALT: &str = "e2e halt through the CLI";
 const SPEED: &str = "10";
 /// Bound of every wait on the bot (it is usually a fraction of a second).
 const WAIT: Duration = Duration::from_secs(30);
-
-/// 20 minutes of one-second prices: a wiggle around 100 (its z-score over a 10-tick
-/// window stays above -2.3, short of the entry at -2.5), then a step down to 99 at 20 s
-/// (z = -3: one entry), then the same wiggle around 99. Nothing else triggers: the stop
-/// is 5% away, the take-profits and trailing stop need gains, and the strategy's exit is
-/// set out of reach.
-fn flat_then_dip() -> Vec<f64> {
-    (0..1_200u32)
-        .map(|i| {
-            let level = if i < 20 { 100.0 } else { 99.0 };
-            level + 0.02 * (f64::from(i) / 3.0).sin()
-        })
-        .collect()
-}
 
 /// The running bot: the child (killed on drop), its API address and its files.
 struct Bot {

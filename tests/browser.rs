@@ -11,7 +11,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use kyzlo_tests::browser::Browser;
-use kyzlo_tests::common::{ChildGuard, http, kyzlo, price_csv, run, wait_until, write_file};
+use kyzlo_tests::common::{
+    ChildGuard, flat_then_dip, http, kyzlo, price_csv, run, wait_until, write_file,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 const TOKEN: &str = "status-page-token-0123456789";
@@ -99,17 +101,6 @@ fn the_chaos_report_shows_the_table_and_the_minute_around_the_stop() {
     );
     assert_eq!(inside, serde_json::Value::Bool(true), "no label clipped");
     browser.screenshot("chaos-report");
-}
-
-/// 20 minutes of one-second prices: a wiggle around 100, a step down to 99 at 20 s (one
-/// entry on a 10-second window), then the same wiggle around 99.
-fn flat_then_dip() -> Vec<f64> {
-    (0..1_200u32)
-        .map(|i| {
-            let level = if i < 20 { 100.0 } else { 99.0 };
-            level + 0.02 * (f64::from(i) / 3.0).sin()
-        })
-        .collect()
 }
 
 #[test]

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use kyzlo_tests::common::{ChildGuard, http, kyzlo, price_csv, wait_until, write_file};
+use kyzlo_tests::common::{
+    ChildGuard, flat_then_dip, http, kyzlo, price_csv, wait_until, write_file,
+};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -23,17 +25,6 @@ const STRANGER: i64 = 999;
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
-}
-
-/// A wiggle around 100, a step down to 99 at 20 s (one entry on a 10-second window),
-/// then the same wiggle around 99.
-fn flat_then_dip() -> Vec<f64> {
-    (0..1_200u32)
-        .map(|i| {
-            let level = if i < 20 { 100.0 } else { 99.0 };
-            level + 0.02 * (f64::from(i) / 3.0).sin()
-        })
-        .collect()
 }
 
 /// The messages the stand-in was asked to send, as (chat, text).

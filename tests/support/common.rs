@@ -187,6 +187,19 @@ pub fn wait_until<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Opt
 // ---------------------------------------------------------------------------------------
 // Price series.
 
+/// 20 minutes of one-second prices: a wiggle around 100 (its z-score over a 10-second
+/// window stays above -2.3), a step down to 99 at 20 s (z = -3: one entry at -2.5), then
+/// the same wiggle around 99. Nothing else triggers with the stop 5% away and the
+/// strategy's exit out of reach.
+pub fn flat_then_dip() -> Vec<f64> {
+    (0..1_200u32)
+        .map(|i| {
+            let level = if i < 20 { 100.0 } else { 99.0 };
+            level + 0.02 * (f64::from(i) / 3.0).sin()
+        })
+        .collect()
+}
+
 /// Deterministic noise in `[-1, 1]` for index `i` (SplitMix64 of `i ^ seed`).
 pub fn noise(seed: u64, i: u64) -> f64 {
     let mut z = (i ^ seed).wrapping_add(0x9E37_79B9_7F4A_7C15);
