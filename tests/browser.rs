@@ -45,12 +45,34 @@ fn the_paper_report_opens_offline_with_its_charts_and_exits() {
         "Max drawdown",
         "Equity",
         "Drawdown",
-        "stop_loss",
         "slippage asked (bps)",
         "Configuration",
     ] {
         assert!(text.contains(part), "{part} not on the page:\n{text}");
     }
+    // Every exit has a row naming its reason and outcome (not the configuration's text).
+    let exits = browser.eval(
+        "[...document.querySelectorAll('#exits tbody tr')].filter(r => r.cells.length >= 5).map(r => [r.cells[3].textContent, r.cells[4].textContent])",
+    );
+    let exits = exits.as_array().unwrap();
+    let kinds = [
+        "stop_loss",
+        "trailing_stop",
+        "breakeven",
+        "partial_take_profit",
+        "take_profit",
+        "strategy",
+        "emergency",
+        "operator",
+    ];
+    let mut closed = 0;
+    for row in exits {
+        let (reason, outcome) = (row[0].as_str().unwrap(), row[1].as_str().unwrap());
+        assert!(kinds.contains(&reason) || reason == "entry", "{row}");
+        assert!(!outcome.is_empty(), "{row}");
+        closed += usize::from(kinds.contains(&reason) && outcome == "filled");
+    }
+    assert!(closed >= 1, "no filled exit: {exits:?}");
     // The equity curve is drawn inside its chart.
     let points = browser.eval(
         "document.querySelector('#equity polyline').getAttribute('points').split(' ').length",
@@ -100,6 +122,20 @@ fn the_chaos_report_shows_the_table_and_the_minute_around_the_stop() {
          return r.left >= b.left - 1 && r.right <= b.right + 1 && r.top >= b.top - 1 && r.bottom <= b.bottom + 1; }); })",
     );
     assert_eq!(inside, serde_json::Value::Bool(true), "no label clipped");
+    // The minute around one run's stop: its price line, where the stop fired, and each
+    // policy's sends marked on it.
+    let points = browser.eval(
+        "document.querySelector('#example polyline').getAttribute('points').split(' ').length",
+    );
+    assert!(points.as_u64().unwrap() >= 10, "{points}");
+    let marks = browser.eval(
+        "(() => { const t = [...document.querySelectorAll('#example text')].map(t => t.textContent);          return [t.includes('stop fires'), t.filter(x => x === '●').length]; })()",
+    );
+    assert_eq!(marks[0], serde_json::Value::Bool(true), "{marks}");
+    assert!(
+        marks[1].as_u64().unwrap() >= 2,
+        "first sends marked: {marks}"
+    );
     browser.screenshot("chaos-report");
 }
 

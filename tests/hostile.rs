@@ -758,6 +758,70 @@ fn bad_price_files() -> Vec<(&'static str, Vec<u8>, usize)> {
 }
 
 #[test]
+fn a_secret_of_the_wrong_type_is_named_and_never_echoed() {
+    // Numbers: what `s3cr3t` cannot catch, since the refusal would print the number.
+    let n = "5303303530330353";
+    let file = |key: &str| format!("{NO_API}{key} = {n}\n");
+    type Case<'a> = (String, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
+        (file("approval_key"), vec![], "api.approval_key"),
+        (file("bearer_token"), vec![], "api.bearer_token"),
+        (
+            format!("{NO_API}[jupiter]\napi_key = {n}\n"),
+            vec![],
+            "jupiter.api_key",
+        ),
+        (
+            format!("{NO_API}[alerts]\ntelegram_bot_token = {n}\n"),
+            vec![],
+            "alerts.telegram_bot_token",
+        ),
+        (
+            format!("{NO_API}[alerts]\nslack_webhook = {n}\n"),
+            vec![],
+            "alerts.slack_webhook",
+        ),
+        (
+            NO_API.to_owned(),
+            vec![("KYZLO_API__APPROVAL_KEY", n)],
+            "api.approval_key",
+        ),
+        (
+            NO_API.to_owned(),
+            vec![("KYZLO_ALERTS__TELEGRAM_BOT_TOKEN", n)],
+            "alerts.telegram_bot_token",
+        ),
+        (
+            NO_API.to_owned(),
+            vec![("KYZLO_JUPITER__API_KEY", n)],
+            "jupiter.api_key",
+        ),
+    ];
+    let problems = in_parallel(&cases, |(body, envs, key)| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_file(dir.path(), "kyzlo.toml", body);
+        let path = path.to_str().unwrap();
+        let mut problems = Vec::new();
+        for args in [
+            &["config", "check", "--config", path][..],
+            &["paper", "--config", path, "--duration", "1m"],
+        ] {
+            let finished = kyzlo_in(dir.path(), args, envs);
+            let what = format!("{key} a number (`kyzlo {}`)", args[0]);
+            problems.extend(refused(&what, &finished, &[key, "not shown"]));
+            if finished.stderr.contains(n) || finished.stdout.contains(n) {
+                problems.push(format!(
+                    "{what}: the number was echoed: {:?}",
+                    finished.stderr
+                ));
+            }
+        }
+        problems
+    });
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
 fn a_device_or_an_oversized_file_is_refused_as_configuration_without_being_read() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.toml");

@@ -1,7 +1,8 @@
 //! Telegram end to end: a paper bot configured with a Telegram bot talks to a local
 //! stand-in of the Bot API (wiremock): a halt sends one message to the allowed chat;
-//! `/halt` from a chat not allowed is refused and logged; `/status` and `/exit ID` from
-//! the allowed chat are answered and the position is force-exited.
+//! `/halt` from a chat not allowed is refused and logged, as are a `/halt` typed before the
+//! bot started and one with an oversized reason; `/status` and `/exit ID` from the allowed
+//! chat are answered and the position is force-exited; the next poll asks past the batch.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::File;
@@ -119,22 +120,45 @@ async fn telegram_pages_once_refuses_strangers_and_force_exits_for_the_allowed_c
     );
 
     // A stranger's /halt, then the allowed chat's /status and /exit.
-    let update = |id: i64, chat: i64, text: String| json!({"update_id": id, "message": {"message_id": id, "date": 0, "chat": {"id": chat, "type": "private"}, "text": text}});
+    // Telegram's dates are wall-clock Unix seconds.
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap();
+    let sent_at = |id: i64, chat: i64, text: String, date: i64| json!({"update_id": id, "message": {"message_id": id, "date": date, "chat": {"id": chat, "type": "private"}, "text": text}});
+    let update = |id: i64, chat: i64, text: String| sent_at(id, chat, text, now);
     Mock::given(method("POST"))
         .and(path(format!("/bot{BOT_TOKEN}/getUpdates")))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "ok": true,
             "result": [
                 update(10, STRANGER, "/halt evil".to_owned()),
-                update(11, ALLOWED, "/status".to_owned()),
-                update(12, ALLOWED, format!("/exit {position}")),
+                // Typed an hour before the bot started: never obeyed.
+                sent_at(11, ALLOWED, "/halt stale".to_owned(), now - 3_600),
+                update(12, ALLOWED, format!("/halt {}", "x".repeat(2_000))),
+                update(13, ALLOWED, "/status".to_owned()),
+                update(14, ALLOWED, format!("/exit {position}")),
             ]
         })))
         .with_priority(1)
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    eventually("the answers", async || sent(&server).await.len() >= 3).await;
+    eventually("the answers", async || sent(&server).await.len() >= 5).await;
+    // The next poll asks only for what came after the batch.
+    eventually("a poll past the batch", async || {
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path().ends_with("/getUpdates"))
+            .any(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["offset"] == 15)
+    })
+    .await;
     let messages = sent(&server).await;
     let to = |chat: i64| -> Vec<String> {
         messages
@@ -147,6 +171,18 @@ async fn telegram_pages_once_refuses_strangers_and_force_exits_for_the_allowed_c
     assert_eq!(stranger.len(), 1, "{messages:?}");
     assert!(stranger[0].contains("refused"), "{stranger:?}");
     let allowed = to(ALLOWED);
+    assert!(
+        allowed
+            .iter()
+            .any(|t| t.starts_with("ignored: sent before")),
+        "{allowed:?}"
+    );
+    assert!(
+        allowed
+            .iter()
+            .any(|t| t.contains("refused: the reason is longer than 1024 bytes")),
+        "{allowed:?}"
+    );
     assert!(
         allowed
             .iter()
@@ -166,7 +202,7 @@ async fn telegram_pages_once_refuses_strangers_and_force_exits_for_the_allowed_c
     assert_eq!(
         status()["trading"]["state"],
         "active",
-        "the stranger's halt was not obeyed"
+        "neither the stranger's halt, nor the stale one, nor the oversized one was obeyed"
     );
     wait_until(WAIT, "the force-exit to close the position", || {
         status()["positions"]

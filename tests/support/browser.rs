@@ -142,8 +142,10 @@ impl Browser {
     pub fn open(&mut self, url: &str) {
         self.call("Page.enable", json!({}));
         self.call("Page.navigate", json!({"url": url}));
+        // The page before (about:blank) is complete too: wait for this URL's document.
+        let url = Value::String(url.to_owned());
         self.wait_for(
-            "document.readyState === 'complete'",
+            &format!("location.href === new URL({url}).href && document.readyState === 'complete'"),
             Duration::from_secs(20),
         );
     }

@@ -167,10 +167,14 @@ impl DataDir {
                 });
             }
         }
-        let fresh = entries(path)?.iter().all(|name| name == LOCK_FILE) && {
-            // A pid left by an earlier process means the directory was used.
-            pid_file.metadata().map_err(io(&lock_path))?.len() == 0
-        };
+        // Only kyzlo's own files count: `lost+found` or a `.DS_Store` is no sign of use.
+        let fresh = !entries(path)?
+            .iter()
+            .any(|name| name != LOCK_FILE && is_kyzlos(name))
+            && {
+                // A pid left by an earlier process means the directory was used.
+                pid_file.metadata().map_err(io(&lock_path))?.len() == 0
+            };
         pid_file.set_len(0).map_err(io(&lock_path))?;
         pid_file.rewind().map_err(io(&lock_path))?;
         writeln!(pid_file, "{}", std::process::id()).map_err(io(&lock_path))?;
@@ -305,6 +309,15 @@ fn with_causes(error: &JournalError) -> String {
     text
 }
 
+/// Whether `name` is a file kyzlo writes in its data dir (besides the lock): the journal
+/// and its SQLite companions, the paper and devnet wallets, the paper report, and any of
+/// them moved aside (`.old-N`).
+fn is_kyzlos(name: &str) -> bool {
+    name.starts_with(JOURNAL_FILE)
+        || name.contains("-wallet.json")
+        || name.starts_with("paper-report")
+}
+
 fn entries(dir: &Path) -> Result<Vec<String>, DataDirError> {
     let io = |source| DataDirError::Io {
         path: dir.to_path_buf(),
@@ -348,6 +361,33 @@ mod tests {
             !again.was_fresh(),
             "an earlier owner's lock file means used"
         );
+    }
+
+    #[test]
+    fn only_kyzlos_own_files_make_a_directory_used() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("lost+found")).unwrap();
+        std::fs::write(dir.path().join(".DS_Store"), b"x").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        let claimed = DataDir::claim(dir.path()).unwrap();
+        assert!(claimed.was_fresh());
+        drop(claimed.open_journal().unwrap());
+        drop(claimed);
+        for name in [
+            "paper-wallet.json",
+            "devnet-wallet.json.old-2",
+            "journal.db-wal",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+            let claimed = DataDir::claim(dir.path()).unwrap();
+            assert!(!claimed.was_fresh(), "{name}");
+            let error = claimed.open_journal().unwrap_err();
+            assert!(
+                matches!(error, DataDirError::MissingJournal { .. }),
+                "{name}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -80,6 +80,9 @@ struct Update {
 #[derive(Debug, Deserialize)]
 struct Message {
     chat: Chat,
+    /// When it was sent, in Unix seconds.
+    #[serde(default)]
+    date: i64,
     text: Option<String>,
 }
 
@@ -87,6 +90,11 @@ struct Message {
 struct Chat {
     id: i64,
 }
+
+/// A command sent more than this long before the bot started is not obeyed: Telegram
+/// keeps a day of messages, and an `/exit` typed while the bot was down must not fire at
+/// its next start. (A minute of grace for clocks that disagree.)
+const STALE_BEFORE_START_S: i64 = 60;
 
 /// The longest a getUpdates call waits for a message, in seconds.
 const LONG_POLL_S: u64 = 25;
@@ -172,7 +180,14 @@ impl Telegram {
 
     /// Obeys commands from the configured chats until `shutdown`: long-polls the Bot API,
     /// answers each command in its chat. A failed poll is retried after a pause.
+    ///
+    /// Commands sent before the bot started (more than [`STALE_BEFORE_START_S`] before)
+    /// are answered "ignored", never obeyed.
     pub async fn run_commands(self, operator: Operator, mut shutdown: watch::Receiver<bool>) {
+        // Telegram's clock against this host's: wall-clock time, not the tokio clock.
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let mut offset: i64 = 0;
         loop {
             let poll = self.call::<Vec<Update>>(
@@ -197,6 +212,7 @@ impl Telegram {
                 offset = offset.max(update.update_id + 1);
                 let Some(Message {
                     chat,
+                    date,
                     text: Some(text),
                 }) = update.message
                 else {
@@ -212,7 +228,16 @@ impl Telegram {
                         .await;
                     continue;
                 }
-                let answer = answer(&operator, &text).await;
+                let answer = if date.saturating_add(STALE_BEFORE_START_S) < started {
+                    tracing::warn!(
+                        chat = chat.id,
+                        "telegram: a command sent before the bot started; ignored"
+                    );
+                    "ignored: sent before this bot started; send it again if it still holds"
+                        .to_owned()
+                } else {
+                    answer(&operator, &text).await
+                };
                 if let Err(e) = self.send(chat.id, &answer).await {
                     tracing::warn!(error = %e, "telegram: answer not delivered");
                 }
@@ -261,6 +286,10 @@ async fn answer(operator: &Operator, text: &str) -> String {
                 .join("\n"),
             Err(e) => format!("history unavailable: {e}"),
         },
+        "/halt" if rest.trim().len() > crate::api::MAX_REASON_BYTES => format!(
+            "refused: the reason is longer than {} bytes",
+            crate::api::MAX_REASON_BYTES
+        ),
         "/halt" => {
             let reason = if rest.trim().is_empty() {
                 "halted by an operator through Telegram"

@@ -280,6 +280,58 @@ async fn wrong_credentials_make_the_client_wait_and_page_the_operator_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_site_post_is_refused_and_a_right_token_buys_no_more_key_guesses() {
+    let bot = start_bot().await;
+    // A page on another site posting with the right token (had it stolen it): refused
+    // before anything is done.
+    let r = bot
+        .http
+        .post(bot.url("/halt"))
+        .bearer_auth(TOKEN)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "cross_site");
+    let (_, status) = bot.get("/status").await;
+    assert_eq!(status["trading"]["state"], "active");
+    // The same origin (the status page's own buttons) goes through.
+    let r = bot
+        .http
+        .post(bot.url("/halt"))
+        .bearer_auth(TOKEN)
+        .header("origin", bot.base.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Wrong approval keys, each followed by a right-token halt: the halts go through, and
+    // the key's back-off is not cleared by them.
+    let wrong_key = || Some(json!({"approval_key": "not-the-approval-key-at-all"}));
+    for _ in 0..5 {
+        let (code, body) = bot.post("/resume", Some(TOKEN), wrong_key()).await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error"], "wrong_approval_key");
+        let (code, _) = bot.post("/halt", Some(TOKEN), None).await;
+        assert_eq!(code, StatusCode::OK);
+    }
+    let (code, _) = bot.post("/resume", Some(TOKEN), wrong_key()).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS);
+    // Locked out of the key, even the right one is not compared...
+    let right_key = Some(json!({"approval_key": HARNESS_APPROVAL_KEY}));
+    let (code, _) = bot.post("/resume", Some(TOKEN), right_key).await;
+    assert_eq!(code, StatusCode::TOO_MANY_REQUESTS);
+    // ... but a halt still goes through with the token.
+    let (code, _) = bot.post("/halt", Some(TOKEN), None).await;
+    assert_eq!(code, StatusCode::OK);
+    let (_, status) = bot.get("/status").await;
+    assert_eq!(status["trading"]["state"], "halted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_session_halts_force_exits_and_resumes_over_http() {
     let bot = start_bot().await;
 

@@ -50,6 +50,25 @@ pub struct EntrySize {
     pub fraction: Option<kyzlo_domain::Fraction>,
 }
 
+impl EntrySize {
+    /// A wallet-sized entry below `cap / SMALLEST_SHARE` is not made: its fees would be
+    /// out of proportion with what it can earn.
+    pub const SMALLEST_SHARE: u64 = 10;
+
+    /// The smallest entry this size makes: the cap itself, or its share when sized by
+    /// the wallet. What the strategy's cost gate prices fees against.
+    #[must_use]
+    pub fn smallest_share(fraction: Option<kyzlo_domain::Fraction>) -> f64 {
+        if fraction.is_some() {
+            #[allow(clippy::cast_precision_loss)] // 10
+            let share = Self::SMALLEST_SHARE as f64;
+            1.0 / share
+        } else {
+            1.0
+        }
+    }
+}
+
 /// Runs entries.
 pub struct EntryExecutor {
     engine: Arc<Engine>,
@@ -105,7 +124,7 @@ impl EntryExecutor {
                     EntryRefusal::Balance
                 })?;
                 let amount = balances.quote.portion(fraction).min(size.cap);
-                if amount.get() < size.cap.get() / 10 || amount.is_zero() {
+                if amount.get() < size.cap.get() / EntrySize::SMALLEST_SHARE || amount.is_zero() {
                     metrics.record(MetricEvent::EntryRefused);
                     return Err(EntryRefusal::TooSmall { amount });
                 }

@@ -254,12 +254,34 @@ pub fn load(path: Option<&Path>, profile: Option<Profile>) -> Result<File, Confi
     Ok(file)
 }
 
+/// The keys whose values are secrets: never echoed in an error.
+const SECRET_KEYS: [&str; 7] = [
+    "jupiter.api_key",
+    "api.bearer_token",
+    "api.approval_key",
+    "alerts.slack_webhook",
+    "alerts.discord_webhook",
+    "alerts.generic_webhook",
+    "alerts.telegram_bot_token",
+];
+
 /// One load error as an operator reads it: the key as written in the file (without
 /// figment's profile prefix), what was found and what is allowed, where it came from;
 /// control characters escaped.
 fn describe(e: &figment::Error) -> String {
     use figment::error::Kind;
     let key = e.path.join(".");
+    // A secret given with the wrong type (a numeric approval key) is named, never echoed.
+    let secret = SECRET_KEYS
+        .iter()
+        .any(|s| key == *s || key.ends_with(&format!(".{s}")));
+    let found = |value: String| {
+        if secret {
+            "a value (not shown: this key is a secret)".to_owned()
+        } else {
+            check::printable(&value)
+        }
+    };
     let list = |names: &[&str]| {
         names
             .iter()
@@ -278,16 +300,13 @@ fn describe(e: &figment::Error) -> String {
             check::printable(found),
             list(allowed)
         ),
-        Kind::InvalidType(found, expected) => {
-            format!(
-                "found {}, expected {expected}",
-                check::printable(&found.to_string())
-            )
+        Kind::InvalidType(value, expected) => {
+            format!("found {}, expected {expected}", found(value.to_string()))
         }
-        Kind::InvalidValue(found, expected) => {
+        Kind::InvalidValue(value, expected) => {
             format!(
                 "invalid value {}, expected {expected}",
-                check::printable(&found.to_string())
+                found(value.to_string())
             )
         }
         // A parse error's own layout (the line and a caret under it) is kept.
@@ -407,12 +426,21 @@ impl TryFrom<File> for Config {
             trading::validate(&file.trading, &file.strategy, &file.exit_plan, pair.pair)?;
         let execution = exit::validate(&file.exit, &file.exit_retry, &file.retry)?;
         if trading.cost_aware {
+            // Fees are priced against the smallest entry the sizing makes, so a small
+            // wallet-sized entry is not let through on the cap's cheaper fee share.
             trading.strategy.cost = trading::round_trip_cost(
                 &execution.entry,
                 &execution.exit,
                 pair.pair.native_base,
-                file.trading.entry_size,
+                file.trading.entry_size
+                    * kyzlo_application::entry::EntrySize::smallest_share(Some(
+                        trading.entry_fraction,
+                    )),
             );
+            trading
+                .strategy
+                .validate()
+                .map_err(|e| check::domain(e, "strategy", &file.strategy))?;
         }
         let rpc = file.rpc.validate(profile)?;
         if rpc.endpoints.len() > 1 && rpc.request_timeout >= execution.call_timeout {
@@ -484,6 +512,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kyzlo_domain::strategy::RoundTripCost;
 
     #[test]
     fn the_defaults_are_valid_and_round_trip_through_toml() {
@@ -495,6 +524,21 @@ mod tests {
         assert_eq!(config.rpc.endpoints.len(), 1);
         assert!(config.api.listen.is_some());
         assert_eq!(config.exit_breaker_threshold, 2);
+    }
+
+    #[test]
+    fn fees_are_priced_against_the_smallest_entry_the_sizing_makes() {
+        let file = File::default();
+        let config = Config::try_from(file.clone()).unwrap();
+        let cost = config.trading.strategy.cost;
+        // Wallet-sized entries go down to a tenth of the cap: the fee share is priced on
+        // that, not on the cap.
+        assert!((cost.notional_quote - file.trading.entry_size / 10.0).abs() < 1e-9);
+        assert!(cost.fees_base > 0.0, "SOL is the fee token: {cost:?}");
+        let mut silent = file;
+        silent.strategy.cost_aware = false;
+        let config = Config::try_from(silent).unwrap();
+        assert_eq!(config.trading.strategy.cost, RoundTripCost::default());
     }
 
     #[test]

@@ -284,8 +284,6 @@ impl MeanReversion {
         }
     }
 
-    /// Tells the strategy what the position now is after a trade filled or failed; clears a
-    /// pending entry (a failed entry, confirmed `Flat`, allows a new one).
     /// The expected reversion to the mean from `price`, as a fraction of `price`; `None`
     /// until the window is full.
     #[must_use]
@@ -301,6 +299,8 @@ impl MeanReversion {
             .is_some_and(|edge| edge >= self.config.cost.at(price.get()) + self.config.min_edge)
     }
 
+    /// Tells the strategy what the position now is after a trade filled or failed; clears a
+    /// pending entry (a failed entry, confirmed `Flat`, allows a new one).
     pub fn confirm_trade(&mut self, position: PositionState) {
         self.position = position;
         self.pending = Pending::Nothing;

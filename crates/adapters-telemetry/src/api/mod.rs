@@ -7,6 +7,7 @@
 pub mod client;
 pub mod dto;
 mod lockout;
+mod origin;
 pub mod page;
 
 use std::collections::HashMap;
@@ -35,7 +36,7 @@ use tokio::task::JoinHandle;
 use self::dto::{
     ErrorDto, ExitDto, ExitMetricsDto, ForceExitDto, HaltDto, HistoryDto, StatusDto, TradingDto,
 };
-use self::lockout::Lockout;
+use self::lockout::{Credential, Lockout};
 use self::page::RecentAlerts;
 use crate::error::TelemetryError;
 use crate::metrics::{OPENMETRICS_CONTENT_TYPE, PrometheusMetrics};
@@ -255,41 +256,63 @@ fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
     (!token.is_empty()).then_some(token)
 }
 
-/// Checks the bearer token of a control request from `client`, unless `client` is made
-/// to wait for earlier wrong credentials (see [`lockout`]).
+/// Checks a control request from `client`: not cross-site (see [`origin`]), and its
+/// bearer token, unless `client` is made to wait for earlier wrong tokens (see
+/// [`lockout`]).
 async fn authorize(state: &AppState, client: IpAddr, headers: &HeaderMap) -> Result<(), Failure> {
-    if let Some(locked) = state.lockout.locked(client) {
-        page(state, client, locked.alert).await;
-        return Err(Failure::locked_out(locked.wait.unwrap_or_default()));
+    if let Err(why) = origin::check(headers, state.token.is_none()) {
+        tracing::warn!(%client, ?why, "operator API: a cross-site control request refused");
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "cross_site",
+            match why {
+                origin::CrossSite::Origin => "the request's Origin is another site than its Host",
+                origin::CrossSite::Host => {
+                    "without a bearer token, control requests must name a loopback host"
+                }
+            },
+        ));
     }
     let Some(expected) = &state.token else {
         return Ok(());
     };
-    match bearer(headers) {
-        Some(given) if constant_time_eq(expected, given) => Ok(()),
-        Some(_) => {
-            tracing::warn!(%client, "operator API: wrong bearer token");
-            Err(wrong_credential(state, client, "wrong bearer token").await)
-        }
-        None => Err(Failure::new(
+    let Some(given) = bearer(headers) else {
+        return Err(Failure::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "missing `Authorization: Bearer <token>`",
-        )),
+        ));
+    };
+    if let Err(locked) = state.lockout.begin(client, Credential::Bearer) {
+        page(state, client, locked.alert).await;
+        return Err(Failure::locked_out(locked.wait.unwrap_or_default()));
+    }
+    if constant_time_eq(expected, given) {
+        state.lockout.succeeded(client, Credential::Bearer);
+        Ok(())
+    } else {
+        tracing::warn!(%client, "operator API: wrong bearer token");
+        Err(wrong_credential(state, client, Credential::Bearer).await)
     }
 }
 
 /// Counts a wrong credential from `client`, pages the operator once past the threshold,
 /// and answers 401 (403 for an approval key), or 429 once the client is made to wait.
-async fn wrong_credential(state: &AppState, client: IpAddr, what: &'static str) -> Failure {
-    let failed = state.lockout.failed(client);
+async fn wrong_credential(state: &AppState, client: IpAddr, kind: Credential) -> Failure {
+    let failed = state.lockout.failed(client, kind);
     page(state, client, failed.alert).await;
-    match failed.wait {
-        Some(wait) => Failure::locked_out(wait),
-        None if what == "wrong approval key" => {
-            Failure::new(StatusCode::FORBIDDEN, "wrong_approval_key", what)
-        }
-        None => Failure::new(StatusCode::UNAUTHORIZED, "unauthorized", what),
+    match (failed.wait, kind) {
+        (Some(wait), _) => Failure::locked_out(wait),
+        (None, Credential::ApprovalKey) => Failure::new(
+            StatusCode::FORBIDDEN,
+            "wrong_approval_key",
+            "wrong approval key",
+        ),
+        (None, Credential::Bearer) => Failure::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "wrong bearer token",
+        ),
     }
 }
 
@@ -435,7 +458,6 @@ async fn halt(
     body: Bytes,
 ) -> Result<Response, Failure> {
     authorize(&state, peer.ip(), &headers).await?;
-    state.lockout.succeeded(peer.ip());
     let body = object_body(&body)?;
     let reason = match string_field(&body, "reason")? {
         Some(r) if r.len() > MAX_REASON_BYTES => {
@@ -463,13 +485,26 @@ async fn resume(
     let body = object_body(&body)?;
     let key = string_field(&body, "approval_key")?
         .ok_or_else(|| Failure::bad_field("approval_key", "`approval_key` is required"))?;
+    let client = peer.ip();
+    if let Err(locked) = state.lockout.begin(client, Credential::ApprovalKey) {
+        page(&state, client, locked.alert).await;
+        return Err(Failure::locked_out(locked.wait.unwrap_or_default()));
+    }
     match state.operator.resume(key.as_bytes()).await {
-        Ok(()) => state.lockout.succeeded(peer.ip()),
+        Ok(()) => state.lockout.succeeded(client, Credential::ApprovalKey),
         Err(OperatorError::Resume(ResumeError::WrongKey)) => {
-            tracing::warn!(client = %peer.ip(), "operator API: wrong approval key");
-            return Err(wrong_credential(&state, peer.ip(), "wrong approval key").await);
+            tracing::warn!(%client, "operator API: wrong approval key");
+            return Err(wrong_credential(&state, client, Credential::ApprovalKey).await);
         }
-        Err(e) => return Err(operator_failure(e)),
+        // The key was compared and right; what failed came after it.
+        Err(e @ OperatorError::Resume(ResumeError::NotHalted | ResumeError::Journal(_))) => {
+            state.lockout.succeeded(client, Credential::ApprovalKey);
+            return Err(operator_failure(e));
+        }
+        Err(e) => {
+            state.lockout.not_compared(client, Credential::ApprovalKey);
+            return Err(operator_failure(e));
+        }
     }
     let status = state.operator.status().await.map_err(operator_failure)?;
     Ok(json(
@@ -485,7 +520,6 @@ async fn force_exit(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Failure> {
     authorize(&state, peer.ip(), &headers).await?;
-    state.lockout.succeeded(peer.ip());
     let Path(raw) = id.map_err(|_| Failure::bad_field("id", "malformed position id"))?;
     let id = raw
         .parse::<u64>()
