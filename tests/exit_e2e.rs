@@ -77,6 +77,7 @@ fn rig_with(profile: FaultProfile, seed: u64, regime: Regime, wallet: SimWallet)
             journal: journal.clone(),
             alerts: Arc::new(RecordingAlerts::default()),
             metrics,
+            probe: venue.clone(),
         },
         Settings {
             initial_state: TradingState::Active,

@@ -258,6 +258,12 @@ fn bad_configs() -> Vec<(&'static str, String, Start, Vec<&'static str>)> {
             vec!["journal.data_dir"],
         ),
         (
+            "protective exits sometimes",
+            p("[halt]\nprotective_exits = \"sometimes\""),
+            Paper,
+            vec!["halt.protective_exits", "sometimes", "on_recovery"],
+        ),
+        (
             "fault profile meteor",
             p("[paper]\nfaults = \"meteor\""),
             Paper,

@@ -21,7 +21,8 @@ pub fn kyzlo_bin() -> &'static Path {
             .package("kyzlo-app")
             .bin("kyzlo")
             .current_release()
-            .current_target()
+            // No `--target`: with it cargo builds into target/<triple>/, a second full
+            // build of every dependency beside the one the test script already made.
             .run()
             .expect("building the kyzlo binary")
             .path()

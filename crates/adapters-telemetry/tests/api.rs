@@ -200,6 +200,7 @@ async fn start_bot() -> Bot {
             entry_fraction: None,
             max_positions: 1,
             strategy_exits: true,
+            protective_exits: kyzlo_application::orchestrator::ProtectiveExits::OnRecovery,
             tick_interval: Duration::from_millis(50),
             call_timeout: Duration::from_secs(2),
             approval_key: ApprovalKey::new(HARNESS_APPROVAL_KEY).ok(),
@@ -280,7 +281,7 @@ async fn wrong_credentials_make_the_client_wait_and_page_the_operator_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cross_site_post_is_refused_and_a_right_token_buys_no_more_key_guesses() {
+async fn a_cross_site_post_is_refused_a_right_token_buys_no_more_key_guesses_and_a_hold_is_taken() {
     let bot = start_bot().await;
     // A page on another site posting with the right token (had it stolen it): refused
     // before anything is done.
@@ -329,6 +330,15 @@ async fn a_cross_site_post_is_refused_and_a_right_token_buys_no_more_key_guesses
     assert_eq!(code, StatusCode::OK);
     let (_, status) = bot.get("/status").await;
     assert_eq!(status["trading"]["state"], "halted");
+    // Holding a position (no protective exit while halted) needs the token, and an open
+    // position.
+    let (code, _) = bot.post("/positions/1/hold", None, None).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (code, body) = bot.post("/positions/1/hold", Some(TOKEN), None).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"position": 1, "held": true}));
+    let (code, body) = bot.post("/positions/99/hold", Some(TOKEN), None).await;
+    assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

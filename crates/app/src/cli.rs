@@ -52,6 +52,8 @@ pub enum Command {
     Resume(ResumeArgs),
     /// Force-exit a position.
     Exit(ExitArgs),
+    /// Leave a position alone while halted: no protective exit until resume.
+    Hold(ExitArgs),
     /// Exit history.
     Exits(ExitsArgs),
     /// Ask Jupiter for an exit quote and show the route and price impact.

@@ -1,9 +1,8 @@
-//! `status`, `halt`, `resume`, `exit` and `exits`: talk to a running bot over its HTTP
+//! `status`, `halt`, `resume`, `exit`, `hold` and `exits`: talk to a running bot over its HTTP
 //! API; where none runs, read (or, for a halt or resume, write) the journal, so an
 //! operator can inspect a stopped bot and make sure it starts halted.
 
 use std::fmt::Write as _;
-
 use std::sync::Arc;
 
 use kyzlo_adapters_journal::data_dir::JOURNAL_FILE;
@@ -29,13 +28,8 @@ pub fn run(config: &Config, api: &ApiArgs, request: Request) -> Result<String, A
         .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
     runtime.block_on(async {
         if let Some(base) = base_url(config, api) {
-            let token = api.token.clone().or_else(|| {
-                config
-                    .api
-                    .bearer_token
-                    .as_ref()
-                    .map(|t| t.expose().to_owned())
-            });
+            let configured = config.api.bearer_token.as_ref().map(|t| t.expose());
+            let token = api.token.clone().or_else(|| configured.map(str::to_owned));
             let client =
                 OperatorClient::new(&base, token).map_err(|e| AppError::Remote(e.to_string()))?;
             match client.send(&request).await {
@@ -141,9 +135,9 @@ async fn local(config: &Config, api: &ApiArgs, request: Request) -> Result<Strin
             })?;
             let _ = writeln!(out, "trading: active (the bot will start active)");
         }
-        Request::ForceExit(position) => {
+        Request::ForceExit(position) | Request::Hold(position) => {
             return Err(AppError::Remote(format!(
-                "no bot answers at {}: start it to force-exit pos-{position} (the journal alone cannot trade)",
+                "no bot answers at {}: start it to act on pos-{position} (the journal alone cannot trade)",
                 where_asked(config, api)
             )));
         }

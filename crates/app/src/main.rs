@@ -128,6 +128,7 @@ fn run(cli: Cli) -> Result<String, AppError> {
         Command::Halt(args) => operator(path, &args.api, Request::Halt(args.reason)),
         Command::Resume(args) => operator(path, &args.api, Request::Resume(args.approval_key)),
         Command::Exit(args) => operator(path, &args.api, Request::ForceExit(args.position)),
+        Command::Hold(args) => operator(path, &args.api, Request::Hold(args.position)),
         Command::Exits(args) => operator(path, &args.api, Request::Exits(args.limit)),
         Command::Run(args) => {
             let config = kyzlo_config::load_valid(path, args.profile.map(Into::into))?;

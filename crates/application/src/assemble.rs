@@ -20,7 +20,7 @@ use crate::guard::{GuardedChain, GuardedFeed, GuardedRouter, LatencyGuard};
 use crate::journal::Journal;
 use crate::metrics::MetricsSink;
 use crate::orchestrator::{IdAllocator, Services};
-use crate::ports::{AlertSink, Chain, Pair, PriceFeed, Signer, SwapRouter};
+use crate::ports::{AlertSink, Chain, HealthProbe, Pair, PriceFeed, Signer, SwapRouter};
 use crate::rng::Jitter;
 
 /// The ports the services run on.
@@ -38,6 +38,8 @@ pub struct Ports {
     pub alerts: Arc<dyn AlertSink>,
     /// Where metric events go.
     pub metrics: Arc<dyn MetricsSink>,
+    /// The chain's health probe.
+    pub probe: Arc<dyn HealthProbe>,
 }
 
 /// The validated rules and settings the services apply.
@@ -147,6 +149,7 @@ pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
         journal: ports.journal,
         metrics: ports.metrics,
         ids: Arc::new(IdAllocator::new(settings.next_id)),
+        probe: ports.probe,
     };
     Assembled {
         control,

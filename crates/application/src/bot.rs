@@ -25,6 +25,7 @@ use crate::guard::{FeedProbe, GUARDED, LatencyGuard};
 use crate::journal::Journal;
 use crate::metrics::{CountingMetrics, Dependency, FanOutMetrics, MetricsSink};
 use crate::operator::Operator;
+use crate::orchestrator::ProtectiveExits;
 use crate::orchestrator::{Command, Orchestrator, OrchestratorConfig};
 use crate::ports::{
     Alert, AlertKind, AlertSink, Chain, HealthProbe, Pair, PortError, PriceFeed, Severity, Signer,
@@ -85,6 +86,8 @@ pub struct BotSettings {
     /// Whether the strategy's own exit signal closes positions (the exit plan's legs
     /// always apply).
     pub strategy_exits: bool,
+    /// What a halt does to a position whose stop has fired.
+    pub protective_exits: ProtectiveExits,
     /// Tick interval.
     pub tick_interval: Duration,
     /// Every router and chain call's timeout.
@@ -180,6 +183,7 @@ impl Bot {
                 journal: ports.journal.clone(),
                 alerts: ports.alerts,
                 metrics,
+                probe: ports.probe.clone(),
             },
             Settings {
                 initial_state: initial,
@@ -254,6 +258,7 @@ impl Bot {
                 max_positions: settings.max_positions,
                 pair: settings.pair,
                 strategy_exits: settings.strategy_exits,
+                protective_exits: settings.protective_exits,
             },
             strategy,
         );

@@ -2,7 +2,8 @@
 //! engine with the exit policy, the 30 s deadline and the escalation ladder; counts
 //! failed exits in the exit breaker, halts trading when it trips, alerts, and reports
 //! metrics. Automatic exits need a trading state that allows them; an operator's
-//! force-exit always runs.
+//! force-exit always runs, and so does a protective exit (a stop retried while halted),
+//! on the ladder's widest rung alone.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -39,6 +40,8 @@ pub enum ExitRefusal {
 pub struct ExitExecutor {
     engine: Arc<Engine>,
     settings: ExecutionSettings,
+    /// `settings` on the widest rung alone, for protective exits.
+    protective: ExecutionSettings,
     breaker: Mutex<ExitBreaker>,
     control: Arc<TradingControl>,
     pair: Pair,
@@ -53,8 +56,13 @@ impl ExitExecutor {
         control: Arc<TradingControl>,
         pair: Pair,
     ) -> Self {
+        let protective = ExecutionSettings {
+            ladder: settings.ladder.widest(),
+            ..settings.clone()
+        };
         Self {
             engine,
+            protective,
             settings,
             breaker: Mutex::new(breaker),
             control,
@@ -107,7 +115,8 @@ impl ExitExecutor {
     ) -> Result<ExecutionReport, ExitRefusal> {
         let order = &ticket.order;
         let state = self.control.state();
-        if order.module != ExitModule::Operator && !state.allows_automatic_exit() {
+        let always = matches!(order.module, ExitModule::Operator | ExitModule::Protective);
+        if !always && !state.allows_automatic_exit() {
             tracing::warn!(position = %order.position, kind = order.kind.as_str(), state = state.as_str(), "automatic exit refused");
             return Err(ExitRefusal::NotAllowed {
                 state: state.mode(),
@@ -133,9 +142,12 @@ impl ExitExecutor {
             style: order.style,
         };
         let (tx, rx) = oneshot::channel();
-        let execution = self
-            .engine
-            .execute(job, Some(kind), &self.settings, Some(tx));
+        let settings = if order.module == ExitModule::Protective {
+            &self.protective
+        } else {
+            &self.settings
+        };
+        let execution = self.engine.execute(job, Some(kind), settings, Some(tx));
         let on_deadline = async {
             if let Ok(notice) = rx.await {
                 self.deadline_passed(&ticket, notice).await;

@@ -19,6 +19,8 @@ pub enum ExitModule {
     Strategy,
     /// An operator's force-exit.
     Operator,
+    /// A stop retried while trading is halted, once the chain answers again.
+    Protective,
 }
 
 impl ExitModule {
@@ -29,6 +31,7 @@ impl ExitModule {
             ExitModule::ExitPlan => "exit_plan",
             ExitModule::Strategy => "strategy",
             ExitModule::Operator => "operator",
+            ExitModule::Protective => "protective",
         }
     }
 }

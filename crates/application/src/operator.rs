@@ -151,6 +151,19 @@ impl Operator {
         Ok(answer.await.map_err(|_| OperatorError::NotRunning)??)
     }
 
+    /// Holds a position: no protective exit for it while halted, until resume or restart.
+    ///
+    /// # Errors
+    /// [`OperatorError`] when the loop is not running or the position is not open.
+    pub async fn hold(&self, position: PositionId) -> Result<(), OperatorError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Hold { position, reply })
+            .await
+            .map_err(|_| OperatorError::NotRunning)?;
+        Ok(answer.await.map_err(|_| OperatorError::NotRunning)??)
+    }
+
     /// The latest exits, newest first.
     ///
     /// # Errors

@@ -413,6 +413,8 @@ pub enum AlertKind {
     Reconciliation,
     /// The operator API keeps receiving wrong credentials.
     WrongCredentials,
+    /// A position's stop is being retried while trading is halted.
+    ProtectiveExit,
 }
 
 impl AlertKind {
@@ -427,6 +429,7 @@ impl AlertKind {
             AlertKind::LatencyBreaker => "latency_breaker",
             AlertKind::Reconciliation => "reconciliation",
             AlertKind::WrongCredentials => "wrong_credentials",
+            AlertKind::ProtectiveExit => "protective_exit",
         }
     }
 }

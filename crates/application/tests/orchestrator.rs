@@ -1,12 +1,15 @@
 //! The tick orchestrator over the fake venue on paused time: the BUG-003 crash, 1,000
-//! positions exiting at once, halted and reduce-only trading, and failing ticks.
+//! positions exiting at once, halted and reduce-only trading, protective exits while
+//! halted, and failing ticks.
 
 #![allow(clippy::unwrap_used)] // test helpers panic on broken fixtures by design
 
 use std::time::Duration;
 
 use kyzlo_application::journal::{Journal, PositionRecord};
-use kyzlo_application::orchestrator::{ForceExitError, Orchestrator, OrchestratorConfig};
+use kyzlo_application::orchestrator::{
+    ForceExitError, Orchestrator, OrchestratorConfig, ProtectiveExits,
+};
 use kyzlo_application::ports::Balances;
 use kyzlo_application::testing::{Harness, SendScript};
 use kyzlo_domain::exit_plan::ExitPlanConfig;
@@ -30,6 +33,15 @@ fn wallet(sol: u64) -> Balances {
 }
 
 fn orchestrator(h: &Harness, max_positions: usize, window: usize) -> Orchestrator {
+    orchestrator_with(h, max_positions, window, ProtectiveExits::OnRecovery)
+}
+
+fn orchestrator_with(
+    h: &Harness,
+    max_positions: usize,
+    window: usize,
+    protective_exits: ProtectiveExits,
+) -> Orchestrator {
     Orchestrator::new(
         h.services(),
         OrchestratorConfig {
@@ -39,6 +51,7 @@ fn orchestrator(h: &Harness, max_positions: usize, window: usize) -> Orchestrato
             max_positions,
             pair: kyzlo_application::testing::FAKE_PAIR,
             strategy_exits: true,
+            protective_exits,
         },
         MeanReversion::new(MeanReversionConfig {
             window,
@@ -127,7 +140,7 @@ async fn a_thousand_positions_exit_at_once_each_exactly_once() {
 #[tokio::test(start_paused = true)]
 async fn a_halted_bot_places_no_entries_and_no_automatic_exits_but_a_force_exit_goes_through() {
     let h = Harness::new(100.0, wallet(10));
-    let mut orch = orchestrator(&h, 2, WINDOW);
+    let mut orch = orchestrator_with(&h, 2, WINDOW, ProtectiveExits::OperatorOnly);
     orch.adopt(position(1, 10));
     let _ = h.control.halt(HaltCause::Operator, "maintenance").await;
     // A crash through the stop that would also signal an entry.
@@ -219,4 +232,106 @@ async fn a_failing_tick_is_counted_and_the_next_one_runs() {
     assert!(orch.tick().await.is_ok());
     let m = h.metrics.summary();
     assert_eq!((m.ticks, m.tick_errors), (1, 1));
+}
+
+/// Ticks once a second at `p` for `seconds`; the exits started.
+async fn ticks_at(orch: &mut Orchestrator, h: &Harness, p: f64, seconds: u32) -> u32 {
+    let mut started = 0;
+    for _ in 0..seconds {
+        h.feed.set(price(p));
+        started += orch.tick().await.unwrap().exits_started;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    started
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_that_fires_while_halted_is_retried_on_the_widest_rung_once_the_chain_answers() {
+    let h = Harness::new(100.0, wallet(10));
+    let mut orch = orchestrator(&h, 1, WINDOW);
+    orch.adopt(position(1, 10));
+    let _ = h
+        .control
+        .halt(HaltCause::ExitBreaker, "2 consecutive failed exits")
+        .await;
+    // The chain does not answer: the stop is below, but nothing is tried.
+    h.venue.set_reachable(false);
+    assert_eq!(ticks_at(&mut orch, &h, 90.0, 5).await, 0);
+    assert!(h.venue.swaps().is_empty());
+    // It answers again: one protective exit, on the widest rung (5%), alerted.
+    h.venue.set_reachable(true);
+    // The first try's two attempts are dropped by the chain and die; the next try lands.
+    h.venue.script([SendScript::Drop, SendScript::Drop]);
+    let started = ticks_at(&mut orch, &h, 90.0, 1).await;
+    assert_eq!(started, 1);
+    let first = h.venue.swaps();
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        first[0].quote.request.slippage.bps().get(),
+        500,
+        "the widest rung"
+    );
+    let alerts = h.alerts.all();
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.kind == kyzlo_application::ports::AlertKind::ProtectiveExit),
+        "{alerts:?}"
+    );
+    // The failed try is not repeated on every tick: one more, after its backoff.
+    let mut started = 0;
+    let mut seconds = 0;
+    while !orch.positions().is_empty() && seconds < 300 {
+        started += ticks_at(&mut orch, &h, 90.0, 1).await;
+        seconds += 1;
+    }
+    orch.drain().await;
+    assert!(orch.positions().is_empty(), "closed by the second try");
+    assert_eq!(started, 1, "one more try, not one per tick");
+    assert_eq!(
+        h.venue.swaps().len(),
+        3,
+        "two dropped attempts, then the landing"
+    );
+    assert!(
+        h.venue
+            .swaps()
+            .iter()
+            .all(|s| s.quote.request.slippage.bps().get() == 500)
+    );
+    assert!(
+        h.control.state().is_halted(),
+        "still halted: only the stop ran"
+    );
+    for (intent, n) in h.landed_per_intent() {
+        assert_eq!(n, 1, "{intent}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_position_and_operator_only_mode_get_no_protective_exit() {
+    for held in [true, false] {
+        let h = Harness::new(100.0, wallet(10));
+        let mode = if held {
+            ProtectiveExits::OnRecovery
+        } else {
+            ProtectiveExits::OperatorOnly
+        };
+        let mut orch = orchestrator_with(&h, 1, WINDOW, mode);
+        orch.adopt(position(1, 10));
+        let _ = h.control.halt(HaltCause::Operator, "maintenance").await;
+        if held {
+            assert_eq!(
+                orch.hold(PositionId(9)),
+                Err(ForceExitError::UnknownPosition(PositionId(9)))
+            );
+            orch.hold(PositionId(1)).unwrap();
+        }
+        assert_eq!(ticks_at(&mut orch, &h, 90.0, 30).await, 0, "held {held}");
+        assert!(h.venue.swaps().is_empty());
+        // A price above the stop is no reason either way; and a take-profit is not taken
+        // while halted.
+        assert_eq!(ticks_at(&mut orch, &h, 130.0, 3).await, 0);
+        assert_eq!(orch.positions().len(), 1);
+    }
 }

@@ -22,6 +22,37 @@ impl ExitBreakerFile {
     }
 }
 
+/// `[halt]` as written: what a halt does besides stopping entries and automatic exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HaltFile {
+    /// A position whose stop fires while halted: `on_recovery` retries its exit on the
+    /// widest rung once the chain answers (alerting on each try, with backoff, until it
+    /// closes or `kyzlo hold ID`); `operator_only` leaves it to an operator.
+    pub protective_exits: ProtectiveExitsFile,
+}
+
+/// `halt.protective_exits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtectiveExitsFile {
+    /// Retried once the chain answers.
+    #[default]
+    OnRecovery,
+    /// Left to an operator.
+    OperatorOnly,
+}
+
+impl ProtectiveExitsFile {
+    pub(crate) fn validate(self) -> kyzlo_application::orchestrator::ProtectiveExits {
+        use kyzlo_application::orchestrator::ProtectiveExits;
+        match self {
+            Self::OnRecovery => ProtectiveExits::OnRecovery,
+            Self::OperatorOnly => ProtectiveExits::OperatorOnly,
+        }
+    }
+}
+
 /// `[latency_breaker]` as written: one breaker per dependency, each with these limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

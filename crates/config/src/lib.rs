@@ -27,11 +27,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use kyzlo_application::bot::BotSettings;
 use kyzlo_application::gateway::GatewayMode;
+use kyzlo_application::orchestrator::ProtectiveExits;
 use kyzlo_domain::latency_breaker::LatencyBreakerConfig;
 use kyzlo_domain::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
-pub use breakers::{ExitBreakerFile, LatencyBreakerFile};
+pub use breakers::{ExitBreakerFile, HaltFile, LatencyBreakerFile, ProtectiveExitsFile};
 pub use check::ConfigError;
 pub use exit::{Execution, ExitFile, RetryFile, RungFile, StyleFile};
 pub use network::{CommitmentFile, Jupiter, JupiterFile, Rpc, RpcFile, WalletFile};
@@ -98,6 +99,8 @@ pub struct File {
     pub exit_retry: RetryFile,
     /// Consecutive failed exits before trading halts.
     pub exit_breaker: ExitBreakerFile,
+    /// What a halt does to positions whose stop fires.
+    pub halt: HaltFile,
     /// The latency circuit breakers.
     pub latency_breaker: LatencyBreakerFile,
     /// Solana RPC.
@@ -128,6 +131,7 @@ impl Default for File {
             retry: RetryFile::from_policy(RetryPolicy::default_policy()),
             exit_retry: RetryFile::from_policy(RetryPolicy::exit_policy()),
             exit_breaker: ExitBreakerFile { threshold: 2 },
+            halt: HaltFile::default(),
             latency_breaker: LatencyBreakerFile::default(),
             rpc: RpcFile::default(),
             jupiter: JupiterFile::default(),
@@ -393,6 +397,8 @@ pub struct Config {
     pub latency_breaker: LatencyBreakerConfig,
     /// Consecutive failed exits before trading halts.
     pub exit_breaker_threshold: u32,
+    /// What a halt does to a position whose stop has fired.
+    pub protective_exits: ProtectiveExits,
     /// Solana RPC.
     pub rpc: Rpc,
     pub jupiter: Jupiter,
@@ -460,6 +466,7 @@ impl TryFrom<File> for Config {
             execution,
             latency_breaker: file.latency_breaker.validate()?,
             exit_breaker_threshold: file.exit_breaker.validate()?,
+            protective_exits: file.halt.protective_exits.validate(),
             api: file.api.validate()?,
             rpc,
             alerts: file.alerts.validate()?,
@@ -488,6 +495,7 @@ impl Config {
             entry_fraction: Some(self.trading.entry_fraction),
             max_positions: self.trading.max_positions,
             strategy_exits: true,
+            protective_exits: self.protective_exits,
             tick_interval: self.trading.tick_interval,
             call_timeout: self.execution.call_timeout,
             approval_key: self.api.approval_key.clone(),
@@ -539,6 +547,18 @@ mod tests {
         silent.strategy.cost_aware = false;
         let config = Config::try_from(silent).unwrap();
         assert_eq!(config.trading.strategy.cost, RoundTripCost::default());
+    }
+
+    #[test]
+    fn protective_exits_are_on_by_default_and_can_be_left_to_an_operator() {
+        let config = Config::try_from(File::default()).unwrap();
+        assert_eq!(config.protective_exits, ProtectiveExits::OnRecovery);
+        let file: File = toml::from_str("[halt]\nprotective_exits = \"operator_only\"\n").unwrap();
+        let config = Config::try_from(file).unwrap();
+        assert_eq!(
+            config.bot_settings(1).protective_exits,
+            ProtectiveExits::OperatorOnly
+        );
     }
 
     #[test]

@@ -151,6 +151,16 @@ impl EscalationLadder {
         self.rung(attempt.max(1).saturating_add(start))
     }
 
+    /// The ladder's widest rung alone: what an exit that must not be tight (a stop
+    /// retried while trading is halted) runs on.
+    #[must_use]
+    pub fn widest(&self) -> Self {
+        Self {
+            rungs: self.rungs.last().copied().into_iter().collect(),
+            max_slippage: self.max_slippage,
+        }
+    }
+
     /// Every rung, first attempt first.
     #[must_use]
     pub fn rungs(&self) -> &[Rung] {

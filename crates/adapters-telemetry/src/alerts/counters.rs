@@ -70,7 +70,7 @@ impl AlertCounters {
     /// Creates every known (kind, outcome) series at zero, so dashboards and alert rules
     /// see them before the first alert.
     pub(crate) fn precreate(&self) {
-        const KINDS: [AlertKind; 7] = [
+        const KINDS: [AlertKind; 8] = [
             AlertKind::TradingHalted,
             AlertKind::TradingResumed,
             AlertKind::ExitDeadlineExceeded,
@@ -78,6 +78,7 @@ impl AlertCounters {
             AlertKind::LatencyBreaker,
             AlertKind::Reconciliation,
             AlertKind::WrongCredentials,
+            AlertKind::ProtectiveExit,
         ];
         for kind in KINDS {
             for outcome in AlertOutcome::ALL {

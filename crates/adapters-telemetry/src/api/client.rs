@@ -1,4 +1,4 @@
-//! The operator API's client: what `kyzlo status`, `halt`, `resume`, `exit` and `exits`
+//! The operator API's client: what `kyzlo status`, `halt`, `resume`, `exit`, `hold` and `exits`
 //! send to a running bot.
 
 use std::time::Duration;
@@ -14,6 +14,8 @@ pub enum Request {
     Resume(String),
     /// `POST /positions/{id}/exit`.
     ForceExit(u64),
+    /// `POST /positions/{id}/hold`.
+    Hold(u64),
     /// `GET /exits/history?limit=N`.
     Exits(usize),
 }
@@ -84,6 +86,7 @@ impl OperatorClient {
             Request::ForceExit(position) => {
                 self.http.post(format!("{base}/positions/{position}/exit"))
             }
+            Request::Hold(position) => self.http.post(format!("{base}/positions/{position}/hold")),
         };
         let builder = match &self.token {
             Some(token) => builder.bearer_auth(token),

@@ -1,6 +1,6 @@
 //! The operator HTTP API (axum): `GET /metrics`, `/status`, `/exits/history?limit=N`,
 //! `/metrics/exits`, `/alerts`, the live status page at `/`, and the control routes `POST /halt`, `/resume`,
-//! `/positions/{id}/exit`, which need `Authorization: Bearer <token>` (compared in
+//! `/positions/{id}/exit`, `/positions/{id}/hold`, which need `Authorization: Bearer <token>` (compared in
 //! constant time) whenever a token is configured. It listens on loopback unless told
 //! otherwise, and refuses a non-loopback address without a token.
 
@@ -180,6 +180,7 @@ fn router(state: AppState) -> Router {
         .route("/halt", post(halt))
         .route("/resume", post(resume))
         .route("/positions/{id}/exit", post(force_exit))
+        .route("/positions/{id}/hold", post(hold))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -520,10 +521,7 @@ async fn force_exit(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, Failure> {
     authorize(&state, peer.ip(), &headers).await?;
-    let Path(raw) = id.map_err(|_| Failure::bad_field("id", "malformed position id"))?;
-    let id = raw
-        .parse::<u64>()
-        .map_err(|_| Failure::bad_field("id", "the position id must be a whole number"))?;
+    let id = position_id(id)?;
     let intent = state
         .operator
         .force_exit(PositionId(id))
@@ -536,6 +534,32 @@ async fn force_exit(
             intent: intent.0,
         },
     ))
+}
+
+async fn hold(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response, Failure> {
+    authorize(&state, peer.ip(), &headers).await?;
+    let id = position_id(id)?;
+    state
+        .operator
+        .hold(PositionId(id))
+        .await
+        .map_err(operator_failure)?;
+    Ok(json(
+        StatusCode::OK,
+        serde_json::json!({ "position": id, "held": true }),
+    ))
+}
+
+/// The `{id}` of a position route.
+fn position_id(id: Result<Path<String>, PathRejection>) -> Result<u64, Failure> {
+    let Path(raw) = id.map_err(|_| Failure::bad_field("id", "malformed position id"))?;
+    raw.parse::<u64>()
+        .map_err(|_| Failure::bad_field("id", "the position id must be a whole number"))
 }
 
 #[cfg(test)]

@@ -26,9 +26,12 @@ use crate::gateway::{ExitGateway, ExitOrder, GatewayRefusal};
 use crate::guard::LatencyGuard;
 use crate::journal::{IntentOutcome, Journal, PositionRecord};
 use crate::metrics::{ExitModule, MetricEvent, MetricsSink};
-use crate::ports::{Fill, Pair, PortError, PriceFeed, Side};
+use crate::ports::{Fill, HealthProbe, Pair, PortError, PriceFeed, Side};
 
+mod protect;
 mod settle;
+
+pub use protect::{FIRST_WAIT, MAX_WAIT, ProtectiveExits};
 
 /// How long a fill that could not be read at landing is looked for in the background.
 const LATE_FILL_WAIT: Duration = Duration::from_secs(600);
@@ -72,6 +75,8 @@ pub struct Services {
     pub journal: Arc<dyn Journal>,
     pub metrics: Arc<dyn MetricsSink>,
     pub ids: Arc<IdAllocator>,
+    /// The chain's health probe: what says a protective exit may be tried.
+    pub probe: Arc<dyn HealthProbe>,
 }
 
 /// The orchestrator's own settings.
@@ -91,6 +96,8 @@ pub struct OrchestratorConfig {
     /// Whether the strategy's own exit signal (reversion to the mean) closes positions;
     /// the exit plan's legs always apply.
     pub strategy_exits: bool,
+    /// What a halt does to a position whose stop has fired.
+    pub protective_exits: ProtectiveExits,
 }
 
 /// One open position as the orchestrator tracks it.
@@ -102,6 +109,8 @@ pub struct OpenPosition {
     pub plan: ExitPlan,
     /// Whether an exit is running for it.
     pub exiting: bool,
+    /// Its protective tries while halted.
+    protection: protect::Protection,
 }
 
 /// A position as shown to an operator.
@@ -143,6 +152,13 @@ pub enum Command {
         position: PositionId,
         /// The intent id, or why not.
         reply: oneshot::Sender<Result<IntentId, ForceExitError>>,
+    },
+    /// Hold a position: no protective exit for it while halted.
+    Hold {
+        /// The position.
+        position: PositionId,
+        /// Done, or why not.
+        reply: oneshot::Sender<Result<(), ForceExitError>>,
     },
     /// List open positions.
     Positions {
@@ -251,6 +267,7 @@ impl Orchestrator {
                 id: record.position,
                 plan,
                 exiting: false,
+                protection: protect::Protection::default(),
             },
         );
         self.strategy.confirm_trade(PositionState::Long {
@@ -332,7 +349,10 @@ impl Orchestrator {
             }
         }
 
-        if state.allows_automatic_exit() {
+        if state.is_halted() {
+            self.protect(price, &mut report).await;
+        } else if state.allows_automatic_exit() {
+            self.end_protection();
             let strategy_exit = match intent {
                 TradeIntent::Exit(exit) if self.config.strategy_exits => Some(exit),
                 _ => None,
@@ -447,7 +467,7 @@ impl Orchestrator {
         let ticket = match s.gateway.submit(order, intent) {
             Ok(ticket) => ticket,
             Err(refusal) => {
-                if module == ExitModule::ExitPlan {
+                if matches!(module, ExitModule::ExitPlan | ExitModule::Protective) {
                     position.plan.on_exit_abandoned();
                 }
                 return Err(refusal.into());
@@ -522,6 +542,9 @@ impl Orchestrator {
         match command {
             Command::ForceExit { position, reply } => {
                 let _ = reply.send(self.force_exit(position));
+            }
+            Command::Hold { position, reply } => {
+                let _ = reply.send(self.hold(position));
             }
             Command::Positions { reply } => {
                 let _ = reply.send(self.positions());

@@ -194,6 +194,7 @@ impl Harness {
                 journal: journal.clone(),
                 alerts: alerts.clone(),
                 metrics: metrics.clone(),
+                probe: venue.clone(),
             },
             settings,
             clock,

@@ -92,6 +92,8 @@ pub struct FakeVenue {
     pair: Pair,
     slot_time: Duration,
     ignore_expiry: std::sync::atomic::AtomicBool,
+    /// The health probe fails while this is false.
+    reachable: std::sync::atomic::AtomicBool,
 }
 
 impl FakeVenue {
@@ -127,6 +129,7 @@ impl FakeVenue {
             pair: FAKE_PAIR,
             slot_time: Duration::from_millis(400),
             ignore_expiry: std::sync::atomic::AtomicBool::new(false),
+            reachable: std::sync::atomic::AtomicBool::new(true),
         }
     }
 
@@ -156,6 +159,12 @@ impl FakeVenue {
     /// Scripts the next transactions (in order of first send).
     pub fn script(&self, scripts: impl IntoIterator<Item = SendScript>) {
         self.with(|s| s.scripts.extend(scripts));
+    }
+
+    /// Makes the health probe fail (`false`) or succeed again (`true`).
+    pub fn set_reachable(&self, reachable: bool) {
+        self.reachable
+            .store(reachable, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// What happens to transactions beyond the script.
@@ -536,6 +545,14 @@ impl Chain for FakeVenue {
 #[async_trait]
 impl HealthProbe for FakeVenue {
     async fn probe(&self) -> Result<(), PortError> {
-        Ok(())
+        if self.reachable.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(PortError::new(
+                "health",
+                ErrorClass::NodeUnhealthy,
+                "the probe found no healthy node",
+            ))
+        }
     }
 }

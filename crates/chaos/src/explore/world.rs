@@ -119,6 +119,7 @@ pub fn settings(schedule: &Schedule) -> BotSettings {
         entry_fraction: None,
         max_positions: 2,
         strategy_exits: true,
+        protective_exits: kyzlo_application::orchestrator::ProtectiveExits::OnRecovery,
         tick_interval: Duration::from_secs(1),
         call_timeout: Duration::from_secs(2),
         approval_key: ApprovalKey::new(APPROVAL_KEY).ok(),

@@ -16,6 +16,7 @@ use kyzlo_application::gateway::GatewayMode;
 use kyzlo_application::journal::{
     IntentAction, IntentOutcome, Journal, MemoryJournal, PositionRecord,
 };
+use kyzlo_application::orchestrator::ProtectiveExits;
 use kyzlo_application::ports::{
     Alert, AlertSink, Chain, Commitment, Pair, PortError, QuoteRequest, Side, Signer, StatusLookup,
     SwapRequest, SwapRouter,

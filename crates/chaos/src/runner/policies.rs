@@ -69,6 +69,9 @@ pub(super) async fn run_kyzlo(
             max_positions: 0,
             // The stop is what is measured: no exit on reversion to the mean.
             strategy_exits: false,
+            // The real default: a stop that fired while halted is retried once the chain
+            // answers again; the paged operator still force-exits after the reaction time.
+            protective_exits: ProtectiveExits::OnRecovery,
             tick_interval: scenario.tick,
             call_timeout: Duration::from_secs(2),
             approval_key: None,
