@@ -91,6 +91,7 @@ fn rig_with(profile: FaultProfile, seed: u64, regime: Regime, wallet: SimWallet)
             gateway_mode: GatewayMode::Enforce,
             jitter_seed: seed,
             next_id: 1,
+            router_budget: None,
         },
         clock,
     );

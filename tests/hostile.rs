@@ -258,6 +258,24 @@ fn bad_configs() -> Vec<(&'static str, String, Start, Vec<&'static str>)> {
             vec!["journal.data_dir"],
         ),
         (
+            "Jupiter reserve above the plan",
+            p("[jupiter]\nrequests_per_minute = 60\nreserved_for_exits = 60"),
+            Paper,
+            vec!["jupiter.reserved_for_exits", "60"],
+        ),
+        (
+            "Jupiter reserve too small for an exit",
+            p("[jupiter]\nreserved_for_exits = 2"),
+            Paper,
+            vec!["jupiter.reserved_for_exits", "at least 4"],
+        ),
+        (
+            "Jupiter budget negative",
+            p("[jupiter]\nrequests_per_minute = -1"),
+            Paper,
+            vec!["jupiter.requests_per_minute"],
+        ),
+        (
             "protective exits sometimes",
             p("[halt]\nprotective_exits = \"sometimes\""),
             Paper,

@@ -201,6 +201,7 @@ async fn start_bot() -> Bot {
             max_positions: 1,
             strategy_exits: true,
             protective_exits: kyzlo_application::orchestrator::ProtectiveExits::OnRecovery,
+            router_budget: None,
             tick_interval: Duration::from_millis(50),
             call_timeout: Duration::from_secs(2),
             approval_key: ApprovalKey::new(HARNESS_APPROVAL_KEY).ok(),

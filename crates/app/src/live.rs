@@ -165,6 +165,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
         };
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let mut settings = config.bot_settings(seed_now());
+        settings.router_budget = config.jupiter.budget.clone();
         // The devnet stand-in keeps the pair's balances itself: its base is not the SOL
         // that pays the fees, so a full exit keeps no fee reserve out of it.
         if config.profile == Profile::Devnet {

@@ -10,6 +10,7 @@ use kyzlo_domain::ExitBreaker;
 use kyzlo_domain::latency_breaker::LatencyBreaker;
 use kyzlo_domain::trading_state::TradingState;
 
+use crate::budget::{Budget, BudgetedFeed, BudgetedRouter};
 use crate::clock::Clock;
 use crate::control::{ApprovalKey, TradingControl};
 use crate::entry::EntryExecutor;
@@ -66,6 +67,8 @@ pub struct Settings {
     pub jitter_seed: u64,
     /// The lowest id not yet used by a position or intent.
     pub next_id: u64,
+    /// The price feed's and the router's shared request budget, if any.
+    pub router_budget: Option<Arc<Budget>>,
 }
 
 /// The assembled services.
@@ -107,8 +110,24 @@ pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
         clock,
     ));
     let jitter = Arc::new(Jitter::new(settings.jitter_seed));
+    // The budget sits outside the guard: a deferral is no failure of the provider, and a
+    // wait for room no latency of it.
+    let guarded_router: Arc<dyn SwapRouter> =
+        Arc::new(GuardedRouter::new(ports.router, guard.clone()));
+    let guarded_feed: Arc<dyn PriceFeed> = Arc::new(GuardedFeed::new(ports.feed, guard.clone()));
+    let (router, feed): (Arc<dyn SwapRouter>, Arc<dyn PriceFeed>) = match &settings.router_budget {
+        Some(budget) => (
+            Arc::new(BudgetedRouter::new(
+                guarded_router,
+                budget.clone(),
+                settings.pair,
+            )),
+            Arc::new(BudgetedFeed::new(guarded_feed, budget.clone())),
+        ),
+        None => (guarded_router, guarded_feed),
+    };
     let engine = Arc::new(Engine::new(Venue {
-        router: Arc::new(GuardedRouter::new(ports.router, guard.clone())),
+        router,
         chain: Arc::new(GuardedChain::new(
             ports.chain,
             guard.clone(),
@@ -139,7 +158,7 @@ pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
         ports.metrics.clone(),
     ));
     let services = Services {
-        feed: Arc::new(GuardedFeed::new(ports.feed, guard.clone())),
+        feed,
         engine: engine.clone(),
         control: control.clone(),
         guard: guard.clone(),

@@ -16,6 +16,7 @@ use kyzlo_domain::{DomainError, ExitBreaker, TokenAmount};
 use tokio::sync::{mpsc, watch};
 
 use crate::assemble::{Assembled, Ports, Settings, assemble};
+use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::control::{ApprovalKey, TradingControl};
 use crate::execute::ExecutionSettings;
@@ -33,6 +34,7 @@ use crate::ports::{
 };
 use crate::reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 use crate::rng::Jitter;
+use kyzlo_domain::budget::RequestBudget;
 
 /// How long reconciliation looks for a landed transaction's fill.
 const RECONCILE_FILL_WAIT: Duration = Duration::from_secs(120);
@@ -88,6 +90,9 @@ pub struct BotSettings {
     pub strategy_exits: bool,
     /// What a halt does to a position whose stop has fired.
     pub protective_exits: ProtectiveExits,
+    /// The price feed's and the router's shared request budget (one provider's plan,
+    /// such as Jupiter's), if any.
+    pub router_budget: Option<RequestBudget>,
     /// Tick interval.
     pub tick_interval: Duration,
     /// Every router and chain call's timeout.
@@ -197,6 +202,10 @@ impl Bot {
                 gateway_mode: settings.gateway_mode,
                 jitter_seed: settings.jitter_seed,
                 next_id: journaled.next_id,
+                router_budget: settings
+                    .router_budget
+                    .clone()
+                    .map(|window| Budget::new("the router", window, clock)),
             },
             clock,
         );
@@ -205,18 +214,21 @@ impl Bot {
             // (probes close the breakers and lift ReduceOnly), not assumed.
             guard.restore_open().await;
         }
-        let reconciled = Reconciler::new(
-            engine.venue().clone(),
-            ReconcileSettings {
-                pair: settings.pair,
-                poll_interval: exit_settings.poll_interval,
-                commitment: exit_settings.commitment,
-                // Nothing trades before reconciliation ends: a fill read late is worth
-                // more patience here than during an exit.
-                fill_wait: exit_settings.fill_wait.max(RECONCILE_FILL_WAIT),
-            },
+        // Reconciliation settles what may still land: its calls come first, as an exit's.
+        let reconciled = crate::budget::protecting(
+            Reconciler::new(
+                engine.venue().clone(),
+                ReconcileSettings {
+                    pair: settings.pair,
+                    poll_interval: exit_settings.poll_interval,
+                    commitment: exit_settings.commitment,
+                    // Nothing trades before reconciliation ends: a fill read late is worth
+                    // more patience here than during an exit.
+                    fill_wait: exit_settings.fill_wait.max(RECONCILE_FILL_WAIT),
+                },
+            )
+            .run(),
         )
-        .run()
         .await
         .map_err(BotError::Reconcile)?;
         if reconciled.landed + reconciled.failed + reconciled.fills_corrected > 0 {

@@ -147,7 +147,9 @@ impl ExitExecutor {
         } else {
             &self.settings
         };
-        let execution = self.engine.execute(job, Some(kind), settings, Some(tx));
+        // Every call of an exit comes first in the providers' request budgets.
+        let execution =
+            crate::budget::protecting(self.engine.execute(job, Some(kind), settings, Some(tx)));
         let on_deadline = async {
             if let Ok(notice) = rx.await {
                 self.deadline_passed(&ticket, notice).await;

@@ -7,6 +7,7 @@
 
 pub mod assemble;
 pub mod bot;
+pub mod budget;
 pub mod clock;
 pub mod control;
 pub mod entry;

@@ -496,6 +496,8 @@ impl Config {
             max_positions: self.trading.max_positions,
             strategy_exits: true,
             protective_exits: self.protective_exits,
+            // Jupiter's plan: set by the live bot, whose feed and router are Jupiter's.
+            router_budget: None,
             tick_interval: self.trading.tick_interval,
             call_timeout: self.execution.call_timeout,
             approval_key: self.api.approval_key.clone(),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kyzlo_application::ports::Commitment;
+use kyzlo_domain::budget::RequestBudget;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -73,6 +74,12 @@ pub struct JupiterFile {
     pub api_key: Option<Secret>,
     /// Per-request timeout.
     pub request_timeout_ms: u64,
+    /// The plan's requests per minute, shared by price reads, quotes and swaps (Jupiter
+    /// counts every endpoint in one 60 s window: keyless 30, Free 60, Developer 600,
+    /// Launch 3,000, Pro 9,000); 0 turns the budget off.
+    pub requests_per_minute: u32,
+    /// Of those, how many are kept for exits: price reads and entries stop short of them.
+    pub reserved_for_exits: u32,
 }
 
 impl Default for JupiterFile {
@@ -81,6 +88,8 @@ impl Default for JupiterFile {
             base_url: "https://api.jup.ag".into(),
             api_key: None,
             request_timeout_ms: 5_000,
+            requests_per_minute: 60,
+            reserved_for_exits: 6,
         }
     }
 }
@@ -116,6 +125,8 @@ pub struct Jupiter {
     pub api_key: Option<Secret>,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// The plan's request budget, if any.
+    pub budget: Option<RequestBudget>,
 }
 
 impl RpcFile {
@@ -170,6 +181,44 @@ impl JupiterFile {
             )?,
             api_key: self.api_key.clone(),
             request_timeout: positive_ms("jupiter.request_timeout_ms", self.request_timeout_ms)?,
+            budget: self.budget()?,
+        })
+    }
+
+    fn budget(&self) -> Result<Option<RequestBudget>, ConfigError> {
+        if self.requests_per_minute == 0 {
+            return Ok(None);
+        }
+        if self.reserved_for_exits >= self.requests_per_minute {
+            return Err(invalid(
+                "jupiter.reserved_for_exits",
+                self.reserved_for_exits,
+                format!(
+                    "fewer than jupiter.requests_per_minute ({}): price reads need some room",
+                    self.requests_per_minute
+                ),
+            ));
+        }
+        // An exit's attempt needs a quote and a swap; two attempts and a requote.
+        if self.reserved_for_exits < 4 {
+            return Err(invalid(
+                "jupiter.reserved_for_exits",
+                self.reserved_for_exits,
+                "at least 4: an exit's two attempts each need a quote and a swap",
+            ));
+        }
+        RequestBudget::new(
+            self.requests_per_minute,
+            Duration::from_secs(60),
+            self.reserved_for_exits,
+        )
+        .map(Some)
+        .map_err(|e| {
+            invalid(
+                "jupiter.requests_per_minute",
+                self.requests_per_minute,
+                e.to_string(),
+            )
         })
     }
 }

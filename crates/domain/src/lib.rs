@@ -5,6 +5,7 @@
 //! returned as a value. The crate has no dependencies.
 #![forbid(unsafe_code)]
 
+pub mod budget;
 pub mod deadline;
 pub mod error;
 pub mod exit_breaker;

@@ -147,6 +147,32 @@ impl Harness {
         exit_settings: crate::execute::ExecutionSettings,
         breaker: kyzlo_domain::latency_breaker::LatencyBreakerConfig,
     ) -> Self {
+        Self::build(price, balances, exit_settings, breaker, None)
+    }
+
+    /// As [`Harness::new`], with the feed and the router on one request budget.
+    #[must_use]
+    pub fn with_router_budget(
+        price: f64,
+        balances: Balances,
+        window: kyzlo_domain::budget::RequestBudget,
+    ) -> Self {
+        Self::build(
+            price,
+            balances,
+            crate::execute::ExecutionSettings::exit_defaults(),
+            kyzlo_domain::latency_breaker::LatencyBreakerConfig::default(),
+            Some(window),
+        )
+    }
+
+    fn build(
+        price: f64,
+        balances: Balances,
+        exit_settings: crate::execute::ExecutionSettings,
+        breaker: kyzlo_domain::latency_breaker::LatencyBreakerConfig,
+        router_budget: Option<kyzlo_domain::budget::RequestBudget>,
+    ) -> Self {
         use crate::assemble::{Ports, Settings, assemble};
         use crate::control::ApprovalKey;
         use crate::execute::ExecutionSettings;
@@ -184,6 +210,8 @@ impl Harness {
             gateway_mode: GatewayMode::Enforce,
             jitter_seed: 42,
             next_id: 1,
+            router_budget: router_budget
+                .map(|window| crate::budget::Budget::new("the router", window, clock)),
         };
         let a = assemble(
             Ports {

@@ -120,6 +120,7 @@ pub fn settings(schedule: &Schedule) -> BotSettings {
         max_positions: 2,
         strategy_exits: true,
         protective_exits: kyzlo_application::orchestrator::ProtectiveExits::OnRecovery,
+        router_budget: None,
         tick_interval: Duration::from_secs(1),
         call_timeout: Duration::from_secs(2),
         approval_key: ApprovalKey::new(APPROVAL_KEY).ok(),

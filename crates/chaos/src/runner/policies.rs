@@ -72,6 +72,7 @@ pub(super) async fn run_kyzlo(
             // The real default: a stop that fired while halted is retried once the chain
             // answers again; the paged operator still force-exits after the reaction time.
             protective_exits: ProtectiveExits::OnRecovery,
+            router_budget: None,
             tick_interval: scenario.tick,
             call_timeout: Duration::from_secs(2),
             approval_key: None,

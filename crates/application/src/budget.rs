@@ -1,0 +1,195 @@
+//! Request budgets: kyzlo never asks a provider for more than its plan allows, and what
+//! the plan allows goes to exits first. A [`Budget`] counts one provider's requests
+//! ([`RequestBudget`], a sliding window as Jupiter counts its plans); every call made
+//! inside [`protecting`] (an exit, its confirmations, start-up reconciliation) waits for
+//! room and is never refused, any other call (price reads, entries) is made only while
+//! the room kept for exits stays untouched, and otherwise deferred without a request. A
+//! price read that is deferred is answered from the latest quote an exit already paid
+//! for, when it is fresh. A 429's reset time closes the budget until then.
+//!
+//! [`BudgetedFeed`] and [`BudgetedRouter`] sit outside the latency guard's wrappers: a
+//! deferral is no failure of the provider, and a wait for room is no latency of it.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kyzlo_domain::budget::{Admission, RequestBudget, Urgency};
+use kyzlo_domain::{ErrorClass, Price, Timestamp};
+
+use crate::clock::Clock;
+use crate::ports::{
+    Pair, PortError, PriceFeed, PriceTick, Quote, QuoteRequest, Side, SwapRequest, SwapRouter,
+    UnsignedTransaction,
+};
+
+tokio::task_local! {
+    static URGENCY: Urgency;
+}
+
+/// Runs `work` as protective: every budgeted call in it waits for room instead of being
+/// deferred.
+pub async fn protecting<F: Future>(work: F) -> F::Output {
+    URGENCY.scope(Urgency::Protect, work).await
+}
+
+fn urgency() -> Urgency {
+    URGENCY.try_with(|u| *u).unwrap_or(Urgency::Routine)
+}
+
+/// How old a quote's price may be to stand in for a deferred price read.
+pub const QUOTE_PRICE_MAX_AGE: Duration = Duration::from_secs(5);
+
+/// One provider's budget, shared by every port that calls it.
+pub struct Budget {
+    provider: &'static str,
+    window: Mutex<RequestBudget>,
+    clock: Clock,
+    last_quote: Mutex<Option<(Timestamp, Price)>>,
+}
+
+impl Budget {
+    /// `window` for `provider` (named in deferrals), on `clock`.
+    #[must_use]
+    pub fn new(provider: &'static str, window: RequestBudget, clock: Clock) -> Arc<Self> {
+        Arc::new(Self {
+            provider,
+            window: Mutex::new(window),
+            clock,
+            last_quote: Mutex::new(None),
+        })
+    }
+
+    fn window(&self) -> std::sync::MutexGuard<'_, RequestBudget> {
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes `call` for `operation` when the budget has room for the caller's urgency;
+    /// a 429's reset closes the budget.
+    ///
+    /// # Errors
+    /// A [`ErrorClass::RateLimited`] deferral for a routine call while only the exits'
+    /// room is left; otherwise `call`'s own result.
+    pub async fn call<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, PortError>>,
+    ) -> Result<T, PortError> {
+        let urgency = urgency();
+        loop {
+            let admission = self.window().admit(urgency, self.clock.now());
+            match admission {
+                Admission::Go => break,
+                Admission::Deferred => {
+                    tracing::debug!(
+                        provider = self.provider,
+                        operation,
+                        "deferred: the request budget's room is kept for exits"
+                    );
+                    return Err(PortError::new(
+                        operation,
+                        ErrorClass::RateLimited,
+                        format!(
+                            "deferred: {}'s request budget keeps its room for exits",
+                            self.provider
+                        ),
+                    ));
+                }
+                Admission::Wait(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+        let result = call.await;
+        if let Err(e) = &result
+            && e.class == ErrorClass::RateLimited
+        {
+            let after = e.retry_after.unwrap_or(Duration::from_secs(1));
+            self.window().rate_limited(self.clock.now(), after);
+        }
+        result
+    }
+
+    fn remember_quote(&self, price: Price) {
+        *self
+            .last_quote
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((self.clock.now(), price));
+    }
+
+    fn recent_quote(&self) -> Option<Price> {
+        let now = self.clock.now();
+        self.last_quote
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .filter(|(at, _)| now.saturating_since(*at) <= QUOTE_PRICE_MAX_AGE)
+            .map(|(_, price)| price)
+    }
+}
+
+/// A price feed on a budget: a deferred read is answered from a fresh exit quote.
+pub struct BudgetedFeed {
+    inner: Arc<dyn PriceFeed>,
+    budget: Arc<Budget>,
+}
+
+impl BudgetedFeed {
+    /// `inner` on `budget`.
+    pub fn new(inner: Arc<dyn PriceFeed>, budget: Arc<Budget>) -> Self {
+        Self { inner, budget }
+    }
+}
+
+#[async_trait]
+impl PriceFeed for BudgetedFeed {
+    async fn price(&self) -> Result<PriceTick, PortError> {
+        match self.budget.call("feed.price", self.inner.price()).await {
+            Err(e) if e.class == ErrorClass::RateLimited => match self.budget.recent_quote() {
+                Some(price) => Ok(PriceTick { price }),
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+}
+
+/// A router on a budget; its quotes' prices stand in for deferred price reads.
+pub struct BudgetedRouter {
+    inner: Arc<dyn SwapRouter>,
+    budget: Arc<Budget>,
+    pair: Pair,
+}
+
+impl BudgetedRouter {
+    /// `inner` on `budget`, quoting `pair`.
+    pub fn new(inner: Arc<dyn SwapRouter>, budget: Arc<Budget>, pair: Pair) -> Self {
+        Self {
+            inner,
+            budget,
+            pair,
+        }
+    }
+}
+
+#[async_trait]
+impl SwapRouter for BudgetedRouter {
+    async fn quote(&self, request: &QuoteRequest) -> Result<Quote, PortError> {
+        let quote = self
+            .budget
+            .call("router.quote", self.inner.quote(request))
+            .await?;
+        let price = match request.side {
+            Side::Sell => self.pair.price_of(request.amount_in, quote.expected_out),
+            Side::Buy => self.pair.price_of(quote.expected_out, request.amount_in),
+        };
+        if let Some(price) = price {
+            self.budget.remember_quote(price);
+        }
+        Ok(quote)
+    }
+
+    async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError> {
+        self.budget
+            .call("router.build_swap", self.inner.build_swap(request))
+            .await
+    }
+}
