@@ -500,3 +500,57 @@ fn environment_overrides_the_file_in_the_resolved_config() {
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn doctor_reports_a_failure_per_unreachable_endpoint_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let keypair = write_file(dir.path(), "id.json", &keypair_json());
+    std::fs::set_permissions(&keypair, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Nothing listens on the discard port: every check fails fast, and nothing is sent.
+    let config = write_file(
+        dir.path(),
+        "kyzlo.toml",
+        &format!(
+            "profile = \"devnet\"\n[wallet]\nkeypair_path = \"{}\"\n[rpc]\nendpoints = [\"http://127.0.0.1:9\", \"http://127.0.0.1:9/second?api-key=s3cr3t\"]\nrequest_timeout_ms = 500\n[jupiter]\nbase_url = \"http://127.0.0.1:9\"\n{NO_API}",
+            keypair.display()
+        ),
+    );
+    let config = config.to_str().unwrap();
+    let finished = run_kyzlo(dir.path(), &["doctor", "--config", config], &[]);
+    assert_eq!(
+        finished.code(),
+        Some(1),
+        "{}{}",
+        finished.stdout,
+        finished.stderr
+    );
+    let report = &finished.stdout;
+    for part in [
+        "kyzlo doctor (devnet profile): reads only, nothing is sent",
+        "FAIL  rpc http://127.0.0.1:9: not healthy or not reachable",
+        "FAIL  wallet ",
+        "FAIL  jupiter http://127.0.0.1:9: price read failed",
+        "4 checks, 4 failed",
+    ] {
+        assert!(report.contains(part), "{part} not in:\n{report}");
+    }
+    assert!(
+        !report.contains("s3cr3t") && !finished.stderr.contains("s3cr3t"),
+        "{report}"
+    );
+    assert!(!finished.stderr.contains("panicked"), "{}", finished.stderr);
+
+    // The paper profile has nothing to check.
+    let paper = write_file(dir.path(), "paper.toml", NO_API);
+    let finished = run_kyzlo(
+        dir.path(),
+        &["doctor", "--config", paper.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(finished.code(), Some(1));
+    assert!(
+        finished.stderr.contains("--profile devnet|mainnet"),
+        "{}",
+        finished.stderr
+    );
+}

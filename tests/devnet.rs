@@ -989,6 +989,43 @@ initial_quote = 1000.0
         INITIAL_QUOTE as f64 / 1e6,
         quote_left as f64 / 1e6
     );
+
+    // `kyzlo doctor` on the same configuration: every check passes against the validator
+    // and the Jupiter stand-in, and nothing is sent.
+    let sends_before = attempts.len();
+    let doctor = kyzlo(dir.path())
+        .args(["doctor", "--config"])
+        .arg(&config_path)
+        .output()
+        .expect("run kyzlo doctor");
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        doctor.status.success(),
+        "kyzlo doctor: {report}{}",
+        String::from_utf8_lossy(&doctor.stderr)
+    );
+    for part in [
+        "reads only, nothing is sent",
+        "ok    rpc http://127.0.0.1",
+        "healthy, solana-core",
+        "slots of history",
+        "ok    wallet",
+        "SOL against a fee reserve of 0.010000",
+        "ok    jupiter",
+        "a budget of 60 requests a minute",
+        "0 failed",
+    ] {
+        assert!(
+            report.contains(part),
+            "{part} not in the doctor's report:\n{report}"
+        );
+    }
+    assert_eq!(
+        read_journal(&data_dir.join("journal.db")).1.len(),
+        sends_before,
+        "the doctor sent nothing"
+    );
+    eprintln!("{report}");
 }
 
 /// Writes, for the validator's `--account`, a 6-decimal SPL mint with no authorities at

@@ -16,7 +16,25 @@ use std::sync::OnceLock;
 pub fn kyzlo_bin() -> &'static Path {
     static BIN: OnceLock<std::path::PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        escargot::CargoBuild::new()
+        // Not the variables cargo sets for this test (CARGO_MANIFEST_DIR, CARGO_PKG_*...):
+        // ring's build script reruns when they change, which rebuilt the TLS stack and
+        // relinked the binary the test script had already built.
+        let per_crate = std::env::vars_os()
+            .filter_map(|(key, _)| key.into_string().ok())
+            .filter(|key| {
+                key.starts_with("CARGO_PKG_")
+                    || key.starts_with("CARGO_MANIFEST_")
+                    || key.starts_with("CARGO_BIN_")
+                    || matches!(
+                        key.as_str(),
+                        "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR"
+                    )
+            })
+            .fold(
+                escargot::CargoBuild::new(),
+                escargot::CargoBuild::env_remove,
+            );
+        per_crate
             .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
             .package("kyzlo-app")
             .bin("kyzlo")

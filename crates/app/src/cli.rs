@@ -58,6 +58,8 @@ pub enum Command {
     Exits(ExitsArgs),
     /// Ask Jupiter for an exit quote and show the route and price impact.
     Quote(QuoteArgs),
+    /// Check a devnet or mainnet configuration against its endpoints, sending nothing.
+    Doctor(DoctorArgs),
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -104,6 +106,14 @@ pub struct RunArgs {
     /// position: check the wallet first.
     #[arg(long)]
     pub fresh: bool,
+}
+
+/// `doctor` options.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Profile (overrides the file and KYZLO_PROFILE).
+    #[arg(long, value_enum)]
+    pub profile: Option<ProfileArg>,
 }
 
 /// A profile on the command line.

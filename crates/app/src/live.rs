@@ -7,80 +7,60 @@ use std::time::Duration;
 
 use kyzlo_adapters_devnet::DevnetVenue;
 use kyzlo_adapters_journal::DataDir;
-use kyzlo_adapters_jupiter::{JupiterClient, JupiterConfig};
-use kyzlo_adapters_solana::{KeypairSigner, NATIVE_MINT, SolanaChain, SolanaConfig, TokenPair};
+use kyzlo_adapters_jupiter::JupiterClient;
+use kyzlo_adapters_solana::{KeypairSigner, SolanaChain};
 use kyzlo_application::ports::{Balances, QuoteRequest, Side, Signer as _, WalletAddress};
 use kyzlo_domain::{Lamports, Slippage, TokenAmount};
 
 use crate::cli::{QuoteArgs, RunArgs};
 use crate::error::AppError;
 use crate::wiring::{Adapters, launch};
-use kyzlo_config::{Config, ConfigError, Profile};
+use kyzlo_config::{Config, Profile};
 
 fn jupiter(
     config: &Config,
     wallet: WalletAddress,
     base_url: Option<&reqwest::Url>,
 ) -> Result<JupiterClient, AppError> {
-    let mut jc = JupiterConfig::new(wallet);
-    let url = base_url.unwrap_or(&config.jupiter.base_url);
-    jc.base_url = url.as_str().trim_end_matches('/').to_owned();
-    // The key goes only to the configured Jupiter origin, never to an override elsewhere.
-    let home = url.origin() == config.jupiter.base_url.origin();
-    if !home && config.jupiter.api_key.is_some() {
-        say!(
-            "note: the Jupiter API key is sent only to jupiter.base_url's host, not to {}",
-            url.origin().ascii_serialization()
-        );
+    let (client, note) =
+        kyzlo_live::jupiter(config, wallet, base_url).map_err(AppError::Startup)?;
+    if let Some(note) = note {
+        say!("{note}");
     }
-    jc.api_key = config
-        .jupiter
-        .api_key
-        .as_ref()
-        .filter(|_| home)
-        .map(|k| k.expose().to_owned());
-    jc.request_timeout = config.jupiter.request_timeout;
-    jc.base_mint = config.pair.base_mint.to_string();
-    jc.quote_mint = config.pair.quote_mint.to_string();
-    JupiterClient::new(jc).map_err(|e| AppError::Startup(format!("jupiter: {e}")))
+    Ok(client)
 }
 
 fn solana(config: &Config, wallet: WalletAddress, sol_only: bool) -> Result<SolanaChain, AppError> {
-    let mut sc = SolanaConfig::new(config.rpc.endpoints.clone());
-    sc.request_timeout = config.rpc.request_timeout;
-    sc.commitment = config.rpc.commitment;
-    sc.skip_preflight = config.rpc.skip_preflight;
-    let pair = if sol_only {
-        // The devnet stand-in keeps the pair's balances itself and reads only SOL from
-        // the chain: the pair's mainnet mints need not exist on devnet.
-        TokenPair {
-            base: NATIVE_MINT,
-            quote: NATIVE_MINT,
-        }
-    } else {
-        TokenPair {
-            base: config.pair.base_mint,
-            quote: config.pair.quote_mint,
-        }
-    };
-    SolanaChain::new(&sc, wallet, pair).map_err(|e| AppError::Startup(format!("solana: {e}")))
+    kyzlo_live::solana(config, wallet, sol_only).map_err(AppError::Startup)
 }
 
 fn signer(config: &Config) -> Result<Arc<KeypairSigner>, AppError> {
-    let path = config.keypair_path.as_ref().ok_or_else(|| {
-        AppError::Config(ConfigError::Invalid {
-            key: "wallet.keypair_path".into(),
-            value: "(none)".into(),
-            expected: "a Solana CLI keypair file".into(),
-        })
-    })?;
-    KeypairSigner::from_file(path).map(Arc::new).map_err(|e| {
-        AppError::Config(ConfigError::Invalid {
-            key: "wallet.keypair_path".into(),
-            value: path.display().to_string(),
-            expected: e.to_string(),
-        })
-    })
+    Ok(kyzlo_live::signer(config)?)
+}
+
+/// Runs `kyzlo doctor`: the live configuration's checks against the real endpoints.
+///
+/// # Errors
+/// [`AppError::Usage`] for the paper profile; [`AppError::Failed`] with the report when
+/// any check failed.
+pub fn doctor(config: &Config) -> Result<String, AppError> {
+    if config.profile == Profile::Paper {
+        return Err(AppError::Usage(
+            "`doctor` checks a devnet or mainnet configuration: pass --profile devnet|mainnet"
+                .into(),
+        ));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
+    let report = runtime.block_on(kyzlo_live::doctor::run(config));
+    let text = report.text(config.profile);
+    if report.failures() > 0 {
+        Err(AppError::Failed(text))
+    } else {
+        Ok(text)
+    }
 }
 
 /// What `run` builds from the configuration before its first network call (the signer
@@ -114,6 +94,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
         .build()
         .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
     runtime.block_on(async {
+        kyzlo_live::signals::catch();
         let signer = signer(config)?;
         let wallet = signer.address();
         let chain = Arc::new(solana(config, wallet, config.profile == Profile::Devnet)?);
@@ -205,33 +186,13 @@ fn seed_now() -> u64 {
 /// The devnet stand-in's virtual balances in the data directory.
 const DEVNET_WALLET: &str = "devnet-wallet.json";
 
-/// Waits for Ctrl-C or, on unix, SIGTERM (what systemd sends) or SIGHUP (a closed
-/// terminal): each stops the bot gracefully. kyzlo reloads nothing on SIGHUP.
+/// Waits for Ctrl-C, SIGTERM or SIGHUP (caught since [`kyzlo_live::signals::catch`]):
+/// each stops the bot gracefully. kyzlo reloads nothing on SIGHUP.
 pub async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::hangup()),
-        ) {
-            (Ok(mut term), Ok(mut hup)) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                    _ = hup.recv() => {
-                        say!("SIGHUP: stopping gracefully (kyzlo reloads nothing on SIGHUP; restart it to apply a new configuration)");
-                    }
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    if kyzlo_live::signals::wait().await == kyzlo_live::signals::Stop::Hangup {
+        say!(
+            "SIGHUP: stopping gracefully (kyzlo reloads nothing on SIGHUP; restart it to apply a new configuration)"
+        );
     }
 }
 

@@ -134,6 +134,10 @@ fn run(cli: Cli) -> Result<String, AppError> {
             let config = kyzlo_config::load_valid(path, args.profile.map(Into::into))?;
             live::run(&config, &args)
         }
+        Command::Doctor(args) => live::doctor(&kyzlo_config::load_valid(
+            path,
+            args.profile.map(Into::into),
+        )?),
         Command::Quote(args) => {
             let config = kyzlo_config::load_valid(path, None)?;
             live::quote(&config, &args)

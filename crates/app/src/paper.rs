@@ -60,6 +60,13 @@ pub fn run(config: &Config, args: &PaperArgs) -> Result<String, AppError> {
             duration.as_secs_f64() / 3_600.0
         );
     }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
+    // Caught before the data dir is claimed: a stop that early is still a graceful one.
+    runtime.block_on(async { kyzlo_live::signals::catch() });
     let mut dir = DataDir::claim(&config.data_dir)?;
     if args.fresh {
         for (from, to) in dir.start_over(&[WALLET_FILE])? {
@@ -72,11 +79,6 @@ pub fn run(config: &Config, args: &PaperArgs) -> Result<String, AppError> {
         .report
         .clone()
         .unwrap_or_else(|| dir.path().join("paper-report.html"));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
     runtime.block_on(paper(
         config,
         args,

@@ -1,0 +1,104 @@
+//! The live adapters, built from a validated configuration: the wallet's signer from its
+//! keypair file, Jupiter's client (its key sent to Jupiter's own origin only) and the
+//! Solana RPC client; and [`doctor`], the checks of a live configuration against the real
+//! endpoints that send nothing.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use kyzlo_adapters_jupiter::{JupiterClient, JupiterConfig};
+use kyzlo_adapters_solana::{KeypairSigner, NATIVE_MINT, SolanaChain, SolanaConfig, TokenPair};
+use kyzlo_application::ports::WalletAddress;
+use kyzlo_config::{Config, ConfigError};
+
+pub mod doctor;
+pub mod signals;
+
+/// Jupiter's client for `config`, at `base_url` when given (`kyzlo quote --jupiter-url`).
+/// The API key goes to the configured Jupiter origin only; the second value says so when
+/// `base_url` is another one.
+///
+/// # Errors
+/// What [`JupiterClient::new`] refuses, as text.
+pub fn jupiter(
+    config: &Config,
+    wallet: WalletAddress,
+    base_url: Option<&url::Url>,
+) -> Result<(JupiterClient, Option<String>), String> {
+    let mut jc = JupiterConfig::new(wallet);
+    let url = base_url.unwrap_or(&config.jupiter.base_url);
+    jc.base_url = url.as_str().trim_end_matches('/').to_owned();
+    let home = url.origin() == config.jupiter.base_url.origin();
+    let note = (!home && config.jupiter.api_key.is_some()).then(|| {
+        format!(
+            "note: the Jupiter API key is sent only to jupiter.base_url's host, not to {}",
+            url.origin().ascii_serialization()
+        )
+    });
+    jc.api_key = config
+        .jupiter
+        .api_key
+        .as_ref()
+        .filter(|_| home)
+        .map(|k| k.expose().to_owned());
+    jc.request_timeout = config.jupiter.request_timeout;
+    jc.base_mint = config.pair.base_mint.to_string();
+    jc.quote_mint = config.pair.quote_mint.to_string();
+    JupiterClient::new(jc)
+        .map(|client| (client, note))
+        .map_err(|e| format!("jupiter: {e}"))
+}
+
+/// The Solana RPC client for `config`. With `sol_only` (the devnet stand-in, which keeps
+/// the pair's balances itself) it reads only SOL: the pair's mainnet mints need not exist.
+///
+/// # Errors
+/// What [`SolanaChain::new`] refuses, as text.
+pub fn solana(
+    config: &Config,
+    wallet: WalletAddress,
+    sol_only: bool,
+) -> Result<SolanaChain, String> {
+    let pair = if sol_only {
+        TokenPair {
+            base: NATIVE_MINT,
+            quote: NATIVE_MINT,
+        }
+    } else {
+        TokenPair {
+            base: config.pair.base_mint,
+            quote: config.pair.quote_mint,
+        }
+    };
+    SolanaChain::new(&solana_config(config), wallet, pair).map_err(|e| format!("solana: {e}"))
+}
+
+fn solana_config(config: &Config) -> SolanaConfig {
+    let mut sc = SolanaConfig::new(config.rpc.endpoints.clone());
+    sc.request_timeout = config.rpc.request_timeout;
+    sc.commitment = config.rpc.commitment;
+    sc.skip_preflight = config.rpc.skip_preflight;
+    sc
+}
+
+/// The wallet's signer from `wallet.keypair_path`.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] on `wallet.keypair_path`: missing, or not a usable keypair.
+pub fn signer(config: &Config) -> Result<Arc<KeypairSigner>, ConfigError> {
+    let path = config
+        .keypair_path
+        .as_ref()
+        .ok_or_else(|| ConfigError::Invalid {
+            key: "wallet.keypair_path".into(),
+            value: "(none)".into(),
+            expected: "a Solana CLI keypair file".into(),
+        })?;
+    KeypairSigner::from_file(path)
+        .map(Arc::new)
+        .map_err(|e| ConfigError::Invalid {
+            key: "wallet.keypair_path".into(),
+            value: path.display().to_string(),
+            expected: e.to_string(),
+        })
+}
