@@ -1026,6 +1026,69 @@ initial_quote = 1000.0
         "the doctor sent nothing"
     );
     eprintln!("{report}");
+
+    // The same validator as mainnet. Its USDC mint (6 decimals, loaded at genesis) and
+    // the native mint pass the doctor's mint checks; a configuration that says the quote
+    // has 9 decimals is refused by the run before it claims its data dir, and by the
+    // doctor.
+    let mainnet_data = dir.path().join("mainnet-data");
+    let mainnet = |quote_decimals: u8| {
+        let path = dir.path().join(format!("mainnet-{quote_decimals}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "profile = \"mainnet\"\nconfirm_mainnet = true\n[pair]\nquote_decimals = {quote_decimals}\n[wallet]\nkeypair_path = \"{}\"\n[rpc]\nendpoints = [\"{rpc_url}\"]\n[jupiter]\nbase_url = \"{jupiter_url}\"\napi_key = \"stand-in-key\"\n[api]\nlisten = \"\"\n[journal]\ndata_dir = \"{}\"\n",
+                keypair_path.display(),
+                mainnet_data.display()
+            ),
+        )
+        .expect("write the mainnet config");
+        path
+    };
+    let doctor = kyzlo(dir.path())
+        .args(["doctor", "--config"])
+        .arg(mainnet(6))
+        .output()
+        .expect("run kyzlo doctor on mainnet");
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    for part in [
+        format!("ok    base mint {SOL_MINT}: 9 decimals, as configured"),
+        format!("ok    quote mint {USDC_MINT}: 6 decimals, as configured"),
+    ] {
+        assert!(report.contains(&part), "{part} not in:\n{report}");
+    }
+    let wrong = mainnet(9);
+    let run = kyzlo(dir.path())
+        .args(["run", "--config"])
+        .arg(&wrong)
+        .output()
+        .expect("run kyzlo run on mainnet");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "quote mint {USDC_MINT}: 6 decimals on chain, 9 in the configuration: fix pair.quote_decimals"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !mainnet_data.exists(),
+        "refused before the data dir was claimed"
+    );
+    let doctor = kyzlo(dir.path())
+        .args(["doctor", "--config"])
+        .arg(&wrong)
+        .output()
+        .expect("run kyzlo doctor on mainnet");
+    let report = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(&format!(
+            "FAIL  quote mint {USDC_MINT}: 6 decimals on chain"
+        )),
+        "{report}"
+    );
+    eprintln!("{report}");
 }
 
 /// Writes, for the validator's `--account`, a 6-decimal SPL mint with no authorities at

@@ -98,6 +98,9 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
         let signer = signer(config)?;
         let wallet = signer.address();
         let chain = Arc::new(solana(config, wallet, config.profile == Profile::Devnet)?);
+        if config.profile == Profile::Mainnet {
+            kyzlo_live::doctor::check_mints(config).await.map_err(AppError::Startup)?;
+        }
         let jup = Arc::new(jupiter(config, wallet, None)?);
         let mut dir = DataDir::claim(&config.data_dir)?;
         if args.fresh {

@@ -38,6 +38,9 @@ fn urgency() -> Urgency {
     URGENCY.try_with(|u| *u).unwrap_or(Urgency::Routine)
 }
 
+/// The `operation` of a call the budget deferred without making it.
+pub const DEFERRED: &str = "budget.deferred";
+
 /// How old a quote's price may be to stand in for a deferred price read.
 pub const QUOTE_PRICE_MAX_AGE: Duration = Duration::from_secs(5);
 
@@ -88,10 +91,10 @@ impl Budget {
                         "deferred: the request budget's room is kept for exits"
                     );
                     return Err(PortError::new(
-                        operation,
+                        DEFERRED,
                         ErrorClass::RateLimited,
                         format!(
-                            "deferred: {}'s request budget keeps its room for exits",
+                            "{operation} deferred: {}'s request budget keeps its room for exits",
                             self.provider
                         ),
                     ));
@@ -143,7 +146,7 @@ impl BudgetedFeed {
 impl PriceFeed for BudgetedFeed {
     async fn price(&self) -> Result<PriceTick, PortError> {
         match self.budget.call("feed.price", self.inner.price()).await {
-            Err(e) if e.class == ErrorClass::RateLimited => match self.budget.recent_quote() {
+            Err(e) if e.operation == DEFERRED => match self.budget.recent_quote() {
                 Some(price) => Ok(PriceTick { price }),
                 None => Err(e),
             },

@@ -15,7 +15,7 @@ use kyzlo_application::testing::{FAKE_PAIR, Harness};
 use kyzlo_domain::budget::RequestBudget;
 use kyzlo_domain::exit_plan::ExitPlanConfig;
 use kyzlo_domain::strategy::{MeanReversion, MeanReversionConfig};
-use kyzlo_domain::{ErrorClass, Lamports, PositionId, Price, Size, TokenAmount};
+use kyzlo_domain::{Lamports, PositionId, Price, Size, TokenAmount};
 
 const SOL: u64 = 1_000_000_000;
 const USDC: u64 = 1_000_000;
@@ -66,10 +66,7 @@ async fn on_one_request_a_second_price_reads_back_off_and_the_exit_is_never_held
                 read += 1;
                 started += report.exits_started;
             }
-            Err(TickError::Price(e)) => {
-                assert_eq!(e.class, ErrorClass::RateLimited, "{e}");
-                deferred += 1;
-            }
+            Err(TickError::PriceDeferred) => deferred += 1,
             Err(e) => panic!("{e}"),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

@@ -3,8 +3,9 @@
 //! long a read takes, how far back it keeps history (start-up reconciliation looks up old
 //! signatures); the wallet: its keypair, its SOL against the fee reserve a full exit keeps,
 //! and the pair's balances; the pair's mints: their decimals against the configuration
-//! (mainnet: the devnet stand-in keeps its own balances); Jupiter: a price read with the
-//! key, and the request budget configured. Every check prints one line, `ok` or `FAIL`
+//! (mainnet: the devnet stand-in keeps its own balances; [`check_mints`] is the same check
+//! a mainnet run makes before it starts); Jupiter: a price read with the key, and the
+//! request budget configured. Every check prints one line, `ok` or `FAIL`
 //! with what to do; the run fails when any check does.
 
 use std::fmt::Write as _;
@@ -82,14 +83,10 @@ pub async fn run(config: &Config) -> Report {
         Ok(signer) => {
             let address = signer.address();
             wallet(&mut report, config, address, devnet).await;
-            if !devnet && let Some(url) = config.rpc.endpoints.first() {
-                let client = RpcClient::new_with_timeout(url.to_string(), timeout);
-                let label = endpoint_label(url);
-                let at = (&client, label.as_str());
-                let pair = config.pair.pair;
-                let (base, quote) = (config.pair.base_mint, config.pair.quote_mint);
-                mint(&mut report, at, "base", base, pair.base_decimals).await;
-                mint(&mut report, at, "quote", quote, pair.quote_decimals).await;
+            if !devnet {
+                for (ok, line) in mint_checks(config).await {
+                    report.check(ok, line);
+                }
             }
             jupiter(&mut report, config, address).await;
         }
@@ -228,40 +225,53 @@ async fn wallet(
     }
 }
 
-async fn mint(
-    report: &mut Report,
-    (client, label): (&RpcClient, &str),
-    which: &str,
-    mint: Pubkey,
-    configured: u8,
-) {
-    let account = match client.get_account(&mint).await {
-        Ok(account) => account,
-        Err(e) => {
-            return report.check(
+/// The decimals of `mint` on chain, or why they could not be read.
+async fn mint_decimals(client: &RpcClient, label: &str, mint: Pubkey) -> Result<u8, String> {
+    let account = client
+        .get_account(&mint)
+        .await
+        .map_err(|e| format!("unread: {}", said(&e, "rpc.getAccountInfo", label)))?;
+    let owner = account.owner.to_string();
+    decimals_of(&owner, &account.data).ok_or_else(|| format!("not a token mint (owner {owner})"))
+}
+
+/// Each mint's check: its decimals on chain against the configuration's.
+async fn mint_checks(config: &Config) -> Vec<(bool, String)> {
+    let Some(url) = config.rpc.endpoints.first() else {
+        return Vec::new();
+    };
+    let client = RpcClient::new_with_timeout(url.to_string(), config.rpc.request_timeout);
+    let label = endpoint_label(url);
+    let pair = config.pair.pair;
+    let mut checks = Vec::new();
+    for (which, mint, configured) in [
+        ("base", config.pair.base_mint, pair.base_decimals),
+        ("quote", config.pair.quote_mint, pair.quote_decimals),
+    ] {
+        checks.push(match mint_decimals(&client, &label, mint).await {
+            Ok(d) if d == configured => (true, format!("{which} mint {mint}: {d} decimals, as configured")),
+            Ok(d) => (
                 false,
                 format!(
-                    "{which} mint {mint}: unread: {}",
-                    said(&e, "rpc.getAccountInfo", label)
+                    "{which} mint {mint}: {d} decimals on chain, {configured} in the configuration: fix pair.{which}_decimals"
                 ),
-            );
-        }
-    };
-    let owner = account.owner.to_string();
-    match decimals_of(&owner, &account.data) {
-        None => report.check(
-            false,
-            format!("{which} mint {mint}: not a token mint (owner {owner})"),
-        ),
-        Some(d) if d == configured => {
-            report.check(true, format!("{which} mint {mint}: {d} decimals, as configured"));
-        }
-        Some(d) => report.check(
-            false,
-            format!(
-                "{which} mint {mint}: {d} decimals on chain, {configured} in the configuration: fix pair.{which}_decimals"
             ),
-        ),
+            Err(why) => (false, format!("{which} mint {mint}: {why}")),
+        });
+    }
+    checks
+}
+
+/// Refuses to trade on mints whose decimals on chain are not the configured ones (every
+/// amount would be off by powers of ten), or that cannot be read. Mainnet only: the devnet
+/// stand-in keeps its own balances.
+///
+/// # Errors
+/// The first failed mint check, as text naming the key to fix.
+pub async fn check_mints(config: &Config) -> Result<(), String> {
+    match mint_checks(config).await.into_iter().find(|(ok, _)| !ok) {
+        Some((_, why)) => Err(why),
+        None => Ok(()),
     }
 }
 

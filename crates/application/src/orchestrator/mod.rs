@@ -173,6 +173,10 @@ pub enum TickError {
     /// The price could not be read.
     #[error("price unavailable: {0}")]
     Price(PortError),
+    /// The price read was deferred by the request budget (its room is kept for exits) and
+    /// no fresh exit quote stood in: nothing failed, the tick is skipped.
+    #[error("price read deferred: the request budget keeps its room for exits")]
+    PriceDeferred,
     /// Settlements are waiting for the journal: nothing new starts until they are written.
     #[error("{waiting} settlements wait for the journal")]
     JournalBehind {
@@ -322,6 +326,9 @@ impl Orchestrator {
         let s = self.services.clone();
         let price = match s.feed.price().await {
             Ok(tick) => tick.price,
+            Err(e) if e.operation == crate::budget::DEFERRED => {
+                return Err(TickError::PriceDeferred);
+            }
             Err(e) => {
                 s.metrics.record(MetricEvent::TickError);
                 return Err(TickError::Price(e));
@@ -517,8 +524,10 @@ impl Orchestrator {
                 }
                 Some(command) = commands.recv() => self.serve(command).await,
                 _ = ticker.tick() => {
-                    if let Err(e) = self.tick().await {
-                        tracing::warn!(error = %e, "tick failed");
+                    match self.tick().await {
+                        Ok(_) => {}
+                        Err(e @ TickError::PriceDeferred) => tracing::debug!(%e, "tick skipped"),
+                        Err(e) => tracing::warn!(error = %e, "tick failed"),
                     }
                 }
             }
