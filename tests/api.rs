@@ -148,7 +148,7 @@ fn wait_for_alerts(webhook: &WebhookReceiver, n: usize) -> Vec<Value> {
 /// The exit families of deploy/OPERATIONS.md, with their types, present from the start
 /// (`kyzlo_exit_transactions_sent`, labelled by kind and style, appears with the first
 /// exit transaction: it is checked after the force-exit).
-const EXIT_FAMILIES: [(&str, &str); 11] = [
+const EXIT_FAMILIES: [(&str, &str); 13] = [
     ("kyzlo_exits_attempted", "counter"),
     ("kyzlo_exits_first_attempt", "counter"),
     ("kyzlo_exits_required_retry", "counter"),
@@ -160,6 +160,8 @@ const EXIT_FAMILIES: [(&str, &str); 11] = [
     ("kyzlo_exit_slippage_bps", "histogram"),
     ("kyzlo_trading_state", "gauge"),
     ("kyzlo_gateway_orders", "counter"),
+    ("kyzlo_exit_priority_fees_bid_lamports", "counter"),
+    ("kyzlo_exit_fees_paid_lamports", "counter"),
 ];
 
 #[test]
@@ -276,6 +278,10 @@ fn an_operator_drives_a_running_paper_bot_through_its_http_api_and_cli() {
         metrics.value("kyzlo_exit_transactions_sent_total", &operator),
         1.0
     );
+    // What the exit's transaction bid, and what the landed one paid (base fee included).
+    let bid = metrics.value("kyzlo_exit_priority_fees_bid_lamports_total", &operator);
+    let paid = metrics.value("kyzlo_exit_fees_paid_lamports_total", &operator);
+    assert!(bid > 0.0 && paid >= bid, "bid {bid}, paid {paid}");
     assert_eq!(
         metrics.value("kyzlo_exit_duration_seconds_count", &[("result", "closed")]),
         1.0

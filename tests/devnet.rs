@@ -544,6 +544,7 @@ struct AttemptRow {
     attempt: i64,
     signature: String,
     outcome: Option<String>,
+    priority_fee: i64,
 }
 
 /// One row of `intents`.
@@ -586,7 +587,7 @@ fn read_journal(path: &Path) -> (Vec<IntentRow>, Vec<AttemptRow>) {
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
     let attempts = conn
-        .prepare("SELECT intent_id, attempt, signature, outcome FROM attempts ORDER BY intent_id, attempt")
+        .prepare("SELECT intent_id, attempt, signature, outcome, priority_fee_lamports FROM attempts ORDER BY intent_id, attempt")
         .unwrap()
         .query_map([], |r| {
             Ok(AttemptRow {
@@ -594,6 +595,7 @@ fn read_journal(path: &Path) -> (Vec<IntentRow>, Vec<AttemptRow>) {
                 attempt: r.get(1)?,
                 signature: r.get(2)?,
                 outcome: r.get(3)?,
+                priority_fee: r.get(4)?,
             })
         })
         .unwrap()
@@ -883,8 +885,29 @@ initial_quote = 1000.0
             continue;
         }
         let tx = rpc.transaction(&row.signature);
+        // kyzlo's own v0 message: compute budget first, the stand-in's pool through its
+        // lookup table, and a fee read back equal to the base fee plus what it bid.
+        let message = &tx["transaction"]["message"];
+        assert_eq!(tx["version"], json!(0), "{row:?}: a v0 transaction");
+        assert_eq!(
+            message["addressTableLookups"].as_array().map(Vec::len),
+            Some(1),
+            "{row:?}: one lookup table"
+        );
+        let keys = message["accountKeys"].as_array().expect("keys");
+        let first_program = message["instructions"][0]["programIdIndex"]
+            .as_u64()
+            .and_then(|i| keys.get(usize::try_from(i).ok()?))
+            .and_then(Value::as_str);
+        assert_eq!(
+            first_program,
+            Some("ComputeBudget111111111111111111111111111111"),
+            "{row:?}"
+        );
+        assert!(row.priority_fee > 0, "{row:?}: a priority fee was bid");
         let fee = tx["meta"]["fee"].as_u64().expect("a fee");
-        assert_eq!(fee, FEE, "{row:?}");
+        let bid = u64::try_from(row.priority_fee).expect("a bid is not negative");
+        assert_eq!(fee, FEE + bid, "{row:?}: base fee plus the bid");
         fees += fee;
         let side = if row.intent == entry.id {
             "buy"
@@ -905,17 +928,42 @@ initial_quote = 1000.0
         vec![entry.id, exit.id],
         "one landed attempt per intent: {attempts:#?}"
     );
+    // The stand-in's lookup table, created at start-up (recorded in the devnet wallet
+    // file), holds its pool; the wallet paid their rent and the creation's base fee.
+    let wallet_file: Value = serde_json::from_slice(
+        &std::fs::read(data_dir.join("devnet-wallet.json")).expect("the devnet wallet"),
+    )
+    .expect("devnet wallet JSON");
+    let table = wallet_file["lookup_table"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a lookup table in {wallet_file}"));
+    let parsed = rpc.call(
+        "getAccountInfo",
+        &json!([table, {"encoding": "jsonParsed", "commitment": "confirmed"}]),
+    );
+    let pools = parsed["value"]["data"]["parsed"]["info"]["addresses"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a lookup table at {table}: {parsed}"))
+        .iter()
+        .map(|a| a.as_str().expect("an address").to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(pools.len(), 1, "the stand-in's pool: {parsed}");
+    let setup = rpc.balance(table) + rpc.balance(&pools[0]) + FEE;
     let lamports_after = rpc.balance(&wallet);
     assert_eq!(
         lamports_before - lamports_after,
-        fees,
-        "the wallet paid exactly the fees of the transactions that landed"
+        fees + setup,
+        "the wallet paid exactly the fees of the transactions that landed, and the table's set-up"
     );
     for intent in &intents {
+        let row = landed
+            .get(&intent.id)
+            .unwrap_or_else(|| panic!("{intent:?} landed"));
+        let bid = row.priority_fee;
         assert_eq!(
             intent.fill_fee,
-            Some(i64::try_from(FEE).unwrap()),
-            "{intent:?}"
+            Some(i64::try_from(FEE).unwrap() + bid),
+            "{intent:?}: the fee read back is the base fee plus the bid"
         );
     }
 
@@ -954,10 +1002,6 @@ initial_quote = 1000.0
     );
 
     // The devnet venue's virtual wallet: flat again, the USDC back less the loss.
-    let wallet_file: Value = serde_json::from_slice(
-        &std::fs::read(data_dir.join("devnet-wallet.json")).expect("the devnet wallet"),
-    )
-    .expect("devnet wallet JSON");
     let quote_left = INITIAL_QUOTE - bought_with + sold_for;
     assert_eq!(wallet_file["base"].as_u64(), Some(0), "{wallet_file}");
     assert_eq!(
@@ -1013,6 +1057,8 @@ initial_quote = 1000.0
         "SOL against a fee reserve of 0.010000",
         "ok    jupiter",
         "a budget of 60 requests a minute",
+        "swaps: Jupiter Swap API v2 /build, compiled by kyzlo",
+        "an RPC budget of 90 requests per 10 s, 40 kept for exits",
         "0 failed",
     ] {
         assert!(

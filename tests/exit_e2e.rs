@@ -16,6 +16,7 @@ use kyzlo_application::clock::Clock;
 use kyzlo_application::execute::{ExecutionOutcome, ExecutionReport, ExecutionSettings};
 use kyzlo_application::exit::ExitExecutor;
 use kyzlo_application::gateway::{ExitGateway, ExitOrder, GatewayMode};
+use kyzlo_application::guard::{GuardBreakers, GuardLimits};
 use kyzlo_application::journal::MemoryJournal;
 use kyzlo_application::metrics::{CountingMetrics, ExitModule};
 use kyzlo_application::ports::Pair;
@@ -24,8 +25,7 @@ use kyzlo_domain::ladder::OrderStyle;
 use kyzlo_domain::latency_breaker::LatencyBreakerConfig;
 use kyzlo_domain::trading_state::TradingState;
 use kyzlo_domain::{
-    ExitBreaker, ExitKind, Fraction, IntentId, Lamports, LatencyBreaker, PositionId, Price,
-    Timestamp, TokenAmount,
+    ExitBreaker, ExitKind, Fraction, IntentId, Lamports, PositionId, Price, Timestamp, TokenAmount,
 };
 
 const SOL: u64 = 1_000_000_000;
@@ -78,12 +78,17 @@ fn rig_with(profile: FaultProfile, seed: u64, regime: Regime, wallet: SimWallet)
             alerts: Arc::new(RecordingAlerts::default()),
             metrics,
             probe: venue.clone(),
+            send_probe: venue.clone(),
         },
         Settings {
             initial_state: TradingState::Active,
             approval_key: None,
-            latency_breaker: LatencyBreaker::new(LatencyBreakerConfig::default()).unwrap(),
-            call_timeout: Duration::from_secs(2),
+            guard: GuardBreakers::new(&GuardLimits::new(
+                LatencyBreakerConfig::default(),
+                Duration::from_secs(2),
+                Duration::from_millis(200),
+            ))
+            .unwrap(),
             exit: ExecutionSettings::exit_defaults(),
             entry: ExecutionSettings::exit_defaults(),
             exit_breaker: ExitBreaker::new(ExitBreaker::DEFAULT_THRESHOLD).unwrap(),
@@ -92,6 +97,7 @@ fn rig_with(profile: FaultProfile, seed: u64, regime: Regime, wallet: SimWallet)
             jitter_seed: seed,
             next_id: 1,
             router_budget: None,
+            rpc_budget: None,
         },
         clock,
     );

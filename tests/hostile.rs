@@ -628,6 +628,51 @@ fn bad_configs() -> Vec<(&'static str, String, Start, Vec<&'static str>)> {
             Run,
             vec!["jupiter.api_key"],
         ),
+        (
+            "a send lane whose header variable is not set",
+            p(
+                "[[rpc.send_lanes]]\nurl = \"http://127.0.0.1:9/?api-key=s3cr3t\"\nheaders = { \"x-api-key\" = \"HOSTILE_LANE_KEY_NEVER_SET\" }",
+            ),
+            Paper,
+            vec![
+                "rpc.send_lanes[0].headers.x-api-key",
+                "HOSTILE_LANE_KEY_NEVER_SET",
+                "not set",
+            ],
+        ),
+        (
+            "a secret pasted where a send lane's header variable goes",
+            p(
+                "[[rpc.send_lanes]]\nurl = \"http://127.0.0.1:9/\"\nheaders = { \"x-api-key\" = \"s3cr3t-pasted-key\" }",
+            ),
+            Paper,
+            vec!["rpc.send_lanes[0].headers.x-api-key", "NAME"],
+        ),
+        (
+            "a send lane tip to no account",
+            p(
+                "[[rpc.send_lanes]]\nurl = \"http://127.0.0.1:9/\"\ntip = { account = \"nope\", lamports = 1000 }",
+            ),
+            Paper,
+            vec!["rpc.send_lanes[0].tip.account", "nope"],
+        ),
+        (
+            "a send lane tip over 0.01 SOL",
+            p(
+                "[[rpc.send_lanes]]\nurl = \"http://127.0.0.1:9/\"\ntip = { account = \"96gYZGLnJYVFmbjzopPSU6QiEV5fGqZNyN9nmNhvrZU5\", lamports = 20000000 }",
+            ),
+            Paper,
+            vec!["rpc.send_lanes[0].tip.lamports", "10000000"],
+        ),
+        (
+            "mainnet, a plain-http send lane off this host",
+            live(
+                "mainnet",
+                "[rpc]\nendpoints = [\"http://127.0.0.1:9\"]\n[[rpc.send_lanes]]\nurl = \"http://lane.example.com/s3cr3t\"",
+            ),
+            Run,
+            vec!["rpc.send_lanes[0].url", "https"],
+        ),
     ]
 }
 

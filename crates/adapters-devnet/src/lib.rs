@@ -4,6 +4,14 @@
 //! send, rebroadcast, confirm, expire and reconcile path runs for real against the chain,
 //! with real latency and real failures, without real money.
 //!
+//! The stand-in is built the way a Jupiter route is on mainnet: the Solana adapter's
+//! [`Assembler`] compiles it into kyzlo's own v0 message with compute-budget
+//! instructions, a priority fee, a short-lived blockhash of kyzlo's choosing, and an
+//! address lookup table (created on the chain at start-up, holding the stand-in's "pool"
+//! account that each stand-in writes with a zero-lamport transfer, so the wallet's SOL
+//! moves by the fee alone and the fill reads as before). So the whole v0 path, `isBlockhashValid`
+//! and the fee read back from the landed transaction run against the chain.
+//!
 //! The pair's balances are virtual: kept in a JSON file, and each stand-in's expected fill
 //! is written there when it is signed, before it can be sent, so a restart can settle a
 //! transaction that landed while the bot was down.
@@ -18,6 +26,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use kyzlo_adapters_solana::lookup::{self, transfer};
+use kyzlo_adapters_solana::{Assembler, SolanaChain, SwapPlan};
 use kyzlo_application::ports::{
     Balances, Blockhash, Chain, Fill, HealthProbe, Observed, PortError, Quote, QuoteRequest,
     RecentBlockhash, Side, SignedTransaction, Signer, StatusLookup, SwapRequest, SwapRouter,
@@ -25,17 +35,16 @@ use kyzlo_application::ports::{
 };
 use kyzlo_domain::{ErrorClass, Lamports, TokenAmount, TxSignature};
 use serde::{Deserialize, Serialize};
-use solana_hash::Hash;
 use solana_instruction::{AccountMeta, Instruction};
-use solana_message::{Message, VersionedMessage};
 use solana_pubkey::Pubkey;
-use solana_signature::Signature;
-use solana_transaction::versioned::VersionedTransaction;
 
 /// The SPL Memo program (v2).
 pub const MEMO_PROGRAM: Pubkey =
     Pubkey::from_str_const("MemoSq4gqABAXKb96qnH8TysNcWxMyWCqXgDLGmfcHr");
-const SYSTEM_PROGRAM: Pubkey = Pubkey::from_str_const("11111111111111111111111111111111");
+/// The seed of the stand-in's pool account.
+const POOL_SEED: &str = "kyzlo-stand-in-pool";
+/// Blocks a stand-in lives when the executor does not say.
+const FULL_LIFE: u32 = 150;
 /// The base fee a stand-in pays when the ledger cannot tell.
 const BASE_FEE: u64 = 5_000;
 
@@ -103,6 +112,9 @@ struct StateFile {
     signed: BTreeMap<String, StandIn>,
     /// Signatures whose fill has been applied to the balances.
     settled: BTreeSet<String>,
+    /// The stand-in's address lookup table on the chain (base58), once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lookup_table: Option<String>,
 }
 
 #[derive(Debug)]
@@ -115,6 +127,8 @@ struct State {
 /// and wallet signer (the Solana adapter's, in the binary), quotes from any router
 /// (Jupiter's mainnet quotes).
 pub struct DevnetVenue {
+    rpc: Arc<SolanaChain>,
+    assembler: Assembler,
     chain: Arc<dyn Chain>,
     probe: Arc<dyn HealthProbe>,
     signer: Arc<dyn Signer>,
@@ -132,7 +146,10 @@ impl DevnetVenue {
     ///
     /// # Errors
     /// [`DevnetError`] when the file cannot be read, written or parsed.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
+        rpc: Arc<SolanaChain>,
+        assembler: Assembler,
         chain: Arc<dyn Chain>,
         probe: Arc<dyn HealthProbe>,
         signer: Arc<dyn Signer>,
@@ -161,6 +178,7 @@ impl DevnetVenue {
                 quote: initial.quote.get(),
                 signed: BTreeMap::new(),
                 settled: BTreeSet::new(),
+                lookup_table: None,
             },
             Err(source) => {
                 return Err(DevnetError::Io {
@@ -171,6 +189,8 @@ impl DevnetVenue {
             }
         };
         let venue = Self {
+            rpc,
+            assembler,
             chain,
             probe,
             signer,
@@ -218,17 +238,37 @@ impl DevnetVenue {
         )
     }
 
-    fn self_transfer(payer: &Pubkey) -> Instruction {
-        let mut data = 2_u32.to_le_bytes().to_vec();
-        data.extend_from_slice(&1_u64.to_le_bytes());
-        Instruction::new_with_bytes(
-            SYSTEM_PROGRAM,
-            &data,
-            vec![
-                AccountMeta::new(*payer, true),
-                AccountMeta::new(*payer, false),
-            ],
-        )
+    /// The stand-in's "pool": a system account derived from the wallet, which each
+    /// stand-in writes (a zero-lamport transfer) through the lookup table.
+    fn pool(payer: &Pubkey) -> Pubkey {
+        Pubkey::create_with_seed(payer, POOL_SEED, &lookup::SYSTEM_PROGRAM).unwrap_or(*payer)
+    }
+
+    /// Makes sure the stand-in's lookup table exists on the chain, holding its pool:
+    /// the one recorded in the state file when the chain still has it, else a new one
+    /// (a fresh local validator has none), recorded before it is used.
+    ///
+    /// # Errors
+    /// The chain's refusal to read or create it.
+    pub async fn prepare_table(&self) -> Result<(), PortError> {
+        let payer = Pubkey::new_from_array(self.signer.address().0);
+        let pool = Self::pool(&payer);
+        let recorded = self.lock().file.lookup_table.clone();
+        if let Some(table) = recorded.and_then(|t| t.parse::<Pubkey>().ok()) {
+            if lookup::holds(&self.rpc, &table, &[pool]).await? {
+                return Ok(());
+            }
+            tracing::info!(%table, "the recorded lookup table is not on this chain: creating another");
+        }
+        let table = lookup::create_table(&self.rpc, self.signer.as_ref(), &[pool], &[pool]).await?;
+        tracing::info!(%table, %pool, "stand-in lookup table created");
+        let snapshot = {
+            let mut s = self.lock();
+            s.file.lookup_table = Some(table.to_string());
+            s.file.clone()
+        };
+        self.save(&snapshot)
+            .map_err(|e| e.to_port("devnet.prepare_table"))
     }
 }
 
@@ -239,9 +279,18 @@ impl SwapRouter for DevnetVenue {
     }
 
     async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError> {
-        let latest = self.chain.latest_blockhash().await?;
         let payer = Pubkey::new_from_array(self.signer.address().0);
-        let blockhash = Hash::new_from_array(latest.blockhash.0);
+        let pool = Self::pool(&payer);
+        let table = self.lock().file.lookup_table.clone().ok_or_else(|| {
+            PortError::new(
+                "devnet.build_swap",
+                ErrorClass::Unknown,
+                "the stand-in's lookup table is not ready (DevnetVenue::prepare_table)",
+            )
+        })?;
+        let table = table.parse::<Pubkey>().map_err(|e| {
+            DevnetError::Build(format!("lookup table {table}: {e}")).to_port("devnet.build_swap")
+        })?;
         let q = &request.quote;
         let text = format!(
             "kyzlo devnet stand-in: {} {} for {} (Jupiter mainnet quote: {})",
@@ -250,30 +299,26 @@ impl SwapRouter for DevnetVenue {
             q.expected_out,
             q.route_label
         );
-        let message = VersionedMessage::Legacy(Message::new_with_blockhash(
-            &[Self::self_transfer(&payer), Self::memo(&payer, &text)],
-            Some(&payer),
-            &blockhash,
-        ));
-        let required = usize::from(message.header().num_required_signatures);
-        let tx = VersionedTransaction {
-            signatures: vec![Signature::default(); required],
-            message,
-        };
-        let bytes = wincode::serialize(&tx)
-            .map_err(|e| DevnetError::Build(e.to_string()).to_port("devnet.build_swap"))?;
+        let instructions = [transfer(&payer, &pool, 0), Self::memo(&payer, &text)];
+        let assembled = self
+            .assembler
+            .assemble(&SwapPlan {
+                instructions: &instructions,
+                lookup_tables: &[(table, vec![pool])],
+                fee_cap: request.priority_fee,
+                attempt: request.attempt,
+                life_blocks: request.expiry_slots.unwrap_or(FULL_LIFE),
+            })
+            .await?;
         self.lock().unsigned.insert(
-            bytes.clone(),
+            assembled.transaction.bytes.clone(),
             StandIn {
                 side: q.request.side.into(),
                 amount_in: q.request.amount_in.get(),
                 amount_out: q.expected_out.get(),
             },
         );
-        Ok(UnsignedTransaction {
-            bytes,
-            last_valid_block_height: latest.last_valid_block_height,
-        })
+        Ok(assembled.transaction)
     }
 }
 

@@ -19,8 +19,8 @@ pub mod transaction;
 mod wire;
 
 pub use client::{
-    API_KEY_HEADER, JupiterClient, JupiterQuote, QuoteParams, SwapInstructions, SwapParams,
-    SwapTransaction, UsdPrices,
+    API_KEY_HEADER, JupiterClient, JupiterQuote, QuoteParams, SwapBuild, SwapInstructions,
+    SwapParams, SwapTransaction, UsdPrices,
 };
 pub use config::{
     API_KEY_ENV, DEFAULT_BASE_URL, JupiterConfig, PriorityLevel, SOL_MINT, USDC_MINT,

@@ -15,6 +15,28 @@ pub const OP_QUOTE: &str = "jupiter.quote";
 pub const OP_SWAP: &str = "jupiter.swap";
 /// `operation` of price failures.
 pub const OP_PRICE: &str = "jupiter.price";
+/// `operation` of Swap API v2 `/build` failures.
+pub const OP_BUILD: &str = "jupiter.build";
+
+impl JupiterClient {
+    /// What to ask Jupiter for `request`: a sell spends `amount_in` of the base mint for
+    /// the quote mint, a buy spends `amount_in` of the quote mint for the base mint, at
+    /// the request's slippage (the escalation rung's).
+    #[must_use]
+    pub fn params_for(&self, request: &QuoteRequest) -> QuoteParams<'_> {
+        let config = self.config();
+        let (input_mint, output_mint) = match request.side {
+            Side::Sell => (&config.base_mint, &config.quote_mint),
+            Side::Buy => (&config.quote_mint, &config.base_mint),
+        };
+        QuoteParams {
+            input_mint,
+            output_mint,
+            amount: request.amount_in,
+            slippage: request.slippage,
+        }
+    }
+}
 
 #[async_trait]
 impl SwapRouter for JupiterClient {
@@ -22,17 +44,7 @@ impl SwapRouter for JupiterClient {
     /// a buy spends `amount_in` of the quote mint for the base mint, at the request's
     /// slippage (the escalation rung's).
     async fn quote(&self, request: &QuoteRequest) -> Result<Quote, PortError> {
-        let config = self.config();
-        let (input_mint, output_mint) = match request.side {
-            Side::Sell => (&config.base_mint, &config.quote_mint),
-            Side::Buy => (&config.quote_mint, &config.base_mint),
-        };
-        let params = QuoteParams {
-            input_mint,
-            output_mint,
-            amount: request.amount_in,
-            slippage: request.slippage,
-        };
+        let params = self.params_for(request);
         let quote = JupiterClient::quote(self, &params)
             .await
             .map_err(|e| e.to_port_error(OP_QUOTE))?;

@@ -162,3 +162,32 @@ pub(crate) struct PriceEntryWire {
     #[serde(default)]
     pub(crate) usd_price: Option<f64>,
 }
+
+/// `GET /swap/v2/build`'s answer (Swap API v2).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct BuildWire {
+    pub(crate) input_mint: String,
+    pub(crate) in_amount: String,
+    pub(crate) output_mint: String,
+    pub(crate) out_amount: String,
+    pub(crate) other_amount_threshold: String,
+    pub(crate) swap_mode: String,
+    pub(crate) slippage_bps: u32,
+    #[serde(default)]
+    pub(crate) price_impact_pct: Option<NumberOrString>,
+    #[serde(default)]
+    pub(crate) route_plan: Vec<RoutePlanStepWire>,
+    #[serde(default)]
+    pub(crate) setup_instructions: Vec<InstructionWire>,
+    #[serde(default)]
+    pub(crate) swap_instruction: Option<InstructionWire>,
+    #[serde(default)]
+    pub(crate) cleanup_instruction: Option<InstructionWire>,
+    #[serde(default)]
+    pub(crate) other_instructions: Vec<InstructionWire>,
+    #[serde(default)]
+    pub(crate) tip_instruction: Option<InstructionWire>,
+    #[serde(default)]
+    pub(crate) addresses_by_lookup_table_address: HashMap<String, Vec<String>>,
+}

@@ -22,13 +22,15 @@ enum Endpoint {
     Quote,
     Swap,
     SwapInstructions,
+    Build,
     Price,
 }
 
-const ENDPOINTS: [Endpoint; 4] = [
+const ENDPOINTS: [Endpoint; 5] = [
     Endpoint::Quote,
     Endpoint::Swap,
     Endpoint::SwapInstructions,
+    Endpoint::Build,
     Endpoint::Price,
 ];
 
@@ -50,6 +52,15 @@ async fn call(client: &JupiterClient, endpoint: Endpoint) -> JupiterError {
             .map(drop),
         Endpoint::Swap => client.swap(&swap).await.map(drop),
         Endpoint::SwapInstructions => client.swap_instructions(&swap).await.map(drop),
+        Endpoint::Build => client
+            .build(&QuoteParams {
+                input_mint: SOL_MINT,
+                output_mint: USDC_MINT,
+                amount: TokenAmount::new(1_000_000_000),
+                slippage: Slippage::from_bps(50).expect("valid slippage"),
+            })
+            .await
+            .map(drop),
         Endpoint::Price => client
             .prices(&[SOL_MINT])
             .await

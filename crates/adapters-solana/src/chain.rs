@@ -5,7 +5,9 @@
 //!   not rebroadcast; the executor resends the same bytes while the attempt lives.
 //!   Preflight follows the configuration, at the configured commitment (the one
 //!   blockhashes are fetched and checked at). A node answering `AlreadyProcessed` saw
-//!   these very bytes before: that is success.
+//!   these very bytes before: that is success. With send lanes configured, the bytes go to
+//!   every lane at once (see [`crate::lanes`]); without, to the first healthy endpoint,
+//!   failing over.
 //! - `statuses` uses `getSignatureStatuses` in chunks of 256, with
 //!   `searchTransactionHistory` only for [`StatusLookup::WithHistory`] (never
 //!   `confirm_transaction`, which cannot tell "not found" from "failed").
@@ -28,22 +30,20 @@ use kyzlo_domain::{Lamports, TokenAmount, TxSignature};
 use serde_json::json;
 use solana_account_decoder_client_types::UiAccountData;
 use solana_client::nonblocking::rpc_client::RpcClient;
-use solana_client::rpc_config::RpcSendTransactionConfig;
 use solana_client::rpc_request::{RpcRequest, TokenAccountsFilter};
 use solana_client::rpc_response::Response;
 use solana_commitment_config::CommitmentConfig;
 use solana_hash::Hash;
 use solana_pubkey::Pubkey;
 use solana_signature::Signature;
-use solana_transaction_status_client_types::{
-    TransactionConfirmationStatus, TransactionStatus, UiTransactionEncoding,
-};
+use solana_transaction_status_client_types::{TransactionConfirmationStatus, TransactionStatus};
 
 use crate::config::{NATIVE_MINT, SolanaConfig, TokenPair};
 use crate::endpoints::{EndpointStatus, Endpoints};
 use crate::error::{SolanaError, classify, transaction_error_class};
 use crate::fees::{MAX_FEE_ACCOUNTS, PriorityFee, propose};
 use crate::fill::{LandedTransaction, compute_fill};
+use crate::lanes::{Lanes, send_params};
 
 /// The SPL Token program, which holds wrapped SOL accounts.
 const TOKEN_PROGRAM: Pubkey = Pubkey::from_str_const("TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA");
@@ -67,7 +67,8 @@ pub struct SolanaChain {
     pair: TokenPair,
     commitment: CommitmentConfig,
     skip_preflight: bool,
-    broadcast_sends_to: usize,
+    /// Where sends go; `None`: the read endpoints.
+    lanes: Option<Lanes>,
 }
 
 impl fmt::Debug for SolanaChain {
@@ -85,23 +86,45 @@ fn rpc<T>(result: Result<T, solana_client::client_error::ClientError>) -> Result
 }
 
 impl SolanaChain {
-    /// An adapter for `wallet` trading `pair` over the configured endpoints.
+    /// An adapter for `wallet` trading `pair` over the configured endpoints and send lanes.
     ///
     /// # Errors
-    /// [`SolanaError::Config`] for an invalid configuration.
+    /// [`SolanaError::Config`] for an invalid configuration, or a lane's tip to the wallet
+    /// itself or to one of the pair's mints.
     pub fn new(
         config: &SolanaConfig,
         wallet: WalletAddress,
         pair: TokenPair,
     ) -> Result<Self, SolanaError> {
+        let wallet = Pubkey::new_from_array(wallet.0);
+        if config
+            .tips()
+            .iter()
+            .any(|tip| [wallet, pair.base, pair.quote].contains(&tip.account))
+        {
+            return Err(SolanaError::Config {
+                field: "send_lanes.tip.account",
+                expected: "a landing service's tip account, not the wallet or a mint of the pair",
+            });
+        }
         Ok(Self {
             endpoints: Endpoints::new(config)?,
-            wallet: Pubkey::new_from_array(wallet.0),
+            wallet,
             pair,
             commitment: config.commitment_config(),
             skip_preflight: config.skip_preflight,
-            broadcast_sends_to: config.broadcast_sends_to,
+            lanes: Lanes::new(config)?,
         })
+    }
+
+    /// The read endpoints, for the assembler's calls.
+    pub(crate) fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// The commitment reads are made at.
+    pub(crate) fn commitment(&self) -> CommitmentConfig {
+        self.commitment
     }
 
     /// Each endpoint and whether it is cooling down, primary first.
@@ -243,7 +266,9 @@ fn tx_status(status: &TransactionStatus) -> TxStatus {
     }
 }
 
-async fn send_once(
+/// One `sendTransaction` of `params` to `client`: acknowledged with the expected signature,
+/// or `AlreadyProcessed` (these very bytes seen before), is success.
+pub(crate) async fn send_once(
     client: &RpcClient,
     params: serde_json::Value,
     expected: Signature,
@@ -270,17 +295,17 @@ async fn send_once(
 #[async_trait]
 impl Chain for SolanaChain {
     async fn send(&self, tx: &SignedTransaction) -> Result<(), PortError> {
-        let config = RpcSendTransactionConfig {
-            skip_preflight: self.skip_preflight,
-            preflight_commitment: Some(self.commitment.commitment),
-            encoding: Some(UiTransactionEncoding::Base64),
-            max_retries: Some(0),
-            min_context_slot: None,
-        };
-        let params = json!([BASE64.encode(&tx.bytes), config]);
         let expected = Signature::from(tx.signature.0);
+        if let Some(lanes) = &self.lanes {
+            return lanes.send(&tx.bytes, expected, self.commitment).await;
+        }
+        let params = send_params(
+            &BASE64.encode(&tx.bytes),
+            self.skip_preflight,
+            self.commitment,
+        );
         self.endpoints
-            .broadcast("rpc.sendTransaction", self.broadcast_sends_to, |client| {
+            .send("rpc.sendTransaction", |client| {
                 let params = params.clone();
                 Box::pin(send_once(client, params, expected))
             })

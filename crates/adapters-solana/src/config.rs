@@ -1,5 +1,5 @@
 //! The adapter's configuration: endpoints, timeouts, commitment, preflight, cool-down,
-//! broadcast width, and the pair of mints it trades.
+//! send lanes (and the tips they ask for), and the pair of mints it trades.
 
 use std::time::Duration;
 
@@ -9,6 +9,7 @@ use solana_commitment_config::CommitmentConfig;
 use solana_pubkey::Pubkey;
 
 use crate::error::SolanaError;
+use crate::lanes::{self, SendLane, Tip};
 
 /// The wrapped SOL mint. As the base mint it means "SOL": native lamports and wrapped
 /// SOL token accounts both count.
@@ -27,13 +28,15 @@ pub struct SolanaConfig {
     pub connect_timeout: Duration,
     /// Commitment for reads, block height and preflight (default confirmed).
     pub commitment: Commitment,
-    /// Skip the node's preflight simulation when sending (default false).
+    /// Skip the node's preflight simulation when sending to the endpoints (default false);
+    /// each send lane has its own.
     pub skip_preflight: bool,
     /// How long a failing endpoint is passed over (default 30 s).
     pub endpoint_cooldown: Duration,
-    /// How many endpoints one send goes to at once (default 1). The same signed bytes go
-    /// to each, so a transaction can never execute twice.
-    pub broadcast_sends_to: usize,
+    /// Where sends go (default none): every send posts the same signed bytes to all of
+    /// them at once (see [`crate::lanes`]). None: sends go to the first healthy endpoint,
+    /// failing over like reads.
+    pub send_lanes: Vec<SendLane>,
 }
 
 impl SolanaConfig {
@@ -47,8 +50,15 @@ impl SolanaConfig {
             commitment: Commitment::Confirmed,
             skip_preflight: false,
             endpoint_cooldown: Duration::from_secs(30),
-            broadcast_sends_to: 1,
+            send_lanes: Vec::new(),
         }
+    }
+
+    /// The tips the send lanes ask for, one per lane that asks, in lane order: the
+    /// transfers every transaction must carry (see [`crate::lanes::tip_instructions`]).
+    #[must_use]
+    pub fn tips(&self) -> Vec<Tip> {
+        self.send_lanes.iter().filter_map(|lane| lane.tip).collect()
     }
 
     /// Checks the values.
@@ -84,13 +94,7 @@ impl SolanaConfig {
                 expected: "more than zero",
             });
         }
-        if self.broadcast_sends_to == 0 || self.broadcast_sends_to > self.endpoints.len() {
-            return Err(SolanaError::Config {
-                field: "broadcast_sends_to",
-                expected: "from 1 to the number of endpoints",
-            });
-        }
-        Ok(())
+        lanes::validate(&self.send_lanes)
     }
 
     /// The commitment as `solana-client` takes it.
@@ -145,7 +149,8 @@ mod tests {
         assert_eq!(config.commitment, Commitment::Confirmed);
         assert!(!config.skip_preflight);
         assert_eq!(config.endpoint_cooldown, Duration::from_secs(30));
-        assert_eq!(config.broadcast_sends_to, 1);
+        assert!(config.send_lanes.is_empty());
+        assert!(config.tips().is_empty());
         assert_eq!(config.validate(), Ok(()));
     }
 
@@ -171,17 +176,16 @@ mod tests {
             ),
             (
                 SolanaConfig {
-                    broadcast_sends_to: 0,
+                    send_lanes: vec![SendLane {
+                        tip: Some(Tip {
+                            account: Pubkey::new_unique(),
+                            lamports: 0,
+                        }),
+                        ..SendLane::new(url("https://lane.example/"))
+                    }],
                     ..base.clone()
                 },
-                "broadcast_sends_to",
-            ),
-            (
-                SolanaConfig {
-                    broadcast_sends_to: 2,
-                    ..base.clone()
-                },
-                "broadcast_sends_to",
+                "send_lanes.tip.lamports",
             ),
         ];
         for (config, field) in cases {
@@ -190,6 +194,49 @@ mod tests {
                 other => panic!("{field}: expected a config error, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn tips_are_one_per_lane_that_asks_in_lane_order() {
+        let (a, b) = (Pubkey::new_unique(), Pubkey::new_unique());
+        let lane = |host: &str, tip: Option<Tip>| SendLane {
+            tip,
+            ..SendLane::new(url(host))
+        };
+        let config = SolanaConfig {
+            send_lanes: vec![
+                lane(
+                    "https://one.example/",
+                    Some(Tip {
+                        account: a,
+                        lamports: 1_000,
+                    }),
+                ),
+                lane("https://two.example/", None),
+                lane(
+                    "https://three.example/",
+                    Some(Tip {
+                        account: b,
+                        lamports: 2_000,
+                    }),
+                ),
+            ],
+            ..SolanaConfig::new(vec![url("http://127.0.0.1:8899")])
+        };
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(
+            config.tips(),
+            vec![
+                Tip {
+                    account: a,
+                    lamports: 1_000
+                },
+                Tip {
+                    account: b,
+                    lamports: 2_000
+                }
+            ]
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Several RPC endpoints, primary first: a failing endpoint is passed over for a
 //! cool-down; reads go to the first healthy one and fail over to the next within the same
-//! call; sends may go to several at once.
+//! call; sends without send lanes go to the first healthy one and fail over the same way.
 //!
 //! An endpoint fails (and cools down) on a transport error, a timeout, HTTP 429 or 5xx,
 //! or a node-unhealthy JSON-RPC code (see [`SolanaError::is_endpoint_failure`]). Any other
@@ -11,7 +11,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::future::{BoxFuture, join_all};
+use futures::future::BoxFuture;
 use kyzlo_application::ports::PortError;
 use kyzlo_domain::ErrorClass;
 use solana_client::nonblocking::rpc_client::RpcClient;
@@ -51,6 +51,24 @@ pub struct EndpointStatus {
     pub cooling_for: Option<Duration>,
 }
 
+/// The HTTP client every `RpcClient` of this adapter posts through: the configured
+/// timeouts, and no redirects (a redirect would carry a lane's headers to another host).
+pub(crate) fn http_client(
+    config: &SolanaConfig,
+    field: &'static str,
+) -> Result<reqwest::Client, SolanaError> {
+    reqwest::Client::builder()
+        .timeout(config.request_timeout)
+        .connect_timeout(config.connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|_| SolanaError::Config {
+            field,
+            expected: "an HTTP client that can be built (TLS available)",
+        })
+}
+
 /// The endpoints, primary first.
 pub(crate) struct Endpoints {
     list: Vec<Endpoint>,
@@ -64,16 +82,7 @@ impl Endpoints {
     /// Builds one `RpcClient` per endpoint over our no-retry sender.
     pub(crate) fn new(config: &SolanaConfig) -> Result<Self, SolanaError> {
         config.validate()?;
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|_| SolanaError::Config {
-                field: "endpoints",
-                expected: "an HTTP client that can be built (TLS available)",
-            })?;
+        let http = http_client(config, "endpoints")?;
         let list = config
             .endpoints
             .iter()
@@ -166,41 +175,28 @@ impl Endpoints {
         })
     }
 
-    /// Runs `call` on `width` endpoints at once, then on the next `width` if all of those
-    /// failed as endpoints. Succeeds when any endpoint succeeds. When none does, the error
-    /// is the most cautious one seen: a class under which the transaction may still land
-    /// (a timeout first) wins over a definite refusal, since one endpoint may have
-    /// forwarded the bytes while another refused them.
-    pub(crate) async fn broadcast<F>(
-        &self,
-        operation: &'static str,
-        width: usize,
-        call: F,
-    ) -> Result<(), PortError>
+    /// Runs `call` (a send) on the first healthy endpoint, then on the next while they
+    /// fail as endpoints; an answer from a node, even a refusal, ends it. Succeeds when any
+    /// endpoint succeeds. When none does, the error is the most cautious one seen: a class
+    /// under which the transaction may still land (a timeout first) wins over a definite
+    /// refusal, since an endpoint that timed out may have forwarded the bytes.
+    pub(crate) async fn send<F>(&self, operation: &'static str, call: F) -> Result<(), PortError>
     where
         F: for<'a> Fn(&'a RpcClient) -> Call<'a, ()>,
     {
-        let candidates = self.candidates();
         let mut seen: Vec<(String, SolanaError)> = Vec::new();
-        for wave in candidates.chunks(width.max(1)) {
-            let outcomes = join_all(wave.iter().map(|e| call(&e.client))).await;
-            let mut any_ok = false;
-            let mut node_answered = false;
-            for (endpoint, outcome) in wave.iter().zip(outcomes) {
-                self.record(endpoint, outcome.as_ref().map(|_| ()));
-                match outcome {
-                    Ok(()) => any_ok = true,
-                    Err(error) => {
-                        node_answered |= !error.is_endpoint_failure();
-                        seen.push((endpoint.label.clone(), error));
+        for endpoint in self.candidates() {
+            let outcome = call(&endpoint.client).await;
+            self.record(endpoint, outcome.as_ref().map(|_| ()));
+            match outcome {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    let node_answered = !error.is_endpoint_failure();
+                    seen.push((endpoint.label.clone(), error));
+                    if node_answered {
+                        break;
                     }
                 }
-            }
-            if any_ok {
-                return Ok(());
-            }
-            if node_answered {
-                break;
             }
         }
         Err(most_cautious(operation, seen))
@@ -218,7 +214,12 @@ fn caution_rank(class: ErrorClass) -> u8 {
     }
 }
 
-fn most_cautious(operation: &'static str, seen: Vec<(String, SolanaError)>) -> PortError {
+/// Of several endpoints' or lanes' errors for one send, the one under which the
+/// transaction is most likely to still land, as a [`PortError`] naming its endpoint.
+pub(crate) fn most_cautious(
+    operation: &'static str,
+    seen: Vec<(String, SolanaError)>,
+) -> PortError {
     seen.into_iter()
         .min_by_key(|(_, error)| caution_rank(error.class()))
         .map_or_else(

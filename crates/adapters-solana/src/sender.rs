@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use serde::Deserialize;
 use serde_json::Value;
 use solana_client::client_error::{ClientError, ClientErrorKind, Result as ClientResult};
@@ -35,6 +35,8 @@ const RPC_NODE_UNHEALTHY: i64 = -32005;
 pub(crate) struct HttpRpcSender {
     client: reqwest::Client,
     url: reqwest::Url,
+    /// Sent with every request to `url`, and only there (a send lane's API key).
+    headers: HeaderMap,
     request_timeout: Duration,
     next_id: AtomicU64,
     stats: Mutex<RpcTransportStats>,
@@ -51,16 +53,23 @@ impl HttpRpcSender {
         Self {
             client,
             url,
+            headers: HeaderMap::new(),
             request_timeout,
             next_id: AtomicU64::new(1),
             stats: Mutex::new(RpcTransportStats::default()),
         }
     }
 
+    /// The same sender, also sending `headers` (values marked sensitive) with each request.
+    pub(crate) fn with_headers(self, headers: HeaderMap) -> Self {
+        Self { headers, ..self }
+    }
+
     async fn exchange(&self, body: String) -> Result<Value, SolanaError> {
         let response = self
             .client
             .post(self.url.clone())
+            .headers(self.headers.clone())
             .header(CONTENT_TYPE, "application/json")
             .body(body)
             .send()

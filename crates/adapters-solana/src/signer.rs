@@ -148,6 +148,7 @@ mod tests {
         UnsignedTransaction {
             bytes: wincode::serialize(&tx).expect("serializes"),
             last_valid_block_height: 321,
+            priority_fee: None,
         }
     }
 
@@ -205,6 +206,7 @@ mod tests {
         let partially = UnsignedTransaction {
             bytes: wincode::serialize(&tx).expect("serializes"),
             last_valid_block_height: 9,
+            priority_fee: None,
         };
         let signed = wallet.sign(&partially).expect("signs");
         let tx: VersionedTransaction = wincode::deserialize(&signed.bytes).expect("a transaction");
@@ -228,6 +230,7 @@ mod tests {
                 UnsignedTransaction {
                     bytes: vec![0xff; 40],
                     last_valid_block_height: 1,
+                    priority_fee: None,
                 },
             ),
             (
@@ -235,6 +238,7 @@ mod tests {
                 UnsignedTransaction {
                     bytes: Vec::new(),
                     last_valid_block_height: 1,
+                    priority_fee: None,
                 },
             ),
             (
@@ -242,6 +246,7 @@ mod tests {
                 UnsignedTransaction {
                     bytes: vec![1; 100_000],
                     last_valid_block_height: 1,
+                    priority_fee: None,
                 },
             ),
         ];
@@ -259,6 +264,7 @@ mod tests {
             let tx = UnsignedTransaction {
                 bytes: whole.bytes[..cut].to_vec(),
                 last_valid_block_height: 1,
+                priority_fee: None,
             };
             assert!(wallet.sign(&tx).is_err(), "cut at {cut}");
         }

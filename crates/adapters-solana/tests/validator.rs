@@ -23,8 +23,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
+use kyzlo_adapters_solana::assemble::fee_of;
 use kyzlo_adapters_solana::{
-    Hash, KeypairSigner, NATIVE_MINT, Pubkey, SolanaChain, SolanaConfig, TokenPair, Url,
+    AssembleSettings, Assembler, Hash, KeypairSigner, NATIVE_MINT, Pubkey, SolanaChain,
+    SolanaConfig, SwapPlan, TokenPair, Url, lookup,
 };
 use kyzlo_application::ports::{
     Blockhash, Chain, Commitment, HealthProbe, Side, Signer, StatusLookup, WalletAddress,
@@ -75,6 +77,7 @@ tests![
     reads_fail_over_to_the_second_endpoint_when_the_first_times_out,
     proxy_faults_map_to_their_classes,
     probe_fees_and_blockhash_validity_against_the_validator,
+    an_own_v0_attempt_carries_its_compute_budget_and_a_lookup_table_lives_its_chosen_life_and_pays_its_bid,
 ];
 
 fn config(endpoints: Vec<Url>) -> SolanaConfig {
@@ -645,6 +648,126 @@ async fn probe_fees_and_blockhash_validity_against_the_validator(env: Arc<Env>) 
         .await
         .expect_err("not reached");
     assert_eq!(ahead.code, Some(-32_016));
+}
+
+/// kyzlo's own v0 transaction, end to end on the chain: compute-unit limit and price
+/// first, a lookup table holding the written account, a blockhash whose last valid height
+/// is the chosen life ahead and which the node stops calling valid right after it, and a
+/// landed fee equal to the base fee plus exactly what the message bid.
+async fn an_own_v0_attempt_carries_its_compute_budget_and_a_lookup_table_lives_its_chosen_life_and_pays_its_bid(
+    env: Arc<Env>,
+) {
+    const LIFE: u32 = 20;
+    let wallet = funded_wallet(&env.rpc, 2 * SOL).await;
+    let payer = wallet.pubkey();
+    let chain = Arc::new(direct(&env, &payer));
+    let pool = Pubkey::new_unique();
+    let table = lookup::create_table(&chain, &wallet, &[pool], &[pool])
+        .await
+        .expect("lookup table created");
+    // A blockhash 130 blocks old exists only once the chain is that long.
+    while chain.block_height().await.expect("height") <= 160 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let settings = AssembleSettings {
+        fee_floor_micro_lamports: 5_000,
+        ..AssembleSettings::default()
+    };
+    let assembler = Assembler::new(chain.clone(), payer, Vec::new(), settings);
+    let instructions = [transfer(&payer, &pool, 1)];
+    let tables = [(table, vec![pool])];
+    let plan = |attempt, cap| SwapPlan {
+        instructions: &instructions,
+        lookup_tables: &tables,
+        fee_cap: Lamports::new(cap),
+        attempt,
+        life_blocks: LIFE,
+    };
+    // Each later attempt bids more; the rung's cap bounds the bid.
+    let first = assembler.assemble(&plan(1, 50_000)).await.expect("first");
+    let capped = assembler.assemble(&plan(3, 1)).await.expect("capped");
+    assert!(capped.priority_fee <= Lamports::new(1), "{capped:?}");
+    let height = chain.block_height().await.expect("height");
+    let second = assembler.assemble(&plan(2, 50_000)).await.expect("second");
+    assert_eq!(
+        first.compute_unit_price, 5_000,
+        "the floor: nobody pays fees here"
+    );
+    assert_eq!(
+        second.compute_unit_price, 10_000,
+        "attempt 2 bids twice the first"
+    );
+    assert!(
+        (300..=900).contains(&second.compute_unit_limit),
+        "a transfer's and the two budget instructions' units with a 20% margin: {}",
+        second.compute_unit_limit
+    );
+    assert_eq!(
+        second.priority_fee,
+        fee_of(second.compute_unit_limit, second.compute_unit_price)
+    );
+    // The message: v0, compute budget first, the written account from the table.
+    let tx: solana_transaction::versioned::VersionedTransaction =
+        wincode::deserialize(&second.transaction.bytes).expect("decodes");
+    let solana_message::VersionedMessage::V0(message) = &tx.message else {
+        panic!("not a v0 message");
+    };
+    let budget = Pubkey::from_str_const("ComputeBudget111111111111111111111111111111");
+    let programs: Vec<Pubkey> = message
+        .instructions
+        .iter()
+        .map(|ix| message.account_keys[usize::from(ix.program_id_index)])
+        .collect();
+    assert_eq!(&programs[..2], &[budget, budget]);
+    assert_eq!(message.instructions[0].data[0], 2, "SetComputeUnitLimit");
+    assert_eq!(message.instructions[1].data[0], 3, "SetComputeUnitPrice");
+    assert_eq!(message.address_table_lookups.len(), 1);
+    assert_eq!(message.address_table_lookups[0].account_key, table);
+    assert!(
+        !message.account_keys.contains(&pool),
+        "looked up, not static"
+    );
+    // The life asked for, exactly from the blockhash's block.
+    let last_valid = second.transaction.last_valid_block_height;
+    let life = last_valid.saturating_sub(height);
+    assert!(
+        (u64::from(LIFE) - 3..=u64::from(LIFE) + 3).contains(&life),
+        "{life} blocks of life, {LIFE} asked for"
+    );
+    let signed = wallet.sign(&second.transaction).expect("signed");
+    chain.send(&signed).await.expect("sent");
+    let status = confirmed(&chain, signed.signature).await;
+    assert_eq!(status.error, None);
+    let fill = chain
+        .fill(signed.signature, Side::Sell)
+        .await
+        .expect("fill")
+        .expect("landed");
+    assert_eq!(
+        fill.fee,
+        Lamports::new(FEE + second.priority_fee.get()),
+        "paid: the base fee plus the bid"
+    );
+    // Valid up to its last valid height, not after.
+    let blockhash = Blockhash(signed.blockhash.0);
+    loop {
+        let now = chain.block_height().await.expect("height");
+        let valid = chain
+            .blockhash_valid(blockhash, 0)
+            .await
+            .expect("valid")
+            .value;
+        if now + 1 < last_valid {
+            assert!(valid, "valid at height {now}, last valid {last_valid}");
+        } else if now > last_valid {
+            assert!(
+                !valid,
+                "still valid at height {now}, last valid {last_valid}"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until the validator's RPC and faucet answer and it confirms blocks, then

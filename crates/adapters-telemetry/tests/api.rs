@@ -20,6 +20,7 @@ use kyzlo_application::clock::Clock;
 use kyzlo_application::control::ApprovalKey;
 use kyzlo_application::execute::ExecutionSettings;
 use kyzlo_application::gateway::GatewayMode;
+use kyzlo_application::guard::GuardLimits;
 use kyzlo_application::journal::{IntentOutcome, Journal, MemoryJournal, PositionRecord};
 use kyzlo_application::operator::Operator;
 use kyzlo_application::ports::{AlertSink, Balances, Fill};
@@ -179,6 +180,7 @@ async fn start_bot() -> Bot {
             chain: venue.clone(),
             signer: venue.clone(),
             probe: venue.clone(),
+            send_probe: venue.clone(),
             journal,
             alerts,
             metrics: vec![prom.clone()],
@@ -194,7 +196,11 @@ async fn start_bot() -> Bot {
             exit_plan: ExitPlanConfig::default(),
             entry: ExecutionSettings::entry_defaults(exit.ladder.clone()),
             exit,
-            latency_breaker: LatencyBreakerConfig::default(),
+            guard: GuardLimits::new(
+                LatencyBreakerConfig::default(),
+                Duration::from_secs(2),
+                Duration::from_millis(200),
+            ),
             exit_breaker_threshold: ExitBreaker::DEFAULT_THRESHOLD,
             entry_quote_amount: TokenAmount::new(100_000_000),
             entry_fraction: None,
@@ -202,8 +208,8 @@ async fn start_bot() -> Bot {
             strategy_exits: true,
             protective_exits: kyzlo_application::orchestrator::ProtectiveExits::OnRecovery,
             router_budget: None,
+            rpc_budget: None,
             tick_interval: Duration::from_millis(50),
-            call_timeout: Duration::from_secs(2),
             approval_key: ApprovalKey::new(HARNESS_APPROVAL_KEY).ok(),
             gateway_mode: GatewayMode::Enforce,
             jitter_seed: 7,
@@ -364,7 +370,7 @@ async fn an_operator_session_halts_force_exits_and_resumes_over_http() {
     let (code, status) = bot.get("/status").await;
     assert_eq!(code, StatusCode::OK);
     assert_eq!(status["trading"]["state"], "active");
-    for dependency in ["price_feed", "router", "chain"] {
+    for dependency in ["price_feed", "router", "rpc_reads", "rpc_sends"] {
         assert_eq!(
             status["latency_breakers"][dependency]["state"], "closed",
             "{dependency}"

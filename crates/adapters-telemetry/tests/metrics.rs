@@ -73,7 +73,7 @@ fn a_fresh_registry_already_shows_zeroed_series_for_known_labels() {
         ),
         0.0
     );
-    for dependency in ["price_feed", "router", "chain"] {
+    for dependency in ["price_feed", "router", "rpc_reads", "rpc_sends"] {
         assert_eq!(
             e.value(
                 "kyzlo_latency_breaker_state",
@@ -155,14 +155,18 @@ fn trading_and_breaker_states_are_one_hot() {
             "{state}"
         );
     }
-    // Each dependency has a breaker of its own: the chain's is still closed.
-    assert_eq!(
-        e.value(
-            "kyzlo_latency_breaker_state",
-            &[("dependency", "chain"), ("state", "closed")]
-        ),
-        1.0
-    );
+    // Each dependency has a breaker of its own: the chain's reads' and sends' are still
+    // closed.
+    for dependency in ["rpc_reads", "rpc_sends"] {
+        assert_eq!(
+            e.value(
+                "kyzlo_latency_breaker_state",
+                &[("dependency", dependency), ("state", "closed")]
+            ),
+            1.0,
+            "{dependency}"
+        );
+    }
     assert_eq!(
         e.value(
             "kyzlo_latency_breaker_transitions_total",
@@ -177,7 +181,7 @@ fn per_dependency_quantiles_come_from_each_dependencys_own_calls() {
     let m = PrometheusMetrics::new();
     for ms in 1..=100u64 {
         m.record(MetricEvent::Call {
-            dependency: Dependency::Chain,
+            dependency: Dependency::RpcReads,
             elapsed: Duration::from_millis(ms),
             ok: true,
         });
@@ -195,16 +199,17 @@ fn per_dependency_quantiles_come_from_each_dependencys_own_calls() {
         )
     };
     assert!(
-        (q("chain", "p50") - 0.050).abs() < 0.001,
+        (q("rpc_reads", "p50") - 0.050).abs() < 0.001,
         "{}",
-        q("chain", "p50")
+        q("rpc_reads", "p50")
     );
     assert!(
-        (q("chain", "p99") - 0.099).abs() < 0.001,
+        (q("rpc_reads", "p99") - 0.099).abs() < 0.001,
         "{}",
-        q("chain", "p99")
+        q("rpc_reads", "p99")
     );
     assert!((q("router", "p99") - 0.700).abs() < 0.003);
+    assert_eq!(q("rpc_sends", "p99"), 0.0, "sends are counted apart");
     assert_eq!(q("health", "p99"), 0.0);
     assert_eq!(
         e.value(
@@ -216,7 +221,7 @@ fn per_dependency_quantiles_come_from_each_dependencys_own_calls() {
     assert_eq!(
         e.value(
             "kyzlo_dependency_call_duration_seconds_count",
-            &[("dependency", "chain")]
+            &[("dependency", "rpc_reads")]
         ),
         100.0
     );
@@ -230,28 +235,20 @@ async fn each_scrape_reads_the_latency_breaker_and_exit_breaker_from_the_service
     for _ in 0..3 {
         let _ = h
             .guard
-            .call(
-                Dependency::Chain,
-                "test.slow",
-                Duration::from_secs(2),
-                async {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    Ok::<_, PortError>(())
-                },
-            )
+            .call(Dependency::RpcReads, "test.slow", async {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                Ok::<_, PortError>(())
+            })
             .await;
     }
     let _ = h
         .guard
-        .call(
-            Dependency::Chain,
-            "test.fail",
-            Duration::from_secs(2),
-            async { Err::<(), _>(PortError::new("test.fail", ErrorClass::Network, "down")) },
-        )
+        .call(Dependency::RpcReads, "test.fail", async {
+            Err::<(), _>(PortError::new("test.fail", ErrorClass::Network, "down"))
+        })
         .await;
     let e = parse_openmetrics(&m.render().unwrap()).unwrap();
-    let chain = ("dependency", "chain");
+    let chain = ("dependency", "rpc_reads");
     let p99 = e.value(
         "kyzlo_latency_breaker_latency_seconds",
         &[chain, ("percentile", "p99")],
@@ -269,6 +266,14 @@ async fn each_scrape_reads_the_latency_breaker_and_exit_breaker_from_the_service
         ),
         0.0,
         "the router's breaker saw none of the chain's calls"
+    );
+    assert_eq!(
+        e.value(
+            "kyzlo_latency_breaker_consecutive_failures",
+            &[("dependency", "rpc_sends")]
+        ),
+        0.0,
+        "the sends' breaker saw none of the reads'"
     );
     assert_eq!(e.value("kyzlo_exit_breaker_consecutive_failures", &[]), 0.0);
 

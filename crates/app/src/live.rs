@@ -116,8 +116,11 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
                     quote: config.paper.initial_quote,
                     fee_lamports: Lamports::new(0),
                 };
+                let assembler = kyzlo_live::assembler(config, chain.clone(), wallet);
                 let venue = Arc::new(
                     DevnetVenue::open(
+                        chain.clone(),
+                        assembler,
                         chain.clone(),
                         chain,
                         signer,
@@ -127,22 +130,28 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
                     )
                     .map_err(|e| AppError::Startup(format!("devnet venue: {e}")))?,
                 );
+                venue
+                    .prepare_table()
+                    .await
+                    .map_err(|e| AppError::Startup(format!("devnet venue: {e}")))?;
                 Adapters {
                     feed: jup,
                     router: venue.clone(),
                     chain: venue.clone(),
                     signer: venue.clone(),
-                    probe: venue,
+                    probe: venue.clone(),
+                    send_probe: venue,
                     journal,
                     clock: crate::wiring::unix_clock(),
                 }
             }
             Profile::Mainnet | Profile::Paper => Adapters {
                 feed: jup.clone(),
-                router: jup,
+                router: kyzlo_live::router(config, (*jup).clone(), chain.clone(), wallet),
                 chain: chain.clone(),
                 signer,
-                probe: chain,
+                probe: chain.clone(),
+                send_probe: kyzlo_live::send_probe(config, chain),
                 journal,
                 clock: crate::wiring::unix_clock(),
             },
@@ -150,6 +159,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let mut settings = config.bot_settings(seed_now());
         settings.router_budget = config.jupiter.budget.clone();
+        settings.rpc_budget = config.rpc.budget.clone();
         // The devnet stand-in keeps the pair's balances itself: its base is not the SOL
         // that pays the fees, so a full exit keeps no fee reserve out of it.
         if config.profile == Profile::Devnet {

@@ -129,6 +129,7 @@ async fn paper(
         chain: venue.clone(),
         signer: venue.clone(),
         probe: venue.clone(),
+        send_probe: venue.clone(),
         journal,
         clock,
     };

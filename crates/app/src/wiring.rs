@@ -27,8 +27,11 @@ pub struct Adapters {
     pub chain: Arc<dyn Chain>,
     /// The wallet's signer.
     pub signer: Arc<dyn Signer>,
-    /// Health probe for the latency breaker's recovery.
+    /// The chain's health probe (the RPC reads' breaker recovers by it).
     pub probe: Arc<dyn HealthProbe>,
+    /// A probe of the send path that sends nothing (the RPC sends' breaker recovers by
+    /// it).
+    pub send_probe: Arc<dyn HealthProbe>,
     /// The durable journal.
     pub journal: Arc<dyn Journal>,
     /// The services' clock.
@@ -107,6 +110,7 @@ pub async fn launch(
             chain: adapters.chain,
             signer: adapters.signer,
             probe: adapters.probe,
+            send_probe: adapters.send_probe,
             journal: adapters.journal,
             alerts,
             metrics: vec![prometheus.clone()],

@@ -1,23 +1,21 @@
 //! The one place the services are assembled over the ports: trading control, latency
-//! guard, attempt engine, exit and entry executors, exit gateway, and what the
-//! orchestrator takes. The binary, the chaos simulator and the service tests all build
-//! the same graph through it.
+//! guard, request budgets, attempt engine, exit and entry executors, exit gateway, and
+//! what the orchestrator takes. The binary, the chaos simulator and the service tests all
+//! build the same graph through it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kyzlo_domain::ExitBreaker;
-use kyzlo_domain::latency_breaker::LatencyBreaker;
 use kyzlo_domain::trading_state::TradingState;
 
-use crate::budget::{Budget, BudgetedFeed, BudgetedRouter};
+use crate::budget::{Budget, BudgetedChain, BudgetedFeed, BudgetedProbe, BudgetedRouter};
 use crate::clock::Clock;
 use crate::control::{ApprovalKey, TradingControl};
 use crate::entry::EntryExecutor;
 use crate::execute::{Engine, ExecutionSettings, Venue};
 use crate::exit::ExitExecutor;
 use crate::gateway::{ExitGateway, GatewayMode};
-use crate::guard::{GuardedChain, GuardedFeed, GuardedRouter, LatencyGuard};
+use crate::guard::{GuardBreakers, GuardedChain, GuardedFeed, GuardedRouter, LatencyGuard};
 use crate::journal::Journal;
 use crate::metrics::MetricsSink;
 use crate::orchestrator::{IdAllocator, Services};
@@ -41,6 +39,9 @@ pub struct Ports {
     pub metrics: Arc<dyn MetricsSink>,
     /// The chain's health probe.
     pub probe: Arc<dyn HealthProbe>,
+    /// A probe of the chain's send path that sends nothing (the sends' breaker recovers
+    /// by it).
+    pub send_probe: Arc<dyn HealthProbe>,
 }
 
 /// The validated rules and settings the services apply.
@@ -49,10 +50,8 @@ pub struct Settings {
     pub initial_state: TradingState,
     /// The operator's key for resuming after a halt.
     pub approval_key: Option<ApprovalKey>,
-    /// The latency breaker.
-    pub latency_breaker: LatencyBreaker,
-    /// Every router and chain call's timeout.
-    pub call_timeout: Duration,
+    /// Each guarded dependency's latency breaker and call timeout.
+    pub guard: GuardBreakers,
     /// How exits are executed.
     pub exit: ExecutionSettings,
     /// How entries are executed.
@@ -69,6 +68,8 @@ pub struct Settings {
     pub next_id: u64,
     /// The price feed's and the router's shared request budget, if any.
     pub router_budget: Option<Arc<Budget>>,
+    /// The RPC provider's request budget (the chain and its probes), if any.
+    pub rpc_budget: Option<Arc<Budget>>,
 }
 
 /// The assembled services.
@@ -87,6 +88,10 @@ pub struct Assembled {
     pub gateway: Arc<ExitGateway>,
     /// Backoff jitter (also for the latency breaker's recovery probing).
     pub jitter: Arc<Jitter>,
+    /// The chain's health probe, on the RPC budget: the reads' breaker recovers by it.
+    pub chain_probe: Arc<dyn HealthProbe>,
+    /// The send path's probe, on the RPC budget: the sends' breaker recovers by it.
+    pub send_probe: Arc<dyn HealthProbe>,
     /// What the orchestrator takes.
     pub services: Services,
 }
@@ -103,8 +108,7 @@ pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
         clock,
     ));
     let guard = Arc::new(LatencyGuard::new(
-        settings.latency_breaker,
-        settings.call_timeout,
+        settings.guard,
         control.clone(),
         ports.metrics.clone(),
         clock,
@@ -126,13 +130,22 @@ pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
         ),
         None => (guarded_router, guarded_feed),
     };
+    let guarded_chain: Arc<dyn Chain> = Arc::new(GuardedChain::new(ports.chain, guard.clone()));
+    let (chain, chain_probe, send_probe): (
+        Arc<dyn Chain>,
+        Arc<dyn HealthProbe>,
+        Arc<dyn HealthProbe>,
+    ) = match &settings.rpc_budget {
+        Some(budget) => (
+            Arc::new(BudgetedChain::new(guarded_chain, budget.clone())),
+            Arc::new(BudgetedProbe::new(ports.probe, budget.clone())),
+            Arc::new(BudgetedProbe::new(ports.send_probe, budget.clone())),
+        ),
+        None => (guarded_chain, ports.probe, ports.send_probe),
+    };
     let engine = Arc::new(Engine::new(Venue {
         router,
-        chain: Arc::new(GuardedChain::new(
-            ports.chain,
-            guard.clone(),
-            settings.exit.send_timeout,
-        )),
+        chain,
         signer: ports.signer,
         journal: ports.journal.clone(),
         metrics: ports.metrics.clone(),
@@ -168,7 +181,7 @@ pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
         journal: ports.journal,
         metrics: ports.metrics,
         ids: Arc::new(IdAllocator::new(settings.next_id)),
-        probe: ports.probe,
+        probe: chain_probe.clone(),
     };
     Assembled {
         control,
@@ -178,6 +191,8 @@ pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
         entries,
         gateway,
         jitter,
+        chain_probe,
+        send_probe,
         services,
     }
 }

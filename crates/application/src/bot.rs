@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kyzlo_domain::exit_plan::ExitPlanConfig;
-use kyzlo_domain::latency_breaker::{BreakerState, LatencyBreaker, LatencyBreakerConfig};
+use kyzlo_domain::latency_breaker::BreakerState;
 use kyzlo_domain::strategy::{MeanReversion, MeanReversionConfig};
 use kyzlo_domain::trading_state::{HaltCause, ReduceOnlyCause, TradingState};
 use kyzlo_domain::{DomainError, ExitBreaker, TokenAmount};
@@ -22,7 +22,7 @@ use crate::control::{ApprovalKey, TradingControl};
 use crate::execute::ExecutionSettings;
 use crate::exit::ExitExecutor;
 use crate::gateway::GatewayMode;
-use crate::guard::{FeedProbe, GUARDED, LatencyGuard};
+use crate::guard::{FeedProbe, GUARDED, GuardBreakers, GuardLimits, LatencyGuard};
 use crate::journal::Journal;
 use crate::metrics::{CountingMetrics, Dependency, FanOutMetrics, MetricsSink};
 use crate::operator::Operator;
@@ -48,8 +48,14 @@ pub struct BotPorts {
     pub chain: Arc<dyn Chain>,
     /// The wallet's signer.
     pub signer: Arc<dyn Signer>,
-    /// Drives the latency breaker's recovery.
+    /// The chain's health probe: what the RPC reads' breaker recovers by (and what a
+    /// halted bot waits for before retrying a fired stop).
     pub probe: Arc<dyn HealthProbe>,
+    /// A probe of the chain's send path that sends no transaction (e.g. `getHealth` on
+    /// the endpoint sends go to): what the RPC sends' breaker recovers by. A real send is
+    /// never the probe: exits never wait for a breaker, and entries, the only other sends,
+    /// are refused while a breaker is open, so no send would come to close it.
+    pub send_probe: Arc<dyn HealthProbe>,
     /// The durable journal.
     pub journal: Arc<dyn Journal>,
     /// Where alerts go.
@@ -74,8 +80,8 @@ pub struct BotSettings {
     pub exit: ExecutionSettings,
     /// How entries are executed.
     pub entry: ExecutionSettings,
-    /// The latency breaker.
-    pub latency_breaker: LatencyBreakerConfig,
+    /// Each guarded dependency's latency breaker and call timeout.
+    pub guard: GuardLimits,
     /// Consecutive failed exits before a halt.
     pub exit_breaker_threshold: u32,
     /// Quote units spent per entry.
@@ -93,10 +99,10 @@ pub struct BotSettings {
     /// The price feed's and the router's shared request budget (one provider's plan,
     /// such as Jupiter's), if any.
     pub router_budget: Option<RequestBudget>,
+    /// The RPC provider's request budget (every chain call and its health probes), if any.
+    pub rpc_budget: Option<RequestBudget>,
     /// Tick interval.
     pub tick_interval: Duration,
-    /// Every router and chain call's timeout.
-    pub call_timeout: Duration,
     /// The operator's key for resuming after a halt; `None` means nobody can resume.
     pub approval_key: Option<ApprovalKey>,
     /// Whether the exit gateway blocks ownership conflicts.
@@ -125,7 +131,8 @@ pub struct Bot {
     guard: Arc<LatencyGuard>,
     exits: Arc<ExitExecutor>,
     totals: Arc<CountingMetrics>,
-    probe: Arc<dyn HealthProbe>,
+    chain_probe: Arc<dyn HealthProbe>,
+    send_probe: Arc<dyn HealthProbe>,
     feed_probe: Arc<dyn HealthProbe>,
     jitter: Arc<Jitter>,
     tick_interval: Duration,
@@ -143,8 +150,7 @@ impl Bot {
     /// is invalid.
     pub async fn start(ports: BotPorts, settings: BotSettings) -> Result<Self, BotError> {
         let clock = ports.clock;
-        let latency_breaker =
-            LatencyBreaker::new(settings.latency_breaker.clone()).map_err(BotError::Settings)?;
+        let guard_breakers = GuardBreakers::new(&settings.guard).map_err(BotError::Settings)?;
         let strategy = MeanReversion::new(settings.strategy).map_err(BotError::Settings)?;
         let journaled = ports.journal.load().await.map_err(BotError::Reconcile)?;
         let exit_breaker = ExitBreaker::restored(
@@ -177,6 +183,8 @@ impl Bot {
             engine,
             exits,
             jitter,
+            chain_probe,
+            send_probe,
             services,
             ..
         } = assemble(
@@ -188,13 +196,13 @@ impl Bot {
                 journal: ports.journal.clone(),
                 alerts: ports.alerts,
                 metrics,
-                probe: ports.probe.clone(),
+                probe: ports.probe,
+                send_probe: ports.send_probe,
             },
             Settings {
                 initial_state: initial,
                 approval_key: settings.approval_key,
-                latency_breaker,
-                call_timeout: settings.call_timeout,
+                guard: guard_breakers,
                 exit: settings.exit,
                 entry: settings.entry,
                 exit_breaker,
@@ -206,6 +214,10 @@ impl Bot {
                     .router_budget
                     .clone()
                     .map(|window| Budget::new("the router", window, clock)),
+                rpc_budget: settings
+                    .rpc_budget
+                    .clone()
+                    .map(|window| Budget::new("the RPC provider", window, clock)),
             },
             clock,
         );
@@ -295,7 +307,8 @@ impl Bot {
             guard,
             exits,
             totals,
-            probe: ports.probe,
+            chain_probe,
+            send_probe,
             feed_probe: Arc::new(FeedProbe(ports.feed)),
             jitter,
             tick_interval: settings.tick_interval,
@@ -349,15 +362,18 @@ impl Bot {
         let jitter = self.jitter;
         // Recovery probing starts whenever the trading state changes (a breaker's
         // opening moves trading to ReduceOnly) and runs until every breaker closes: the
-        // chain's by its health probe, the feed's and the router's by a price read.
+        // RPC reads' by the chain's health probe, the RPC sends' by the send path's probe
+        // (no transaction), the feed's and the router's by a price read.
         let mut state = self.control.subscribe();
-        let (chain_probe, feed_probe) = (self.probe, self.feed_probe);
+        let (chain_probe, send_probe, feed_probe) =
+            (self.chain_probe, self.send_probe, self.feed_probe);
         let recovery = AbortOnDrop(tokio::spawn(async move {
             loop {
                 for dependency in GUARDED {
                     if guard.state_of(dependency) != BreakerState::Closed {
                         let probe = match dependency {
-                            Dependency::Chain | Dependency::Health => chain_probe.as_ref(),
+                            Dependency::RpcReads | Dependency::Health => chain_probe.as_ref(),
+                            Dependency::RpcSends => send_probe.as_ref(),
                             Dependency::PriceFeed | Dependency::Router => feed_probe.as_ref(),
                         };
                         guard.recover(dependency, probe, &jitter).await;

@@ -7,8 +7,14 @@
 //! price read that is deferred is answered from the latest quote an exit already paid
 //! for, when it is fresh. A 429's reset time closes the budget until then.
 //!
-//! [`BudgetedFeed`] and [`BudgetedRouter`] sit outside the latency guard's wrappers: a
-//! deferral is no failure of the provider, and a wait for room is no latency of it.
+//! [`BudgetedFeed`] and [`BudgetedRouter`] share one provider's count (Jupiter's);
+//! [`BudgetedChain`] and [`BudgetedProbe`] share another (the RPC provider's), so that an
+//! entry's balance read or a health probe never takes the room an exit's sends, status
+//! polls and confirmations need. All sit outside the latency guard's wrappers: a deferral
+//! is no failure of the provider, and a wait for room is no latency of it. The budget
+//! counts port calls: one call is one request, except a wallet read (a balance and the
+//! pair's token accounts) and a send broadcast to several endpoints, which the budget's
+//! size leaves room for.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,12 +22,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kyzlo_domain::budget::{Admission, RequestBudget, Urgency};
-use kyzlo_domain::{ErrorClass, Price, Timestamp};
+use kyzlo_domain::{ErrorClass, Price, Timestamp, TxSignature};
 
 use crate::clock::Clock;
 use crate::ports::{
-    Pair, PortError, PriceFeed, PriceTick, Quote, QuoteRequest, Side, SwapRequest, SwapRouter,
-    UnsignedTransaction,
+    Balances, Blockhash, Chain, Fill, HealthProbe, Observed, Pair, PortError, PriceFeed, PriceTick,
+    Quote, QuoteRequest, RecentBlockhash, Side, SignedTransaction, StatusLookup, SwapRequest,
+    SwapRouter, TxStatus, UnsignedTransaction,
 };
 
 tokio::task_local! {
@@ -194,5 +201,97 @@ impl SwapRouter for BudgetedRouter {
         self.budget
             .call("router.build_swap", self.inner.build_swap(request))
             .await
+    }
+}
+
+/// The chain on its RPC provider's budget: inside [`protecting`] (an exit's sends, status
+/// polls, blockhash checks, fills; reconciliation) every call waits for room; any other
+/// (an entry's wallet read and sends) is deferred once only the exits' room is left.
+pub struct BudgetedChain {
+    inner: Arc<dyn Chain>,
+    budget: Arc<Budget>,
+}
+
+impl BudgetedChain {
+    /// `inner` on `budget`.
+    pub fn new(inner: Arc<dyn Chain>, budget: Arc<Budget>) -> Self {
+        Self { inner, budget }
+    }
+}
+
+#[async_trait]
+impl Chain for BudgetedChain {
+    async fn send(&self, tx: &SignedTransaction) -> Result<(), PortError> {
+        self.budget.call("chain.send", self.inner.send(tx)).await
+    }
+
+    async fn statuses(
+        &self,
+        signatures: &[TxSignature],
+        lookup: StatusLookup,
+    ) -> Result<Observed<Vec<Option<TxStatus>>>, PortError> {
+        self.budget
+            .call("chain.statuses", self.inner.statuses(signatures, lookup))
+            .await
+    }
+
+    async fn blockhash_valid(
+        &self,
+        blockhash: Blockhash,
+        min_context_slot: u64,
+    ) -> Result<Observed<bool>, PortError> {
+        self.budget
+            .call(
+                "chain.blockhash_valid",
+                self.inner.blockhash_valid(blockhash, min_context_slot),
+            )
+            .await
+    }
+
+    async fn block_height(&self) -> Result<u64, PortError> {
+        self.budget
+            .call("chain.block_height", self.inner.block_height())
+            .await
+    }
+
+    async fn latest_blockhash(&self) -> Result<RecentBlockhash, PortError> {
+        self.budget
+            .call("chain.latest_blockhash", self.inner.latest_blockhash())
+            .await
+    }
+
+    async fn fill(&self, signature: TxSignature, side: Side) -> Result<Option<Fill>, PortError> {
+        self.budget
+            .call("chain.fill", self.inner.fill(signature, side))
+            .await
+    }
+
+    async fn balances(&self) -> Result<Balances, PortError> {
+        self.budget
+            .call("chain.balances", self.inner.balances())
+            .await
+    }
+}
+
+/// A health probe on its provider's budget: outside [`protecting`] a probe (a breaker's
+/// recovery, a halted bot's wait for the chain) only tells whether to resume something,
+/// so it is deferred, without a request, rather than take the exits' room; the latency
+/// guard does not count a deferred probe as an answer.
+pub struct BudgetedProbe {
+    inner: Arc<dyn HealthProbe>,
+    budget: Arc<Budget>,
+}
+
+impl BudgetedProbe {
+    /// `inner` on `budget`.
+    pub fn new(inner: Arc<dyn HealthProbe>, budget: Arc<Budget>) -> Self {
+        Self { inner, budget }
+    }
+}
+
+#[async_trait]
+impl HealthProbe for BudgetedProbe {
+    async fn probe(&self) -> Result<(), PortError> {
+        self.budget.call("health.probe", self.inner.probe()).await
     }
 }

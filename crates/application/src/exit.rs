@@ -226,7 +226,12 @@ impl ExitExecutor {
                     elapsed,
                     slippage_bps,
                 });
-                tracing::info!(position = %ticket.order.position, intent = %report.intent, attempts = report.attempts, ?elapsed, ?slippage_bps, "exit closed");
+                venue.metrics.record(MetricEvent::ExitFees {
+                    kind: ticket.order.kind,
+                    bid: report.priority_fees,
+                    paid: Some(fill.fee),
+                });
+                tracing::info!(position = %ticket.order.position, intent = %report.intent, attempts = report.attempts, ?elapsed, ?slippage_bps, priority_fees_bid = report.priority_fees.get(), fee_paid = fill.fee.get(), "exit closed");
             }
             ExecutionOutcome::Failed {
                 failure,
@@ -238,6 +243,11 @@ impl ExitExecutor {
                     attempts: report.attempts,
                     elapsed,
                     slippage_bps: None,
+                });
+                venue.metrics.record(MetricEvent::ExitFees {
+                    kind: ticket.order.kind,
+                    bid: report.priority_fees,
+                    paid: None,
                 });
                 self.control
                     .alert(Alert {

@@ -1,13 +1,24 @@
 //! The latency guard: one latency breaker per dependency (the price feed, the router, the
-//! chain), every call timed into its dependency's breaker under a timeout, entries
-//! admitted only while every breaker is closed, and trading moved to ReduceOnly (exits
-//! still run) while any is not, until recovery probes close it again.
+//! chain's reads and the chain's sends), every call timed into its dependency's breaker
+//! under that dependency's own timeout, entries admitted only while every breaker is
+//! closed, and trading moved to ReduceOnly (exits still run) while any is not, until
+//! recovery probes close it again.
 //!
 //! The guard wraps the ports it times ([`GuardedFeed`], [`GuardedRouter`],
-//! [`GuardedChain`]): services call the ports as usual and never repeat the timing.
+//! [`GuardedChain`]): services call the ports as usual and never repeat the timing. The
+//! chain is two dependencies: a slow send path (a node slow to simulate and forward) must
+//! not hide healthy reads, nor slow reads healthy sends, so each has its breaker, its
+//! limits and its timeout.
+//!
 //! Ordinary calls never count as recovery probes: in half-open, only a probe the guard
 //! admitted itself (the dependency's health probe) can close a breaker, so a healthy price
-//! feed cannot close the chain's breaker, and an entry is never a probe.
+//! feed cannot close the chain's breakers, an entry is never a probe, and neither is a
+//! send. The sends' breaker recovers by a probe of the send path that sends nothing (see
+//! [`crate::bot::BotPorts::send_probe`]): admitting the next real send as the probe would
+//! gate an exit's send on a breaker (exits must never wait for one), and the only other
+//! sends are entries', which are refused while any breaker is open, so nothing would ever
+//! come to lift ReduceOnly. A probe the request budget deferred made no request: its
+//! permit is given back and nothing is recorded.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -15,10 +26,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kyzlo_domain::latency_breaker::{
-    Admission, BreakerSnapshot, BreakerState, CallOutcome, LatencyBreaker, StateChange,
+    Admission, BreakerSnapshot, BreakerState, CallOutcome, LatencyBreaker, LatencyBreakerConfig,
+    StateChange,
 };
 use kyzlo_domain::trading_state::ReduceOnlyCause;
-use kyzlo_domain::{ErrorClass, TxSignature};
+use kyzlo_domain::{DomainError, ErrorClass, TxSignature};
 
 use crate::clock::Clock;
 use crate::control::TradingControl;
@@ -31,42 +43,131 @@ use crate::ports::{
 use crate::rng::Jitter;
 
 /// The dependencies with a breaker of their own.
-pub const GUARDED: [Dependency; 3] = [Dependency::PriceFeed, Dependency::Router, Dependency::Chain];
+pub const GUARDED: [Dependency; 4] = [
+    Dependency::PriceFeed,
+    Dependency::Router,
+    Dependency::RpcReads,
+    Dependency::RpcSends,
+];
 
 fn slot(dependency: Dependency) -> usize {
     match dependency {
         Dependency::PriceFeed => 0,
         Dependency::Router => 1,
-        Dependency::Chain | Dependency::Health => 2,
+        // The chain's health probe is a read.
+        Dependency::RpcReads | Dependency::Health => 2,
+        Dependency::RpcSends => 3,
+    }
+}
+
+/// One guarded dependency's limits: its breaker, and how long one call to it may take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DependencyLimits {
+    /// The breaker's thresholds and timers.
+    pub breaker: LatencyBreakerConfig,
+    /// A call not answered by then fails as [`ErrorClass::RpcTimeout`] and counts as a
+    /// failure in the breaker (for a send: it may still have been forwarded, and the
+    /// attempt's rebroadcast gives it another chance).
+    pub call_timeout: Duration,
+}
+
+/// Each guarded dependency's limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuardLimits {
+    /// The price feed's.
+    pub price_feed: DependencyLimits,
+    /// The router's (quotes, swap builds).
+    pub router: DependencyLimits,
+    /// The chain's reads (statuses, blockhash checks, block height, blockhashes, fills,
+    /// balances) and its health probe.
+    pub rpc_reads: DependencyLimits,
+    /// The chain's sends.
+    pub rpc_sends: DependencyLimits,
+}
+
+impl GuardLimits {
+    /// `breaker` for every dependency; prices, quotes, builds and reads cut off at
+    /// `call_timeout`, sends at `send_timeout`.
+    #[must_use]
+    pub fn new(
+        breaker: LatencyBreakerConfig,
+        call_timeout: Duration,
+        send_timeout: Duration,
+    ) -> Self {
+        let limits = DependencyLimits {
+            breaker,
+            call_timeout,
+        };
+        Self {
+            price_feed: limits.clone(),
+            router: limits.clone(),
+            rpc_reads: limits.clone(),
+            rpc_sends: DependencyLimits {
+                call_timeout: send_timeout,
+                ..limits
+            },
+        }
+    }
+
+    /// The limits of `dependency` (the health probe's are the RPC reads').
+    #[must_use]
+    pub fn of(&self, dependency: Dependency) -> &DependencyLimits {
+        match dependency {
+            Dependency::PriceFeed => &self.price_feed,
+            Dependency::Router => &self.router,
+            Dependency::RpcReads | Dependency::Health => &self.rpc_reads,
+            Dependency::RpcSends => &self.rpc_sends,
+        }
+    }
+}
+
+/// The guard's breakers, each built from its dependency's validated limits.
+#[derive(Debug, Clone)]
+pub struct GuardBreakers {
+    breakers: [LatencyBreaker; 4],
+    timeouts: [Duration; 4],
+}
+
+impl GuardBreakers {
+    /// A closed breaker per guarded dependency.
+    ///
+    /// # Errors
+    /// [`DomainError::InvalidConfig`] for the first dependency whose breaker configuration
+    /// is invalid.
+    pub fn new(limits: &GuardLimits) -> Result<Self, DomainError> {
+        let breaker = |d: Dependency| LatencyBreaker::new(limits.of(d).breaker.clone());
+        Ok(Self {
+            breakers: [
+                breaker(GUARDED[0])?,
+                breaker(GUARDED[1])?,
+                breaker(GUARDED[2])?,
+                breaker(GUARDED[3])?,
+            ],
+            timeouts: GUARDED.map(|d| limits.of(d).call_timeout),
+        })
     }
 }
 
 /// Times calls, owns the breakers, and keeps the trading state in step with them.
 pub struct LatencyGuard {
-    breakers: [Mutex<LatencyBreaker>; 3],
-    call_timeout: Duration,
+    breakers: [Mutex<LatencyBreaker>; 4],
+    timeouts: [Duration; 4],
     control: Arc<TradingControl>,
     metrics: Arc<dyn MetricsSink>,
     clock: Clock,
 }
 
 impl LatencyGuard {
-    /// A guard giving each dependency a copy of `breaker`; every call is cut off after
-    /// `call_timeout`.
+    /// A guard over `breakers`, each dependency's calls cut off at its own timeout.
     pub fn new(
-        breaker: LatencyBreaker,
-        call_timeout: Duration,
+        breakers: GuardBreakers,
         control: Arc<TradingControl>,
         metrics: Arc<dyn MetricsSink>,
         clock: Clock,
     ) -> Self {
         Self {
-            breakers: [
-                Mutex::new(breaker.clone()),
-                Mutex::new(breaker.clone()),
-                Mutex::new(breaker),
-            ],
-            call_timeout,
+            breakers: breakers.breakers.map(Mutex::new),
+            timeouts: breakers.timeouts,
             control,
             metrics,
             clock,
@@ -79,22 +180,14 @@ impl LatencyGuard {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// [`LatencyGuard::call`] with the guard's own call timeout.
-    pub async fn timed<T, F>(
-        &self,
-        dependency: Dependency,
-        operation: &'static str,
-        call: F,
-    ) -> Result<T, PortError>
-    where
-        F: Future<Output = Result<T, PortError>>,
-    {
-        self.call(dependency, operation, self.call_timeout, call)
-            .await
+    /// How long one call to `dependency` may take.
+    #[must_use]
+    pub fn call_timeout(&self, dependency: Dependency) -> Duration {
+        self.timeouts[slot(dependency)]
     }
 
-    /// Runs one call to `dependency` under `timeout` (capped at the guard's) and records
-    /// its latency and outcome. No lock is held across the call.
+    /// Runs one call to `dependency` under its timeout and records its latency and
+    /// outcome in its breaker. No lock is held across the call.
     ///
     /// # Errors
     /// The call's own error, or `RpcTimeout` when it did not finish in time.
@@ -102,13 +195,12 @@ impl LatencyGuard {
         &self,
         dependency: Dependency,
         operation: &'static str,
-        timeout: Duration,
         call: F,
     ) -> Result<T, PortError>
     where
         F: Future<Output = Result<T, PortError>>,
     {
-        let timeout = timeout.min(self.call_timeout);
+        let timeout = self.call_timeout(dependency);
         let generation = self.breaker(dependency).generation();
         let started = self.clock.now();
         let result = match tokio::time::timeout(timeout, call).await {
@@ -201,8 +293,11 @@ impl LatencyGuard {
     }
 
     /// Probes `dependency` with `probe` while its breaker is not closed, with the
-    /// breaker's recovery backoff and jitter between probes, until it closes.
+    /// breaker's recovery backoff and jitter between probes, until it closes. A probe
+    /// the request budget deferred (no request made) gives its permit back and is tried
+    /// again after the next delay.
     pub async fn recover(&self, dependency: Dependency, probe: &dyn HealthProbe, jitter: &Jitter) {
+        let timeout = self.call_timeout(dependency);
         loop {
             let (state, delay) = {
                 let breaker = self.breaker(dependency);
@@ -226,7 +321,17 @@ impl LatencyGuard {
                 continue;
             };
             let started = self.clock.now();
-            let result = tokio::time::timeout(self.call_timeout, probe.probe()).await;
+            let result = tokio::time::timeout(timeout, probe.probe()).await;
+            if let Ok(Err(e)) = &result
+                && e.operation == crate::budget::DEFERRED
+            {
+                tracing::debug!(
+                    dependency = dependency.as_str(),
+                    "recovery probe deferred by the request budget"
+                );
+                self.breaker(dependency).withdraw(permit);
+                continue;
+            }
             let now = self.clock.now();
             let latency = now.saturating_since(started);
             let ok = matches!(result, Ok(Ok(())));
@@ -312,7 +417,7 @@ impl GuardedFeed {
 impl PriceFeed for GuardedFeed {
     async fn price(&self) -> Result<PriceTick, PortError> {
         self.guard
-            .timed(Dependency::PriceFeed, "feed.price", self.inner.price())
+            .call(Dependency::PriceFeed, "feed.price", self.inner.price())
             .await
     }
 }
@@ -345,7 +450,7 @@ impl GuardedRouter {
 impl SwapRouter for GuardedRouter {
     async fn quote(&self, request: &QuoteRequest) -> Result<Quote, PortError> {
         self.guard
-            .timed(
+            .call(
                 Dependency::Router,
                 "router.quote",
                 self.inner.quote(request),
@@ -355,7 +460,7 @@ impl SwapRouter for GuardedRouter {
 
     async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError> {
         self.guard
-            .timed(
+            .call(
                 Dependency::Router,
                 "router.build_swap",
                 self.inner.build_swap(request),
@@ -364,22 +469,17 @@ impl SwapRouter for GuardedRouter {
     }
 }
 
-/// The chain, timed by the guard; a send is cut off sooner (`send_timeout`): it may still
-/// have been forwarded, and the attempt's rebroadcast gives it another chance.
+/// The chain, timed by the guard as two dependencies: sends into the sends' breaker under
+/// its timeout, every read into the reads' breaker under theirs.
 pub struct GuardedChain {
     inner: Arc<dyn Chain>,
     guard: Arc<LatencyGuard>,
-    send_timeout: Duration,
 }
 
 impl GuardedChain {
-    /// `inner` timed by `guard`, sends cut at `send_timeout`.
-    pub fn new(inner: Arc<dyn Chain>, guard: Arc<LatencyGuard>, send_timeout: Duration) -> Self {
-        Self {
-            inner,
-            guard,
-            send_timeout,
-        }
+    /// `inner` timed by `guard`.
+    pub fn new(inner: Arc<dyn Chain>, guard: Arc<LatencyGuard>) -> Self {
+        Self { inner, guard }
     }
 }
 
@@ -387,12 +487,7 @@ impl GuardedChain {
 impl Chain for GuardedChain {
     async fn send(&self, tx: &SignedTransaction) -> Result<(), PortError> {
         self.guard
-            .call(
-                Dependency::Chain,
-                "chain.send",
-                self.send_timeout,
-                self.inner.send(tx),
-            )
+            .call(Dependency::RpcSends, "chain.send", self.inner.send(tx))
             .await
     }
 
@@ -403,7 +498,7 @@ impl Chain for GuardedChain {
     ) -> Result<Observed<Vec<Option<TxStatus>>>, PortError> {
         let call = self.inner.statuses(signatures, lookup);
         self.guard
-            .timed(Dependency::Chain, "chain.statuses", call)
+            .call(Dependency::RpcReads, "chain.statuses", call)
             .await
     }
 
@@ -414,35 +509,35 @@ impl Chain for GuardedChain {
     ) -> Result<Observed<bool>, PortError> {
         let call = self.inner.blockhash_valid(blockhash, min_context_slot);
         self.guard
-            .timed(Dependency::Chain, "chain.blockhash_valid", call)
+            .call(Dependency::RpcReads, "chain.blockhash_valid", call)
             .await
     }
 
     async fn block_height(&self) -> Result<u64, PortError> {
         let call = self.inner.block_height();
         self.guard
-            .timed(Dependency::Chain, "chain.block_height", call)
+            .call(Dependency::RpcReads, "chain.block_height", call)
             .await
     }
 
     async fn latest_blockhash(&self) -> Result<RecentBlockhash, PortError> {
         let call = self.inner.latest_blockhash();
         self.guard
-            .timed(Dependency::Chain, "chain.latest_blockhash", call)
+            .call(Dependency::RpcReads, "chain.latest_blockhash", call)
             .await
     }
 
     async fn fill(&self, signature: TxSignature, side: Side) -> Result<Option<Fill>, PortError> {
         let call = self.inner.fill(signature, side);
         self.guard
-            .timed(Dependency::Chain, "chain.fill", call)
+            .call(Dependency::RpcReads, "chain.fill", call)
             .await
     }
 
     async fn balances(&self) -> Result<Balances, PortError> {
         let call = self.inner.balances();
         self.guard
-            .timed(Dependency::Chain, "chain.balances", call)
+            .call(Dependency::RpcReads, "chain.balances", call)
             .await
     }
 }

@@ -196,9 +196,12 @@ impl IntentHistory {
             IntentAction::Enter => "entry",
         };
         let outcome = match self.outcome {
-            Some(IntentOutcome::Filled(fill)) => {
-                format!("filled: {} in -> {} out", fill.amount_in, fill.amount_out)
-            }
+            Some(IntentOutcome::Filled(fill)) => format!(
+                "filled: {} in -> {} out, fee paid {} lamports",
+                fill.amount_in,
+                fill.amount_out,
+                fill.fee.get()
+            ),
             Some(IntentOutcome::Landed {
                 provisional: fill, ..
             }) => format!(
@@ -208,8 +211,13 @@ impl IntentHistory {
             Some(IntentOutcome::Failed) => "failed".to_owned(),
             None => "unresolved".to_owned(),
         };
+        let bid: u64 = self
+            .attempts
+            .iter()
+            .map(|(a, _)| a.priority_fee.get())
+            .fold(0, u64::saturating_add);
         format!(
-            "{} {} {kind} attempts {} {outcome}",
+            "{} {} {kind} attempts {} (priority fees bid {bid} lamports) {outcome}",
             self.intent.intent,
             self.intent.position,
             self.attempts.len()

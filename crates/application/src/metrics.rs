@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use kyzlo_domain::ExitKind;
 use kyzlo_domain::ladder::OrderStyle;
 use kyzlo_domain::latency_breaker::BreakerState;
 use kyzlo_domain::trading_state::TradingMode;
+use kyzlo_domain::{ExitKind, Lamports};
 
 /// Which module placed an exit order through the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -43,9 +43,12 @@ pub enum Dependency {
     PriceFeed,
     /// The swap router (quote, build).
     Router,
-    /// The chain (send, statuses, block height, balances).
-    Chain,
-    /// The health probe.
+    /// The chain's reads: statuses, blockhash checks, block height, blockhashes, fills,
+    /// balances.
+    RpcReads,
+    /// The chain's sends (`sendTransaction`).
+    RpcSends,
+    /// A recovery health probe (counted apart; it feeds the breaker it probes for).
     Health,
 }
 
@@ -56,7 +59,8 @@ impl Dependency {
         match self {
             Dependency::PriceFeed => "price_feed",
             Dependency::Router => "router",
-            Dependency::Chain => "chain",
+            Dependency::RpcReads => "rpc_reads",
+            Dependency::RpcSends => "rpc_sends",
             Dependency::Health => "health",
         }
     }
@@ -101,6 +105,16 @@ pub enum MetricEvent {
         elapsed: Duration,
         /// Realised slippage against the trigger price, in bps (positive is worse).
         slippage_bps: Option<f64>,
+    },
+    /// What an exit's transactions bid in priority fees and what the landed one paid.
+    ExitFees {
+        /// Why the exit.
+        kind: ExitKind,
+        /// Priority fees bid across its attempts.
+        bid: Lamports,
+        /// The fee the landed transaction paid (base and priority, read from the
+        /// chain); `None` when nothing landed.
+        paid: Option<Lamports>,
     },
     /// An exit was still unresolved at its deadline.
     ExitDeadlineExceeded {
@@ -175,6 +189,10 @@ pub struct MetricsSummary {
     pub exits_required_retry: u64,
     /// Exits unresolved at their deadline.
     pub exits_deadline_exceeded: u64,
+    /// Priority fees exits bid, in lamports.
+    pub priority_fees_bid: u64,
+    /// Fees exits' landed transactions paid, in lamports.
+    pub fees_paid: u64,
     /// Exits that gave up.
     pub exits_failed: u64,
     /// Exit breaker trips.
@@ -278,6 +296,10 @@ impl MetricsSink for CountingMetrics {
                 }
             }
             MetricEvent::EntryRefused => s.entries_refused += 1,
+            MetricEvent::ExitFees { bid, paid, .. } => {
+                s.priority_fees_bid = s.priority_fees_bid.saturating_add(bid.get());
+                s.fees_paid = s.fees_paid.saturating_add(paid.map_or(0, |p| p.get()));
+            }
             MetricEvent::Call { dependency, ok, .. } => {
                 let entry = s.calls.entry(dependency.as_str()).or_default();
                 entry.0 += 1;

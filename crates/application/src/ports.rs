@@ -139,6 +139,8 @@ pub struct SwapRequest {
     /// Ask for a blockhash that expires after this many slots, so an attempt dies
     /// quickly and the next one can be built safely.
     pub expiry_slots: Option<u32>,
+    /// The attempt number, from 1 (an own-message builder bids more on later attempts).
+    pub attempt: u32,
 }
 
 /// An unsigned transaction from the router.
@@ -148,6 +150,9 @@ pub struct UnsignedTransaction {
     pub bytes: Vec<u8>,
     /// The block height after which it can never land.
     pub last_valid_block_height: u64,
+    /// The priority fee the transaction bids, when its builder set it exactly (kyzlo's
+    /// own message); `None` when the router only honours a cap (the request's fee).
+    pub priority_fee: Option<Lamports>,
 }
 
 /// Quotes and builds swaps (Jupiter, or the simulated venue).

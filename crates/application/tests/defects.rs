@@ -12,7 +12,7 @@ use kyzlo_application::clock::Clock;
 use kyzlo_application::control::TradingControl;
 use kyzlo_application::execute::{ExecutionOutcome, ExecutionReport, ExecutionSettings};
 use kyzlo_application::gateway::ExitOrder;
-use kyzlo_application::guard::{GuardedChain, LatencyGuard};
+use kyzlo_application::guard::{GuardBreakers, GuardLimits, GuardedChain, LatencyGuard};
 use kyzlo_application::journal::{
     AttemptOutcome, IntentOutcome, Journal, JournalSnapshot, MemoryJournal, PositionRecord,
 };
@@ -28,8 +28,8 @@ use kyzlo_domain::ladder::OrderStyle;
 use kyzlo_domain::latency_breaker::{BreakerState, LatencyBreakerConfig};
 use kyzlo_domain::trading_state::{HaltCause, ReduceOnlyCause, TradingState};
 use kyzlo_domain::{
-    ErrorClass, ExitKind, Fraction, IntentId, Lamports, LatencyBreaker, PositionId, Price,
-    Timestamp, TokenAmount, TxSignature,
+    ErrorClass, ExitKind, Fraction, IntentId, Lamports, PositionId, Price, Timestamp, TokenAmount,
+    TxSignature,
 };
 
 const SOL: u64 = 1_000_000_000;
@@ -494,7 +494,8 @@ async fn the_exit_breakers_count_is_journaled() {
 
 /// Defect 7 and 8: one breaker per dependency; a restart in ReduceOnly (a breaker was
 /// open) opens the breakers again; only each dependency's own probe closes its breaker
-/// (a healthy price feed never closes the chain's), and only then does trading resume.
+/// (a healthy price feed never closes the chain's reads' or sends'), and only then does
+/// trading resume.
 #[tokio::test(start_paused = true)]
 async fn each_dependency_recovers_by_its_own_probe_and_a_restored_reduce_only_is_lifted() {
     let control = Arc::new(TradingControl::new(
@@ -509,13 +510,16 @@ async fn each_dependency_recovers_by_its_own_probe_and_a_restored_reduce_only_is
         Clock::new(),
     ));
     let guard = Arc::new(LatencyGuard::new(
-        LatencyBreaker::new(LatencyBreakerConfig {
-            recovery_timeout: Duration::from_secs(1),
-            half_open_max_probes: 1,
-            ..LatencyBreakerConfig::default()
-        })
+        GuardBreakers::new(&GuardLimits::new(
+            LatencyBreakerConfig {
+                recovery_timeout: Duration::from_secs(1),
+                half_open_max_probes: 1,
+                ..LatencyBreakerConfig::default()
+            },
+            Duration::from_secs(2),
+            Duration::from_millis(200),
+        ))
         .unwrap(),
-        Duration::from_secs(2),
         control.clone(),
         Arc::new(CountingMetrics::new()),
         Clock::new(),
@@ -528,20 +532,22 @@ async fn each_dependency_recovers_by_its_own_probe_and_a_restored_reduce_only_is
     let _ = guard.admit_entry().await;
     for _ in 0..10 {
         let _ = guard
-            .call(
-                Dependency::PriceFeed,
-                "feed.price",
-                Duration::from_secs(2),
-                async { Ok::<_, PortError>(()) },
-            )
+            .call(Dependency::PriceFeed, "feed.price", async {
+                Ok::<_, PortError>(())
+            })
             .await;
     }
-    assert_ne!(guard.state_of(Dependency::Chain), BreakerState::Closed);
+    assert_ne!(guard.state_of(Dependency::RpcReads), BreakerState::Closed);
+    assert_ne!(guard.state_of(Dependency::RpcSends), BreakerState::Closed);
     assert!(!control.state().allows_entry());
-    // The chain's own probe recovers it, and the others by theirs; then trading resumes.
+    // Each of the chain's breakers by its own probe, and the others by theirs; then
+    // trading resumes.
     let jitter = kyzlo_application::rng::Jitter::new(1);
-    guard.recover(Dependency::Chain, &Healthy, &jitter).await;
-    assert_eq!(guard.state_of(Dependency::Chain), BreakerState::Closed);
+    guard.recover(Dependency::RpcReads, &Healthy, &jitter).await;
+    assert_eq!(guard.state_of(Dependency::RpcReads), BreakerState::Closed);
+    assert_ne!(guard.state_of(Dependency::RpcSends), BreakerState::Closed);
+    guard.recover(Dependency::RpcSends, &Healthy, &jitter).await;
+    assert_eq!(guard.state_of(Dependency::RpcSends), BreakerState::Closed);
     assert!(!control.state().allows_entry(), "the others are still open");
     guard.recover(Dependency::Router, &Healthy, &jitter).await;
     guard
@@ -604,9 +610,9 @@ async fn a_market_style_exit_starts_on_the_first_market_rung() {
     assert_eq!(h.venue.quotes()[0].slippage.bps().get(), 100);
 }
 
-/// The guard times chain calls into the chain's breaker only.
+/// The guard times the chain's reads into the RPC reads' breaker only.
 #[tokio::test(start_paused = true)]
-async fn a_failing_chain_opens_only_the_chains_breaker() {
+async fn failing_chain_reads_open_only_the_rpc_reads_breaker() {
     let h = Harness::with_settings(
         95.0,
         wallet(10),
@@ -625,14 +631,14 @@ async fn a_failing_chain_opens_only_the_chains_breaker() {
             blockhash_valid: true,
         }),
         h.guard.clone(),
-        Duration::from_millis(200),
     );
     for _ in 0..2 {
         let _ = chain
             .statuses(&[TxSignature([0; 64])], StatusLookup::WithHistory)
             .await;
     }
-    assert_eq!(h.guard.state_of(Dependency::Chain), BreakerState::Open);
+    assert_eq!(h.guard.state_of(Dependency::RpcReads), BreakerState::Open);
+    assert_eq!(h.guard.state_of(Dependency::RpcSends), BreakerState::Closed);
     assert_eq!(h.guard.state_of(Dependency::Router), BreakerState::Closed);
     assert_eq!(
         h.guard.state_of(Dependency::PriceFeed),

@@ -441,18 +441,13 @@ async fn entries_are_refused_while_the_latency_breaker_is_open_but_exits_run() {
     for _ in 0..3 {
         let _ = h
             .guard
-            .call(
-                kyzlo_application::metrics::Dependency::Router,
-                "x",
-                Duration::from_secs(2),
-                async {
-                    Err::<(), _>(kyzlo_application::ports::PortError::new(
-                        "x",
-                        ErrorClass::RpcTimeout,
-                        "t",
-                    ))
-                },
-            )
+            .call(kyzlo_application::metrics::Dependency::Router, "x", async {
+                Err::<(), _>(kyzlo_application::ports::PortError::new(
+                    "x",
+                    ErrorClass::RpcTimeout,
+                    "t",
+                ))
+            })
             .await;
     }
     assert!(!h.control.state().allows_entry(), "reduce-only");

@@ -335,3 +335,23 @@ async fn a_held_position_and_operator_only_mode_get_no_protective_exit() {
         assert_eq!(orch.positions().len(), 1);
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_halted_tick_above_the_peak_moves_no_trailing_stop() {
+    let h = Harness::new(100.0, wallet(10));
+    let mut orch = orchestrator(&h, 1, WINDOW);
+    orch.adopt(position(1, 10));
+    let _ = h.control.halt(HaltCause::Operator, "maintenance").await;
+    // Far above the trailing activation (+3%) and every take-profit rung: while halted
+    // only the hard stop is checked, and the price is not fed to the plan.
+    assert_eq!(ticks_at(&mut orch, &h, 150.0, 3).await, 0);
+    let positions = orch.positions();
+    assert_eq!(positions.len(), 1);
+    assert_eq!(positions[0].peak, price(100.0), "the peak is not raised");
+    assert_eq!(
+        positions[0].stop_level,
+        price(95.0),
+        "still the hard stop: no trailing or breakeven stop armed"
+    );
+    assert!(h.venue.swaps().is_empty());
+}

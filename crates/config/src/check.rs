@@ -20,6 +20,16 @@ pub enum ConfigError {
         /// What is allowed.
         expected: String,
     },
+    /// A key names an environment variable (holding a secret) that is not set.
+    #[error(
+        "configuration: {key} = {variable}: the environment variable {variable} is not set (it holds the value to send)"
+    )]
+    MissingVariable {
+        /// The key, as written in the file.
+        key: String,
+        /// The variable's name.
+        variable: String,
+    },
 }
 
 pub(crate) fn invalid(

@@ -70,11 +70,14 @@ pub struct ExitFile {
     pub poll_interval_ms: u64,
     /// How often a live attempt's bytes are sent again.
     pub rebroadcast_interval_ms: u64,
-    /// How long one send may take before the engine moves on.
+    /// How long one send may take before the engine moves on (the transaction may still
+    /// have been forwarded; the rebroadcast gives it another chance); overridden by
+    /// `latency_breaker.rpc_sends.call_timeout_ms`.
     pub send_timeout_ms: u64,
     /// After this long unconfirmed an attempt is marked timed out (it stays live).
     pub confirm_timeout_ms: u64,
-    /// The timeout of every router and chain call.
+    /// The timeout of a price read, a quote, a swap build and a chain read; overridden per
+    /// dependency by `latency_breaker.<jupiter|rpc_reads>.call_timeout_ms`.
     pub call_timeout_ms: u64,
     /// The escalation ladder, tightest first.
     pub ladder: Vec<RungFile>,
@@ -101,9 +104,9 @@ impl Default for ExitFile {
             slot_time_ms: millis(s.slot_time),
             poll_interval_ms: millis(s.poll_interval),
             rebroadcast_interval_ms: millis(s.rebroadcast_interval),
-            send_timeout_ms: millis(s.send_timeout),
+            send_timeout_ms: crate::breakers::SEND_TIMEOUT_MS,
             confirm_timeout_ms: millis(s.confirm_timeout),
-            call_timeout_ms: 2_000,
+            call_timeout_ms: crate::breakers::CALL_TIMEOUT_MS,
             fee_reserve_lamports: s.fee_reserve.get(),
             fill_wait_ms: millis(s.fill_wait),
             ladder: s
@@ -171,8 +174,6 @@ pub struct Execution {
     pub exit: ExecutionSettings,
     /// Entries: the entry policy and one rung, the rest as exits.
     pub entry: ExecutionSettings,
-    /// The timeout of every router and chain call.
-    pub call_timeout: Duration,
 }
 
 pub(crate) fn validate(
@@ -231,7 +232,6 @@ pub(crate) fn validate(
             "exit.rebroadcast_interval_ms",
             e.rebroadcast_interval_ms,
         )?,
-        send_timeout: positive_ms("exit.send_timeout_ms", e.send_timeout_ms)?,
         confirm_timeout: positive_ms("exit.confirm_timeout_ms", e.confirm_timeout_ms)?,
         prepare_call_timeout: ExecutionSettings::exit_defaults().prepare_call_timeout,
         commitment: Commitment::Confirmed,
@@ -265,9 +265,5 @@ pub(crate) fn validate(
         deadline: positive_secs("retry.total_s", retry.total_s)?,
         ..exit.clone()
     };
-    Ok(Execution {
-        exit,
-        entry,
-        call_timeout: positive_ms("exit.call_timeout_ms", e.call_timeout_ms)?,
-    })
+    Ok(Execution { exit, entry })
 }

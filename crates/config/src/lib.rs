@@ -12,33 +12,46 @@
 mod breakers;
 mod check;
 mod exit;
+mod fees;
+mod lanes;
+mod masking;
 mod network;
 mod operator;
 mod pair;
 mod paper;
+mod rpc_budget;
 mod secret;
 mod trading;
 
+#[cfg(test)]
+use masking::{ENDPOINTS_KEY, MASK, is_or_under};
+use masking::{describe, mask_path};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use kyzlo_application::bot::BotSettings;
 use kyzlo_application::gateway::GatewayMode;
+use kyzlo_application::guard::GuardLimits;
 use kyzlo_application::orchestrator::ProtectiveExits;
-use kyzlo_domain::latency_breaker::LatencyBreakerConfig;
 use kyzlo_domain::retry::RetryPolicy;
 use serde::{Deserialize, Serialize};
 
-pub use breakers::{ExitBreakerFile, HaltFile, LatencyBreakerFile, ProtectiveExitsFile};
+pub use breakers::{
+    DependencyBreakerFile, ExitBreakerFile, HaltFile, LatencyBreakerFile, ProtectiveExitsFile,
+};
 pub use check::ConfigError;
 pub use exit::{Execution, ExitFile, RetryFile, RungFile, StyleFile};
-pub use network::{CommitmentFile, Jupiter, JupiterFile, Rpc, RpcFile, WalletFile};
+pub use fees::{Fees, FeesFile};
+pub use lanes::{
+    LaneHeader, LaneTip, MAX_LANES, MAX_TIP_LAMPORTS, SendLane, SendLaneFile, TipFile,
+};
+pub use network::{CommitmentFile, Jupiter, JupiterApi, JupiterFile, Rpc, RpcFile, WalletFile};
 pub use operator::{Alerts, AlertsFile, Api, ApiFile, Telegram, Webhook};
 pub use pair::{NATIVE_MINT, PairFile, PairSettings, USDC_MINT};
 pub use paper::{JournalFile, Paper, PaperFile};
+pub use rpc_budget::RpcBudgetFile;
 pub use secret::Secret;
 pub use trading::{ExitPlanFile, StrategyFile, TakeProfitFile, Trading, TradingFile};
 
@@ -106,6 +119,8 @@ pub struct File {
     /// Solana RPC.
     pub rpc: RpcFile,
     pub jupiter: JupiterFile,
+    /// How kyzlo's own transactions are sized and priced.
+    pub fees: FeesFile,
     /// The wallet.
     pub wallet: WalletFile,
     /// The operator HTTP API.
@@ -135,6 +150,7 @@ impl Default for File {
             latency_breaker: LatencyBreakerFile::default(),
             rpc: RpcFile::default(),
             jupiter: JupiterFile::default(),
+            fees: FeesFile::default(),
             wallet: WalletFile::default(),
             api: ApiFile::default(),
             alerts: AlertsFile::default(),
@@ -165,27 +181,11 @@ impl File {
             }
         }
         masked.rpc.endpoints = masked.rpc.endpoints.iter().map(|e| mask_path(e)).collect();
-        toml::to_string_pretty(&masked).map_err(|e| ConfigError::Load(e.to_string()))
-    }
-}
-
-/// An RPC endpoint with its path and query (where providers put API keys) masked.
-fn mask_path(endpoint: &str) -> String {
-    match url::Url::parse(endpoint) {
-        Ok(url)
-            if url.path() != "/"
-                || url.query().is_some()
-                || !url.username().is_empty()
-                || url.password().is_some() =>
-        {
-            format!(
-                "{}://{}/***",
-                url.scheme(),
-                url.host_str().unwrap_or_default()
-            )
+        // A lane's headers are the names of the variables holding them: shown as written.
+        for lane in &mut masked.rpc.send_lanes {
+            lane.url = mask_path(&lane.url);
         }
-        Ok(_) => endpoint.to_owned(),
-        Err(_) => "***".to_owned(),
+        toml::to_string_pretty(&masked).map_err(|e| ConfigError::Load(e.to_string()))
     }
 }
 
@@ -258,94 +258,6 @@ pub fn load(path: Option<&Path>, profile: Option<Profile>) -> Result<File, Confi
     Ok(file)
 }
 
-/// The keys whose values are secrets: never echoed in an error.
-const SECRET_KEYS: [&str; 7] = [
-    "jupiter.api_key",
-    "api.bearer_token",
-    "api.approval_key",
-    "alerts.slack_webhook",
-    "alerts.discord_webhook",
-    "alerts.generic_webhook",
-    "alerts.telegram_bot_token",
-];
-
-/// One load error as an operator reads it: the key as written in the file (without
-/// figment's profile prefix), what was found and what is allowed, where it came from;
-/// control characters escaped.
-fn describe(e: &figment::Error) -> String {
-    use figment::error::Kind;
-    let key = e.path.join(".");
-    // A secret given with the wrong type (a numeric approval key) is named, never echoed.
-    let secret = SECRET_KEYS
-        .iter()
-        .any(|s| key == *s || key.ends_with(&format!(".{s}")));
-    let found = |value: String| {
-        if secret {
-            "a value (not shown: this key is a secret)".to_owned()
-        } else {
-            check::printable(&value)
-        }
-    };
-    let list = |names: &[&str]| {
-        names
-            .iter()
-            .map(|n| format!("`{n}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let what = match &e.kind {
-        Kind::UnknownField(found, allowed) => format!(
-            "unknown key `{}`; the keys here are {}",
-            check::printable(found),
-            list(allowed)
-        ),
-        Kind::UnknownVariant(found, allowed) => format!(
-            "`{}` is not allowed; expected one of {}",
-            check::printable(found),
-            list(allowed)
-        ),
-        Kind::InvalidType(value, expected) => {
-            format!("found {}, expected {expected}", found(value.to_string()))
-        }
-        Kind::InvalidValue(value, expected) => {
-            format!(
-                "invalid value {}, expected {expected}",
-                found(value.to_string())
-            )
-        }
-        // A parse error's own layout (the line and a caret under it) is kept.
-        other => other
-            .to_string()
-            .lines()
-            .map(check::printable)
-            .collect::<Vec<_>>()
-            .join("\n"),
-    };
-    let origin = match &e.metadata {
-        Some(m) => match &m.source {
-            Some(source) => format!(" (in {})", check::printable(&source.to_string())),
-            // The environment: the variable as it is spelled there.
-            None => format!(
-                " (from the environment variable KYZLO_{})",
-                check::printable(
-                    &e.path
-                        .iter()
-                        .map(|p| p.to_uppercase())
-                        .collect::<Vec<_>>()
-                        .join("__")
-                )
-            ),
-        },
-        None => String::new(),
-    };
-    let key = if key.is_empty() {
-        "(file)".to_owned()
-    } else {
-        check::printable(&key)
-    };
-    format!("{key}: {what}{origin}")
-}
-
 /// The largest configuration file read.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
@@ -393,8 +305,8 @@ pub struct Config {
     pub trading: Trading,
     /// How exits and entries are executed.
     pub execution: Execution,
-    /// The latency breakers' limits.
-    pub latency_breaker: LatencyBreakerConfig,
+    /// Each guarded dependency's latency breaker and call timeout.
+    pub guard: GuardLimits,
     /// Consecutive failed exits before trading halts.
     pub exit_breaker_threshold: u32,
     /// What a halt does to a position whose stop has fired.
@@ -402,6 +314,8 @@ pub struct Config {
     /// Solana RPC.
     pub rpc: Rpc,
     pub jupiter: Jupiter,
+    /// How kyzlo's own transactions are sized and priced.
+    pub fees: Fees,
     /// The keypair file (required, and checked, for devnet and mainnet).
     pub keypair_path: Option<PathBuf>,
     /// The operator API.
@@ -449,13 +363,18 @@ impl TryFrom<File> for Config {
                 .map_err(|e| check::domain(e, "strategy", &file.strategy))?;
         }
         let rpc = file.rpc.validate(profile)?;
-        if rpc.endpoints.len() > 1 && rpc.request_timeout >= execution.call_timeout {
+        let timeouts = breakers::DefaultTimeouts {
+            call_ms: file.exit.call_timeout_ms,
+            send_ms: file.exit.send_timeout_ms,
+        };
+        let guard = file.latency_breaker.validate(timeouts)?;
+        if rpc.endpoints.len() > 1 && rpc.request_timeout >= guard.rpc_reads.call_timeout {
+            let (key, ms) = file.latency_breaker.rpc_reads_timeout(timeouts);
             return Err(check::invalid(
                 "rpc.request_timeout_ms",
                 file.rpc.request_timeout_ms,
                 format!(
-                    "less than exit.call_timeout_ms ({}) with several endpoints: a request must give up in time for the next endpoint to be tried within the call",
-                    file.exit.call_timeout_ms
+                    "less than {key} ({ms}) with several endpoints: a request must give up in time for the next endpoint to be tried within the call"
                 ),
             ));
         }
@@ -464,13 +383,14 @@ impl TryFrom<File> for Config {
             pair,
             trading,
             execution,
-            latency_breaker: file.latency_breaker.validate()?,
+            guard,
             exit_breaker_threshold: file.exit_breaker.validate()?,
             protective_exits: file.halt.protective_exits.validate(),
             api: file.api.validate()?,
             rpc,
             alerts: file.alerts.validate()?,
             jupiter: file.jupiter.validate(profile)?,
+            fees: file.fees.validate()?,
             keypair_path: file.wallet.validate(profile)?,
             data_dir: file.journal.validate()?,
             paper: file.paper.validate(pair.pair)?,
@@ -489,7 +409,7 @@ impl Config {
             exit_plan: self.trading.exit_plan.clone(),
             exit: self.execution.exit.clone(),
             entry: self.execution.entry.clone(),
-            latency_breaker: self.latency_breaker.clone(),
+            guard: self.guard.clone(),
             exit_breaker_threshold: self.exit_breaker_threshold,
             entry_quote_amount: self.trading.entry_quote_amount,
             entry_fraction: Some(self.trading.entry_fraction),
@@ -498,8 +418,9 @@ impl Config {
             protective_exits: self.protective_exits,
             // Jupiter's plan: set by the live bot, whose feed and router are Jupiter's.
             router_budget: None,
+            // The RPC provider's plan: set by the live bot (paper's chain is simulated).
+            rpc_budget: None,
             tick_interval: self.trading.tick_interval,
-            call_timeout: self.execution.call_timeout,
             approval_key: self.api.approval_key.clone(),
             gateway_mode: GatewayMode::Enforce,
             jitter_seed,
@@ -510,12 +431,6 @@ impl Config {
     #[must_use]
     pub fn listen(&self) -> Option<SocketAddr> {
         self.api.listen
-    }
-
-    /// Every router and chain call's timeout.
-    #[must_use]
-    pub fn call_timeout(&self) -> Duration {
-        self.execution.call_timeout
     }
 }
 
@@ -575,6 +490,59 @@ mod tests {
         assert!(!text.contains("secret-token"), "{text}");
         assert!(text.contains("https://rpc.example.com/***"), "{text}");
         assert!(!format!("{file:?}").contains("jup-secret-key"));
+    }
+
+    /// The load errors `describe` words for `toml`, joined as [`load`] joins them.
+    fn described(toml: &str) -> String {
+        let err = Figment::from(Serialized::defaults(File::default()))
+            .merge(Toml::string(toml))
+            .extract::<File>()
+            .expect_err("the file is refused");
+        err.into_iter()
+            .map(|e| describe(&e))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn an_endpoint_of_the_wrong_type_is_shown_by_scheme_and_host_only() {
+        let text = described("[rpc]\nendpoints = \"https://rpc.example.com/?api-key=SEKRET\"\n");
+        assert!(text.contains("rpc.endpoints"), "{text}");
+        assert!(text.contains("https://rpc.example.com/***"), "{text}");
+        assert!(!text.contains("SEKRET"), "{text}");
+        // An element of the list is matched by the list's prefix.
+        assert!(is_or_under("rpc.endpoints.0", ENDPOINTS_KEY));
+        assert!(is_or_under("default.rpc.endpoints.1", ENDPOINTS_KEY));
+        assert!(!is_or_under("rpc.endpoints_extra", ENDPOINTS_KEY));
+        assert!(!is_or_under("rpc.request_timeout", ENDPOINTS_KEY));
+    }
+
+    #[test]
+    fn a_parse_error_masks_the_secrets_on_the_line_it_quotes() {
+        let cases = [
+            ("[jupiter]\napi_key = \"SEKRET\" oops\n", "api_key ="),
+            ("jupiter.api_key = \"SEKRET\" oops\n", "jupiter.api_key ="),
+            (
+                "[alerts]\nslack_webhook=\"https://hooks.slack.com/SEKRET\" oops\n",
+                "slack_webhook=",
+            ),
+            (
+                "[rpc]\nendpoints = [\"https://rpc.example.com/?api-key=SEKRET\" oops]\n",
+                "https://rpc.example.com/***",
+            ),
+        ];
+        for (toml, kept) in cases {
+            let text = described(toml);
+            assert!(
+                text.contains("oops") || text.contains(MASK),
+                "quotes the line: {text}"
+            );
+            assert!(text.contains(kept), "{toml}: {text}");
+            assert!(!text.contains("SEKRET"), "{toml}: {text}");
+        }
+        // A line that names no secret is quoted as written.
+        let text = described("[pair]\nbase_mint = \"So111\" oops\n");
+        assert!(text.contains(r#"base_mint = "So111" oops"#), "{text}");
     }
 
     #[test]

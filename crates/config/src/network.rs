@@ -1,6 +1,7 @@
 //! `[rpc]`, `[jupiter]` and `[wallet]`: where the bot reads the chain, routes swaps, and
 //! signs.
 
+use std::env::VarError;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use url::Url;
 
 use crate::Profile;
 use crate::check::{ConfigError, http_url, invalid, positive_ms};
+use crate::lanes::{self, SendLane, SendLaneFile};
+use crate::rpc_budget::RpcBudgetFile;
 use crate::secret::Secret;
 
 /// The profiles' public RPC endpoints, used when `rpc.endpoints` is empty.
@@ -49,8 +52,13 @@ pub struct RpcFile {
     pub request_timeout_ms: u64,
     /// `processed`, `confirmed` or `finalized`.
     pub commitment: CommitmentFile,
-    /// Skip the node's preflight simulation on send.
+    /// Skip the node's preflight simulation on send (each send lane may say otherwise).
     pub skip_preflight: bool,
+    /// Where transactions are sent, all at once (see [`crate::lanes`]). Empty: to the
+    /// endpoints, the first healthy one.
+    pub send_lanes: Vec<SendLaneFile>,
+    /// `[rpc.budget]`: the provider's request budget.
+    pub budget: RpcBudgetFile,
 }
 
 impl Default for RpcFile {
@@ -60,14 +68,31 @@ impl Default for RpcFile {
             request_timeout_ms: 1_000,
             commitment: CommitmentFile::Confirmed,
             skip_preflight: false,
+            send_lanes: Vec::new(),
+            budget: RpcBudgetFile::default(),
         }
     }
 }
 
 /// `[jupiter]` as written.
+/// Which Jupiter swap API builds the transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JupiterApi {
+    /// Swap API v2 `/build` (the default): Jupiter answers the route's instructions and
+    /// kyzlo compiles its own v0 message with its own blockhash, compute budget and
+    /// priority fee (`[fees]`), and the send lanes' tips.
+    V2,
+    /// The Metis `/swap/v1` quote and swap (no longer actively maintained by Jupiter):
+    /// Jupiter builds the transaction and only caps the priority fee.
+    V1,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JupiterFile {
+    /// Which swap API: `v2` (default) or `v1`.
+    pub api: JupiterApi,
     /// Base URL.
     pub base_url: String,
     /// API key (secret). Also read from `JUPITER_API_KEY`.
@@ -85,6 +110,7 @@ pub struct JupiterFile {
 impl Default for JupiterFile {
     fn default() -> Self {
         Self {
+            api: JupiterApi::V2,
             base_url: "https://api.jup.ag".into(),
             api_key: None,
             request_timeout_ms: 5_000,
@@ -114,11 +140,17 @@ pub struct Rpc {
     pub commitment: Commitment,
     /// Skip the node's preflight simulation on send.
     pub skip_preflight: bool,
+    /// The send lanes, their header values read from the environment.
+    pub send_lanes: Vec<SendLane>,
+    /// The provider's request budget, if any.
+    pub budget: Option<RequestBudget>,
 }
 
 /// Jupiter, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Jupiter {
+    /// Which swap API builds the transactions.
+    pub api: JupiterApi,
     /// Base URL.
     pub base_url: Url,
     /// API key, sent to Jupiter only.
@@ -130,7 +162,17 @@ pub struct Jupiter {
 }
 
 impl RpcFile {
+    /// Validates `[rpc]`, reading the send lanes' header values from the environment.
     pub(crate) fn validate(&self, profile: Profile) -> Result<Rpc, ConfigError> {
+        self.validate_with(profile, &|name| std::env::var(name))
+    }
+
+    /// Validates `[rpc]`, reading the send lanes' header values with `env`.
+    pub(crate) fn validate_with(
+        &self,
+        profile: Profile,
+        env: &dyn Fn(&str) -> Result<String, VarError>,
+    ) -> Result<Rpc, ConfigError> {
         let scheme = profile.url_scheme();
         let endpoints = if self.endpoints.is_empty() {
             let public = match profile {
@@ -150,6 +192,8 @@ impl RpcFile {
             request_timeout: positive_ms("rpc.request_timeout_ms", self.request_timeout_ms)?,
             commitment: self.commitment.into(),
             skip_preflight: self.skip_preflight,
+            send_lanes: lanes::validate(&self.send_lanes, self.skip_preflight, scheme, env)?,
+            budget: self.budget.validate()?,
         })
     }
 }
@@ -173,6 +217,7 @@ impl JupiterFile {
             ));
         }
         Ok(Jupiter {
+            api: self.api,
             base_url: http_url(
                 "jupiter.base_url",
                 &self.base_url,

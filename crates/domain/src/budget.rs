@@ -112,7 +112,10 @@ impl RequestBudget {
     }
 
     /// The provider answered 429 with a reset `after` from `now`: nothing is asked before.
+    /// The reset is held to one window at most: the plan's count starts again within a
+    /// window, and a hostile or mistaken reset (hours) must not keep exits waiting.
     pub fn rate_limited(&mut self, now: Timestamp, after: Duration) {
+        let after = after.min(self.window);
         self.closed_until = self.closed_until.max(now.saturating_add(after));
     }
 
@@ -120,6 +123,18 @@ impl RequestBudget {
     #[must_use]
     pub fn limit(&self) -> u32 {
         self.limit
+    }
+
+    /// The window the limit counts over.
+    #[must_use]
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Requests of each window kept for exits.
+    #[must_use]
+    pub fn reserve(&self) -> u32 {
+        self.reserve
     }
 }
 
@@ -163,6 +178,19 @@ mod tests {
             Admission::Wait(Duration::from_secs(5))
         );
         assert_eq!(b.admit(Urgency::Protect, at(17)), Admission::Go);
+    }
+
+    #[test]
+    fn a_429_reset_longer_than_the_window_closes_the_budget_for_one_window() {
+        let mut b = RequestBudget::new(60, Duration::from_secs(60), 6).unwrap();
+        b.rate_limited(at(10), Duration::from_secs(6 * 3_600));
+        assert_eq!(
+            b.admit(Urgency::Protect, at(10)),
+            Admission::Wait(Duration::from_secs(60))
+        );
+        assert_eq!(b.admit(Urgency::Routine, at(69)), Admission::Deferred);
+        assert_eq!(b.admit(Urgency::Protect, at(70)), Admission::Go);
+        assert_eq!(b.admit(Urgency::Routine, at(70)), Admission::Go);
     }
 
     #[test]

@@ -219,7 +219,7 @@ impl ExitPlan {
         if self.pending.is_some() || self.remaining.is_zero() {
             return None;
         }
-        let protective = if px <= self.hard_stop {
+        let protective = if self.hard_stop_hit(price) {
             Some(ExitKind::StopLoss)
         } else if self.trailing_active() && px <= self.trailing_stop() {
             Some(ExitKind::TrailingStop)
@@ -241,6 +241,35 @@ impl ExitPlan {
         };
         self.pending = Some(pending);
         Some(pending.intent)
+    }
+
+    /// Whether `price` is at or below the hard stop. Reads only: the peak, and the
+    /// trailing and breakeven stops that follow it, are not moved.
+    #[must_use]
+    pub fn hard_stop_hit(&self, price: Price) -> bool {
+        price.get() <= self.hard_stop
+    }
+
+    /// [`ExitPlan::evaluate`] for the hard stop alone (what a halted position is protected
+    /// by): the stop-loss intent when `price` is at or below the hard stop, nothing
+    /// pending and something left. Unlike `evaluate` it does not feed the price to the
+    /// plan: the peak is not raised, so no trailing or breakeven stop moves, and no
+    /// take-profit fires.
+    #[must_use]
+    pub fn evaluate_hard_stop(&mut self, price: Price) -> Option<ExitIntent> {
+        if self.pending.is_some() || self.remaining.is_zero() || !self.hard_stop_hit(price) {
+            return None;
+        }
+        let intent = ExitIntent {
+            kind: ExitKind::StopLoss,
+            fraction: Fraction::ALL,
+            trigger_price: price,
+        };
+        self.pending = Some(PendingExit {
+            intent,
+            rungs_through: None,
+        });
+        Some(intent)
     }
 
     /// The take-profit intent for `price`, if it reaches the next unsold rung.
@@ -710,6 +739,39 @@ mod tests {
             ],
         );
         assert_eq!(plan.peak(), p(120.0));
+    }
+
+    #[test]
+    fn the_hard_stop_alone_is_checked_without_moving_the_peak() {
+        let size = Size::new(TokenAmount::new(1_000)).unwrap();
+        let mut plan = ExitPlan::new(ExitPlanConfig::default(), p(100.0), size);
+        // Above every take-profit rung and the trailing activation: nothing fires, and
+        // the peak (so the trailing and breakeven stops) stays where it was.
+        assert!(!plan.hard_stop_hit(p(150.0)));
+        assert_eq!(plan.evaluate_hard_stop(p(150.0)), None);
+        assert_eq!(plan.peak(), p(100.0));
+        assert_eq!(plan.stop_level(), p(95.0));
+        assert_eq!(plan.pending(), None);
+        // At the hard stop: the stop-loss of everything left, pending until resolved.
+        assert!(plan.hard_stop_hit(p(95.0)));
+        let intent = plan
+            .evaluate_hard_stop(p(95.0))
+            .expect("the hard stop fires");
+        assert_eq!(
+            (intent.kind, intent.fraction, intent.trigger_price),
+            (StopLoss, Fraction::ALL, p(95.0))
+        );
+        assert_eq!(plan.pending(), Some(intent));
+        assert_eq!(plan.evaluate_hard_stop(p(90.0)), None, "one at a time");
+        plan.on_exit_abandoned();
+        assert_eq!(
+            plan.evaluate_hard_stop(p(90.0)).map(|i| i.kind),
+            Some(StopLoss)
+        );
+        // The normal evaluation still feeds the peak.
+        plan.on_exit_abandoned();
+        let _ = plan.evaluate(p(150.0));
+        assert_eq!(plan.peak(), p(150.0));
     }
 
     #[test]

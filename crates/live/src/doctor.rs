@@ -1,8 +1,9 @@
 //! `kyzlo doctor`: what a live configuration will and will not do, checked against the
 //! real endpoints without sending a transaction. Per RPC endpoint: health, version, how
 //! long a read takes, how far back it keeps history (start-up reconciliation looks up old
-//! signatures); the wallet: its keypair, its SOL against the fee reserve a full exit keeps,
-//! and the pair's balances; the pair's mints: their decimals against the configuration
+//! signatures); per send lane: reachable with its headers ([`lane_checks`]); the
+//! wallet: its keypair, its SOL against the fee reserve a full exit keeps, and the pair's
+//! balances; the pair's mints: their decimals against the configuration
 //! (mainnet: the devnet stand-in keeps its own balances; [`check_mints`] is the same check
 //! a mainnet run makes before it starts); Jupiter: a price read with the key, and the
 //! request budget configured. Every check prints one line, `ok` or `FAIL`
@@ -11,11 +12,12 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use kyzlo_adapters_solana::{Pubkey, classify, endpoint_label};
+use kyzlo_adapters_solana::{LaneReach, Pubkey, classify, endpoint_label, probe_lanes};
 use kyzlo_application::ports::{Chain as _, Signer as _};
-use kyzlo_config::{Config, Profile};
+use kyzlo_config::{Config, JupiterApi, Profile};
 use solana_client::client_error::ClientError;
 use solana_client::nonblocking::rpc_client::RpcClient;
+use solana_client::rpc_response::RpcVersionInfo;
 use tokio::time::Instant;
 
 /// The token programs a mint may belong to (SPL Token and Token-2022); both keep the
@@ -37,11 +39,17 @@ const SLOW_READ: Duration = Duration::from_millis(500);
 #[derive(Debug, Default)]
 pub struct Report {
     lines: Vec<(bool, String)>,
+    notes: Vec<String>,
 }
 
 impl Report {
     fn check(&mut self, ok: bool, line: String) {
         self.lines.push((ok, line));
+    }
+
+    /// A fact about the run that is not a check (printed, never counted).
+    fn note(&mut self, line: String) {
+        self.notes.push(line);
     }
 
     /// How many checks failed.
@@ -60,6 +68,9 @@ impl Report {
         for (ok, line) in &self.lines {
             let _ = writeln!(out, "{:<5} {line}", if *ok { "ok" } else { "FAIL" });
         }
+        for line in &self.notes {
+            let _ = writeln!(out, "note  {line}");
+        }
         let _ = writeln!(
             out,
             "{} checks, {} failed",
@@ -77,6 +88,9 @@ pub async fn run(config: &Config) -> Report {
     for url in &config.rpc.endpoints {
         endpoint(&mut report, &endpoint_label(url), url.as_str(), timeout).await;
     }
+    for (ok, line) in lane_checks(config).await {
+        report.check(ok, line);
+    }
     let devnet = config.profile == Profile::Devnet;
     match crate::signer(config) {
         Err(e) => report.check(false, format!("wallet: {e}")),
@@ -91,13 +105,52 @@ pub async fn run(config: &Config) -> Report {
             jupiter(&mut report, config, address).await;
         }
     }
+    report.note(plan(config));
     report
+}
+
+/// What the run will do with these settings: the swap API and its transaction path, and
+/// the RPC provider's request budget (a line of facts, never a failure).
+fn plan(config: &Config) -> String {
+    let path = match config.jupiter.api {
+        JupiterApi::V2 => format!(
+            "swaps: Jupiter Swap API v2 /build, compiled by kyzlo (own blockhash and life, compute units from a simulation x{}%, priority fee at the p{} of recent fees, at least {} micro-lamports a unit, capped per rung)",
+            config.fees.compute_unit_margin_pct,
+            config.fees.percentile,
+            config.fees.floor_micro_lamports
+        ),
+        JupiterApi::V1 => {
+            "swaps: Jupiter /swap/v1 (Jupiter builds the transaction; the rung's fee is a cap)"
+                .to_owned()
+        }
+    };
+    let rpc = config.rpc.budget.as_ref().map_or_else(
+        || "no RPC request budget (rpc.budget.requests = 0)".to_owned(),
+        |b| {
+            format!(
+                "an RPC budget of {} requests per {} s, {} kept for exits",
+                b.limit(),
+                b.window().as_secs(),
+                b.reserve()
+            )
+        },
+    );
+    format!("{path}; {rpc}")
 }
 
 /// An RPC error as the adapter words it: named by the endpoint's label, never its URL
 /// (whose path or query may hold an API key).
 fn said(e: &ClientError, operation: &'static str, label: &str) -> String {
     classify(e).to_port_error(operation, label).to_string()
+}
+
+/// The node's version for the endpoint's line; a failed read is worded by [`said`], so
+/// the URL (and any API key in it) is never printed.
+fn version_text(read: Result<RpcVersionInfo, ClientError>, label: &str) -> String {
+    match read {
+        Ok(v) => format!("solana-core {}", v.solana_core),
+        Err(e) => format!("version unknown ({})", said(&e, "rpc.getVersion", label)),
+    }
 }
 
 async fn endpoint(report: &mut Report, label: &str, url: &str, timeout: Duration) {
@@ -112,10 +165,7 @@ async fn endpoint(report: &mut Report, label: &str, url: &str, timeout: Duration
         );
         return;
     }
-    let version = client.get_version().await.map_or_else(
-        |e| format!("version unknown ({e})"),
-        |v| format!("solana-core {}", v.solana_core),
-    );
+    let version = version_text(client.get_version().await, label);
     let mut reads = Vec::new();
     let mut slot = 0;
     for _ in 0..3 {
@@ -179,6 +229,53 @@ async fn endpoint(report: &mut Report, label: &str, url: &str, timeout: Duration
             ),
         ),
     }
+}
+
+/// Each send lane's check: reachable, with its own headers, by a JSON-RPC `getHealth`
+/// (nothing is sent). A lane without `getHealth` (a send-only endpoint) is reachable; one
+/// that refuses its headers (401, 403), fails or cannot be reached fails. Lanes are named
+/// by label, never by URL; no line without lanes.
+pub async fn lane_checks(config: &Config) -> Vec<(bool, String)> {
+    if config.rpc.send_lanes.is_empty() {
+        return Vec::new();
+    }
+    let probes = match probe_lanes(&crate::solana_config(config)).await {
+        Ok(probes) => probes,
+        Err(e) => return vec![(false, format!("send lanes: {e}"))],
+    };
+    probes
+        .into_iter()
+        .map(|probe| {
+            let label = probe.label;
+            match probe.reach {
+                LaneReach::Healthy => (true, format!("send lane {label}: reachable, healthy")),
+                LaneReach::NoHealthMethod => (
+                    true,
+                    format!(
+                        "send lane {label}: reachable (no getHealth there: a send-only endpoint)"
+                    ),
+                ),
+                LaneReach::Answered(e) => (
+                    true,
+                    format!("send lane {label}: reachable, getHealth answered {e}"),
+                ),
+                LaneReach::Failed(e) => {
+                    let hint = if matches!(e.code(), Some(401 | 403)) {
+                        "check its headers and the variables they are read from"
+                    } else {
+                        "check its URL, or remove it: sends still go to the other lanes"
+                    };
+                    (
+                        false,
+                        format!(
+                            "send lane {label}: not reachable: {}; {hint}",
+                            e.to_port_error("rpc.getHealth", &label)
+                        ),
+                    )
+                }
+            }
+        })
+        .collect()
 }
 
 async fn wallet(
@@ -338,6 +435,28 @@ mod tests {
         // A Token-2022 mint with extensions is longer and keeps the same layout.
         mint.resize(300, 0);
         assert_eq!(decimals_of(TOKEN_PROGRAMS[1], &mint), Some(6));
+    }
+
+    #[tokio::test]
+    async fn a_failed_version_read_names_the_endpoint_by_its_label_not_its_url() {
+        // Nothing listens on port 1: the read fails at once, and the transport's error
+        // carries the URL it was sent to, API key and all.
+        let url = "http://127.0.0.1:1/?api-key=SEKRET";
+        let client = RpcClient::new(url.to_owned());
+        let read = client.get_version().await;
+        let Err(e) = &read else {
+            panic!("nothing should answer on port 1");
+        };
+        assert!(
+            e.to_string().contains("SEKRET"),
+            "the raw error shows the key: {e}"
+        );
+        let label = endpoint_label(&url::Url::parse(url).expect("test URL"));
+        let text = version_text(read, &label);
+        assert!(text.starts_with("version unknown ("), "{text}");
+        assert!(text.contains("http://127.0.0.1:1"), "{text}");
+        assert!(!text.contains("SEKRET"), "{text}");
+        assert!(!text.contains("api-key"), "{text}");
     }
 
     #[test]

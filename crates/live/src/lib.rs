@@ -7,11 +7,15 @@
 use std::sync::Arc;
 
 use kyzlo_adapters_jupiter::{JupiterClient, JupiterConfig};
-use kyzlo_adapters_solana::{KeypairSigner, NATIVE_MINT, SolanaChain, SolanaConfig, TokenPair};
-use kyzlo_application::ports::WalletAddress;
-use kyzlo_config::{Config, ConfigError};
+use kyzlo_adapters_solana::{
+    AssembleSettings, Assembler, KeypairSigner, LaneHeader, LanesProbe, NATIVE_MINT, Pubkey,
+    SendLane, SolanaChain, SolanaConfig, Tip, TokenPair, tip_instructions,
+};
+use kyzlo_application::ports::{HealthProbe, SwapRouter, WalletAddress};
+use kyzlo_config::{Config, ConfigError, JupiterApi};
 
 pub mod doctor;
+pub mod router;
 pub mod signals;
 
 /// Jupiter's client for `config`, at `base_url` when given (`kyzlo quote --jupiter-url`).
@@ -49,6 +53,53 @@ pub fn jupiter(
         .map_err(|e| format!("jupiter: {e}"))
 }
 
+/// The swap router of a mainnet run: Jupiter's Swap API v2 `/build` compiled by kyzlo's
+/// own [`Assembler`] (`jupiter.api = "v2"`, the default), or Jupiter's v1 quote and swap.
+#[must_use]
+pub fn router(
+    config: &Config,
+    jupiter: JupiterClient,
+    chain: Arc<SolanaChain>,
+    wallet: WalletAddress,
+) -> Arc<dyn SwapRouter> {
+    match config.jupiter.api {
+        JupiterApi::V1 => Arc::new(jupiter),
+        JupiterApi::V2 => Arc::new(router::BuildRouter::new(
+            jupiter,
+            assembler(config, chain, wallet),
+        )),
+    }
+}
+
+/// kyzlo's transaction assembler for `wallet`: `[fees]` and the send lanes' tips.
+#[must_use]
+pub fn assembler(config: &Config, chain: Arc<SolanaChain>, wallet: WalletAddress) -> Assembler {
+    let fees = &config.fees;
+    let settings = AssembleSettings {
+        compute_unit_margin_pct: fees.compute_unit_margin_pct,
+        max_compute_units: fees.max_compute_units,
+        fee_percentile: fees.percentile,
+        fee_floor_micro_lamports: fees.floor_micro_lamports,
+    };
+    let payer = Pubkey::new_from_array(wallet.0);
+    // One transfer per lane that asks for a tip, inside the one signed transaction every
+    // lane receives (see `kyzlo_adapters_solana::lanes`).
+    let tips = tip_instructions(&payer, &solana_config(config).tips());
+    Assembler::new(chain, payer, tips, settings)
+}
+
+/// The send path's health probe: the send lanes' `getHealth` when lanes are configured
+/// (sends go to them alone), else the RPC endpoints' own probe. Neither sends anything.
+#[must_use]
+pub fn send_probe(config: &Config, chain: Arc<SolanaChain>) -> Arc<dyn HealthProbe> {
+    let solana = solana_config(config);
+    if solana.send_lanes.is_empty() {
+        chain
+    } else {
+        Arc::new(LanesProbe::new(solana))
+    }
+}
+
 /// The Solana RPC client for `config`. With `sol_only` (the devnet stand-in, which keeps
 /// the pair's balances itself) it reads only SOL: the pair's mainnet mints need not exist.
 ///
@@ -73,11 +124,34 @@ pub fn solana(
     SolanaChain::new(&solana_config(config), wallet, pair).map_err(|e| format!("solana: {e}"))
 }
 
+/// The Solana adapter's configuration: the endpoints, and the send lanes with their
+/// header values (read from the environment when the configuration was validated).
 fn solana_config(config: &Config) -> SolanaConfig {
     let mut sc = SolanaConfig::new(config.rpc.endpoints.clone());
     sc.request_timeout = config.rpc.request_timeout;
     sc.commitment = config.rpc.commitment;
     sc.skip_preflight = config.rpc.skip_preflight;
+    sc.send_lanes = config
+        .rpc
+        .send_lanes
+        .iter()
+        .map(|lane| SendLane {
+            label: lane.label.clone(),
+            url: lane.url.clone(),
+            // The one place a lane's header value leaves its `Secret`: into the adapter,
+            // which sends it to that lane's URL only.
+            headers: lane
+                .headers
+                .iter()
+                .map(|h| LaneHeader::new(h.name.clone(), h.value.expose()))
+                .collect(),
+            skip_preflight: lane.skip_preflight,
+            tip: lane.tip.map(|t| Tip {
+                account: t.account,
+                lamports: t.lamports,
+            }),
+        })
+        .collect();
     sc
 }
 

@@ -19,8 +19,10 @@ use crate::http::{self, JsonBody};
 use crate::transaction;
 use crate::wire;
 
+mod build;
 mod decode;
 
+pub use build::SwapBuild;
 use decode::*;
 
 /// The header the API key travels in.
@@ -164,6 +166,7 @@ struct Endpoints {
     quote: Url,
     swap: Url,
     swap_instructions: Url,
+    build: Url,
     price: Url,
 }
 
@@ -190,6 +193,7 @@ impl Endpoints {
             quote: parse("/swap/v1/quote")?,
             swap: parse("/swap/v1/swap")?,
             swap_instructions: parse("/swap/v1/swap-instructions")?,
+            build: parse("/swap/v2/build")?,
             price: parse("/price/v3")?,
         })
     }
@@ -359,6 +363,7 @@ impl JupiterClient {
             transaction: UnsignedTransaction {
                 bytes,
                 last_valid_block_height,
+                priority_fee: wire.prioritization_fee_lamports.map(Lamports::new),
             },
             prioritization_fee_lamports: wire.prioritization_fee_lamports,
             compute_unit_limit: wire.compute_unit_limit,

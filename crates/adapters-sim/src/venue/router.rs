@@ -92,6 +92,7 @@ impl SwapRouter for SimVenue {
         Ok(UnsignedTransaction {
             bytes: self.encode(id),
             last_valid_block_height: claimed,
+            priority_fee: None,
         })
     }
 }

@@ -173,6 +173,7 @@ pub fn unsigned(
     UnsignedTransaction {
         bytes: wincode::serialize(&tx).expect("serializes"),
         last_valid_block_height,
+        priority_fee: None,
     }
 }
 

@@ -18,7 +18,7 @@ pub struct StatusDto {
     /// Trading state with its reason.
     pub trading: TradingDto,
     /// Each dependency's latency circuit breaker, by dependency (`price_feed`, `router`,
-    /// `chain`).
+    /// `rpc_reads`, `rpc_sends`).
     pub latency_breakers: BTreeMap<&'static str, BreakerDto>,
     /// The exit circuit breaker.
     pub exit_breaker: ExitBreakerDto,

@@ -11,7 +11,10 @@
 //! once (again only after a success of that kind). The comparison itself stays
 //! constant-time; this only bounds how often it can be tried.
 //!
-//! Clients are told apart by the address the connection comes from: behind a reverse
+//! Clients are told apart by the address the connection comes from, an IPv6 one by its
+//! /64 prefix (what one host or site is usually given, so a client cannot take a fresh
+//! count from each of its addresses; an IPv4 address mapped into IPv6 counts as the
+//! IPv4 address). Behind a reverse
 //! proxy every client shares the proxy's address, so a stranger's wrong tokens hold back
 //! the operator too (OPERATIONS.md says to rate-limit at the proxy then).
 
@@ -75,6 +78,24 @@ impl State {
     }
 }
 
+/// The leading bits of an IPv6 address that name one client.
+const IPV6_CLIENT_PREFIX_BITS: u32 = 64;
+
+/// The client an address belongs to: an IPv4 address itself (also when mapped into
+/// IPv6), an IPv6 address's /64 prefix.
+fn client_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mask = u128::MAX << (128 - IPV6_CLIENT_PREFIX_BITS);
+                IpAddr::V6((u128::from(v6) & mask).into())
+            }
+        },
+    }
+}
+
 /// How long a client waits after `failures` wrong credentials in a row.
 fn wait_after(failures: u32) -> Option<Duration> {
     (failures > FREE_TRIES).then(|| {
@@ -110,6 +131,7 @@ impl Lockout {
     /// # Errors
     /// [`Failed`] with the wait when the client is locked out.
     pub(crate) fn begin(&self, client: IpAddr, kind: Credential) -> Result<(), Failed> {
+        let client = client_of(client);
         let now = Instant::now();
         let mut state = self.state();
         if let Some(until) = state.clients.get(&(client, kind)).and_then(|s| s.until)
@@ -135,6 +157,7 @@ impl Lockout {
     /// The credential of a try was wrong: its strike stays. Returns the wait the client
     /// now has and whether to page.
     pub(crate) fn failed(&self, client: IpAddr, kind: Credential) -> Failed {
+        let client = client_of(client);
         let now = Instant::now();
         let mut state = self.state();
         let wait = state
@@ -150,6 +173,7 @@ impl Lockout {
     /// The credential of a try was right: the client's strikes of that kind and the
     /// kind's alert count are cleared.
     pub(crate) fn succeeded(&self, client: IpAddr, kind: Credential) {
+        let client = client_of(client);
         let mut state = self.state();
         state.clients.remove(&(client, kind));
         state.failures[kind.index()] = 0;
@@ -158,6 +182,7 @@ impl Lockout {
 
     /// A try ended before its credential was compared: its strike is given back.
     pub(crate) fn not_compared(&self, client: IpAddr, kind: Credential) {
+        let client = client_of(client);
         let mut state = self.state();
         if let Some(strikes) = state.clients.get_mut(&(client, kind)) {
             strikes.failures = strikes.failures.saturating_sub(1);
@@ -229,6 +254,43 @@ mod tests {
             None,
             "a success starts over"
         );
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_prefix_and_an_ipv4_one_its_address() {
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let table = [
+            ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::"),
+            ("2001:db8:1:2::1", "2001:db8:1:2::"),
+            ("2001:db8:1:3::1", "2001:db8:1:3::"),
+            ("::1", "::"),
+            ("::ffff:192.0.2.7", "192.0.2.7"),
+            ("192.0.2.7", "192.0.2.7"),
+            ("192.0.2.8", "192.0.2.8"),
+        ];
+        for (address, client) in table {
+            assert_eq!(client_of(v6(address)), v6(client), "{address}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn addresses_of_one_ipv6_64_share_a_count_and_other_prefixes_do_not() {
+        let lockout = Lockout::default();
+        let address = |host: u16| IpAddr::from([0x2001, 0xdb8, 7, 7, 0, 0, 0, host]);
+        // Each wrong try from a new address of the same /64: still one client.
+        for host in 0..=u16::try_from(FREE_TRIES).unwrap() {
+            wrong(&lockout, address(host), Bearer);
+        }
+        assert!(
+            lockout.begin(address(1_000), Bearer).is_err(),
+            "a fresh address in the /64 is locked out too"
+        );
+        let neighbour = IpAddr::from([0x2001, 0xdb8, 7, 8, 0, 0, 0, 1]);
+        assert!(lockout.begin(neighbour, Bearer).is_ok(), "another /64");
+        // A right token from any address of the /64 clears the client.
+        tokio::time::advance(MAX_LOCK).await;
+        assert!(right(&lockout, address(42), Bearer).is_ok());
+        assert_eq!(wrong(&lockout, address(0), Bearer).wait, None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,10 +17,11 @@ pub(super) const CALL_SECONDS_BUCKETS: [f64; 15] = [
     0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0,
 ];
 
-pub(super) const DEPENDENCIES: [Dependency; 4] = [
+pub(super) const DEPENDENCIES: [Dependency; 5] = [
     Dependency::PriceFeed,
     Dependency::Router,
-    Dependency::Chain,
+    Dependency::RpcReads,
+    Dependency::RpcSends,
     Dependency::Health,
 ];
 pub(super) const MODULES: [ExitModule; 3] = [

@@ -62,6 +62,8 @@ struct Handles {
     circuit_breaker_trips: Counter,
     exit_duration: HistogramFamily<ResultLabels>,
     exit_slippage: Histogram,
+    exit_priority_fees_bid: Family<KindLabels, Counter>,
+    exit_fees_paid: Family<KindLabels, Counter>,
     gateway_orders: Family<ModuleKindLabels, Counter>,
     gateway_conflicts: Family<ModuleKindLabels, Counter>,
     entries: Family<ResultLabels, Counter>,
@@ -111,6 +113,8 @@ impl PrometheusMetrics {
             tick_errors: Counter::default(),
             exits_attempted: Family::default(),
             exits_first_attempt: Family::default(),
+            exit_priority_fees_bid: Family::default(),
+            exit_fees_paid: Family::default(),
             exits_required_retry: Family::default(),
             exits_failed: Family::default(),
             exits_deadline_exceeded: Family::default(),
@@ -158,6 +162,8 @@ impl PrometheusMetrics {
             };
             let _ = m.exits_attempted.get_or_create(&labels);
             let _ = m.exits_first_attempt.get_or_create(&labels);
+            let _ = m.exit_priority_fees_bid.get_or_create(&labels);
+            let _ = m.exit_fees_paid.get_or_create(&labels);
             let _ = m.exits_required_retry.get_or_create(&labels);
             let _ = m.exits_failed.get_or_create(&labels);
             let _ = m.exits_deadline_exceeded.get_or_create(&labels);
@@ -390,6 +396,16 @@ impl MetricsSink for PrometheusMetrics {
                         style: style.as_str(),
                     })
                     .inc();
+            }
+            MetricEvent::ExitFees { kind, bid, paid } => {
+                m.exit_priority_fees_bid
+                    .get_or_create(&kind_labels(kind))
+                    .inc_by(bid.get());
+                if let Some(paid) = paid {
+                    m.exit_fees_paid
+                        .get_or_create(&kind_labels(kind))
+                        .inc_by(paid.get());
+                }
             }
             MetricEvent::ExitFinished {
                 kind,

@@ -21,6 +21,16 @@ pub(super) fn register_all(registry: &mut Registry, m: &Handles, alerts: &AlertC
         m.exits_first_attempt.clone(),
     );
     r.register(
+        "exit_priority_fees_bid_lamports",
+        "Priority fees bid by exit transactions, in lamports, by exit kind",
+        m.exit_priority_fees_bid.clone(),
+    );
+    r.register(
+        "exit_fees_paid_lamports",
+        "Fees paid by landed exit transactions (base and priority, read from the chain), in lamports, by exit kind",
+        m.exit_fees_paid.clone(),
+    );
+    r.register(
         "exits_required_retry",
         "Exits closed after more than one transaction, by exit kind",
         m.exits_required_retry.clone(),

@@ -67,7 +67,7 @@ pub fn every_event() -> Vec<MetricEvent> {
         },
         MetricEvent::EntryRefused,
         MetricEvent::Call {
-            dependency: Dependency::Chain,
+            dependency: Dependency::RpcReads,
             elapsed: Duration::from_millis(120),
             ok: true,
         },
@@ -77,7 +77,7 @@ pub fn every_event() -> Vec<MetricEvent> {
             ok: false,
         },
         MetricEvent::LatencyBreakerState {
-            dependency: Dependency::Chain,
+            dependency: Dependency::RpcSends,
             state: BreakerState::Open,
         },
         MetricEvent::TradingState(TradingMode::Halted),

@@ -277,7 +277,7 @@ impl Run<'_> {
                 .budget_end()
                 .saturating_sub(life)
                 .min(deadline.expires_at());
-            let prepared = match self.prepare(rung, until).await {
+            let prepared = match self.prepare(rung, attempt, until).await {
                 Ok(p) => p,
                 Err(e) => {
                     self.last_error = Some(e.class);
@@ -306,7 +306,7 @@ impl Run<'_> {
                 valid_at_slot: prepared.valid_at_slot,
                 last_valid_block_height: prepared.signed.last_valid_block_height,
                 slippage: rung.slippage,
-                priority_fee: rung.priority_fee,
+                priority_fee: prepared.priority_fee,
                 amount_in: prepared.amount_in,
                 min_out: prepared.min_out,
                 sent_at: v.clock.now(),
@@ -328,7 +328,7 @@ impl Run<'_> {
                 // what it refuses.
                 return self.fail(ExitFailure::Permanent(ErrorClass::Unknown)).await;
             }
-            self.priority_fees = self.priority_fees.saturating_add(rung.priority_fee);
+            self.priority_fees = self.priority_fees.saturating_add(prepared.priority_fee);
             if let Some(kind) = self.kind {
                 v.metrics.record(MetricEvent::ExitAttemptSent {
                     kind,
@@ -342,7 +342,8 @@ impl Run<'_> {
                 attempt,
                 signature = %prepared.signed.signature,
                 slippage_bps = rung.slippage.bps().get(),
-                priority_fee = rung.priority_fee.get(),
+                priority_fee_bid = prepared.priority_fee.get(),
+                priority_fee_cap = rung.priority_fee.get(),
                 amount_in = prepared.amount_in.get(),
                 last_valid_height = prepared.signed.last_valid_block_height,
                 "attempt sent"
@@ -422,7 +423,7 @@ impl Run<'_> {
             outcome,
             error_class = class,
             slippage_bps = rung.slippage.bps().get(),
-            priority_fee = rung.priority_fee.get(),
+            priority_fee_bid = record.priority_fee.get(),
             latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX),
             "attempt resolved"
         );

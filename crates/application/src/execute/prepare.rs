@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use kyzlo_domain::ladder::Rung;
 use kyzlo_domain::retry::RetryPolicy;
-use kyzlo_domain::{ErrorClass, Timestamp, TokenAmount, unit_interval};
+use kyzlo_domain::{ErrorClass, Lamports, Timestamp, TokenAmount, unit_interval};
 
 use super::{Amount, Run};
 use crate::ports::{PortError, QuoteRequest, Side, SignedTransaction, SwapRequest};
@@ -24,6 +24,9 @@ pub(super) struct Prepared {
     /// When the blockhash is expected to expire (from the router's last valid height):
     /// when to start proving the attempt dead.
     pub expected_expiry: Timestamp,
+    /// The priority fee the transaction bids: exact when the router built it so, else
+    /// the rung's fee (a cap the router honours).
+    pub priority_fee: Lamports,
 }
 
 impl Run<'_> {
@@ -34,6 +37,7 @@ impl Run<'_> {
     pub(super) async fn prepare(
         &self,
         rung: Rung,
+        attempt: u32,
         until: Timestamp,
     ) -> Result<Prepared, PortError> {
         let v = self.venue;
@@ -49,15 +53,16 @@ impl Run<'_> {
             let left = until.saturating_since(v.clock.now());
             let call_time = self.settings.prepare_call_timeout.min(left);
             tries = tries.saturating_add(1);
-            let error = match tokio::time::timeout(call_time, self.prepare_once(rung)).await {
-                Ok(Ok(prepared)) => return Ok(prepared),
-                Ok(Err(error)) => error,
-                Err(_) => PortError::new(
-                    "prepare",
-                    ErrorClass::RpcTimeout,
-                    format!("no transaction prepared within {call_time:?}"),
-                ),
-            };
+            let error =
+                match tokio::time::timeout(call_time, self.prepare_once(rung, attempt)).await {
+                    Ok(Ok(prepared)) => return Ok(prepared),
+                    Ok(Err(error)) => error,
+                    Err(_) => PortError::new(
+                        "prepare",
+                        ErrorClass::RpcTimeout,
+                        format!("no transaction prepared within {call_time:?}"),
+                    ),
+                };
             if !error.class.is_retryable() {
                 return Err(error);
             }
@@ -104,7 +109,7 @@ impl Run<'_> {
         Ok(amount)
     }
 
-    async fn prepare_once(&self, rung: Rung) -> Result<Prepared, PortError> {
+    async fn prepare_once(&self, rung: Rung, attempt: u32) -> Result<Prepared, PortError> {
         let v = self.venue;
         let amount_in = self.amount_in().await?;
         let quote = v
@@ -123,6 +128,7 @@ impl Run<'_> {
                 quote,
                 priority_fee: rung.priority_fee,
                 expiry_slots: Some(expiry_slots),
+                attempt,
             })
             .await?;
         let signed = v.signer.sign(&unsigned)?;
@@ -159,6 +165,7 @@ impl Run<'_> {
             min_out,
             valid_at_slot: valid.context_slot,
             expected_expiry: v.clock.now().saturating_add(life),
+            priority_fee: unsigned.priority_fee.unwrap_or(rung.priority_fee),
         })
     }
 }

@@ -1,5 +1,6 @@
 //! How the engine executes: the retry policy, the ladder, the deadline, the blockhash
-//! lives asked for, the timeouts, the commitment, the fee reserve and the fill wait.
+//! lives asked for, the timeouts, the commitment, the fee reserve and the fill wait (how
+//! long one call or send may take is the latency guard's, per dependency).
 
 use super::*;
 
@@ -24,9 +25,6 @@ pub struct ExecutionSettings {
     pub poll_interval: Duration,
     /// How often a live attempt's same bytes are sent again.
     pub rebroadcast_interval: Duration,
-    /// How long one send may take before the engine moves on (the transaction may still
-    /// have been forwarded; the rebroadcast gives it another chance).
-    pub send_timeout: Duration,
     /// After this long without confirmation an attempt is marked timed out (it stays live).
     pub confirm_timeout: Duration,
     /// How long one preparation (balance, quote, build, sign, blockhash check) may take.
@@ -56,7 +54,6 @@ impl ExecutionSettings {
             slot_time: Duration::from_millis(400),
             poll_interval: Duration::from_millis(400),
             rebroadcast_interval: Duration::from_millis(400),
-            send_timeout: Duration::from_millis(200),
             confirm_timeout: Duration::from_secs(2),
             prepare_call_timeout: Duration::from_secs(5),
             commitment: Commitment::Confirmed,

@@ -27,7 +27,9 @@ use crate::guard::LatencyGuard;
 use crate::journal::{IntentOutcome, Journal, PositionRecord};
 use crate::metrics::{ExitModule, MetricEvent, MetricsSink};
 use crate::ports::{Fill, HealthProbe, Pair, PortError, PriceFeed, Side};
+use deferred::DeferredRun;
 
+mod deferred;
 mod protect;
 mod settle;
 
@@ -514,6 +516,7 @@ impl Orchestrator {
     ) -> Self {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut deferred = DeferredRun::default();
         loop {
             tokio::select! {
                 biased;
@@ -525,9 +528,23 @@ impl Orchestrator {
                 Some(command) = commands.recv() => self.serve(command).await,
                 _ = ticker.tick() => {
                     match self.tick().await {
-                        Ok(_) => {}
-                        Err(e @ TickError::PriceDeferred) => tracing::debug!(%e, "tick skipped"),
-                        Err(e) => tracing::warn!(error = %e, "tick failed"),
+                        Err(e @ TickError::PriceDeferred) => {
+                            tracing::debug!(%e, "tick skipped");
+                            if deferred.deferred() {
+                                tracing::warn!(
+                                    ticks = deferred.ticks,
+                                    "price reads deferred tick after tick: the request budget keeps its room for exits, and nothing is priced meanwhile (raise the plan's requests per minute or the tick interval)"
+                                );
+                            }
+                        }
+                        other => {
+                            if let Some(ticks) = deferred.ended() {
+                                tracing::info!(ticks, "price reads resumed after a run of deferred ticks");
+                            }
+                            if let Err(e) = other {
+                                tracing::warn!(error = %e, "tick failed");
+                            }
+                        }
                     }
                 }
             }

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::{ForceExitError, Orchestrator, TickReport};
 use crate::metrics::ExitModule;
 use crate::ports::{Alert, AlertKind, Severity};
-use kyzlo_domain::{ExitKind, PositionId, Price};
+use kyzlo_domain::{PositionId, Price};
 
 /// What a halt does to a position whose stop has fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,20 +59,14 @@ impl Orchestrator {
         let now = Instant::now();
         let mut due = Vec::new();
         for (id, position) in &mut self.positions {
-            if position.exiting || position.protection.held {
+            let waiting = position.protection.next.is_some_and(|next| now < next);
+            if position.exiting || position.protection.held || waiting {
                 continue;
             }
-            match position.plan.evaluate(price) {
-                Some(exit)
-                    if exit.kind == ExitKind::StopLoss
-                        && position.protection.next.is_none_or(|next| now >= next) =>
-                {
-                    due.push((*id, exit));
-                }
-                // Not due, or not the hard stop: a halt takes no profit and moves no
-                // trailing or breakeven stop; only the hard stop is protected.
-                Some(_) => position.plan.on_exit_abandoned(),
-                None => {}
+            // Only the hard stop, and without feeding the price to the plan: a halt takes
+            // no profit and raises no peak, so no trailing or breakeven stop moves.
+            if let Some(exit) = position.plan.evaluate_hard_stop(price) {
+                due.push((*id, exit));
             }
         }
         if due.is_empty() {

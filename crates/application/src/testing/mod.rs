@@ -147,7 +147,7 @@ impl Harness {
         exit_settings: crate::execute::ExecutionSettings,
         breaker: kyzlo_domain::latency_breaker::LatencyBreakerConfig,
     ) -> Self {
-        Self::build(price, balances, exit_settings, breaker, None)
+        Self::build(price, balances, exit_settings, breaker, None, None)
     }
 
     /// As [`Harness::new`], with the feed and the router on one request budget.
@@ -163,6 +163,25 @@ impl Harness {
             crate::execute::ExecutionSettings::exit_defaults(),
             kyzlo_domain::latency_breaker::LatencyBreakerConfig::default(),
             Some(window),
+            None,
+        )
+    }
+
+    /// As [`Harness::new`], with the chain and its health probe on the RPC provider's
+    /// request budget.
+    #[must_use]
+    pub fn with_rpc_budget(
+        price: f64,
+        balances: Balances,
+        window: kyzlo_domain::budget::RequestBudget,
+    ) -> Self {
+        Self::build(
+            price,
+            balances,
+            crate::execute::ExecutionSettings::exit_defaults(),
+            kyzlo_domain::latency_breaker::LatencyBreakerConfig::default(),
+            None,
+            Some(window),
         )
     }
 
@@ -172,6 +191,7 @@ impl Harness {
         exit_settings: crate::execute::ExecutionSettings,
         breaker: kyzlo_domain::latency_breaker::LatencyBreakerConfig,
         router_budget: Option<kyzlo_domain::budget::RequestBudget>,
+        rpc_budget: Option<kyzlo_domain::budget::RequestBudget>,
     ) -> Self {
         use crate::assemble::{Ports, Settings, assemble};
         use crate::control::ApprovalKey;
@@ -201,8 +221,14 @@ impl Harness {
         let settings = Settings {
             initial_state: kyzlo_domain::trading_state::TradingState::Active,
             approval_key: ApprovalKey::new(HARNESS_APPROVAL_KEY).ok(),
-            latency_breaker: kyzlo_domain::LatencyBreaker::new(breaker).expect("breaker config"),
-            call_timeout: Duration::from_secs(2),
+            // Two seconds for a price, a quote or a read, 200 ms for a send (a send may
+            // still have been forwarded; the rebroadcast gives it another chance).
+            guard: crate::guard::GuardBreakers::new(&crate::guard::GuardLimits::new(
+                breaker,
+                Duration::from_secs(2),
+                Duration::from_millis(200),
+            ))
+            .expect("breaker config"),
             exit: exit_settings,
             entry: ExecutionSettings::entry_defaults(entry_ladder),
             exit_breaker: ExitBreaker::default(),
@@ -212,6 +238,8 @@ impl Harness {
             next_id: 1,
             router_budget: router_budget
                 .map(|window| crate::budget::Budget::new("the router", window, clock)),
+            rpc_budget: rpc_budget
+                .map(|window| crate::budget::Budget::new("the RPC provider", window, clock)),
         };
         let a = assemble(
             Ports {
@@ -223,6 +251,7 @@ impl Harness {
                 alerts: alerts.clone(),
                 metrics: metrics.clone(),
                 probe: venue.clone(),
+                send_probe: venue.clone(),
             },
             settings,
             clock,

@@ -355,6 +355,7 @@ impl SwapRouter for FakeVenue {
         Ok(UnsignedTransaction {
             bytes,
             last_valid_block_height: lvh,
+            priority_fee: None,
         })
     }
 }

@@ -18,6 +18,7 @@ use kyzlo_application::clock::Clock;
 use kyzlo_application::control::ApprovalKey;
 use kyzlo_application::execute::ExecutionSettings;
 use kyzlo_application::gateway::GatewayMode;
+use kyzlo_application::guard::GuardLimits;
 use kyzlo_application::journal::{Journal, MemoryJournal};
 use kyzlo_application::operator::Operator;
 use kyzlo_application::ports::{Alert, AlertKind, AlertSink, Pair, PortError};
@@ -113,7 +114,13 @@ pub fn settings(schedule: &Schedule) -> BotSettings {
             ..ExecutionSettings::exit_defaults()
         },
         entry: ExecutionSettings::entry_defaults(EscalationLadder::default_ladder()),
-        latency_breaker: LatencyBreakerConfig::default(),
+        // The seed's breaker on every dependency; prices, quotes and reads cut at
+        // 2 s, sends at 200 ms (the rebroadcast gives a cut send another chance).
+        guard: GuardLimits::new(
+            LatencyBreakerConfig::default(),
+            Duration::from_secs(2),
+            Duration::from_millis(200),
+        ),
         exit_breaker_threshold: 2,
         entry_quote_amount: TokenAmount::new(100 * USDC),
         entry_fraction: None,
@@ -121,8 +128,8 @@ pub fn settings(schedule: &Schedule) -> BotSettings {
         strategy_exits: true,
         protective_exits: kyzlo_application::orchestrator::ProtectiveExits::OnRecovery,
         router_budget: None,
+        rpc_budget: None,
         tick_interval: Duration::from_secs(1),
-        call_timeout: Duration::from_secs(2),
         approval_key: ApprovalKey::new(APPROVAL_KEY).ok(),
         gateway_mode: GatewayMode::Enforce,
         jitter_seed: schedule.seed ^ 0x6a69_7474_6572,
@@ -244,6 +251,7 @@ impl World {
             chain: self.venue.clone(),
             signer: self.venue.clone(),
             probe: self.venue.clone(),
+            send_probe: self.venue.clone(),
             journal: self.journal.clone(),
             alerts: self.alerts.clone(),
             metrics: Vec::new(),

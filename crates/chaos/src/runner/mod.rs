@@ -13,6 +13,7 @@ use kyzlo_application::bot::{Bot, BotPorts, BotSettings};
 use kyzlo_application::clock::Clock;
 use kyzlo_application::execute::ExecutionSettings;
 use kyzlo_application::gateway::GatewayMode;
+use kyzlo_application::guard::GuardLimits;
 use kyzlo_application::journal::{
     IntentAction, IntentOutcome, Journal, MemoryJournal, PositionRecord,
 };

@@ -47,6 +47,7 @@ pub(super) async fn run_kyzlo(
             chain: venue.clone(),
             signer: venue.clone(),
             probe: venue.clone(),
+            send_probe: venue.clone(),
             journal: journal.clone(),
             alerts: Arc::new(NullAlerts),
             metrics: Vec::new(),
@@ -60,7 +61,13 @@ pub(super) async fn run_kyzlo(
             entry: ExecutionSettings::entry_defaults(
                 kyzlo_domain::EscalationLadder::default_ladder(),
             ),
-            latency_breaker: LatencyBreakerConfig::default(),
+            // The seed's breaker on every dependency; prices, quotes and reads cut at
+            // 2 s, sends at 200 ms (the rebroadcast gives a cut send another chance).
+            guard: GuardLimits::new(
+                LatencyBreakerConfig::default(),
+                Duration::from_secs(2),
+                Duration::from_millis(200),
+            ),
             exit_breaker_threshold: ExitBreaker::DEFAULT_THRESHOLD,
             entry_quote_amount: TokenAmount::new(100 * USDC),
             entry_fraction: None,
@@ -73,8 +80,8 @@ pub(super) async fn run_kyzlo(
             // answers again; the paged operator still force-exits after the reaction time.
             protective_exits: ProtectiveExits::OnRecovery,
             router_budget: None,
+            rpc_budget: None,
             tick_interval: scenario.tick,
-            call_timeout: Duration::from_secs(2),
             approval_key: None,
             gateway_mode: GatewayMode::Enforce,
             jitter_seed: schedule_seed(schedule),
@@ -216,6 +223,7 @@ pub(super) async fn run_naive(
                     quote,
                     priority_fee: Lamports::new(0),
                     expiry_slots: None,
+                    attempt: 1,
                 })
                 .await?;
             let signed = venue.sign(&unsigned)?;

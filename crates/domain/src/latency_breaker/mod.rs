@@ -249,6 +249,20 @@ impl LatencyBreaker {
         self.record(now, generation, outcome)
     }
 
+    /// Gives back a permit whose call was never made (a request budget deferred it without
+    /// a request): nothing is recorded, and a half-open probe's place is freed so that it
+    /// neither counts as a failure when its `probe_timeout` passes nor holds a slot. A
+    /// permit of another generation, or one that was no probe, changes nothing.
+    pub fn withdraw(&mut self, permit: Permit) {
+        if permit.probe
+            && permit.generation.0 == self.generation
+            && self.state == BreakerState::HalfOpen
+            && self.probes.pop().is_some()
+        {
+            self.admitted = self.admitted.saturating_sub(1);
+        }
+    }
+
     /// Opens a closed breaker without a failure: the bot restarted while the journal
     /// said a breaker was open, so recovery must be proven again. `None` when not closed.
     pub fn trip(&mut self, now: Timestamp) -> Option<StateChange> {
@@ -484,6 +498,41 @@ mod tests {
             .record_unadmitted(at_ms(3_001), b.generation(), fail())
             .unwrap();
         assert_eq!(change.to, BreakerState::Open);
+    }
+
+    #[test]
+    fn a_withdrawn_probe_frees_its_place_and_records_nothing() {
+        let mut b = breaker(LatencyBreakerConfig {
+            failure_threshold: 1,
+            recovery_timeout: ms(1_000),
+            half_open_max_probes: 1,
+            probe_timeout: ms(500),
+            ..LatencyBreakerConfig::default()
+        });
+        trip(&mut b, at_ms(0));
+        let probe = b.admit(at_ms(1_000)).permit().unwrap();
+        assert!(
+            !b.admit(at_ms(1_001)).is_admitted(),
+            "the one place is taken"
+        );
+        let before = b.snapshot();
+        b.withdraw(probe);
+        let after = b.snapshot();
+        assert_eq!(after.failures, before.failures);
+        assert_eq!(after.successes, before.successes);
+        assert_eq!(after.admitted + 1, before.admitted);
+        // Past the probe timeout nothing reopens: no probe is in flight.
+        assert_eq!(b.handle_timeout(at_ms(2_000)), None);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        // The place is free again, and the next probe decides.
+        let next = b.admit(at_ms(2_000)).permit().unwrap();
+        let change = b.record(at_ms(2_010), next.generation, ok(5)).unwrap();
+        assert_eq!(change.to, BreakerState::Closed);
+        // A permit from an older generation, or no probe, changes nothing.
+        let closed = b.admit(at_ms(2_020)).permit().unwrap();
+        b.withdraw(probe);
+        b.withdraw(closed);
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     #[test]
