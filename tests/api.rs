@@ -342,6 +342,13 @@ fn an_operator_drives_a_running_paper_bot_through_its_http_api_and_cli() {
         Some(intent),
         "{shown}"
     );
+    // The fee the landed transaction paid, read back, next to what its attempt bid.
+    let paid = shown["exits"][0]["outcome"]["fee_lamports"].as_u64();
+    let bid = shown["exits"][0]["attempts"][0]["priority_fee_lamports"].as_u64();
+    assert!(
+        matches!((paid, bid), (Some(paid), Some(bid)) if bid > 0 && paid >= bid),
+        "{shown}"
+    );
     let no_token = bot.cli(&["halt", "--url", &url, "--reason", CLI_HALT]);
     no_token.assert_no_panic("kyzlo halt without a token");
     assert_eq!(no_token.code(), Some(1), "{}", no_token.stderr);

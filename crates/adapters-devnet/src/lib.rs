@@ -27,11 +27,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use kyzlo_adapters_solana::lookup::{self, transfer};
-use kyzlo_adapters_solana::{Assembler, SolanaChain, SwapPlan};
+use kyzlo_adapters_solana::{Assembler, CHAIN_REQUESTS, SolanaChain, SwapPlan};
 use kyzlo_application::ports::{
-    Balances, Blockhash, Chain, Fill, HealthProbe, Observed, PortError, Quote, QuoteRequest,
-    RecentBlockhash, Side, SignedTransaction, Signer, StatusLookup, SwapRequest, SwapRouter,
-    TxStatus, UnsignedTransaction, WalletAddress,
+    Balances, Blockhash, BuildCost, Chain, Fill, HealthProbe, Observed, PortError, Quote,
+    QuoteRequest, RecentBlockhash, Side, SignedTransaction, Signer, StatusLookup, SwapRequest,
+    SwapRouter, TxStatus, UnsignedTransaction, WalletAddress,
 };
 use kyzlo_domain::{ErrorClass, Lamports, TokenAmount, TxSignature};
 use serde::{Deserialize, Serialize};
@@ -319,6 +319,14 @@ impl SwapRouter for DevnetVenue {
             },
         );
         Ok(assembled.transaction)
+    }
+
+    /// No Jupiter request (the stand-in is built here); the assembler's RPC reads.
+    fn build_cost(&self) -> BuildCost {
+        BuildCost {
+            router: 0,
+            chain: CHAIN_REQUESTS,
+        }
     }
 }
 

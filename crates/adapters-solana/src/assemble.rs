@@ -54,6 +54,11 @@ pub const MAX_TRANSACTION_BYTES: usize = 1232;
 const LOOKUP_TABLE_PROGRAM: Pubkey =
     Pubkey::from_str_const("AddressLookupTab1e1111111111111111111111111");
 
+/// RPC requests one assembly makes when no slot is skipped and the lookup tables are not
+/// cached yet: the newest blockhash, the slot, the older block, the recent fees, the
+/// simulation and the tables.
+pub const CHAIN_REQUESTS: u32 = 6;
+
 /// Skipped slots `getBlock` steps over (towards newer) before taking the newest blockhash.
 const SKIPPED_SLOTS_TRIED: u64 = 8;
 
@@ -175,7 +180,9 @@ impl Assembler {
         instructions.push(ComputeBudgetInstruction::set_compute_unit_limit(
             self.settings.max_compute_units,
         ));
-        instructions.push(ComputeBudgetInstruction::set_compute_unit_price(price));
+        // Simulated at no price: the units are the same, and the largest limit at the
+        // attempt's price could charge a thin wallet more than the real transaction will.
+        instructions.push(ComputeBudgetInstruction::set_compute_unit_price(0));
         instructions.extend_from_slice(plan.instructions);
         instructions.extend(self.tips.iter().cloned());
         let probe = self.compile(&instructions, &tables, blockhash)?;

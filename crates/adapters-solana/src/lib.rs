@@ -26,7 +26,7 @@ pub mod lookup;
 mod sender;
 pub mod signer;
 
-pub use assemble::{AssembleSettings, Assembled, Assembler, SwapPlan};
+pub use assemble::{AssembleSettings, Assembled, Assembler, CHAIN_REQUESTS, SwapPlan};
 pub use chain::{LatestBlockhash, STATUS_BATCH, SolanaChain};
 pub use config::{NATIVE_MINT, SolanaConfig, TokenPair, endpoint_label};
 pub use endpoints::EndpointStatus;

@@ -119,16 +119,20 @@ pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
     let guarded_router: Arc<dyn SwapRouter> =
         Arc::new(GuardedRouter::new(ports.router, guard.clone()));
     let guarded_feed: Arc<dyn PriceFeed> = Arc::new(GuardedFeed::new(ports.feed, guard.clone()));
-    let (router, feed): (Arc<dyn SwapRouter>, Arc<dyn PriceFeed>) = match &settings.router_budget {
-        Some(budget) => (
+    let router: Arc<dyn SwapRouter> =
+        if settings.router_budget.is_some() || settings.rpc_budget.is_some() {
             Arc::new(BudgetedRouter::new(
                 guarded_router,
-                budget.clone(),
+                settings.router_budget.clone(),
+                settings.rpc_budget.clone(),
                 settings.pair,
-            )),
-            Arc::new(BudgetedFeed::new(guarded_feed, budget.clone())),
-        ),
-        None => (guarded_router, guarded_feed),
+            ))
+        } else {
+            guarded_router
+        };
+    let feed: Arc<dyn PriceFeed> = match &settings.router_budget {
+        Some(budget) => Arc::new(BudgetedFeed::new(guarded_feed, budget.clone())),
+        None => guarded_feed,
     };
     let guarded_chain: Arc<dyn Chain> = Arc::new(GuardedChain::new(ports.chain, guard.clone()));
     let (chain, chain_probe, send_probe): (

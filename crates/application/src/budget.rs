@@ -26,9 +26,9 @@ use kyzlo_domain::{ErrorClass, Price, Timestamp, TxSignature};
 
 use crate::clock::Clock;
 use crate::ports::{
-    Balances, Blockhash, Chain, Fill, HealthProbe, Observed, Pair, PortError, PriceFeed, PriceTick,
-    Quote, QuoteRequest, RecentBlockhash, Side, SignedTransaction, StatusLookup, SwapRequest,
-    SwapRouter, TxStatus, UnsignedTransaction,
+    Balances, Blockhash, BuildCost, Chain, Fill, HealthProbe, Observed, Pair, PortError, PriceFeed,
+    PriceTick, Quote, QuoteRequest, RecentBlockhash, Side, SignedTransaction, StatusLookup,
+    SwapRequest, SwapRouter, TxStatus, UnsignedTransaction,
 };
 
 tokio::task_local! {
@@ -86,11 +86,41 @@ impl Budget {
         operation: &'static str,
         call: impl Future<Output = Result<T, PortError>>,
     ) -> Result<T, PortError> {
+        self.call_costing(operation, 1, call).await
+    }
+
+    /// As [`Budget::call`] for a call that makes `requests` requests to this provider (none:
+    /// made at once, uncounted).
+    ///
+    /// # Errors
+    /// As [`Budget::call`].
+    pub async fn call_costing<T>(
+        &self,
+        operation: &'static str,
+        requests: u32,
+        call: impl Future<Output = Result<T, PortError>>,
+    ) -> Result<T, PortError> {
+        for _ in 0..requests {
+            self.admit(operation).await?;
+        }
+        let result = call.await;
+        if requests > 0
+            && let Err(e) = &result
+            && e.class == ErrorClass::RateLimited
+        {
+            let after = e.retry_after.unwrap_or(Duration::from_secs(1));
+            self.window().rate_limited(self.clock.now(), after);
+        }
+        result
+    }
+
+    /// Room for one request at the caller's urgency: waited for, or refused.
+    async fn admit(&self, operation: &'static str) -> Result<(), PortError> {
         let urgency = urgency();
         loop {
             let admission = self.window().admit(urgency, self.clock.now());
             match admission {
-                Admission::Go => break,
+                Admission::Go => return Ok(()),
                 Admission::Deferred => {
                     tracing::debug!(
                         provider = self.provider,
@@ -109,14 +139,6 @@ impl Budget {
                 Admission::Wait(wait) => tokio::time::sleep(wait).await,
             }
         }
-        let result = call.await;
-        if let Err(e) = &result
-            && e.class == ErrorClass::RateLimited
-        {
-            let after = e.retry_after.unwrap_or(Duration::from_secs(1));
-            self.window().rate_limited(self.clock.now(), after);
-        }
-        result
     }
 
     fn remember_quote(&self, price: Price) {
@@ -165,16 +187,24 @@ impl PriceFeed for BudgetedFeed {
 /// A router on a budget; its quotes' prices stand in for deferred price reads.
 pub struct BudgetedRouter {
     inner: Arc<dyn SwapRouter>,
-    budget: Arc<Budget>,
+    budget: Option<Arc<Budget>>,
+    rpc: Option<Arc<Budget>>,
     pair: Pair,
 }
 
 impl BudgetedRouter {
-    /// `inner` on `budget`, quoting `pair`.
-    pub fn new(inner: Arc<dyn SwapRouter>, budget: Arc<Budget>, pair: Pair) -> Self {
+    /// `inner` on the router's `budget` and the chain's `rpc` budget (what an own-message
+    /// build asks of the RPC provider), quoting `pair`.
+    pub fn new(
+        inner: Arc<dyn SwapRouter>,
+        budget: Option<Arc<Budget>>,
+        rpc: Option<Arc<Budget>>,
+        pair: Pair,
+    ) -> Self {
         Self {
             inner,
             budget,
+            rpc,
             pair,
         }
     }
@@ -183,8 +213,10 @@ impl BudgetedRouter {
 #[async_trait]
 impl SwapRouter for BudgetedRouter {
     async fn quote(&self, request: &QuoteRequest) -> Result<Quote, PortError> {
-        let quote = self
-            .budget
+        let Some(budget) = &self.budget else {
+            return self.inner.quote(request).await;
+        };
+        let quote = budget
             .call("router.quote", self.inner.quote(request))
             .await?;
         let price = match request.side {
@@ -192,15 +224,36 @@ impl SwapRouter for BudgetedRouter {
             Side::Buy => self.pair.price_of(quote.expected_out, request.amount_in),
         };
         if let Some(price) = price {
-            self.budget.remember_quote(price);
+            budget.remember_quote(price);
         }
         Ok(quote)
     }
 
+    /// The build's requests counted on each provider's budget: an own-message build asks
+    /// the chain (blockhash, fees, simulation, tables) and not the router.
     async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError> {
-        self.budget
-            .call("router.build_swap", self.inner.build_swap(request))
-            .await
+        let cost = self.inner.build_cost();
+        if let Some(rpc) = &self.rpc {
+            for _ in 0..cost.chain {
+                rpc.admit("router.build_swap").await?;
+            }
+        }
+        match &self.budget {
+            Some(budget) => {
+                budget
+                    .call_costing(
+                        "router.build_swap",
+                        cost.router,
+                        self.inner.build_swap(request),
+                    )
+                    .await
+            }
+            None => self.inner.build_swap(request).await,
+        }
+    }
+
+    fn build_cost(&self) -> BuildCost {
+        self.inner.build_cost()
     }
 }
 

@@ -36,9 +36,9 @@ use crate::clock::Clock;
 use crate::control::TradingControl;
 use crate::metrics::{Dependency, MetricEvent, MetricsSink};
 use crate::ports::{
-    Alert, AlertKind, Balances, Blockhash, Chain, Fill, HealthProbe, Observed, PortError,
-    PriceFeed, PriceTick, Quote, QuoteRequest, RecentBlockhash, Severity, Side, SignedTransaction,
-    StatusLookup, SwapRequest, SwapRouter, TxStatus, UnsignedTransaction,
+    Alert, AlertKind, Balances, Blockhash, BuildCost, Chain, Fill, HealthProbe, Observed,
+    PortError, PriceFeed, PriceTick, Quote, QuoteRequest, RecentBlockhash, Severity, Side,
+    SignedTransaction, StatusLookup, SwapRequest, SwapRouter, TxStatus, UnsignedTransaction,
 };
 use crate::rng::Jitter;
 
@@ -466,6 +466,10 @@ impl SwapRouter for GuardedRouter {
                 self.inner.build_swap(request),
             )
             .await
+    }
+
+    fn build_cost(&self) -> BuildCost {
+        self.inner.build_cost()
     }
 }
 

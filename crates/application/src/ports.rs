@@ -171,6 +171,25 @@ pub trait SwapRouter: Send + Sync {
     /// # Errors
     /// As [`SwapRouter::quote`], plus `Unknown` for a transaction that fails its checks.
     async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError>;
+
+    /// What one [`SwapRouter::build_swap`] costs in requests, for the request budgets:
+    /// by default one request to the router's provider and none to the chain's.
+    fn build_cost(&self) -> BuildCost {
+        BuildCost {
+            router: 1,
+            chain: 0,
+        }
+    }
+}
+
+/// Requests one swap build makes, per provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildCost {
+    /// Requests to the router's provider (Jupiter).
+    pub router: u32,
+    /// Requests to the chain's RPC provider (an own-message build's blockhash, fees,
+    /// simulation and lookup tables).
+    pub chain: u32,
 }
 
 /// A recent blockhash: what a transaction's life is measured from.

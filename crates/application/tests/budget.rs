@@ -23,7 +23,8 @@ use kyzlo_domain::budget::RequestBudget;
 use kyzlo_domain::exit_plan::ExitPlanConfig;
 use kyzlo_domain::strategy::{MeanReversion, MeanReversionConfig};
 use kyzlo_domain::{
-    ErrorClass, ExitKind, Fraction, IntentId, Lamports, PositionId, Price, Size, TokenAmount,
+    ErrorClass, ExitKind, Fraction, IntentId, Lamports, PositionId, Price, Size, Slippage,
+    TokenAmount,
 };
 
 const SOL: u64 = 1_000_000_000;
@@ -189,5 +190,105 @@ async fn on_a_tight_rpc_budget_reads_and_probes_back_off_and_the_exits_calls_are
     assert!(
         took > Duration::from_secs(5),
         "the exit waited for the window to free room: {took:?}"
+    );
+}
+
+/// A router whose build is kyzlo's own message: no Jupiter request, six RPC reads.
+struct OwnMessageRouter {
+    builds: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl kyzlo_application::ports::SwapRouter for OwnMessageRouter {
+    async fn quote(
+        &self,
+        request: &kyzlo_application::ports::QuoteRequest,
+    ) -> Result<kyzlo_application::ports::Quote, kyzlo_application::ports::PortError> {
+        Ok(kyzlo_application::ports::Quote {
+            request: *request,
+            expected_out: TokenAmount::new(1),
+            min_out: TokenAmount::new(1),
+            price_impact_pct: 0.0,
+            route_label: "own".into(),
+            raw: std::sync::Arc::from(Vec::new()),
+        })
+    }
+
+    async fn build_swap(
+        &self,
+        _request: &kyzlo_application::ports::SwapRequest,
+    ) -> Result<kyzlo_application::ports::UnsignedTransaction, kyzlo_application::ports::PortError>
+    {
+        self.builds
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(kyzlo_application::ports::UnsignedTransaction {
+            bytes: vec![1],
+            last_valid_block_height: 1,
+            priority_fee: None,
+        })
+    }
+
+    fn build_cost(&self) -> kyzlo_application::ports::BuildCost {
+        kyzlo_application::ports::BuildCost {
+            router: 0,
+            chain: 6,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_own_message_build_counts_on_the_rpc_budget_not_jupiters_and_an_exits_waits() {
+    use kyzlo_application::budget::{Budget, BudgetedRouter, protecting};
+    use kyzlo_application::clock::Clock;
+    use kyzlo_application::ports::{QuoteRequest, Side, SwapRequest, SwapRouter};
+    let clock = Clock::new();
+    // Jupiter: 3 a minute, 1 kept for exits (2 routine). The RPC: 10 per 10 s, 4 kept
+    // for exits (6 routine).
+    let jupiter = Budget::new(
+        "jupiter",
+        RequestBudget::new(3, Duration::from_secs(60), 1).unwrap(),
+        clock,
+    );
+    let rpc = Budget::new(
+        "rpc",
+        RequestBudget::new(10, Duration::from_secs(10), 4).unwrap(),
+        clock,
+    );
+    let inner = std::sync::Arc::new(OwnMessageRouter {
+        builds: std::sync::atomic::AtomicU32::new(0),
+    });
+    let router = BudgetedRouter::new(
+        inner.clone(),
+        Some(jupiter.clone()),
+        Some(rpc.clone()),
+        FAKE_PAIR,
+    );
+    let request = QuoteRequest {
+        side: Side::Sell,
+        amount_in: TokenAmount::new(1),
+        slippage: Slippage::from_bps(100).unwrap(),
+    };
+    let quote = router.quote(&request).await.unwrap();
+    let swap = SwapRequest {
+        quote,
+        priority_fee: Lamports::new(1),
+        expiry_slots: Some(20),
+        attempt: 1,
+    };
+    // A routine build takes 6 of the RPC's 6 routine requests and none of Jupiter's.
+    router.build_swap(&swap).await.unwrap();
+    let refused = router.build_swap(&swap).await.unwrap_err();
+    assert_eq!(refused.operation, DEFERRED, "{refused}");
+    assert_eq!(inner.builds.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // Jupiter's second routine request is still there: the builds asked nothing of it.
+    router.quote(&request).await.unwrap();
+    // An exit's build waits for the RPC's window to turn, and is never refused.
+    let started = tokio::time::Instant::now();
+    protecting(router.build_swap(&swap)).await.unwrap();
+    assert_eq!(inner.builds.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited for room: {:?}",
+        started.elapsed()
     );
 }

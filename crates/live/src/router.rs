@@ -8,9 +8,9 @@
 use async_trait::async_trait;
 use kyzlo_adapters_jupiter::JupiterClient;
 use kyzlo_adapters_jupiter::ports::OP_BUILD;
-use kyzlo_adapters_solana::{Assembler, SwapPlan};
+use kyzlo_adapters_solana::{Assembler, CHAIN_REQUESTS, SwapPlan};
 use kyzlo_application::ports::{
-    PortError, Quote, QuoteRequest, SwapRequest, SwapRouter, UnsignedTransaction,
+    BuildCost, PortError, Quote, QuoteRequest, SwapRequest, SwapRouter, UnsignedTransaction,
 };
 
 /// Blocks an attempt lives when the executor does not say.
@@ -78,5 +78,13 @@ impl SwapRouter for BuildRouter {
             "swap assembled"
         );
         Ok(assembled.transaction)
+    }
+
+    /// No Jupiter request (the route came with the quote); the assembler's RPC reads.
+    fn build_cost(&self) -> BuildCost {
+        BuildCost {
+            router: 0,
+            chain: CHAIN_REQUESTS,
+        }
     }
 }

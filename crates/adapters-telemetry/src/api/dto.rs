@@ -307,7 +307,7 @@ pub enum ExitOutcomeDto {
         amount_in: u64,
         /// Quote units received.
         amount_out: u64,
-        /// Fees paid.
+        /// Fees paid, read back from the landed transaction (base and priority).
         fee_lamports: u64,
     },
     /// One transaction landed; its fill is not read yet.
@@ -332,7 +332,8 @@ pub struct AttemptDto {
     pub last_valid_block_height: u64,
     /// Slippage asked for.
     pub slippage_bps: u16,
-    /// Priority fee paid.
+    /// Priority fee bid (exact with kyzlo's own message; the cap on Jupiter v1). What the
+    /// landed one paid is the outcome's `fee_lamports`.
     pub priority_fee_lamports: u64,
     /// Exact input amount.
     pub amount_in: u64,
