@@ -1,13 +1,19 @@
 //! The chaos simulator end to end: every built-in scenario loads and runs, kyzlo never
 //! executes an intent twice in any of them, defense costs nothing on a calm network,
-//! and scenario files are parsed with errors that name the key.
+//! a provider dead or lagging costs kyzlo what its failover and its proofs cost and
+//! naive retry the whole outage, and scenario files are parsed with errors that name the
+//! key.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers panic by design
 
 use std::path::Path;
+use std::time::Duration;
 
+use kyzlo_adapters_sim::faults::{EndpointFault, Topology};
 use kyzlo_chaos::run_many;
-use kyzlo_chaos::scenario::{BUILTIN, ScenarioError, builtin, from_toml, load};
+use kyzlo_chaos::scenario::{
+    BUILTIN, FromStop, OutageAroundStop, ScenarioError, builtin, from_toml, load,
+};
 use kyzlo_chaos::stats::summarize;
 
 #[test]
@@ -79,6 +85,100 @@ fn on_a_calm_network_defense_costs_nothing() {
         "one transaction per exit"
     );
     assert_eq!(kyzlo.halts, 0);
+}
+
+#[test]
+fn a_dead_primary_provider_costs_kyzlo_a_request_timeout_and_naive_the_whole_outage() {
+    let scenario = builtin("provider-outage").unwrap();
+    let (results, _) = run_many(&scenario, 300, 1, 2);
+    let s = summarize("provider-outage", 1, scenario.stop_loss_bps, &results);
+    let (naive, kyzlo, oracle) = (s.policies.naive, s.policies.kyzlo, s.policies.oracle);
+    // kyzlo's client fails over to a healthy provider within the call; naive's only RPC
+    // is the dead one, so nothing it sends lands before the outage ends, 80 s after the
+    // stop.
+    assert!(kyzlo.exit_time_s.p50 < 5.0, "{kyzlo:?}");
+    for r in results.iter().filter(|r| r.stop_at.is_some()) {
+        assert!(r.naive.exit_time >= Duration::from_secs(79), "{r:?}");
+    }
+    assert!(kyzlo.excess_loss_pct.mean < naive.excess_loss_pct.mean / 5.0);
+    assert!(kyzlo.excess_loss_pct.mean >= oracle.excess_loss_pct.mean);
+    assert_eq!(kyzlo.double_executions, 0);
+    // Where kyzlo's excess goes: the request timeout on the dead provider, paid while
+    // preparing its first attempt.
+    let b = s.loss_breakdown;
+    assert!(b.preparation > 0.6 * b.total, "{b:?}");
+    assert!(b.residual.abs() < 1e-9);
+}
+
+#[test]
+fn a_lagging_provider_delays_kyzlo_s_proofs_of_death_and_refuses_naive_s_fresh_blockhashes() {
+    let scenario = builtin("lagging-provider").unwrap();
+    let (results, _) = run_many(&scenario, 300, 1, 2);
+    let s = summarize("lagging-provider", 1, scenario.stop_loss_bps, &results);
+    let (kyzlo, oracle) = (s.policies.kyzlo, s.policies.oracle);
+    // Naive builds on the newest blockhash, which the lagging primary has not seen: every
+    // send is refused at its preflight until the lag ends.
+    for r in results.iter().filter(|r| r.stop_at.is_some()) {
+        assert!(r.naive.exit_time >= Duration::from_secs(79), "{r:?}");
+    }
+    // kyzlo's short-lived blockhash is one the primary has seen, so it lands as fast as
+    // the oracle in most runs; when an attempt cannot land, the lagging view sees its
+    // expiry 60 slots late, and that wait is where its excess goes.
+    assert!(kyzlo.exit_time_s.p50 < 2.0, "{kyzlo:?}");
+    assert!(kyzlo.excess_loss_pct.mean >= oracle.excess_loss_pct.mean);
+    assert_eq!(kyzlo.double_executions, 0);
+    let b = s.loss_breakdown;
+    let largest = b.parts().into_iter().fold(f64::MIN, f64::max);
+    assert!(b.death_wait > 0.0 && b.death_wait == largest, "{b:?}");
+}
+
+#[test]
+fn provider_outages_in_a_scenario_file_are_placed_around_the_stop_and_bad_ones_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = |outage: &str| {
+        format!(
+            "name = \"x\"\n[market]\nkind = \"generated\"\n[faults]\ncluster = \"adversarial\"\n[[faults.provider_outages]]\n{outage}"
+        )
+    };
+    let s = from_toml(
+        &text(
+            "endpoint = 1\nkind = \"lagging\"\nlag_slots = 30\nfrom_stop_s = -5\nto_stop_s = 40\n",
+        ),
+        &dir.path().join("good.toml"),
+    )
+    .unwrap();
+    assert_eq!(s.faults.cluster.topology, Topology::Endpoints);
+    assert_eq!(
+        s.outages_around_stop,
+        vec![OutageAroundStop {
+            endpoint: 1,
+            from: FromStop::Before(Duration::from_secs(5)),
+            until: FromStop::After(Duration::from_secs(40)),
+            fault: EndpointFault::Lagging { slots: 30 },
+        }]
+    );
+    let cases = [
+        (
+            "endpoint = 3\nkind = \"down\"\nfrom_stop_s = 0\nto_stop_s = 9\n",
+            "faults.provider_outages.endpoint",
+        ),
+        (
+            "endpoint = 0\nkind = \"lagging\"\nfrom_stop_s = 0\nto_stop_s = 9\n",
+            "faults.provider_outages.lag_slots",
+        ),
+        (
+            "endpoint = 0\nkind = \"down\"\nfrom_stop_s = 9\nto_stop_s = 3\n",
+            "faults.provider_outages",
+        ),
+        (
+            "endpoint = 0\nkind = \"asleep\"\nfrom_stop_s = 0\nto_stop_s = 9\n",
+            "asleep",
+        ),
+    ];
+    for (outage, key) in cases {
+        let err = from_toml(&text(outage), &dir.path().join("bad.toml")).unwrap_err();
+        assert!(err.to_string().contains(key), "{key}: {err}");
+    }
 }
 
 #[test]

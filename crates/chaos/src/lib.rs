@@ -3,6 +3,7 @@
 //! naive passive retry, kyzlo's real defensive services, and an oracle lower bound.
 #![forbid(unsafe_code)]
 
+pub mod breakdown;
 pub mod explore;
 pub mod invariants;
 pub mod report;

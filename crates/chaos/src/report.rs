@@ -1,13 +1,15 @@
 //! The chaos report: one self-contained HTML page (inline SVG and CSS, nothing fetched)
 //! with the results as a table, the realized-loss distribution of each policy zoomed to
-//! where the policies differ (the stop marked), the time-to-exit distributions, and one
-//! example run zoomed on the minute around its stop with every send, rebroadcast,
-//! refusal and landing marked. Legends sit beside the plots, never on the curves, and
-//! every label has room inside its chart.
+//! where the policies differ (the stop marked), the time-to-exit distributions, where
+//! kyzlo's excess over the oracle goes (a waterfall of the mean breakdown's parts), and
+//! one example run zoomed on the minute around its stop with every send, rebroadcast,
+//! refusal and landing marked, and its own breakdown. Legends sit beside the plots, never
+//! on the curves, and every label has room inside its chart.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::breakdown::{LossBreakdown, PARTS, shown};
 use crate::runner::{RunResult, RunTrace, SendMark};
 use crate::stats::{ChaosSummary, PolicyStats};
 
@@ -340,6 +342,113 @@ fn marks(
     }
 }
 
+/// Room for the parts' names in the breakdown's waterfall.
+const NAMES: f64 = 170.0;
+const ROW: f64 = 24.0;
+const COST: &str = "#d62728";
+const SAVING: &str = "#2ca02c";
+
+/// The mean breakdown as a waterfall: one row per part, its bar running from the sum of
+/// the parts above it to that sum plus its own value (red a cost, green a saving), and
+/// the total last, from zero.
+fn waterfall(b: &LossBreakdown) -> String {
+    let values = b.parts();
+    let mut ends = vec![0.0];
+    for v in values {
+        let last = ends.last().copied().unwrap_or(0.0);
+        ends.push(last + v);
+    }
+    let lo = ends.iter().copied().fold(b.total.min(0.0), f64::min);
+    let hi = ends.iter().copied().fold(b.total.max(0.0), f64::max);
+    let pad = ((hi - lo) * 0.08).max(0.01);
+    let (x0, x1) = (lo - pad, hi + pad);
+    let plot = W - NAMES - RIGHT;
+    let x = |v: f64| NAMES + ((v - x0) / (x1 - x0)).clamp(0.0, 1.0) * plot;
+    let rows = values.len() + 1;
+    let height = TOP + ROW * rows as f64 + BOTTOM;
+    let mut svg = format!(
+        r#"<svg id="breakdown" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {height}" role="img" aria-label="where kyzlo's excess over the oracle goes">"#
+    );
+    let bottom = height - BOTTOM;
+    for i in 0..=4 {
+        let v = x0 + f64::from(i) / 4.0 * (x1 - x0);
+        let _ = write!(
+            svg,
+            r##"<line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{bottom}" stroke="#eaeef2"/><text x="{px:.1}" y="{ty}" font-size="11" fill="#57606a" text-anchor="middle">{label}</text>"##,
+            px = x(v),
+            ty = bottom + 16.0,
+            label = short(v),
+        );
+    }
+    let _ = write!(
+        svg,
+        r##"<line x1="{z:.1}" x2="{z:.1}" y1="{TOP}" y2="{bottom}" stroke="#57606a"/><text x="{mx}" y="{ay}" font-size="12" text-anchor="middle">points of the position (kyzlo's loss and fees, less the oracle's)</text>"##,
+        z = x(0.0),
+        mx = NAMES + plot / 2.0,
+        ay = height - 10.0,
+    );
+    let bar = |svg: &mut String, row: usize, name: &str, from: f64, to: f64, color: &str| {
+        let y = TOP + ROW * row as f64 + 4.0;
+        let (a, b) = (x(from.min(to)), x(from.max(to)));
+        let _ = write!(
+            svg,
+            r##"<text x="{nx}" y="{ty:.1}" font-size="12" text-anchor="end">{name}</text><rect x="{a:.1}" y="{y:.1}" width="{w:.1}" height="{h}" fill="{color}"/><text x="{vx:.1}" y="{ty:.1}" font-size="11" fill="#57606a">{value}</text>"##,
+            nx = NAMES - 8.0,
+            ty = y + 12.0,
+            w = (b - a).max(1.0),
+            h = ROW - 8.0,
+            vx = b + 4.0,
+            name = escape(name),
+            value = shown(to - from),
+        );
+    };
+    for (i, ((name, _), v)) in PARTS.iter().zip(values).enumerate() {
+        let color = if v >= 0.0 { COST } else { SAVING };
+        bar(&mut svg, i, name, ends[i], ends[i + 1], color);
+    }
+    bar(&mut svg, values.len(), "total", 0.0, b.total, POLICIES[1].1);
+    for (i, (label, color)) in [("cost", COST), ("saving", SAVING), ("total", POLICIES[1].1)]
+        .iter()
+        .enumerate()
+    {
+        let y = TOP + 10.0 + 18.0 * i as f64;
+        let _ = write!(
+            svg,
+            r#"<rect x="{a}" y="{ry}" width="14" height="10" fill="{color}"/><text x="{t}" y="{ty}" font-size="12">{label}</text>"#,
+            a = W - RIGHT + 12.0,
+            ry = y - 5.0,
+            t = W - RIGHT + 32.0,
+            ty = y + 4.0,
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// One run's breakdown as a table.
+fn breakdown_table(b: &LossBreakdown) -> String {
+    let mut out = String::from(
+        "<table><thead><tr><th>part</th><th>points</th><th style=\"text-align:left\">kyzlo's time, or what it is</th></tr></thead><tbody>",
+    );
+    for ((name, what), v) in PARTS.iter().zip(b.parts()) {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+            escape(name),
+            shown(v),
+            escape(what)
+        );
+    }
+    let _ = write!(
+        out,
+        "<tr><td><b>total</b></td><td><b>{}</b></td><td style=\"text-align:left\">residual {:+.1e}; outside the sum, the fall from the stop's crossing to the tick that saw it: {}</td></tr></tbody></table>",
+        shown(b.total),
+        b.residual,
+        shown(b.crossing_to_tick)
+    );
+    out
+}
+
 /// The HTML report.
 #[must_use]
 pub fn html(
@@ -381,7 +490,8 @@ pub fn html(
          <h1>kyzlo chaos: {name}</h1><p class=\"muted\">{runs} runs from seed {seed}; the stop fired in {triggered}. Loss is against the entry; excess is the loss beyond the {stop_pct:.1}% stop.</p>\
          <h2>Results</h2><table><thead><tr><th>policy</th><th>loss % mean</th><th>p50</th><th>p95</th><th>p99</th><th>max</th><th>excess % mean</th><th>exit s p50</th><th>p99</th><th>transactions</th><th>fees SOL</th><th>double executions</th><th>unresolved at deadline</th><th>halts</th></tr></thead><tbody>{rows}</tbody></table>\
          <h2>Realized loss</h2><p class=\"muted\">Share of runs that lost at most x% (zoomed to where the policies differ; the dashed line is the stop).</p>{loss}\
-         <h2>Time to exit</h2><p class=\"muted\">Share of runs closed within x seconds of the stop.</p>{time}",
+         <h2>Time to exit</h2><p class=\"muted\">Share of runs closed within x seconds of the stop.</p>{time}\
+         <h2>Where kyzlo's loss goes</h2><p class=\"muted\">kyzlo's mean excess over the oracle (its realized loss and fees less the oracle's: {total:+.3} points of the position), by what kyzlo was doing while the price fell: from the stop to its intent, preparing attempts, attempts refused for slippage or waited out until proven dead, other failed attempts, between exits (re-fires, halts, the operator), its closing confirmation beyond the oracle's; then its fill and fees beyond the oracle's, less the oracle's own wait. The parts add up to the total (mean residual {residual:+.1e}).</p>{waterfall}",
         name = escape(&summary.scenario),
         runs = summary.runs,
         seed = summary.seed,
@@ -401,12 +511,16 @@ pub fn html(
             "seconds from the stop to the closing landing",
             None
         ),
+        total = summary.loss_breakdown.total,
+        residual = summary.loss_breakdown.residual,
+        waterfall = waterfall(&summary.loss_breakdown),
     );
     if let Some(trace) = trace {
         let _ = write!(
             page,
-            "<h2>One run around its stop</h2><p class=\"muted\">Price, the stop level, and every transaction of kyzlo and of naive retry.</p>{}",
-            example(trace, horizon)
+            "<h2>One run around its stop</h2><p class=\"muted\">Price, the stop level, and every transaction of kyzlo and of naive retry.</p>{}<p class=\"muted\">Where kyzlo's excess over the oracle went in this run, in points of the position:</p>{}",
+            example(trace, horizon),
+            breakdown_table(&trace.breakdown)
         );
     }
     page.push_str("</body></html>\n");

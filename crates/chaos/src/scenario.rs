@@ -1,12 +1,14 @@
 //! Chaos scenarios: a market (generated from a seed, or replayed from a CSV file from a
-//! given timestamp), a fault profile, and the position whose stop-loss is tested. Six are
-//! built in; users write their own in TOML (format in [`from_toml`]).
+//! given timestamp), a fault profile, and the position whose stop-loss is tested. Eight
+//! are built in; users write their own in TOML (format in [`from_toml`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kyzlo_adapters_sim::faults::{ClusterProfile, FaultProfile, ProfileName};
+use kyzlo_adapters_sim::faults::{
+    ClusterProfile, EndpointFault, EndpointOutage, FaultProfile, ProfileName, Topology,
+};
 use kyzlo_adapters_sim::market::{
     CrashSpec, CsvRules, GeneratorConfig, PricePath, Regime, load_csv,
 };
@@ -45,16 +47,76 @@ pub struct Scenario {
     /// RPC blackouts placed relative to the moment the stop fires in each run, as (start,
     /// end) after it.
     pub blackouts_after_stop: Vec<(Duration, Duration)>,
+    /// One provider's trouble placed around the moment the stop fires in each run.
+    pub outages_around_stop: Vec<OutageAroundStop>,
+}
+
+/// An endpoint down or far behind over a window placed around the moment the stop fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutageAroundStop {
+    /// The endpoint (0 is the primary).
+    pub endpoint: u8,
+    /// When it begins (from the run's start at the earliest).
+    pub from: FromStop,
+    /// When it ends.
+    pub until: FromStop,
+    /// What is wrong.
+    pub fault: EndpointFault,
+}
+
+/// A moment placed relative to the stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FromStop {
+    /// This long before it.
+    Before(Duration),
+    /// This long after it.
+    After(Duration),
+}
+
+impl FromStop {
+    /// The moment in a run whose stop fired at `stop_at`.
+    #[must_use]
+    pub fn at(self, stop_at: Duration) -> Duration {
+        match self {
+            FromStop::Before(d) => stop_at.saturating_sub(d),
+            FromStop::After(d) => stop_at.saturating_add(d),
+        }
+    }
+
+    /// Seconds from the stop, negative before it.
+    fn from_secs(v: f64) -> Self {
+        let d = Duration::from_secs_f64(v.abs());
+        if v < 0.0 {
+            FromStop::Before(d)
+        } else {
+            FromStop::After(d)
+        }
+    }
+}
+
+impl OutageAroundStop {
+    /// The outage in a run whose stop fired at `stop_at`.
+    #[must_use]
+    pub fn at(&self, stop_at: Duration) -> EndpointOutage {
+        EndpointOutage {
+            endpoint: self.endpoint,
+            from: self.from.at(stop_at),
+            until: self.until.at(stop_at),
+            fault: self.fault,
+        }
+    }
 }
 
 /// Names of the built-in scenarios.
-pub const BUILTIN: [&str; 6] = [
+pub const BUILTIN: [&str; 8] = [
     "bug-003",
     "rpc-blackout",
     "late-landing",
     "rate-limited",
     "slippage-storm",
     "calm",
+    "provider-outage",
+    "lagging-provider",
 ];
 
 const SOL: u64 = 1_000_000_000;
@@ -82,7 +144,30 @@ fn base(name: &str, description: &str, market: GeneratorConfig, faults: FaultPro
         operator_reaction: Duration::from_secs(60),
         tick: Duration::from_secs(1),
         blackouts_after_stop: Vec::new(),
+        outages_around_stop: Vec::new(),
     }
+}
+
+/// The adversarial cluster as three providers, one endpoint each, reached through the
+/// client's endpoint list, with one of them in trouble for 90 s around the stop: from
+/// 10 s before it to 80 s after.
+fn providers(name: &str, description: &str, fault: EndpointFault) -> Scenario {
+    let mut faults = profile(ProfileName::Adversarial);
+    faults.cluster.nodes = 3;
+    faults.cluster.topology = Topology::Endpoints;
+    let mut scenario = base(
+        name,
+        description,
+        crash(20.0, Duration::from_secs(100), Duration::from_secs(600)),
+        faults,
+    );
+    scenario.outages_around_stop = vec![OutageAroundStop {
+        endpoint: 0,
+        from: FromStop::Before(Duration::from_secs(10)),
+        until: FromStop::After(Duration::from_secs(80)),
+        fault,
+    }];
+    scenario
 }
 
 /// A named fault profile on the adversarial cluster (lagging nodes, nodes without
@@ -178,390 +263,32 @@ pub fn builtin(name: &str) -> Option<Scenario> {
                 FaultProfile::default(),
             )
         }
+        // The primary provider dies: requests to it get no answer at all (the hostile
+        // way: not a refused connection but a hang until the client gives up), and what
+        // is sent to it reaches no leader. The other two are healthy. kyzlo's client
+        // knows all three; naive's, only the primary.
+        "provider-outage" => providers(
+            name,
+            "The crash while the first of three RPC providers is dead (no answer) for 90 s \
+             around the stop",
+            EndpointFault::Down,
+        ),
+        // The primary provider falls 60 slots (24 s) behind and stays there: well inside
+        // the 128 slots at which an Agave node starts calling itself unhealthy, so it
+        // answers every request from its old view (statuses missing or stale, newer
+        // blockhashes unknown so sends built on them are refused at preflight, expiry
+        // seen 24 s late) and no client fails over.
+        "lagging-provider" => providers(
+            name,
+            "The crash while the first of three RPC providers answers 60 slots behind for \
+             90 s around the stop",
+            EndpointFault::Lagging { slots: 60 },
+        ),
         _ => return None,
     })
 }
 
-/// Why a scenario could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ScenarioError {
-    /// Neither a built-in name nor a readable file.
-    #[error("no built-in scenario named {name:?} and no such file (built-in: {builtins})")]
-    Unknown {
-        /// The name given.
-        name: String,
-        /// The built-in names.
-        builtins: String,
-    },
-    /// The file could not be read.
-    #[error("cannot read scenario file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    /// The TOML is malformed or has an unknown or mistyped key.
-    #[error("scenario file {path}: {message}")]
-    Toml {
-        /// The file.
-        path: PathBuf,
-        /// The parser's message, with line and column.
-        message: String,
-    },
-    /// A value is out of range.
-    #[error("scenario file {path}: {key} = {value}: {expected}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// The key.
-        key: &'static str,
-        /// The value given.
-        value: String,
-        /// What is allowed.
-        expected: &'static str,
-    },
-    /// The replay CSV is malformed.
-    #[error(transparent)]
-    Csv(#[from] kyzlo_adapters_sim::market::CsvError),
-}
+mod file;
 
-/// A scenario by built-in name or TOML file path.
-///
-/// # Errors
-/// [`ScenarioError`] naming what is wrong.
-pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
-    if let Some(s) = builtin(name_or_path) {
-        return Ok(s);
-    }
-    let path = Path::new(name_or_path);
-    if !path.exists() {
-        return Err(ScenarioError::Unknown {
-            name: name_or_path.to_owned(),
-            builtins: BUILTIN.join(", "),
-        });
-    }
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    from_toml(&text, path)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ScenarioFile {
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default = "default_stop")]
-    stop_loss_bps: u16,
-    #[serde(default = "default_position")]
-    position_sol: f64,
-    #[serde(default = "default_horizon")]
-    horizon_s: f64,
-    #[serde(default = "default_reaction")]
-    operator_reaction_s: f64,
-    market: MarketFile,
-    #[serde(default)]
-    faults: FaultsFile,
-}
-
-fn default_stop() -> u16 {
-    500
-}
-fn default_position() -> f64 {
-    10.0
-}
-fn default_horizon() -> f64 {
-    600.0
-}
-fn default_reaction() -> f64 {
-    60.0
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
-enum MarketFile {
-    Generated {
-        #[serde(default = "default_regime")]
-        regime: String,
-        #[serde(default = "default_start")]
-        start_price: f64,
-        crash_drop_pct: Option<f64>,
-        crash_over_s: Option<f64>,
-        crash_at_s: Option<f64>,
-    },
-    Replay {
-        csv: PathBuf,
-        from_ts_ms: Option<u64>,
-    },
-}
-
-fn default_regime() -> String {
-    "crash".to_owned()
-}
-fn default_start() -> f64 {
-    100.0
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FaultsFile {
-    profile: Option<ProfileName>,
-    send_timeout: Option<f64>,
-    timeout_lands: Option<f64>,
-    drop: Option<f64>,
-    rate_limited: Option<f64>,
-    retry_after_s: Option<f64>,
-    node_unhealthy: Option<f64>,
-    blackouts_s: Option<Vec<[f64; 2]>>,
-    blackouts_after_stop_s: Option<Vec<[f64; 2]>>,
-    base_slippage_bps: Option<f64>,
-    confirm_latency_median_ms: Option<f64>,
-    cluster: Option<ClusterName>,
-}
-
-/// The RPC nodes of a scenario file's `[faults] cluster`.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum ClusterName {
-    Adversarial,
-    Healthy,
-    Ideal,
-}
-
-fn secs(path: &Path, key: &'static str, v: f64) -> Result<Duration, ScenarioError> {
-    if v.is_finite() && (0.0..1e7).contains(&v) {
-        Ok(Duration::from_secs_f64(v))
-    } else {
-        Err(ScenarioError::Invalid {
-            path: path.to_owned(),
-            key,
-            value: v.to_string(),
-            expected: "a number of seconds from 0 to 10,000,000",
-        })
-    }
-}
-
-fn probability(
-    path: &Path,
-    key: &'static str,
-    v: Option<f64>,
-    into: &mut f64,
-) -> Result<(), ScenarioError> {
-    if let Some(v) = v {
-        if !(0.0..=1.0).contains(&v) {
-            return Err(ScenarioError::Invalid {
-                path: path.to_owned(),
-                key,
-                value: v.to_string(),
-                expected: "a probability from 0 to 1",
-            });
-        }
-        *into = v;
-    }
-    Ok(())
-}
-
-/// Parses a scenario file. The format:
-///
-/// ```toml
-/// name = "my-crash"
-/// description = "19 May 2021 under a flaky RPC"
-/// stop_loss_bps = 500        # default 500
-/// position_sol = 10.0        # default 10
-/// horizon_s = 600            # default 600
-/// operator_reaction_s = 60   # default 60: an operator force-exits this long after a halt
-///
-/// [market]                   # either generated...
-/// kind = "generated"
-/// regime = "crash"           # calm | trending | crash
-/// start_price = 100.0
-/// crash_drop_pct = 20.0
-/// crash_over_s = 100.0
-/// crash_at_s = 0.0
-///
-/// # [market]                 # ...or replayed from a CSV (ts_ms,price or OHLCV), relative
-/// # kind = "replay"          # paths resolved against the scenario file's folder
-/// # csv = "sol_usdt_1m.csv"
-/// # from_ts_ms = 1621425480000
-///
-/// [faults]                   # a named profile, then overrides
-/// profile = "flaky"          # none | flaky | rpc-blackout | late-landing | rate-limited | slippage-storm | node-behind | adversarial
-/// send_timeout = 0.5
-/// timeout_lands = 0.3
-/// drop = 0.05
-/// rate_limited = 0.0
-/// retry_after_s = 1.0
-/// node_unhealthy = 0.0
-/// blackouts_s = [[20, 65]]            # RPC blackouts, seconds from the run's start
-/// blackouts_after_stop_s = [[0, 45]]   # ... or from the moment the stop fires in each run
-/// base_slippage_bps = 5.0
-/// confirm_latency_median_ms = 600
-/// cluster = "adversarial"    # adversarial | healthy (the default) | ideal: the RPC nodes
-/// ```
-///
-/// # Errors
-/// [`ScenarioError`] naming the key, its value and what is allowed.
-pub fn from_toml(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
-    let file: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError::Toml {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })?;
-    let invalid =
-        |key: &'static str, value: String, expected: &'static str| ScenarioError::Invalid {
-            path: path.to_owned(),
-            key,
-            value,
-            expected,
-        };
-    if file.stop_loss_bps == 0 || file.stop_loss_bps >= 10_000 {
-        return Err(invalid(
-            "stop_loss_bps",
-            file.stop_loss_bps.to_string(),
-            "1 to 9999 (a stop at or above 100% is no stop)",
-        ));
-    }
-    if !(file.position_sol.is_finite() && file.position_sol > 0.0 && file.position_sol < 1e9) {
-        return Err(invalid(
-            "position_sol",
-            file.position_sol.to_string(),
-            "a positive amount of SOL below 1e9",
-        ));
-    }
-    let horizon = secs(path, "horizon_s", file.horizon_s)?;
-    let operator_reaction = secs(path, "operator_reaction_s", file.operator_reaction_s)?;
-    let market = match file.market {
-        MarketFile::Generated {
-            regime,
-            start_price,
-            crash_drop_pct,
-            crash_over_s,
-            crash_at_s,
-        } => {
-            let regime = match regime.as_str() {
-                "calm" => Regime::Calm,
-                "trending" => Regime::Trending,
-                "crash" => Regime::Crash,
-                _ => return Err(invalid("market.regime", regime, "calm, trending or crash")),
-            };
-            let mut config = GeneratorConfig::regime(regime, start_price, horizon);
-            if let Some(drop_pct) = crash_drop_pct {
-                let over = secs(path, "market.crash_over_s", crash_over_s.unwrap_or(100.0))?;
-                let at = secs(path, "market.crash_at_s", crash_at_s.unwrap_or(0.0))?;
-                config.crash = Some(CrashSpec {
-                    at,
-                    drop_pct,
-                    over,
-                    vol_multiplier: 3.0,
-                });
-            }
-            config.validate().map_err(|e| ScenarioError::Toml {
-                path: path.to_owned(),
-                message: format!("market: {e}"),
-            })?;
-            MarketSpec::Generated(config)
-        }
-        MarketFile::Replay { csv, from_ts_ms } => {
-            let csv = if csv.is_relative() {
-                path.parent().unwrap_or(Path::new(".")).join(csv)
-            } else {
-                csv
-            };
-            let full = load_csv(&csv, CsvRules::default())?;
-            let start = match from_ts_ms {
-                Some(ts) => {
-                    let first = full.first_ts_ms();
-                    if ts < first {
-                        return Err(invalid(
-                            "market.from_ts_ms",
-                            ts.to_string(),
-                            "a timestamp inside the CSV",
-                        ));
-                    }
-                    Duration::from_millis(ts - first)
-                }
-                None => Duration::ZERO,
-            };
-            if start >= full.duration() {
-                return Err(invalid(
-                    "market.from_ts_ms",
-                    from_ts_ms.unwrap_or(0).to_string(),
-                    "a timestamp inside the CSV",
-                ));
-            }
-            MarketSpec::Replay(Arc::new(full.slice_from(start)))
-        }
-    };
-    let f = file.faults;
-    let mut faults = f.profile.map(ProfileName::profile).unwrap_or_default();
-    probability(
-        path,
-        "faults.send_timeout",
-        f.send_timeout,
-        &mut faults.send_timeout,
-    )?;
-    probability(
-        path,
-        "faults.timeout_lands",
-        f.timeout_lands,
-        &mut faults.timeout_lands,
-    )?;
-    probability(path, "faults.drop", f.drop, &mut faults.drop)?;
-    probability(
-        path,
-        "faults.rate_limited",
-        f.rate_limited,
-        &mut faults.rate_limited,
-    )?;
-    probability(
-        path,
-        "faults.node_unhealthy",
-        f.node_unhealthy,
-        &mut faults.node_unhealthy,
-    )?;
-    if let Some(v) = f.retry_after_s {
-        faults.retry_after = secs(path, "faults.retry_after_s", v)?;
-    }
-    if let Some(v) = f.confirm_latency_median_ms {
-        faults.confirm_latency_median = secs(path, "faults.confirm_latency_median_ms", v / 1000.0)?;
-    }
-    if let Some(v) = f.base_slippage_bps {
-        if !(v.is_finite() && (0.0..1000.0).contains(&v)) {
-            return Err(invalid(
-                "faults.base_slippage_bps",
-                v.to_string(),
-                "0 to 1000",
-            ));
-        }
-        faults.base_slippage_bps = v;
-    }
-    if let Some(cluster) = f.cluster {
-        faults.cluster = match cluster {
-            ClusterName::Adversarial => ClusterProfile::adversarial(),
-            ClusterName::Healthy => ClusterProfile::default(),
-            ClusterName::Ideal => ClusterProfile::ideal(),
-        };
-    }
-    if let Some(windows) = &f.blackouts_s {
-        faults.blackouts = windows_of(path, "faults.blackouts_s", windows)?;
-    }
-    let blackouts_after_stop = match &f.blackouts_after_stop_s {
-        Some(windows) => windows_of(path, "faults.blackouts_after_stop_s", windows)?,
-        None => Vec::new(),
-    };
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let position = (file.position_sol * SOL as f64) as u64;
-    Ok(Scenario {
-        name: file.name,
-        description: file.description,
-        market,
-        faults,
-        stop_loss_bps: file.stop_loss_bps,
-        position,
-        horizon,
-        operator_reaction,
-        tick: Duration::from_secs(1),
-        blackouts_after_stop,
-    })
-}
+use file::secs;
+pub use file::{ScenarioError, from_toml, load};

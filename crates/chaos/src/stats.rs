@@ -1,10 +1,12 @@
 //! Aggregates over runs: per-policy distributions of realized loss, excess over the stop
-//! and exit time, and counts, in the JSON shape the CLI prints.
+//! and exit time, counts, and the mean breakdown of kyzlo's excess over the oracle, in
+//! the JSON shape the CLI prints.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::breakdown::{LossBreakdown, PARTS, shown};
 use crate::runner::{PolicyRun, RunResult};
 
 /// mean, p50, p95, p99, max.
@@ -62,6 +64,9 @@ pub struct ChaosSummary {
     pub triggered: u64,
     /// Per policy.
     pub policies: Policies,
+    /// Where kyzlo's excess over the oracle went: each part's mean over the runs in which
+    /// the stop fired, in points of the position (see [`crate::breakdown`]).
+    pub loss_breakdown: LossBreakdown,
 }
 
 /// The three policies.
@@ -151,6 +156,7 @@ pub fn summarize(
             kyzlo: policy(&pick(|r| &r.kyzlo), stop_pct),
             oracle: policy(&pick(|r| &r.oracle), stop_pct),
         },
+        loss_breakdown: LossBreakdown::mean(triggered.iter().map(|r| &r.breakdown)),
     }
 }
 
@@ -194,6 +200,15 @@ pub fn table(summary: &ChaosSummary) -> String {
             p.halts
         ));
     }
+    let b = &summary.loss_breakdown;
+    out.push_str(&format!(
+        "kyzlo's excess over the oracle, fees included, mean points: {} =",
+        shown(b.total)
+    ));
+    for ((name, _), value) in PARTS.iter().zip(b.parts()) {
+        out.push_str(&format!(" {name} {}", shown(value)));
+    }
+    out.push_str(&format!(" (residual {:+.1e})\n", b.residual));
     out
 }
 

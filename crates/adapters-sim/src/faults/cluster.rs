@@ -1,5 +1,6 @@
 //! The RPC nodes behind the venue: how many, how they are reached, how far they lag, what
-//! they remember, and the cluster's forks, skipped slots and refused resends.
+//! they remember, when one of them is down or far behind, and the cluster's forks,
+//! skipped slots and refused resends.
 
 use super::*;
 
@@ -13,6 +14,55 @@ pub enum Topology {
     /// Several endpoints: requests go to the current one and move to the next after it
     /// fails (the client's failover).
     Failover,
+    /// Several providers, one endpoint each, primary first, reached the way kyzlo's
+    /// Solana adapter reaches its `[rpc] endpoints`: a call goes to the first endpoint
+    /// not cooling down; an endpoint failure (no answer within the client's request
+    /// timeout, 429, -32005 node unhealthy, -32011 no history, -32016 behind the asked
+    /// slot) passes that endpoint over for the client's cool-down and the same call moves
+    /// on to the next; any other answer, even a refusal, ends the call; when every
+    /// endpoint cools down, all are tried, soonest-recovered first. The client's request
+    /// timeout, cool-down and how many of the endpoints it knows are the venue's
+    /// [`EndpointClient`](crate::venue::EndpointClient). Each provider draws its own 429s
+    /// and -32005s; blackouts, sends' fates at the leader and the ledger stay the
+    /// cluster's.
+    Endpoints,
+}
+
+/// What is wrong with one endpoint during an [`EndpointOutage`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointFault {
+    /// The provider is dead: a request to it gets no answer (the client gives up at its
+    /// request timeout) and a transaction sent to it reaches no leader.
+    Down,
+    /// The provider answers, healthy by its own account, from a view this many slots
+    /// behind the tip (on top of its usual lag; its view never goes backwards, so it
+    /// stalls first): stale statuses, newer blockhashes unknown, expiry seen late,
+    /// preflight on old state.
+    Lagging {
+        /// How far behind the tip it answers.
+        slots: u64,
+    },
+}
+
+/// One endpoint's trouble over a window of run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointOutage {
+    /// The endpoint (0 is the primary).
+    pub endpoint: u8,
+    /// From (inclusive).
+    pub from: Duration,
+    /// Until (exclusive).
+    pub until: Duration,
+    /// What is wrong.
+    pub fault: EndpointFault,
+}
+
+impl EndpointOutage {
+    /// Whether it holds at `at`.
+    #[must_use]
+    pub fn covers(&self, at: Duration) -> bool {
+        self.from <= at && at < self.until
+    }
 }
 
 /// The RPC cluster behind the venue and the router in front of it.
@@ -59,6 +109,8 @@ pub struct ClusterProfile {
     /// A landed transaction's details cannot be read for up to this long after landing
     /// (uniform per transaction).
     pub fill_delay: Duration,
+    /// Endpoints down or far behind over windows of run time (none by default).
+    pub outages: Vec<EndpointOutage>,
 }
 
 /// How many slots a node keeps statuses for without transaction history.
@@ -81,6 +133,7 @@ impl Default for ClusterProfile {
             refused_resends: 0.0,
             quote_drift_bps: 0.0,
             fill_delay: Duration::ZERO,
+            outages: Vec::new(),
         }
     }
 }
@@ -107,6 +160,7 @@ impl ClusterProfile {
             refused_resends: 0.1,
             quote_drift_bps: 10.0,
             fill_delay: Duration::from_secs(3),
+            outages: Vec::new(),
         }
     }
 
@@ -179,6 +233,39 @@ impl ClusterProfile {
                 "at most an hour",
             );
         }
+        for outage in &self.outages {
+            if outage.endpoint >= self.nodes {
+                return bad(
+                    "cluster.outages.endpoint",
+                    f64::from(outage.endpoint),
+                    "an endpoint below cluster.nodes",
+                );
+            }
+            if outage.from >= outage.until {
+                return bad("cluster.outages", outage.from.as_secs_f64(), "from < until");
+            }
+            if let EndpointFault::Lagging { slots } = outage.fault
+                && slots > 10_000
+            {
+                return bad("cluster.outages.slots", slots as f64, "at most 10000");
+            }
+        }
         Ok(())
+    }
+
+    /// Whether every RPC endpoint is down at `at`: no provider can take a transaction.
+    #[must_use]
+    pub fn all_endpoints_down(&self, at: Duration) -> bool {
+        (0..usize::from(self.nodes.max(1)))
+            .all(|e| self.endpoint_fault(e, at) == Some(EndpointFault::Down))
+    }
+
+    /// What is wrong with `endpoint` at `at`, if anything (the first outage covering it).
+    #[must_use]
+    pub fn endpoint_fault(&self, endpoint: usize, at: Duration) -> Option<EndpointFault> {
+        self.outages
+            .iter()
+            .find(|o| usize::from(o.endpoint) == endpoint && o.covers(at))
+            .map(|o| o.fault)
     }
 }

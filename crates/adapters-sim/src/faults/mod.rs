@@ -27,7 +27,7 @@
 //! | `confirm_price_noise_bps` | standard deviation of extra normal noise on each fill | 0 |
 //! | `priority_fee_matters` | a priority fee ≥ 200,000 lamports halves the median latency | true |
 //! | `slot_time` | time per slot | 400 ms |
-//! | `cluster` | the RPC nodes, their lag and history, forks, preflight, the router ([`ClusterProfile`]) | a healthy cluster |
+//! | `cluster` | the RPC nodes, their lag and history, how they are reached, endpoints down or far behind, forks, preflight, the router ([`ClusterProfile`]) | a healthy cluster |
 //!
 //! A send draws one uniform `u`: below `rate_limited` it is a 429; then `node_unhealthy`;
 //! then `send_timeout` (a second draw decides `timeout_lands`); then `drop`; otherwise it
@@ -59,7 +59,7 @@ use crate::rng::SimRng;
 mod cluster;
 mod named;
 
-pub use cluster::{ClusterProfile, STATUS_CACHE_SLOTS, Topology};
+pub use cluster::{ClusterProfile, EndpointFault, EndpointOutage, STATUS_CACHE_SLOTS, Topology};
 pub use named::ProfileName;
 
 /// The width of the time buckets a call's faults are keyed on.
@@ -74,6 +74,7 @@ pub const MAX_SCAN_BUCKETS: u64 = 1_000_000;
 const STREAM_SEND: u64 = 1;
 const STREAM_CALL: u64 = 2;
 const STREAM_NOISE: u64 = 3;
+const STREAM_ENDPOINT_CALL: u64 = 4;
 
 /// Per-send probabilities and latencies of a simulated network (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
@@ -382,7 +383,22 @@ impl FaultSchedule {
         if self.in_blackout(at) {
             return Some(ErrorClass::RpcTimeout);
         }
-        let u = SimRng::keyed(self.seed, STREAM_CALL, bucket(at)).uniform();
+        self.call_fault(SimRng::keyed(self.seed, STREAM_CALL, bucket(at)).uniform())
+    }
+
+    /// As [`FaultSchedule::call_fails`] for a call to one provider's `endpoint` (the
+    /// [`Topology::Endpoints`] cluster): each provider draws its own 429s and -32005s,
+    /// while a blackout is the whole network's.
+    #[must_use]
+    pub fn call_fails_on(&self, at: Duration, endpoint: usize) -> Option<ErrorClass> {
+        if self.in_blackout(at) {
+            return Some(ErrorClass::RpcTimeout);
+        }
+        let key = bucket(at).wrapping_mul(64).wrapping_add(endpoint as u64);
+        self.call_fault(SimRng::keyed(self.seed, STREAM_ENDPOINT_CALL, key).uniform())
+    }
+
+    fn call_fault(&self, u: f64) -> Option<ErrorClass> {
         let rate_limited = probability(self.profile.rate_limited);
         if u < rate_limited {
             return Some(ErrorClass::RateLimited);
@@ -536,6 +552,36 @@ mod tests {
                 "blackouts",
                 FaultProfile {
                     blackouts: vec![(MS(5), MS(5))],
+                    ..ok.clone()
+                },
+            ),
+            (
+                "cluster.outages.endpoint",
+                FaultProfile {
+                    cluster: ClusterProfile {
+                        outages: vec![EndpointOutage {
+                            endpoint: 3,
+                            from: MS(0),
+                            until: MS(10),
+                            fault: EndpointFault::Down,
+                        }],
+                        ..ClusterProfile::default()
+                    },
+                    ..ok.clone()
+                },
+            ),
+            (
+                "cluster.outages",
+                FaultProfile {
+                    cluster: ClusterProfile {
+                        outages: vec![EndpointOutage {
+                            endpoint: 0,
+                            from: MS(10),
+                            until: MS(10),
+                            fault: EndpointFault::Lagging { slots: 5 },
+                        }],
+                        ..ClusterProfile::default()
+                    },
                     ..ok.clone()
                 },
             ),
@@ -698,6 +744,66 @@ mod tests {
         let healthy = FaultSchedule::new(FaultProfile::default(), 8);
         assert!((0..n).all(|i| healthy.call_fails(BUCKET * i).is_none()));
         assert_eq!(healthy.price_noise_bps(MS(100)), 0.0);
+    }
+
+    #[test]
+    fn each_provider_draws_its_own_call_faults_but_shares_the_network_s_blackouts() {
+        let profile = FaultProfile {
+            rate_limited: 0.3,
+            blackouts: vec![(Duration::from_secs(10), Duration::from_secs(20))],
+            ..FaultProfile::default()
+        };
+        let schedule = FaultSchedule::new(profile, 9);
+        let n = 10_000u32;
+        let (mut first, mut second, mut both) = (0u32, 0u32, 0u32);
+        for i in 0..n {
+            let at = Duration::from_secs(30) + BUCKET * i;
+            let a = schedule.call_fails_on(at, 0) == Some(ErrorClass::RateLimited);
+            let b = schedule.call_fails_on(at, 1) == Some(ErrorClass::RateLimited);
+            first += u32::from(a);
+            second += u32::from(b);
+            both += u32::from(a && b);
+        }
+        let freq = |k: u32| f64::from(k) / f64::from(n);
+        assert!((freq(first) - 0.3).abs() < 0.02 && (freq(second) - 0.3).abs() < 0.02);
+        // Independent: both refuse as often as the product says, not as often as one.
+        assert!((freq(both) - 0.09).abs() < 0.015, "{}", freq(both));
+        for endpoint in 0..3 {
+            assert_eq!(
+                schedule.call_fails_on(MS(15_000), endpoint),
+                Some(ErrorClass::RpcTimeout)
+            );
+        }
+    }
+
+    #[test]
+    fn an_outage_covers_its_endpoint_over_its_window_only() {
+        let cluster = ClusterProfile {
+            outages: vec![EndpointOutage {
+                endpoint: 1,
+                from: MS(1_000),
+                until: MS(2_000),
+                fault: EndpointFault::Down,
+            }],
+            ..ClusterProfile::default()
+        };
+        assert_eq!(cluster.endpoint_fault(1, MS(999)), None);
+        assert_eq!(
+            cluster.endpoint_fault(1, MS(1_000)),
+            Some(EndpointFault::Down)
+        );
+        assert_eq!(
+            cluster.endpoint_fault(1, MS(1_999)),
+            Some(EndpointFault::Down)
+        );
+        assert_eq!(cluster.endpoint_fault(1, MS(2_000)), None);
+        assert_eq!(cluster.endpoint_fault(0, MS(1_500)), None);
+        assert!(!cluster.all_endpoints_down(MS(1_500)));
+        let dark = ClusterProfile {
+            nodes: 1,
+            ..cluster
+        };
+        assert!(!dark.all_endpoints_down(MS(1_500)), "endpoint 0 is up");
     }
 
     #[test]

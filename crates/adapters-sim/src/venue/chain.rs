@@ -48,8 +48,11 @@ impl SimVenue {
 impl Chain for SimVenue {
     async fn send(&self, tx: &SignedTransaction) -> Result<(), PortError> {
         const OP: &str = "sim.send";
+        if self.schedule.profile().cluster.topology == Topology::Endpoints {
+            return self.send_on_endpoints(tx).await;
+        }
         let now = self.run_time();
-        match self.begin_send(tx, now) {
+        match self.begin_send(tx, now, None) {
             SendEnd::Ok => Ok(()),
             SendEnd::Err(e) => Err(e.to_port(OP)),
             SendEnd::HangForwarded => {
@@ -74,28 +77,26 @@ impl Chain for SimVenue {
         signatures: &[TxSignature],
         lookup: StatusLookup,
     ) -> Result<Observed<Vec<Option<TxStatus>>>, PortError> {
-        const OP: &str = "sim.statuses";
-        let node = self.gate(OP, true).await?;
-        if signatures.len() > MAX_STATUS_SIGNATURES {
-            return Err(SimError::TooManySignatures {
-                count: signatures.len(),
-                limit: MAX_STATUS_SIGNATURES,
+        self.read("sim.statuses", |s, node| {
+            if signatures.len() > MAX_STATUS_SIGNATURES {
+                return Err(SimError::TooManySignatures {
+                    count: signatures.len(),
+                    limit: MAX_STATUS_SIGNATURES,
+                });
             }
-            .to_port(OP));
-        }
-        if lookup == StatusLookup::WithHistory && !node.view.history {
-            // A client with several endpoints moves to the next one.
-            self.lock().cluster.failed(node.view.node);
-            return Err(SimError::HistoryUnavailable.to_port(OP));
-        }
-        let s = self.lock();
-        Ok(Observed {
-            context_slot: node.view.view,
-            value: signatures
-                .iter()
-                .map(|sig| Self::status_at(&s, sig, node.view, lookup))
-                .collect(),
+            if lookup == StatusLookup::WithHistory && !node.view.history {
+                // A client with several endpoints moves to the next one.
+                return Err(SimError::HistoryUnavailable);
+            }
+            Ok(Observed {
+                context_slot: node.view.view,
+                value: signatures
+                    .iter()
+                    .map(|sig| Self::status_at(s, sig, node.view, lookup))
+                    .collect(),
+            })
         })
+        .await
     }
 
     async fn blockhash_valid(
@@ -103,44 +104,46 @@ impl Chain for SimVenue {
         blockhash: Blockhash,
         min_context_slot: u64,
     ) -> Result<Observed<bool>, PortError> {
-        const OP: &str = "sim.blockhash_valid";
-        let node = self.gate(OP, true).await?;
-        let view = node.view.view;
-        if view < min_context_slot {
-            self.lock().cluster.failed(node.view.node);
-            return Err(SimError::MinContextSlot {
-                min: min_context_slot,
-                view,
+        let slot = self.slot_of(blockhash);
+        self.read("sim.blockhash_valid", |s, node| {
+            let view = node.view.view;
+            if view < min_context_slot {
+                return Err(SimError::MinContextSlot {
+                    min: min_context_slot,
+                    view,
+                });
             }
-            .to_port(OP));
-        }
-        let valid = match self.slot_of(blockhash) {
-            // Unknown to this node (newer than its view), or not of this chain at all.
-            Some(slot) if slot <= view => {
-                let mut s = self.lock();
-                let expires = s.ledger.height(slot).saturating_add(BLOCKHASH_LIFE);
-                s.ledger.height(view) <= expires
-            }
-            _ => false,
-        };
-        Ok(Observed {
-            context_slot: view,
-            value: valid,
+            let valid = match slot {
+                // Unknown to this node (newer than its view), or not of this chain at all.
+                Some(slot) if slot <= view => {
+                    let expires = s.ledger.height(slot).saturating_add(BLOCKHASH_LIFE);
+                    s.ledger.height(view) <= expires
+                }
+                _ => false,
+            };
+            Ok(Observed {
+                context_slot: view,
+                value: valid,
+            })
         })
+        .await
     }
 
     async fn block_height(&self) -> Result<u64, PortError> {
-        let node = self.gate("sim.block_height", true).await?;
-        Ok(self.lock().ledger.height(node.view.view))
+        self.read("sim.block_height", |s, node| {
+            Ok(s.ledger.height(node.view.view))
+        })
+        .await
     }
 
     async fn latest_blockhash(&self) -> Result<RecentBlockhash, PortError> {
-        let node = self.gate("sim.latest_blockhash", true).await?;
-        let (slot, last_valid) = {
-            let mut s = self.lock();
-            let slot = s.ledger.block_at_height(node.view.view, u64::MAX);
-            (slot, s.ledger.height(slot).saturating_add(BLOCKHASH_LIFE))
-        };
+        let slot = self
+            .read("sim.latest_blockhash", |s, node| {
+                let slot = s.ledger.block_at_height(node.view.view, u64::MAX);
+                Ok((slot, s.ledger.height(slot).saturating_add(BLOCKHASH_LIFE)))
+            })
+            .await;
+        let (slot, last_valid) = slot?;
         Ok(RecentBlockhash {
             blockhash: self.blockhash_of(slot),
             last_valid_block_height: last_valid,
@@ -148,30 +151,31 @@ impl Chain for SimVenue {
     }
 
     async fn fill(&self, signature: TxSignature, _side: Side) -> Result<Option<Fill>, PortError> {
-        const OP: &str = "sim.fill";
-        let node = self.gate(OP, true).await?;
-        if !node.view.history {
-            self.lock().cluster.failed(node.view.node);
-            return Err(SimError::HistoryUnavailable.to_port(OP));
-        }
-        let s = self.lock();
-        Ok(s.ledger
-            .landing(&signature)
-            .filter(|l| l.confirm_slot <= node.view.view && node.now >= l.readable_at)
-            .map(|l| l.fill))
+        self.read("sim.fill", |s, node| {
+            if !node.view.history {
+                return Err(SimError::HistoryUnavailable);
+            }
+            Ok(s.ledger
+                .landing(&signature)
+                .filter(|l| l.confirm_slot <= node.view.view && node.now >= l.readable_at)
+                .map(|l| l.fill))
+        })
+        .await
     }
 
     async fn balances(&self) -> Result<Balances, PortError> {
-        let node = self.gate("sim.balances", true).await?;
-        let s = self.lock();
-        let held = s.ledger.holdings_at(node.view.view, Commitment::Confirmed);
-        Ok(held.to_balances(self.pair.native_base))
+        let native = self.pair.native_base;
+        self.read("sim.balances", |s, node| {
+            let held = s.ledger.holdings_at(node.view.view, Commitment::Confirmed);
+            Ok(held.to_balances(native))
+        })
+        .await
     }
 }
 
 #[async_trait]
 impl HealthProbe for SimVenue {
     async fn probe(&self) -> Result<(), PortError> {
-        self.gate("sim.probe", true).await.map(|_| ())
+        self.read("sim.probe", |_, _| Ok(())).await
     }
 }

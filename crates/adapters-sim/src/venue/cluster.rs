@@ -1,11 +1,14 @@
 //! The RPC cluster: nodes that each see the chain as of their own view slot (some slots
 //! behind the tip, never going backwards), some without transaction history, behind a
-//! load balancer that picks a node per request or a list of endpoints with failover.
-//! The router has a node of its own, from which it takes its blockhashes.
+//! load balancer that picks a node per request, a list of endpoints with failover, or
+//! several providers reached by the client's endpoint list (which endpoints cool down,
+//! and until when, is kept here). The router has a node of its own, from which it takes
+//! its blockhashes.
 
 use std::time::Duration;
 
-use crate::faults::{ClusterProfile, Topology};
+use super::EndpointClient;
+use crate::faults::{ClusterProfile, EndpointFault, Topology};
 use crate::rng::SimRng;
 
 const STREAM_LAG: u64 = 201;
@@ -39,6 +42,9 @@ pub(crate) struct Cluster {
     nodes: Vec<Node>,
     requests: u64,
     primary: usize,
+    client: EndpointClient,
+    /// Per endpoint, the run time until which the client passes it over.
+    cooling: Vec<Option<Duration>>,
 }
 
 impl Cluster {
@@ -59,7 +65,54 @@ impl Cluster {
             nodes,
             requests: 0,
             primary: 0,
+            client: EndpointClient::default(),
+            cooling: vec![None; count],
         }
+    }
+
+    /// The client's settings.
+    pub(crate) fn client(&self) -> EndpointClient {
+        self.client
+    }
+
+    pub(crate) fn set_client(&mut self, client: EndpointClient) {
+        self.client = client;
+    }
+
+    /// The endpoints the client tries for a call made at `now`, in order: those it knows
+    /// that are not cooling down, primary first; when all are, all of them,
+    /// soonest-recovered first (a call is never refused without one try).
+    pub(crate) fn candidates(&self, now: Duration) -> Vec<usize> {
+        let known = self.client.endpoints.clamp(1, self.rpc_nodes());
+        let healthy: Vec<usize> = (0..known)
+            .filter(|&e| self.cooling[e].is_none_or(|until| until <= now))
+            .collect();
+        if !healthy.is_empty() {
+            return healthy;
+        }
+        let mut all: Vec<usize> = (0..known).collect();
+        all.sort_by_key(|&e| self.cooling[e]);
+        all
+    }
+
+    /// `endpoint` failed as an endpoint: passed over until `until`.
+    pub(crate) fn cool(&mut self, endpoint: usize, until: Duration) {
+        if let Some(c) = self.cooling.get_mut(endpoint) {
+            *c = Some(until);
+        }
+    }
+
+    /// A node answered through `endpoint` (even with an error): it is reachable.
+    pub(crate) fn answered(&mut self, endpoint: usize) {
+        if let Some(c) = self.cooling.get_mut(endpoint) {
+            *c = None;
+        }
+    }
+
+    /// Whether `endpoint` is down at `t`.
+    pub(crate) fn down(&self, endpoint: usize, t: Duration) -> bool {
+        endpoint < self.rpc_nodes()
+            && self.profile.endpoint_fault(endpoint, t) == Some(EndpointFault::Down)
     }
 
     fn rpc_nodes(&self) -> usize {
@@ -77,7 +130,9 @@ impl Cluster {
                 )
                 .unwrap_or(0)
             }
-            Topology::Failover => self.primary,
+            // The client's list picks its endpoint itself (see `SimVenue::on_endpoints`);
+            // a request made without it goes to the primary.
+            Topology::Failover | Topology::Endpoints => self.primary,
         }
     }
 
@@ -108,7 +163,12 @@ impl Cluster {
 
     /// What `node` sees at run time `t` when the tip is at `tip`.
     pub(crate) fn view(&mut self, node: usize, tip: u64, t: Duration) -> NodeView {
-        let lag = self.lag(node, t);
+        // The router's node is the router provider's, never one of the RPC endpoints.
+        let behind = match self.profile.endpoint_fault(node, t) {
+            Some(EndpointFault::Lagging { slots }) if node < self.rpc_nodes() => slots,
+            _ => 0,
+        };
+        let lag = self.lag(node, t).saturating_add(behind);
         let n = &mut self.nodes[node];
         n.view = tip.saturating_sub(lag).max(n.view).min(tip);
         NodeView {

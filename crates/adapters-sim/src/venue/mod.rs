@@ -6,7 +6,11 @@
 //!   slot, some slots behind the tip, never going backwards; behind one load-balanced URL
 //!   two consecutive reads may come from two nodes. Every answer carries its view as the
 //!   context slot. Nodes without history refuse history look-ups (-32011) and forget
-//!   statuses after [`STATUS_CACHE_SLOTS`].
+//!   statuses after [`STATUS_CACHE_SLOTS`]. On a cluster of several providers
+//!   ([`Topology::Endpoints`]) the bot's client ([`EndpointClient`]) picks the endpoint
+//!   of each call and fails over as kyzlo's Solana adapter does; an endpoint may be down
+//!   (a request hangs until the client gives up, a send reaches no leader) or far behind
+//!   for a window ([`EndpointOutage`](crate::faults::EndpointOutage)).
 //! - **Landings** happen at the first block after a forwarded copy reaches a leader, if
 //!   the transaction's *real* blockhash is still valid (150 blocks from the block it
 //!   names; skipped slots do not count) and the fee payer can pay and stay rent-exempt.
@@ -38,6 +42,7 @@
 
 mod chain;
 mod cluster;
+mod endpoints;
 mod ledger;
 mod router;
 mod send;
@@ -56,7 +61,7 @@ use kyzlo_application::ports::{
 use kyzlo_domain::{ErrorClass, Lamports, TokenAmount, TxSignature};
 
 use crate::error::{NODE_BEHIND_CODE, SimError, TOO_MANY_REQUESTS};
-use crate::faults::{FaultSchedule, STATUS_CACHE_SLOTS, SendFate};
+use crate::faults::{FaultSchedule, STATUS_CACHE_SLOTS, SendFate, Topology};
 use crate::market::SimMarket;
 use crate::rng::{SimRng, mix64};
 use crate::trace::{Trace, TraceEvent};
@@ -85,6 +90,42 @@ const BLOCKHASH_MAGIC: &[u8; 4] = b"KBH1";
 const TX_LEN: usize = 20;
 const STREAM_DRIFT: u64 = 301;
 const STREAM_RESEND: u64 = 302;
+
+/// How the bot's RPC client reaches a cluster of several providers
+/// ([`Topology::Endpoints`]): the settings of kyzlo's Solana adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointClient {
+    /// How many of the providers it is configured with: the first ones, primary first.
+    pub endpoints: usize,
+    /// How long it waits for one answer before the endpoint counts as failing.
+    pub request_timeout: Duration,
+    /// How long a failing endpoint is passed over.
+    pub cooldown: Duration,
+}
+
+impl Default for EndpointClient {
+    /// Every provider, with the live defaults: `rpc.request_timeout_ms` (1 s) and the
+    /// adapter's 30 s cool-down.
+    fn default() -> Self {
+        Self {
+            endpoints: usize::MAX,
+            request_timeout: Duration::from_secs(1),
+            cooldown: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Whether an error says the endpoint itself failed (no answer, 429, node unhealthy,
+/// behind, without history): what makes a client with several endpoints move on.
+fn fails_endpoint(e: &SimError) -> bool {
+    matches!(
+        e.class(),
+        ErrorClass::RpcTimeout
+            | ErrorClass::Network
+            | ErrorClass::RateLimited
+            | ErrorClass::NodeUnhealthy
+    )
+}
 
 /// One landed transaction, as the chaos runner and the invariant checker inspect it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,6 +281,14 @@ impl SimVenue {
     #[must_use]
     pub fn with_trace(mut self, trace: Arc<Trace>) -> Self {
         self.trace = Some(trace);
+        self
+    }
+
+    /// The bot's RPC client on a cluster of several providers (by default every provider,
+    /// with the live defaults; see [`EndpointClient`]).
+    #[must_use]
+    pub fn with_client(self, client: EndpointClient) -> Self {
+        self.lock().cluster.set_client(client);
         self
     }
 
@@ -447,48 +496,6 @@ impl SimVenue {
                 Ok(()) => s.unsaved = false,
                 Err(e) => tracing::error!(error = %e, "paper wallet still not persisted"),
             }
-        }
-    }
-
-    /// Picks the node for a call made now and applies the schedule's call faults: a
-    /// 429, node-behind (chain reads), or a blackout hang ending in a timeout.
-    async fn gate(&self, operation: &'static str, chain_read: bool) -> Result<Node, PortError> {
-        let now = self.run_time();
-        let node = {
-            let mut s = self.lock();
-            self.settle(&mut s, now);
-            let tip = s.ledger.slot_at(now);
-            let node = s.cluster.pick();
-            let view = s.cluster.view(node, tip, now);
-            Node { now, tip, view }
-        };
-        let injected = |class, retry_after, code| {
-            Err(SimError::Injected {
-                operation,
-                class,
-                retry_after,
-                code,
-            }
-            .to_port(operation))
-        };
-        let fault = self.schedule.call_fails(now);
-        if fault.is_some() {
-            self.lock().cluster.failed(node.view.node);
-        }
-        match fault {
-            Some(ErrorClass::RpcTimeout) => {
-                tokio::time::sleep(HANG).await;
-                injected(ErrorClass::RpcTimeout, None, None)
-            }
-            Some(ErrorClass::RateLimited) => injected(
-                ErrorClass::RateLimited,
-                Some(self.schedule.profile().retry_after),
-                Some(TOO_MANY_REQUESTS),
-            ),
-            Some(ErrorClass::NodeUnhealthy) if chain_read => {
-                injected(ErrorClass::NodeUnhealthy, None, Some(NODE_BEHIND_CODE))
-            }
-            _ => Ok(node),
         }
     }
 

@@ -1,5 +1,6 @@
-//! Sending: the routes a send takes to a leader, the node's preflight of what it is
-//! sent, and refused resends.
+//! Sending: the routes a send takes to a leader (through the client's endpoint list on
+//! a cluster of several providers), the node's preflight of what it is sent, and
+//! refused resends.
 
 use super::*;
 
@@ -24,20 +25,94 @@ impl SimVenue {
         }
     }
 
-    pub(super) fn begin_send(&self, tx: &SignedTransaction, now: Duration) -> SendEnd {
-        let end = self.route_send(tx, now);
+    /// One send call at `now`, to the endpoint `via` (on a cluster of several
+    /// providers) or to the node the cluster picks.
+    pub(super) fn begin_send(
+        &self,
+        tx: &SignedTransaction,
+        now: Duration,
+        via: Option<usize>,
+    ) -> SendEnd {
+        let end = self.route_send(tx, now, via);
         let accepted = matches!(end, SendEnd::Ok | SendEnd::HangForwarded);
         self.trace_send(tx.signature, now, accepted);
         end
     }
 
-    pub(super) fn route_send(&self, tx: &SignedTransaction, now: Duration) -> SendEnd {
+    /// A send through the client's endpoint list, as kyzlo's Solana adapter sends
+    /// without send lanes: to the first endpoint it would read from, then to the next
+    /// while they fail as endpoints (an endpoint that gives no answer within the request
+    /// timeout may still have forwarded the bytes); a node's answer, even a refusal, ends
+    /// it. When none succeeds, the error is the most cautious one seen: a timeout (the
+    /// bytes may be on their way) before any refusal.
+    pub(super) async fn send_on_endpoints(&self, tx: &SignedTransaction) -> Result<(), PortError> {
+        const OP: &str = "sim.send";
+        let (client, candidates) = {
+            let now = self.run_time();
+            let s = self.lock();
+            (s.cluster.client(), s.cluster.candidates(now))
+        };
+        let mut seen: Vec<SimError> = Vec::new();
+        for endpoint in candidates {
+            let now = self.run_time();
+            match self.begin_send(tx, now, Some(endpoint)) {
+                SendEnd::Ok => {
+                    self.lock().cluster.answered(endpoint);
+                    return Ok(());
+                }
+                SendEnd::HangForwarded | SendEnd::HangLost => {
+                    tokio::time::sleep(client.request_timeout).await;
+                    let until = self.run_time().saturating_add(client.cooldown);
+                    self.lock().cluster.cool(endpoint, until);
+                    seen.push(SimError::Injected {
+                        operation: OP,
+                        class: ErrorClass::RpcTimeout,
+                        retry_after: None,
+                        code: None,
+                    });
+                }
+                SendEnd::Err(e) if fails_endpoint(&e) => {
+                    let until = self.run_time().saturating_add(client.cooldown);
+                    self.lock().cluster.cool(endpoint, until);
+                    seen.push(e);
+                }
+                SendEnd::Err(e) => {
+                    self.lock().cluster.answered(endpoint);
+                    seen.push(e);
+                    break;
+                }
+            }
+        }
+        let rank = |e: &SimError| match e.class() {
+            ErrorClass::RpcTimeout => 0,
+            ErrorClass::Network => 1,
+            ErrorClass::NodeUnhealthy => 2,
+            ErrorClass::RateLimited => 3,
+            ErrorClass::Unknown => 4,
+            _ => 5,
+        };
+        Err(seen.iter().min_by_key(|e| rank(e)).map_or_else(
+            || PortError::new(OP, ErrorClass::Unknown, "no endpoint"),
+            |e| e.to_port(OP),
+        ))
+    }
+
+    pub(super) fn route_send(
+        &self,
+        tx: &SignedTransaction,
+        now: Duration,
+        via: Option<usize>,
+    ) -> SendEnd {
         let mut s = self.lock();
         s.sends += 1;
         let resend = s.first_sent.contains_key(&tx.signature);
         s.first_sent.entry(tx.signature).or_insert(now);
         self.settle(&mut s, now);
         if self.schedule.in_blackout(now) {
+            return SendEnd::HangLost;
+        }
+        // A dead provider: the bytes reach no node.
+        if via.is_some_and(|e| s.cluster.down(e, now)) {
             return SendEnd::HangLost;
         }
         let unknown = SendEnd::Err(SimError::UnknownTransaction {
@@ -74,7 +149,10 @@ impl SimVenue {
             _ => {}
         }
         let tip = s.ledger.slot_at(now);
-        let node = s.cluster.pick();
+        let node = via.unwrap_or_else(|| s.cluster.pick());
+        if s.cluster.down(node, now) {
+            return SendEnd::HangLost;
+        }
         let view = s.cluster.view(node, tip, now);
         if s.ledger
             .landing(&tx.signature)

@@ -1,14 +1,20 @@
-//! Tests of the simulated venue's chain reads.
+//! Tests of the simulated venue's chain reads, and of a cluster of several providers
+//! reached through the client's endpoint list.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kyzlo_application::clock::Clock;
-use kyzlo_application::ports::{Chain, Pair};
-use kyzlo_domain::{Lamports, TokenAmount};
+use kyzlo_application::ports::{
+    Chain, Pair, QuoteRequest, Side, SignedTransaction, Signer, SwapRequest, SwapRouter,
+};
+use kyzlo_domain::{ErrorClass, Lamports, Slippage, TokenAmount};
+use tokio::time::Instant;
 
-use super::{SimVenue, SimWallet};
-use crate::faults::{ClusterProfile, FaultProfile, FaultSchedule};
+use super::{EndpointClient, SimVenue, SimWallet};
+use crate::faults::{
+    ClusterProfile, EndpointFault, EndpointOutage, FaultProfile, FaultSchedule, Topology,
+};
 use crate::market::{GeneratorConfig, Regime, SimMarket, generate};
 
 fn venue(cluster: ClusterProfile) -> SimVenue {
@@ -68,4 +74,139 @@ async fn a_node_behind_the_asked_context_slot_refuses_rather_than_answers() {
         .context_slot;
     let refused = v.blockhash_valid(latest.blockhash, tip + 1_000).await;
     assert!(refused.is_err(), "{refused:?}");
+}
+
+const S: fn(u64) -> Duration = Duration::from_secs;
+
+/// Three providers on the ideal network, the primary in `fault` from 0 to 120 s.
+fn providers(fault: EndpointFault) -> ClusterProfile {
+    ClusterProfile {
+        nodes: 3,
+        topology: Topology::Endpoints,
+        outages: vec![EndpointOutage {
+            endpoint: 0,
+            from: Duration::ZERO,
+            until: S(120),
+            fault,
+        }],
+        ..ClusterProfile::ideal()
+    }
+}
+
+/// How long a block-height read takes.
+async fn timed(v: &SimVenue) -> Duration {
+    let started = Instant::now();
+    v.block_height().await.unwrap();
+    started.elapsed()
+}
+
+/// Sleeps until run time `t`.
+async fn until(v: &SimVenue, t: Duration) {
+    tokio::time::sleep(t.saturating_sub(v.run_time())).await;
+}
+
+/// A sale of 0.5 SOL built with a blockhash life of `expiry_slots` (none: the router's
+/// newest blockhash), signed.
+async fn sale(v: &SimVenue, expiry_slots: Option<u32>) -> SignedTransaction {
+    let quote = v
+        .quote(&QuoteRequest {
+            side: Side::Sell,
+            amount_in: TokenAmount::new(500_000_000),
+            slippage: Slippage::from_bps(500).unwrap(),
+        })
+        .await
+        .unwrap();
+    let unsigned = v
+        .build_swap(&SwapRequest {
+            quote,
+            priority_fee: Lamports::new(0),
+            expiry_slots,
+            attempt: 1,
+        })
+        .await
+        .unwrap();
+    v.sign(&unsigned).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_primary_costs_one_request_timeout_then_calls_fail_over_until_its_cool_down_ends() {
+    let v = venue(providers(EndpointFault::Down));
+    until(&v, S(2)).await;
+    // The primary gives no answer: the client waits its request timeout, then the same
+    // call is answered by the next provider.
+    assert_eq!(timed(&v).await, S(1));
+    // Passed over for the cool-down: straight to the next provider.
+    assert_eq!(timed(&v).await, Duration::ZERO);
+    // Cool-down over, still dead: one more request timeout.
+    until(&v, S(34)).await;
+    assert_eq!(timed(&v).await, S(1));
+    // Back after the outage (and the cool-down): the primary answers at once.
+    until(&v, S(200)).await;
+    assert_eq!(timed(&v).await, Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_knows_only_the_dead_primary_gets_no_answer_until_it_recovers() {
+    let v = venue(providers(EndpointFault::Down)).with_client(EndpointClient {
+        endpoints: 1,
+        ..EndpointClient::default()
+    });
+    until(&v, S(2)).await;
+    let started = Instant::now();
+    let error = v.block_height().await.unwrap_err();
+    assert_eq!(
+        (error.class, started.elapsed()),
+        (ErrorClass::RpcTimeout, S(1))
+    );
+    // Nothing sent through it reaches a leader.
+    let tx = sale(&v, Some(20)).await;
+    let error = v.send(&tx).await.unwrap_err();
+    assert_eq!(error.class, ErrorClass::RpcTimeout);
+    until(&v, S(60)).await;
+    assert!(v.landings().is_empty());
+    until(&v, S(121)).await;
+    assert!(v.block_height().await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_send_to_the_dead_primary_fails_over_within_the_call_and_lands() {
+    let v = venue(providers(EndpointFault::Down));
+    until(&v, S(2)).await;
+    let tx = sale(&v, Some(20)).await;
+    let started = Instant::now();
+    v.send(&tx).await.unwrap();
+    assert_eq!(
+        started.elapsed(),
+        S(1),
+        "one request timeout, then the next provider"
+    );
+    until(&v, S(10)).await;
+    let landings = v.landings();
+    assert_eq!(landings.len(), 1);
+    assert!(landings[0].ok && landings[0].signature == tx.signature);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lagging_provider_answers_from_its_old_view_and_refuses_blockhashes_it_has_not_seen() {
+    let v = venue(providers(EndpointFault::Lagging { slots: 60 }));
+    until(&v, S(60)).await;
+    // Healthy by its own account: answered at once, 60 slots behind the tip.
+    let started = Instant::now();
+    let height = v.block_height().await.unwrap();
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(height, v.slot_now() - 60);
+    // A swap on the router's newest blockhash is refused at its preflight ("blockhash
+    // not found"): a node's answer, so the client does not fail over.
+    let fresh = sale(&v, None).await;
+    assert_eq!(
+        v.send(&fresh).await.unwrap_err().class,
+        ErrorClass::BlockhashExpired
+    );
+    // One on a blockhash 130 slots old (a 20-slot life) is one it has seen.
+    let short = sale(&v, Some(20)).await;
+    v.send(&short).await.unwrap();
+    until(&v, S(70)).await;
+    assert!(v.landings().iter().any(|l| l.signature == short.signature));
+    until(&v, S(121)).await;
+    assert_eq!(v.block_height().await.unwrap(), v.slot_now());
 }

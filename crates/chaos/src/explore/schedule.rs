@@ -298,6 +298,7 @@ impl Schedule {
                     Duration::ZERO
                 }
             },
+            outages: Vec::new(),
         };
         let mut rng = stream(40);
         let crashes = (0..rng.next_u64() % 4)

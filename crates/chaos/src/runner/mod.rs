@@ -1,6 +1,7 @@
 //! One chaos run per seed: the same price path and fault schedule under three exit
 //! policies: `naive` (the seeds' "before"), `kyzlo` (the real services) and `oracle`
-//! (a lower bound).
+//! (a lower bound), and where kyzlo's excess over the oracle went
+//! ([`crate::breakdown`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use kyzlo_adapters_sim::faults::FaultSchedule;
 use kyzlo_adapters_sim::market::{PricePath, SimMarket, generate};
 use kyzlo_adapters_sim::trace::{Trace, TraceEvent};
-use kyzlo_adapters_sim::venue::{SimVenue, SimWallet};
+use kyzlo_adapters_sim::venue::{EndpointClient, SimVenue, SimWallet};
 use kyzlo_application::bot::{Bot, BotPorts, BotSettings};
 use kyzlo_application::clock::Clock;
 use kyzlo_application::execute::ExecutionSettings;
@@ -31,6 +32,7 @@ use kyzlo_domain::{
     TokenAmount, TxSignature,
 };
 
+use crate::breakdown::{self, Ending, LossBreakdown, Reference, Timeline, fee_points};
 use crate::scenario::{MarketSpec, Scenario};
 
 mod policies;
@@ -71,6 +73,8 @@ pub struct RunResult {
     pub kyzlo: PolicyRun,
     /// The lower bound.
     pub oracle: PolicyRun,
+    /// Where kyzlo's excess over the oracle went.
+    pub breakdown: LossBreakdown,
 }
 
 /// One send, for the report's example run.
@@ -102,6 +106,8 @@ pub struct RunTrace {
     pub kyzlo: Vec<SendMark>,
     /// Naive's transactions.
     pub naive: Vec<SendMark>,
+    /// Where kyzlo's excess over the oracle went in this run.
+    pub breakdown: LossBreakdown,
 }
 
 const USDC: u64 = 1_000_000;
@@ -173,6 +179,10 @@ pub fn run_one(scenario: &Scenario, seed: u64, trace: bool) -> (RunResult, Optio
             .iter()
             .map(|&(a, b)| (stop_at + a, stop_at + b)),
     );
+    faults
+        .cluster
+        .outages
+        .extend(scenario.outages_around_stop.iter().map(|o| o.at(stop_at)));
     let schedule = Arc::new(FaultSchedule::new(faults, seed));
     let mut tr = trace.then(|| RunTrace {
         prices: (0..=scenario.horizon.as_secs())
@@ -189,16 +199,54 @@ pub fn run_one(scenario: &Scenario, seed: u64, trace: bool) -> (RunResult, Optio
         stop_at: Some(stop_at),
         ..RunTrace::default()
     });
-    let (kyzlo, kyzlo_marks) =
-        runtime().block_on(run_kyzlo(scenario, &path, &schedule, entry, size));
+    let kyzlo = runtime().block_on(run_kyzlo(scenario, &path, &schedule, entry, size, stop_at));
     let (naive, naive_marks) =
         runtime().block_on(run_naive(scenario, &path, &schedule, entry, size, stop_at));
-    result.kyzlo = kyzlo;
+    let (oracle, oracle_sent) = run_oracle(scenario, &path, &schedule, entry, stop_at);
+    result.kyzlo = kyzlo.policy;
     result.naive = naive;
-    result.oracle = run_oracle(scenario, &path, &schedule, entry, stop_at);
+    result.oracle = oracle;
+    let oracle_landed = if oracle.closed {
+        stop_at + oracle.exit_time
+    } else {
+        scenario.horizon
+    };
+    let reference = Reference {
+        path: &path,
+        entry,
+        stop: entry.get() * (1.0 - f64::from(scenario.stop_loss_bps) / 10_000.0),
+        stop_at,
+        tick: scenario.tick,
+    };
+    let oracle_fees = if oracle.closed {
+        fee_points(
+            oracle.fees_lamports,
+            scenario.position,
+            path.price_at(oracle_landed).get(),
+            entry.get(),
+        )
+    } else {
+        0.0
+    };
+    result.breakdown = breakdown::breakdown(
+        &reference,
+        &kyzlo.timeline,
+        Ending {
+            landed: kyzlo.landed,
+            loss_pct: kyzlo.policy.realized_loss_pct,
+            fees_pts: kyzlo.fees_pts,
+        },
+        oracle_sent,
+        Ending {
+            landed: oracle_landed,
+            loss_pct: oracle.realized_loss_pct,
+            fees_pts: oracle_fees,
+        },
+    );
     if let Some(tr) = tr.as_mut() {
-        tr.kyzlo = kyzlo_marks;
+        tr.kyzlo = kyzlo.marks;
         tr.naive = naive_marks;
+        tr.breakdown = result.breakdown;
     }
     (result, tr)
 }
@@ -243,6 +291,8 @@ struct Sales {
     exit_time: Duration,
     doubles: u32,
     marks: Vec<SendMark>,
+    /// The landing that closed the position: its transaction and when it landed.
+    closing: Option<(TxSignature, Duration)>,
 }
 
 /// Accounting over a venue's landings, oldest first: the sales up to the one that
@@ -258,6 +308,7 @@ fn account(
     let mut sold = 0;
     let mut received = 0;
     let mut last = stop_at;
+    let mut closing = None;
     let mut per_intent: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
     for l in &landings {
         if l.ok && l.side == Side::Sell {
@@ -265,6 +316,9 @@ fn account(
                 sold += l.amount_in.get();
                 received += l.amount_out.get();
                 last = last.max(l.at);
+                if sold >= position {
+                    closing = Some((l.signature, l.at));
+                }
             }
             if let Some((_, intent)) = intents.iter().find(|(s, _)| *s == l.signature) {
                 *per_intent.entry(*intent).or_default() += 1;
@@ -302,5 +356,19 @@ fn account(
         exit_time: last.saturating_sub(stop_at),
         doubles,
         marks,
+        closing,
     }
+}
+
+/// What the kyzlo policy left for the runner: its results, its transactions, and what
+/// the breakdown needs.
+struct KyzloRun {
+    policy: PolicyRun,
+    marks: Vec<SendMark>,
+    /// Its time from the stop, from its journal and the venue's landings.
+    timeline: Timeline,
+    /// When its fill is valued: the closing landing, or the horizon.
+    landed: Duration,
+    /// Every landing's fee, in points of the position.
+    fees_pts: f64,
 }

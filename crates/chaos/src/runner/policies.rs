@@ -5,14 +5,19 @@ use super::*;
 
 /// kyzlo: the real bot, started on a journal holding the position (so reconciliation
 /// adopts it), ticking until the position is closed or the horizon; when its exit breaker
-/// halts trading, the paged operator force-exits `operator_reaction` later.
+/// halts trading, the paged operator force-exits `operator_reaction` later. On a cluster
+/// of several providers its client knows every one of them (the venue's default
+/// [`EndpointClient`](kyzlo_adapters_sim::venue::EndpointClient): the live request
+/// timeout and cool-down). Its timeline from `stop_at` (the runner's) is read from its
+/// journal for the breakdown.
 pub(super) async fn run_kyzlo(
     scenario: &Scenario,
     path: &Arc<PricePath>,
     schedule: &Arc<FaultSchedule>,
     entry: Price,
     size: Size,
-) -> (PolicyRun, Vec<SendMark>) {
+    runner_stop_at: Duration,
+) -> KyzloRun {
     let clock = Clock::new();
     let market = Arc::new(SimMarket::starting_now(Arc::clone(path), clock));
     let trace = Arc::new(Trace::new());
@@ -89,7 +94,13 @@ pub(super) async fn run_kyzlo(
     )
     .await;
     let (Ok(()), Ok(bot)) = (opened, bot) else {
-        return (PolicyRun::default(), Vec::new());
+        return KyzloRun {
+            policy: PolicyRun::default(),
+            marks: Vec::new(),
+            timeline: Timeline::default(),
+            landed: scenario.horizon,
+            fees_pts: 0.0,
+        };
     };
     let control = bot.control();
     let operator = bot.operator();
@@ -151,8 +162,34 @@ pub(super) async fn run_kyzlo(
         // Still open at the horizon: marked at the last price.
         (1.0 - path.price_at(scenario.horizon).get() / entry.get()) * 100.0
     };
-    (
-        PolicyRun {
+    let closing = sales.closing.filter(|_| closed);
+    let records: Vec<_> = journal.intents().into_iter().map(|(i, _)| i).collect();
+    let timeline = breakdown::timeline(
+        runner_stop_at,
+        &records,
+        &journal.attempts(),
+        &|intent| journal.transitions(intent),
+        closing,
+        scenario.horizon,
+    );
+    let fees_pts = venue
+        .landings()
+        .iter()
+        .map(|l| {
+            fee_points(
+                l.fee.get(),
+                size.amount().get(),
+                path.price_at(l.at).get(),
+                entry.get(),
+            )
+        })
+        .sum();
+    KyzloRun {
+        timeline,
+        landed: closing.map_or(scenario.horizon, |(_, at)| at),
+        fees_pts,
+        marks: sales.marks,
+        policy: PolicyRun {
             realized_loss_pct,
             exit_time: if closed {
                 sales.exit_time
@@ -166,8 +203,7 @@ pub(super) async fn run_kyzlo(
             halted,
             closed,
         },
-        sales.marks,
-    )
+    }
 }
 
 pub(super) fn schedule_seed(schedule: &FaultSchedule) -> u64 {
@@ -177,7 +213,10 @@ pub(super) fn schedule_seed(schedule: &FaultSchedule) -> u64 {
 /// The seeds' "before": quote at 1%, send once (the send call bounded by an ordinary
 /// client's 30 s timeout), wait up to 60 s for confirmation; on any failure or timeout
 /// wait the 10 s poll interval and send a NEW transaction, with no deadline and no
-/// escalation, while earlier ones may still land.
+/// escalation, while earlier ones may still land. On a cluster of several providers it
+/// is what a bot with a single configured RPC URL does: its client knows only the first
+/// endpoint (the primary), waits the same 30 s for any answer, and has nowhere to fail
+/// over to.
 pub(super) async fn run_naive(
     scenario: &Scenario,
     path: &Arc<PricePath>,
@@ -200,7 +239,12 @@ pub(super) async fn run_naive(
             clock,
             Pair::SOL_USDC,
         )
-        .with_trace(Arc::clone(&trace)),
+        .with_trace(Arc::clone(&trace))
+        .with_client(EndpointClient {
+            endpoints: 1,
+            request_timeout: CLIENT_TIMEOUT,
+            ..EndpointClient::default()
+        }),
     );
     tokio::time::sleep(stop_at).await;
     let Ok(slippage) = Slippage::from_bps(100) else {
@@ -278,6 +322,7 @@ pub(super) async fn run_naive(
         exit_time,
         doubles,
         marks,
+        ..
     } = account(&venue, &trace, &sent, stop_at, position);
     let realized_loss_pct = if sold >= position {
         // Only the position's own sale counts toward its loss; a double sale is counted
@@ -308,16 +353,17 @@ pub(super) async fn run_naive(
 }
 
 /// The lower bound: the earliest moment a transaction sent at or after the stop could
-/// land in this run's fault schedule (any send time, within the exit ladder's blockhash
-/// life, at the priority fee of kyzlo's highest rung), filled at the price at landing
-/// with base slippage only.
+/// land in this run's fault schedule (any send time at which some RPC provider is up,
+/// within the exit ladder's blockhash life, at the priority fee of kyzlo's highest rung),
+/// filled at the price at landing with base slippage only. Also returns when that
+/// transaction was sent (the horizon when none lands).
 pub(super) fn run_oracle(
     scenario: &Scenario,
     path: &PricePath,
     schedule: &FaultSchedule,
     entry: Price,
     stop_at: Duration,
-) -> PolicyRun {
+) -> (PolicyRun, Duration) {
     use kyzlo_adapters_sim::faults::SendFate;
     const BUCKET: Duration = Duration::from_millis(100);
     let settings = ExecutionSettings::exit_defaults();
@@ -329,36 +375,48 @@ pub(super) fn run_oracle(
         .max()
         .unwrap_or_default();
     let life = settings.slot_time * settings.expiry_slots;
-    let mut best: Option<Duration> = None;
+    let cluster = &schedule.profile().cluster;
+    let mut best: Option<(Duration, Duration)> = None;
     let mut t = stop_at;
-    while t <= scenario.horizon && best.is_none_or(|b| t < b) {
+    while t <= scenario.horizon && best.is_none_or(|(_, b)| t < b) {
         let after = match schedule.send_fate(t, fee) {
+            // Some provider must be up to take it.
+            _ if cluster.all_endpoints_down(t) => None,
             SendFate::Lands { after } | SendFate::HangsThenLands { after } => Some(after),
             _ => None,
         };
         if let Some(after) = after.filter(|a| *a < life) {
             let land = t + after;
-            best = Some(best.map_or(land, |b| b.min(land)));
+            if best.is_none_or(|(_, b)| land < b) {
+                best = Some((t, land));
+            }
         }
         t += BUCKET;
     }
     match best {
-        Some(land) => {
+        Some((sent, land)) => {
             let price =
                 path.price_at(land).get() * (1.0 - schedule.profile().base_slippage_bps / 10_000.0);
-            PolicyRun {
-                realized_loss_pct: (1.0 - price / entry.get()) * 100.0,
-                exit_time: land.saturating_sub(stop_at),
-                attempts: 1,
-                fees_lamports: 5_000 + fee.get(),
-                closed: true,
-                ..PolicyRun::default()
-            }
+            (
+                PolicyRun {
+                    realized_loss_pct: (1.0 - price / entry.get()) * 100.0,
+                    exit_time: land.saturating_sub(stop_at),
+                    attempts: 1,
+                    fees_lamports: 5_000 + fee.get(),
+                    closed: true,
+                    ..PolicyRun::default()
+                },
+                sent,
+            )
         }
-        None => PolicyRun {
-            realized_loss_pct: (1.0 - path.price_at(scenario.horizon).get() / entry.get()) * 100.0,
-            exit_time: scenario.horizon,
-            ..PolicyRun::default()
-        },
+        None => (
+            PolicyRun {
+                realized_loss_pct: (1.0 - path.price_at(scenario.horizon).get() / entry.get())
+                    * 100.0,
+                exit_time: scenario.horizon,
+                ..PolicyRun::default()
+            },
+            scenario.horizon,
+        ),
     }
 }
