@@ -164,7 +164,9 @@ impl PgCluster {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or(ClusterError::NoPort(std::io::Error::other("no start tried"))))
+        Err(last.unwrap_or(ClusterError::NoPort(std::io::Error::other(
+            "no start tried",
+        ))))
     }
 
     /// The loopback port the server listens on.
@@ -259,18 +261,20 @@ impl PgCluster {
             .arg(&self.data)
             .args(["-w", "-t", "60", "-o", &options, "-l"])
             .arg(&log);
-        checked(start, "pg_ctl start").map(drop).map_err(|e| match e {
-            ClusterError::Failed {
-                program,
-                status,
-                stderr,
-            } => ClusterError::Failed {
-                program,
-                status,
-                stderr: format!("{stderr}; server log: {}", tail(&read_lossy(&log))),
-            },
-            other => other,
-        })
+        checked(start, "pg_ctl start")
+            .map(drop)
+            .map_err(|e| match e {
+                ClusterError::Failed {
+                    program,
+                    status,
+                    stderr,
+                } => ClusterError::Failed {
+                    program,
+                    status,
+                    stderr: format!("{stderr}; server log: {}", tail(&read_lossy(&log))),
+                },
+                other => other,
+            })
     }
 
     /// A process that outlives the test's crash: once this process is gone it stops the
@@ -350,7 +354,7 @@ fn find_bin_dir() -> Result<PathBuf, ClusterError> {
             Some((version, entry.path().join("bin")))
         })
         .collect();
-    debian.sort_by(|a, b| b.0.cmp(&a.0));
+    debian.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     candidates.extend(debian.into_iter().map(|(_, dir)| dir));
     for dir in &candidates {
         if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
@@ -421,7 +425,12 @@ fn ensure_user(name: &str) -> Result<(), ClusterError> {
     }
     let mut useradd = Command::new("useradd");
     useradd
-        .args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin"])
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+        ])
         .arg(name);
     match checked(useradd, "useradd") {
         // Another test process may have created it meanwhile.
