@@ -230,7 +230,8 @@ pub fn paper_wallet(config: &Config) -> String {
     format!("paper:{}", config.data_dir.display())
 }
 
-/// How long a lease lasts unrenewed, for tests and documentation: renewed every third.
+/// How often a lease of `lease` is renewed: every third of it, so two renewals may fail
+/// before it would expire.
 #[must_use]
 pub fn renewal_interval(lease: Duration) -> Duration {
     lease / 3
