@@ -5,8 +5,11 @@
 #    validator) when it is missing: a ~20-minute build the first time, skipped after.
 # 2. Installs Debian's chromium (for the page tests in a real headless browser) when no
 #    Chromium is on the PATH and KYZLO_CHROMIUM names none: about a minute, once.
-# 3. Builds every test.
-# 4. Runs them inside a private network namespace when the machine allows one (root, or
+# 3. Installs Debian's postgresql (for the PostgreSQL journal's tests, each against a
+#    throwaway cluster the test starts itself) when no initdb/pg_ctl is found in
+#    KYZLO_PG_BIN, on the PATH or under /usr/lib/postgresql: about a minute, once.
+# 4. Builds every test.
+# 5. Runs them inside a private network namespace when the machine allows one (root, or
 #    unprivileged user namespaces): only loopback exists there, so no test can reach, or
 #    be reached from, anything but this machine (the validator's RPC port listens on every
 #    interface whatever its options say).
@@ -22,6 +25,21 @@ if [ -z "${KYZLO_CHROMIUM:-}" ] && ! command -v chromium >/dev/null && ! command
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2
+fi
+
+have_postgres() {
+  local dir
+  for dir in ${KYZLO_PG_BIN:-} $(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)") /usr/lib/postgresql/*/bin; do
+    [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ] && return 0
+  done
+  return 1
+}
+if ! have_postgres; then
+  echo "installing postgresql (Debian) for the PostgreSQL journal's tests" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >&2
 fi
 
 cargo test --workspace --locked --no-run

@@ -13,7 +13,7 @@ use kyzlo_application::ports::PortError;
 
 use crate::cli::ApiArgs;
 use crate::error::AppError;
-use kyzlo_config::Config;
+use kyzlo_config::{Config, JournalBackend};
 
 /// Runs an operator command: against the running bot's API, or, when none answers, the
 /// stopped bot's use cases over its journal.
@@ -58,6 +58,12 @@ fn stopped_bot(
     config: &Config,
     api: &ApiArgs,
 ) -> Result<(StoppedBot, DataDir, std::path::PathBuf), AppError> {
+    if matches!(config.journal, JournalBackend::Postgres { .. }) {
+        return Err(AppError::Remote(format!(
+            "no bot answers at {}; with journal.url (PostgreSQL) this command needs a running bot's API",
+            where_asked(config, api)
+        )));
+    }
     let path = config.data_dir.join(JOURNAL_FILE);
     if !path.exists() {
         return Err(AppError::Remote(format!(

@@ -19,6 +19,9 @@ pub enum AppError {
     /// The data directory is another process's, or its journal is not fit to trade on.
     #[error(transparent)]
     DataDir(#[from] kyzlo_adapters_journal::DataDirError),
+    /// The journal could not be opened, its wallet is another instance's, or its lease was lost.
+    #[error(transparent)]
+    Journal(#[from] kyzlo_live::journal::JournalError),
     /// Something needed at start-up is missing or broken.
     #[error("start-up: {0}")]
     Startup(String),

@@ -11,6 +11,7 @@ use kyzlo_adapters_jupiter::JupiterClient;
 use kyzlo_adapters_solana::{KeypairSigner, SolanaChain};
 use kyzlo_application::ports::{Balances, QuoteRequest, Side, Signer as _, WalletAddress};
 use kyzlo_domain::{Lamports, Slippage, TokenAmount};
+use kyzlo_live::journal::OpenJournal;
 
 use crate::cli::{QuoteArgs, RunArgs};
 use crate::error::AppError;
@@ -108,7 +109,8 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
                 say!("moved {} aside to {}", from.display(), to.display());
             }
         }
-        let journal = Arc::new(dir.open_journal()?);
+        let opened = OpenJournal::open(config, &dir, &kyzlo_live::journal::live_wallet(wallet)).await?;
+        let journal = opened.journal.clone();
         let adapters = match config.profile {
             Profile::Devnet => {
                 let initial = Balances {
@@ -157,7 +159,8 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
             },
         };
         let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let mut settings = config.bot_settings(seed_now());
+        opened.stop_on_loss(stop.clone());
+        let mut settings = config.bot_settings(kyzlo_live::seed_now());
         settings.router_budget = config.jupiter.budget.clone();
         settings.rpc_budget = config.rpc.budget.clone();
         // The devnet stand-in keeps the pair's balances itself: its base is not the SOL
@@ -175,6 +178,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
         });
         say!("kyzlo running on {} (Ctrl-C to stop)", config.profile.as_str());
         let orchestrator = launched.run(shutdown, Duration::from_secs(90)).await;
+        opened.finish().await?;
         let t = totals.summary();
         Ok(format!(
             "stopped: {} entries, {} exits closed, {} failed, {} past the deadline; {} open positions; trading {}\n",
@@ -186,14 +190,6 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
             control.state().as_str()
         ))
     })
-}
-
-fn seed_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| {
-            u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(1)
-        })
 }
 
 /// The devnet stand-in's virtual balances in the data directory.

@@ -5,7 +5,8 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use kyzlo_adapters_journal::{DataDir, SqliteJournal};
+use kyzlo_adapters_journal::DataDir;
+use kyzlo_live::journal::{OpenJournal, paper_wallet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,6 @@ use kyzlo_adapters_sim::market::{PricePath, SimMarket, embedded, load_csv};
 use kyzlo_adapters_sim::report::{EquityPoint, PaperReport, ReportInputs};
 use kyzlo_adapters_sim::summary::PaperSummary;
 use kyzlo_adapters_sim::venue::{PaperWallet, SimVenue, SimWallet};
-use kyzlo_application::journal::Journal as _;
 use kyzlo_domain::{Lamports, Price, TokenAmount};
 
 use kyzlo_config::Config;
@@ -73,7 +73,7 @@ pub fn run(config: &Config, args: &PaperArgs) -> Result<String, AppError> {
             say!("moved {} aside to {}", from.display(), to.display());
         }
     }
-    let journal = dir.open_journal()?;
+    let opened = runtime.block_on(OpenJournal::open(config, &dir, &paper_wallet(config)))?;
     let wallet_path = dir.path().join(WALLET_FILE);
     let report_path = args
         .report
@@ -86,7 +86,7 @@ pub fn run(config: &Config, args: &PaperArgs) -> Result<String, AppError> {
         faults,
         Arc::new(path),
         duration,
-        journal,
+        opened,
         &wallet_path,
         &report_path,
     ))
@@ -100,7 +100,7 @@ async fn paper(
     faults: FaultProfile,
     path: Arc<PricePath>,
     duration: Duration,
-    journal: SqliteJournal,
+    opened: OpenJournal,
     wallet_path: &Path,
     report_path: &Path,
 ) -> Result<String, AppError> {
@@ -121,8 +121,7 @@ async fn paper(
     // With SOL as the base, the venue keeps the SOL for fees in the same balance.
     let start_wallet = venue.wallet();
     let fees_before = venue.fees_paid();
-    let journal = Arc::new(journal);
-    let history = journal.clone();
+    let (journal, history) = (opened.journal.clone(), opened.journal.clone());
     let adapters = Adapters {
         feed: market.clone(),
         router: venue.clone(),
@@ -134,6 +133,7 @@ async fn paper(
         clock,
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);
+    opened.stop_on_loss(stop.clone());
     let launched = launch(
         config,
         config.bot_settings(seed),
@@ -209,6 +209,7 @@ async fn paper(
         .exit_history(usize::MAX)
         .await
         .map_err(|e| AppError::Startup(format!("journal: {e}")))?;
+    opened.finish().await?;
     let report = PaperReport::new(ReportInputs {
         summary: &summary,
         seed,

@@ -16,6 +16,11 @@ use kyzlo_domain::{
 use crate::ports::{Blockhash, Fill, PortError, Side};
 use crate::proof::AttemptKey;
 
+/// The [`PortError::code`] a durable journal reports when its database refused a write
+/// because this instance no longer holds the wallet's lease (its fencing epoch is stale):
+/// class [`ErrorClass::Unknown`], so nothing retries it, and the wallet's markets must stop.
+pub const FENCED_CODE: i64 = 4_090_001;
+
 /// What an intent is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntentAction {

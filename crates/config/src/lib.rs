@@ -13,6 +13,7 @@ mod breakers;
 mod check;
 mod exit;
 mod fees;
+mod journal;
 mod lanes;
 mod masking;
 mod network;
@@ -44,13 +45,14 @@ pub use breakers::{
 pub use check::ConfigError;
 pub use exit::{Execution, ExitFile, RetryFile, RungFile, StyleFile};
 pub use fees::{Fees, FeesFile};
+pub use journal::{DEFAULT_LEASE_S, JournalBackend, JournalFile, MAX_LEASE_S, MIN_LEASE_S};
 pub use lanes::{
     LaneHeader, LaneTip, MAX_LANES, MAX_TIP_LAMPORTS, SendLane, SendLaneFile, TipFile,
 };
 pub use network::{CommitmentFile, Jupiter, JupiterApi, JupiterFile, Rpc, RpcFile, WalletFile};
 pub use operator::{Alerts, AlertsFile, Api, ApiFile, Telegram, Webhook};
 pub use pair::{NATIVE_MINT, PairFile, PairSettings, USDC_MINT};
-pub use paper::{JournalFile, Paper, PaperFile};
+pub use paper::{Paper, PaperFile};
 pub use rpc_budget::RpcBudgetFile;
 pub use secret::Secret;
 pub use trading::{ExitPlanFile, StrategyFile, TakeProfitFile, Trading, TradingFile};
@@ -175,6 +177,7 @@ impl File {
             &mut masked.alerts.discord_webhook,
             &mut masked.alerts.generic_webhook,
             &mut masked.alerts.telegram_bot_token,
+            &mut masked.journal.url,
         ] {
             if secret.is_some() {
                 *secret = Some(Secret::masked());
@@ -321,8 +324,10 @@ pub struct Config {
     /// The operator API.
     pub api: Api,
     pub alerts: Alerts,
-    /// Where the journal and the paper and devnet wallets are kept.
+    /// Where the paper and devnet wallets (and the SQLite journal) are kept.
     pub data_dir: PathBuf,
+    /// The journal: the data folder's SQLite file, or PostgreSQL under a wallet lease.
+    pub journal: JournalBackend,
     /// Paper mode.
     pub paper: Paper,
     /// The file it was validated from (for `config check` to print, masked).
@@ -378,6 +383,7 @@ impl TryFrom<File> for Config {
                 ),
             ));
         }
+        let (data_dir, journal) = file.journal.validate()?;
         Ok(Self {
             profile,
             pair,
@@ -392,7 +398,8 @@ impl TryFrom<File> for Config {
             jupiter: file.jupiter.validate(profile)?,
             fees: file.fees.validate()?,
             keypair_path: file.wallet.validate(profile)?,
-            data_dir: file.journal.validate()?,
+            data_dir,
+            journal,
             paper: file.paper.validate(pair.pair)?,
             file,
         })

@@ -24,7 +24,7 @@ pub(crate) fn mask_path(endpoint: &str) -> String {
 }
 
 /// The keys whose values are secrets: never echoed in an error.
-pub(crate) const SECRET_KEYS: [&str; 8] = [
+pub(crate) const SECRET_KEYS: [&str; 9] = [
     "jupiter.api_key",
     "api.bearer_token",
     "api.approval_key",
@@ -35,6 +35,8 @@ pub(crate) const SECRET_KEYS: [&str; 8] = [
     // A send lane's URL may hold an API key, and a whole list given the wrong type (one
     // environment variable) is one string holding every lane.
     "rpc.send_lanes",
+    // The PostgreSQL journal's URL holds its password.
+    "journal.url",
 ];
 
 /// The key whose values are URLs that may carry an API key in their path or query: they

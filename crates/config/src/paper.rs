@@ -1,6 +1,5 @@
-//! `[journal]` and `[paper]`: where state is kept, and the simulated venue of paper mode.
+//! `[paper]`: the simulated venue of paper mode.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use kyzlo_adapters_sim::faults::{FaultProfile, ProfileName};
@@ -10,51 +9,6 @@ use kyzlo_domain::TokenAmount;
 use serde::{Deserialize, Serialize};
 
 use crate::check::{ConfigError, invalid, positive_secs};
-
-/// `[journal]` as written.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct JournalFile {
-    /// The folder of the journal (and of the paper and devnet wallets).
-    pub data_dir: PathBuf,
-}
-
-impl Default for JournalFile {
-    fn default() -> Self {
-        Self {
-            data_dir: PathBuf::from("kyzlo-data"),
-        }
-    }
-}
-
-impl JournalFile {
-    /// The data directory: named, printable, and a directory if it exists.
-    pub(crate) fn validate(&self) -> Result<PathBuf, ConfigError> {
-        let text = self.data_dir.to_string_lossy();
-        if text.trim().is_empty() {
-            return Err(invalid(
-                "journal.data_dir",
-                "\"\"",
-                "a folder for the journal, e.g. kyzlo-data",
-            ));
-        }
-        if text.chars().any(char::is_control) {
-            return Err(invalid(
-                "journal.data_dir",
-                format!("{:?}", self.data_dir),
-                "a path without control characters",
-            ));
-        }
-        if self.data_dir.exists() && !self.data_dir.is_dir() {
-            return Err(invalid(
-                "journal.data_dir",
-                self.data_dir.display(),
-                "a folder (this path exists and is not one)",
-            ));
-        }
-        Ok(self.data_dir.clone())
-    }
-}
 
 /// `[paper]` as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

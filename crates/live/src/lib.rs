@@ -15,6 +15,7 @@ use kyzlo_application::ports::{HealthProbe, SwapRouter, WalletAddress};
 use kyzlo_config::{Config, ConfigError, JupiterApi};
 
 pub mod doctor;
+pub mod journal;
 pub mod router;
 pub mod signals;
 
@@ -174,5 +175,15 @@ pub fn signer(config: &Config) -> Result<Arc<KeypairSigner>, ConfigError> {
             key: "wallet.keypair_path".into(),
             value: path.display().to_string(),
             expected: e.to_string(),
+        })
+}
+
+/// A retry-jitter seed for a live run: the wall clock's nanoseconds.
+#[must_use]
+pub fn seed_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| {
+            u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(1)
         })
 }

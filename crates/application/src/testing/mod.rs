@@ -17,6 +17,7 @@ use crate::ports::{
     UnsignedTransaction, WalletAddress,
 };
 
+pub mod journal_suite;
 mod venue;
 
 pub use venue::{FAKE_PAIR, FakeVenue, SendScript};

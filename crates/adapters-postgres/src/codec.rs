@@ -1,0 +1,271 @@
+//! How domain values become PostgreSQL columns and back: `u64` into BIGINT without
+//! wrapping, signatures and blockhashes as base58 text, enums as their stable snake_case
+//! names parsed back through explicit tables, and a typed reader that turns any unexpected
+//! stored value into [`PgError::Corrupt`] naming its table and column.
+//!
+//! The names are the ones the SQLite journal stores, so both read alike to an operator.
+
+use kyzlo_application::ports::{Blockhash, Side};
+use kyzlo_domain::trading_state::ReduceOnlyCause;
+use kyzlo_domain::{ErrorClass, ExitKind, HaltCause, Timestamp, TxSignature};
+use tokio_postgres::Row;
+
+use crate::error::{PgError, VALUE_EXCERPT_LIMIT, truncate};
+
+/// The longest base58 text a 64-byte signature encodes to.
+const SIGNATURE_BASE58_MAX: usize = 88;
+
+/// `value` as a BIGINT, refusing what does not fit instead of wrapping.
+pub(crate) fn int(value: u64, table: &'static str, column: &'static str) -> Result<i64, PgError> {
+    i64::try_from(value).map_err(|_| PgError::Overflow {
+        table,
+        column,
+        value,
+    })
+}
+
+/// A timestamp's microseconds as a BIGINT.
+pub(crate) fn micros(
+    at: Timestamp,
+    table: &'static str,
+    column: &'static str,
+) -> Result<i64, PgError> {
+    int(at.as_micros(), table, column)
+}
+
+/// A signature as the base58 text explorers and wallets show.
+pub(crate) fn signature_text(signature: &TxSignature) -> String {
+    bs58::encode(signature.0).into_string()
+}
+
+/// A signature back from its base58 text; `None` unless it is exactly 64 bytes.
+pub(crate) fn parse_signature(text: &str) -> Option<TxSignature> {
+    // Bounded before decoding: base58 decoding is quadratic in the input's length.
+    if text.len() > SIGNATURE_BASE58_MAX {
+        return None;
+    }
+    let bytes = bs58::decode(text).into_vec().ok()?;
+    <[u8; 64]>::try_from(bytes).ok().map(TxSignature)
+}
+
+/// A blockhash as its base58 text.
+pub(crate) fn blockhash_text(blockhash: &Blockhash) -> String {
+    bs58::encode(blockhash.0).into_string()
+}
+
+/// A blockhash from its base58 text: exactly 32 bytes.
+pub(crate) fn parse_blockhash(text: &str) -> Option<Blockhash> {
+    if text.len() > SIGNATURE_BASE58_MAX {
+        return None;
+    }
+    let bytes = bs58::decode(text).into_vec().ok()?;
+    Some(Blockhash(bytes.try_into().ok()?))
+}
+
+/// [`ExitKind`] from its [`ExitKind::as_str`] name.
+pub(crate) fn parse_exit_kind(name: &str) -> Option<ExitKind> {
+    ExitKind::ALL.into_iter().find(|k| k.as_str() == name)
+}
+
+/// [`ErrorClass`] from its [`ErrorClass::as_str`] name.
+pub(crate) fn parse_error_class(name: &str) -> Option<ErrorClass> {
+    ErrorClass::ALL.into_iter().find(|c| c.as_str() == name)
+}
+
+/// [`HaltCause`] from its [`HaltCause::as_str`] name.
+pub(crate) fn parse_halt_cause(name: &str) -> Option<HaltCause> {
+    [
+        HaltCause::ExitBreaker,
+        HaltCause::ExitDeadline,
+        HaltCause::Operator,
+        HaltCause::Reconciliation,
+        HaltCause::Shutdown,
+    ]
+    .into_iter()
+    .find(|c| c.as_str() == name)
+}
+
+/// [`ReduceOnlyCause`] from its [`ReduceOnlyCause::as_str`] name.
+pub(crate) fn parse_reduce_only_cause(name: &str) -> Option<ReduceOnlyCause> {
+    [
+        ReduceOnlyCause::LatencyBreakerOpen,
+        ReduceOnlyCause::Operator,
+    ]
+    .into_iter()
+    .find(|c| c.as_str() == name)
+}
+
+/// [`Side`] from its [`Side::as_str`] name.
+pub(crate) fn parse_side(name: &str) -> Option<Side> {
+    [Side::Buy, Side::Sell]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+}
+
+/// Reads the columns of one row of `table`, every surprise becoming [`PgError::Corrupt`]
+/// with the table, the column and the value found. The column types are fixed by the
+/// schema; what can be wrong is a NULL, a negative number, or a name this build does not
+/// know.
+pub(crate) struct Cols<'r> {
+    row: &'r Row,
+    table: &'static str,
+}
+
+impl<'r> Cols<'r> {
+    pub(crate) fn new(row: &'r Row, table: &'static str) -> Self {
+        Self { row, table }
+    }
+
+    /// The error for `value` (rendered) found in `column`.
+    pub(crate) fn corrupt(&self, column: &'static str, value: impl Into<String>) -> PgError {
+        PgError::Corrupt {
+            table: self.table,
+            column,
+            value: truncate(value.into(), VALUE_EXCERPT_LIMIT),
+        }
+    }
+
+    fn get<'a, T: tokio_postgres::types::FromSql<'a>>(
+        &'a self,
+        column: &'static str,
+    ) -> Result<T, PgError> {
+        self.row.try_get(column).map_err(|source| PgError::Sql {
+            context: "read a column",
+            source,
+        })
+    }
+
+    /// A BIGINT or NULL.
+    pub(crate) fn opt_i64(&self, column: &'static str) -> Result<Option<i64>, PgError> {
+        self.get(column)
+    }
+
+    /// A non-negative BIGINT or NULL.
+    pub(crate) fn opt_u64(&self, column: &'static str) -> Result<Option<u64>, PgError> {
+        self.opt_i64(column)?
+            .map(|i| u64::try_from(i).map_err(|_| self.corrupt(column, i.to_string())))
+            .transpose()
+    }
+
+    /// A non-negative BIGINT.
+    pub(crate) fn u64(&self, column: &'static str) -> Result<u64, PgError> {
+        self.opt_u64(column)?
+            .ok_or_else(|| self.corrupt(column, "NULL"))
+    }
+
+    /// A BIGINT that fits `u32`, or NULL.
+    pub(crate) fn opt_u32(&self, column: &'static str) -> Result<Option<u32>, PgError> {
+        self.opt_i64(column)?
+            .map(|i| u32::try_from(i).map_err(|_| self.corrupt(column, i.to_string())))
+            .transpose()
+    }
+
+    /// A BIGINT that fits `u32`.
+    pub(crate) fn u32(&self, column: &'static str) -> Result<u32, PgError> {
+        self.opt_u32(column)?
+            .ok_or_else(|| self.corrupt(column, "NULL"))
+    }
+
+    /// A DOUBLE PRECISION.
+    pub(crate) fn f64(&self, column: &'static str) -> Result<f64, PgError> {
+        self.get::<Option<f64>>(column)?
+            .ok_or_else(|| self.corrupt(column, "NULL"))
+    }
+
+    /// A TEXT or NULL.
+    pub(crate) fn opt_text(&self, column: &'static str) -> Result<Option<&str>, PgError> {
+        self.get(column)
+    }
+
+    /// A non-NULL TEXT.
+    pub(crate) fn text(&self, column: &'static str) -> Result<&str, PgError> {
+        self.opt_text(column)?
+            .ok_or_else(|| self.corrupt(column, "NULL"))
+    }
+
+    /// A TEXT or NULL parsed by `parse`; text `parse` refuses is corrupt.
+    pub(crate) fn opt_parsed<T>(
+        &self,
+        column: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, PgError> {
+        match self.opt_text(column)? {
+            None => Ok(None),
+            Some(text) => parse(text)
+                .map(Some)
+                .ok_or_else(|| self.corrupt(column, format!("{text:?}"))),
+        }
+    }
+
+    /// A non-NULL TEXT parsed by `parse`.
+    pub(crate) fn parsed<T>(
+        &self,
+        column: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, PgError> {
+        self.opt_parsed(column, parse)?
+            .ok_or_else(|| self.corrupt(column, "NULL"))
+    }
+
+    /// A non-NULL timestamp in microseconds.
+    pub(crate) fn timestamp(&self, column: &'static str) -> Result<Timestamp, PgError> {
+        self.u64(column).map(Timestamp::from_micros)
+    }
+
+    /// A value that must be present: `value`, or corrupt `NULL` in `column`.
+    pub(crate) fn required<T>(&self, column: &'static str, value: Option<T>) -> Result<T, PgError> {
+        value.ok_or_else(|| self.corrupt(column, "NULL"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_round_trips_and_unknown_names_do_not_parse() {
+        for kind in ExitKind::ALL {
+            assert_eq!(parse_exit_kind(kind.as_str()), Some(kind));
+        }
+        for class in ErrorClass::ALL {
+            assert_eq!(parse_error_class(class.as_str()), Some(class));
+        }
+        for name in ["", "StopLoss", "stop-loss", "stop_loss ", "x"] {
+            assert_eq!(parse_exit_kind(name), None, "{name:?}");
+            assert_eq!(parse_error_class(name), None, "{name:?}");
+            assert_eq!(parse_halt_cause(name), None, "{name:?}");
+            assert_eq!(parse_reduce_only_cause(name), None, "{name:?}");
+            assert_eq!(parse_side(name), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn signatures_and_blockhashes_round_trip_and_bad_text_is_refused() {
+        for signature in [TxSignature([0; 64]), TxSignature([255; 64])] {
+            assert_eq!(
+                parse_signature(&signature_text(&signature)),
+                Some(signature)
+            );
+        }
+        let hash = Blockhash([7; 32]);
+        assert_eq!(parse_blockhash(&blockhash_text(&hash)), Some(hash));
+        let huge = "1".repeat(100_000);
+        for bad in ["", "0OIl", huge.as_str()] {
+            assert_eq!(parse_signature(bad), None);
+            assert_eq!(parse_blockhash(bad), None);
+        }
+    }
+
+    #[test]
+    fn u64_above_i64_max_is_an_overflow_not_a_wrap() {
+        assert_eq!(int(i64::MAX as u64, "t", "c").ok(), Some(i64::MAX));
+        assert!(matches!(
+            int(u64::MAX, "attempts", "amount_in"),
+            Err(PgError::Overflow {
+                table: "attempts",
+                column: "amount_in",
+                value: u64::MAX
+            })
+        ));
+    }
+}

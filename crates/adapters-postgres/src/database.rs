@@ -1,0 +1,308 @@
+//! [`PgDatabase`]: the pool of connections to the fleet's database, migrated on connect,
+//! and the wallet leases whose epochs fence every journal write.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::error::{PgError, mask};
+use crate::journal::PgJournal;
+use crate::schema;
+
+/// How long a connection attempt, or a wait for a free pooled connection, may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A wallet's lease as its owner holds it: the epoch is the fencing token every journal
+/// write carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The wallet (its address, as text).
+    pub wallet: String,
+    /// The instance holding it.
+    pub owner: String,
+    /// The lease's epoch: strictly greater than every earlier owner's.
+    pub epoch: i64,
+}
+
+/// A wallet's lease as anyone may read it (for `fleet status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseView {
+    /// The lease.
+    pub lease: Lease,
+    /// Milliseconds until it expires by the database's clock (negative once expired).
+    pub expires_in_ms: i64,
+}
+
+/// The fleet's database: a pool of connections, the schema migrated.
+///
+/// Cloning is cheap and shares the pool.
+#[derive(Clone)]
+pub struct PgDatabase {
+    pool: Pool,
+    /// The URL's password, masked out of every error text.
+    password: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for PgDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgDatabase")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgDatabase {
+    /// Connects to `url` (`postgres://user:password@host:port/database`) with a pool of at
+    /// most `max_connections`, checks one connection out and migrates the schema.
+    ///
+    /// # Errors
+    /// [`PgError::InvalidUrl`]; [`PgError::Connect`] when the server cannot be reached or
+    /// refuses the credentials; [`PgError::SchemaTooNew`]; [`PgError::Migration`].
+    pub async fn connect(url: &str, max_connections: usize) -> Result<Self, PgError> {
+        let mut config =
+            tokio_postgres::Config::from_str(url).map_err(|e| PgError::InvalidUrl {
+                reason: mask(&e.to_string(), password_in(url)),
+            })?;
+        let password = config
+            .get_password()
+            .map(|p| Arc::from(String::from_utf8_lossy(p).as_ref()));
+        config.connect_timeout(CONNECT_TIMEOUT);
+        if config.get_application_name().is_none() {
+            config.application_name("kyzlo");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| PgError::Connect {
+                reason: e.to_string(),
+            })?;
+        let db = Self { pool, password };
+        let mut client = db.client().await?;
+        schema::migrate(&mut client).await?;
+        Ok(db)
+    }
+
+    /// A pooled connection.
+    pub(crate) async fn client(&self) -> Result<Object, PgError> {
+        self.pool.get().await.map_err(|e| PgError::Connect {
+            reason: mask(&error_chain(&e), self.password.as_deref()),
+        })
+    }
+
+    /// The journal of `market` on the wallet `lease` holds: every write it makes carries
+    /// the lease's epoch and is refused by the database once that epoch is stale.
+    #[must_use]
+    pub fn journal(&self, lease: &Lease, market: &str) -> PgJournal {
+        PgJournal::new(self.clone(), lease, market)
+    }
+
+    /// Claims `wallet` for `owner` for `ttl`, by the database's clock: succeeds only when
+    /// nobody holds it or the holder's lease has expired (its own included), and then with
+    /// an epoch one above the last. Of instances racing for a wallet, exactly one wins.
+    ///
+    /// # Errors
+    /// [`PgError::Connect`], [`PgError::Sql`].
+    pub async fn acquire(
+        &self,
+        wallet: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, PgError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "INSERT INTO leases AS l (wallet, owner, epoch, expires_at, acquired_at, renewed_at)
+                 VALUES ($1, $2, 1, clock_timestamp() + $3::bigint * interval '1 millisecond',
+                         clock_timestamp(), clock_timestamp())
+                 ON CONFLICT (wallet) DO UPDATE SET
+                    owner = excluded.owner, epoch = l.epoch + 1,
+                    expires_at = excluded.expires_at, acquired_at = excluded.acquired_at,
+                    renewed_at = excluded.renewed_at
+                 WHERE l.expires_at <= clock_timestamp()
+                 RETURNING epoch",
+                &[&wallet, &owner, &millis(ttl)],
+            )
+            .await
+            .map_err(|source| PgError::Sql {
+                context: "acquire a lease",
+                source,
+            })?;
+        Ok(row.map(|row| Lease {
+            wallet: wallet.to_owned(),
+            owner: owner.to_owned(),
+            epoch: row.get(0),
+        }))
+    }
+
+    /// Extends `lease` to `ttl` from now, by the database's clock.
+    ///
+    /// # Errors
+    /// [`PgError::Fenced`] when the lease was lost (it expired, or another owner took it):
+    /// the caller must stop the wallet's markets at once. [`PgError::Connect`],
+    /// [`PgError::Sql`].
+    pub async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<(), PgError> {
+        let client = self.client().await?;
+        let renewed = client
+            .execute(
+                "UPDATE leases
+                    SET expires_at = clock_timestamp() + $4::bigint * interval '1 millisecond',
+                        renewed_at = clock_timestamp()
+                  WHERE wallet = $1 AND owner = $2 AND epoch = $3
+                    AND expires_at > clock_timestamp()",
+                &[&lease.wallet, &lease.owner, &lease.epoch, &millis(ttl)],
+            )
+            .await
+            .map_err(|source| PgError::Sql {
+                context: "renew a lease",
+                source,
+            })?;
+        if renewed == 1 {
+            Ok(())
+        } else {
+            Err(PgError::Fenced {
+                wallet: lease.wallet.clone(),
+                epoch: lease.epoch,
+            })
+        }
+    }
+
+    /// Gives `lease` up now, so another instance can take the wallet without waiting for
+    /// it to expire. The row stays, so epochs keep increasing. Releasing a lease already
+    /// lost does nothing.
+    ///
+    /// # Errors
+    /// [`PgError::Connect`], [`PgError::Sql`].
+    pub async fn release(&self, lease: &Lease) -> Result<(), PgError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE leases SET expires_at = clock_timestamp()
+                  WHERE wallet = $1 AND owner = $2 AND epoch = $3
+                    AND expires_at > clock_timestamp()",
+                &[&lease.wallet, &lease.owner, &lease.epoch],
+            )
+            .await
+            .map_err(|source| PgError::Sql {
+                context: "release a lease",
+                source,
+            })?;
+        Ok(())
+    }
+
+    /// Every wallet's lease, in wallet order, as the database sees it now.
+    ///
+    /// # Errors
+    /// [`PgError::Connect`], [`PgError::Sql`].
+    pub async fn leases(&self) -> Result<Vec<LeaseView>, PgError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT wallet, owner, epoch,
+                        (extract(epoch FROM expires_at - clock_timestamp()) * 1000)::bigint
+                   FROM leases ORDER BY wallet",
+                &[],
+            )
+            .await
+            .map_err(|source| PgError::Sql {
+                context: "read the leases",
+                source,
+            })?;
+        Ok(rows
+            .iter()
+            .map(|row| LeaseView {
+                lease: Lease {
+                    wallet: row.get(0),
+                    owner: row.get(1),
+                    epoch: row.get(2),
+                },
+                expires_in_ms: row.get(3),
+            })
+            .collect())
+    }
+
+    /// The password to mask out of error texts.
+    pub(crate) fn password(&self) -> Option<&str> {
+        self.password.as_deref()
+    }
+}
+
+/// A duration in whole milliseconds, saturated.
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The password of a `postgres://user:password@…` URL, to mask it out of a parse error
+/// (the driver's config could not be built, so it cannot say).
+fn password_in(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let userinfo = rest.rsplit_once('@')?.0;
+    userinfo.split_once(':').map(|(_, password)| password)
+}
+
+/// An error's text with its causes.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_is_found_in_a_url_to_mask_it() {
+        let cases = [
+            ("postgres://kyzlo:s3cret@db:5432/fleet", Some("s3cret")),
+            ("postgres://kyzlo:p@ss@db/fleet", Some("p@ss")),
+            ("postgres://kyzlo@db/fleet", None),
+            ("postgres://db/fleet", None),
+            ("not a url", None),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(password_in(url), expected, "{url}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_invalid_url_is_refused_without_repeating_its_password() {
+        let error = PgDatabase::connect("postgres://kyzlo:s3cret@db:notaport/fleet", 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, PgError::InvalidUrl { .. }), "{error:?}");
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        assert!(!format!("{error:?}").contains("s3cret"), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_connect_error_without_its_password() {
+        // Port 1 on loopback: nothing listens there.
+        let error = PgDatabase::connect("postgres://kyzlo:s3cret@127.0.0.1:1/fleet", 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, PgError::Connect { .. }), "{error:?}");
+        assert!(
+            !format!("{error} {error:?}").contains("s3cret"),
+            "{error:?}"
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! The schema as an ordered list of embedded migration steps, tracked in the one-row table
+//! `kyzlo_schema`; steps are only ever appended, never edited.
+//!
+//! Every journal table is keyed by `(wallet, market)` first, so one database holds a
+//! fleet's journals side by side, and every row carries the `epoch` of the lease under
+//! which it was written. A trigger on each of them refuses (SQLSTATE `KZ001`) a row whose
+//! epoch is not the wallet's current, unexpired lease, locking that lease row `FOR SHARE`
+//! until the write commits: a takeover (which updates the lease row) waits for writes in
+//! flight and every later write of the old epoch is refused. The database decides, by its
+//! own clock (`clock_timestamp()`), so a paused or partitioned former owner cannot slip a
+//! write in after its lease is gone.
+
+use deadpool_postgres::Object;
+
+use crate::error::PgError;
+
+/// The migration steps, in order; `MIGRATIONS[n - 1]` brings a database to version `n`.
+const MIGRATIONS: &[&str] = &[
+    // 1: the journal, the leases and the fence.
+    r"
+    CREATE TABLE leases (
+        wallet       TEXT        PRIMARY KEY,
+        owner        TEXT        NOT NULL,
+        epoch        BIGINT      NOT NULL CHECK (epoch > 0),
+        expires_at   TIMESTAMPTZ NOT NULL,
+        acquired_at  TIMESTAMPTZ NOT NULL,
+        renewed_at   TIMESTAMPTZ NOT NULL
+    );
+
+    CREATE FUNCTION kyzlo_fence(p_wallet TEXT, p_epoch BIGINT, p_owner TEXT) RETURNS void
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM 1 FROM leases
+         WHERE wallet = p_wallet AND epoch = p_epoch AND expires_at > clock_timestamp()
+           AND (p_owner IS NULL OR owner = p_owner)
+           FOR SHARE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'wallet %: epoch % does not hold the lease', p_wallet, p_epoch
+                USING ERRCODE = 'KZ001';
+        END IF;
+    END $$;
+
+    CREATE FUNCTION kyzlo_fence_row() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM kyzlo_fence(NEW.wallet, NEW.epoch, NULL);
+        RETURN NEW;
+    END $$;
+
+    CREATE TABLE positions (
+        wallet       TEXT             NOT NULL,
+        market       TEXT             NOT NULL,
+        id           BIGINT           NOT NULL,
+        entry_price  DOUBLE PRECISION NOT NULL,
+        size         BIGINT           NOT NULL,
+        remaining    BIGINT           NOT NULL,
+        epoch        BIGINT           NOT NULL,
+        recorded_at  TIMESTAMPTZ      NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (wallet, market, id)
+    );
+
+    CREATE TABLE intents (
+        wallet             TEXT        NOT NULL,
+        market             TEXT        NOT NULL,
+        id                 BIGINT      NOT NULL,
+        position_id        BIGINT      NOT NULL,
+        action             TEXT        NOT NULL,
+        exit_kind          TEXT,
+        side               TEXT        NOT NULL,
+        amount_in          BIGINT      NOT NULL,
+        created_at_us      BIGINT      NOT NULL,
+        outcome            TEXT,
+        landed_signature   TEXT,
+        fill_amount_in     BIGINT,
+        fill_amount_out    BIGINT,
+        fill_fee_lamports  BIGINT,
+        epoch              BIGINT      NOT NULL,
+        recorded_at        TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+        resolved_at        TIMESTAMPTZ,
+        PRIMARY KEY (wallet, market, id)
+    );
+
+    CREATE TABLE attempts (
+        wallet                   TEXT        NOT NULL,
+        market                   TEXT        NOT NULL,
+        intent_id                BIGINT      NOT NULL,
+        attempt                  BIGINT      NOT NULL,
+        signature                TEXT        NOT NULL,
+        blockhash                TEXT        NOT NULL,
+        valid_at_slot            BIGINT      NOT NULL,
+        last_valid_block_height  BIGINT      NOT NULL,
+        slippage_bps             BIGINT      NOT NULL,
+        priority_fee_lamports    BIGINT      NOT NULL,
+        amount_in                BIGINT      NOT NULL,
+        min_out                  BIGINT      NOT NULL,
+        sent_at_us               BIGINT      NOT NULL,
+        outcome                  TEXT,
+        outcome_class            TEXT,
+        epoch                    BIGINT      NOT NULL,
+        recorded_at              TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+        resolved_at              TIMESTAMPTZ,
+        PRIMARY KEY (wallet, market, intent_id, attempt),
+        FOREIGN KEY (wallet, market, intent_id) REFERENCES intents (wallet, market, id)
+    );
+    CREATE INDEX attempts_by_signature ON attempts (signature);
+
+    CREATE TABLE transitions (
+        id                             BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        wallet                         TEXT   NOT NULL,
+        market                         TEXT   NOT NULL,
+        intent_id                      BIGINT NOT NULL,
+        at_us                          BIGINT NOT NULL,
+        from_state                     TEXT   NOT NULL,
+        event                          TEXT   NOT NULL,
+        to_state                       TEXT   NOT NULL,
+        from_attempt                   BIGINT,
+        from_signature                 TEXT,
+        from_exit_kind                 TEXT,
+        from_class                     TEXT,
+        from_failure                   TEXT,
+        event_attempt                  BIGINT,
+        event_signature                TEXT,
+        event_last_valid_block_height  BIGINT,
+        event_exit_kind                TEXT,
+        event_class                    TEXT,
+        event_failure                  TEXT,
+        to_attempt                     BIGINT,
+        to_signature                   TEXT,
+        to_exit_kind                   TEXT,
+        to_class                       TEXT,
+        to_failure                     TEXT,
+        epoch                          BIGINT NOT NULL,
+        recorded_at                    TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+        FOREIGN KEY (wallet, market, intent_id) REFERENCES intents (wallet, market, id)
+    );
+    CREATE INDEX transitions_by_intent ON transitions (wallet, market, intent_id, id);
+
+    CREATE TABLE trading_state (
+        id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        wallet       TEXT        NOT NULL,
+        market       TEXT        NOT NULL,
+        state        TEXT        NOT NULL,
+        cause        TEXT,
+        detail       TEXT,
+        since_us     BIGINT,
+        epoch        BIGINT      NOT NULL,
+        recorded_at  TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+    );
+    CREATE INDEX trading_state_latest ON trading_state (wallet, market, id DESC);
+
+    CREATE TABLE control (
+        wallet       TEXT        NOT NULL,
+        market       TEXT        NOT NULL,
+        key          TEXT        NOT NULL,
+        value        BIGINT      NOT NULL,
+        epoch        BIGINT      NOT NULL,
+        recorded_at  TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+        PRIMARY KEY (wallet, market, key)
+    );
+
+    CREATE TRIGGER positions_fenced BEFORE INSERT OR UPDATE ON positions
+        FOR EACH ROW EXECUTE FUNCTION kyzlo_fence_row();
+    CREATE TRIGGER intents_fenced BEFORE INSERT OR UPDATE ON intents
+        FOR EACH ROW EXECUTE FUNCTION kyzlo_fence_row();
+    CREATE TRIGGER attempts_fenced BEFORE INSERT OR UPDATE ON attempts
+        FOR EACH ROW EXECUTE FUNCTION kyzlo_fence_row();
+    CREATE TRIGGER transitions_fenced BEFORE INSERT OR UPDATE ON transitions
+        FOR EACH ROW EXECUTE FUNCTION kyzlo_fence_row();
+    CREATE TRIGGER trading_state_fenced BEFORE INSERT OR UPDATE ON trading_state
+        FOR EACH ROW EXECUTE FUNCTION kyzlo_fence_row();
+    CREATE TRIGGER control_fenced BEFORE INSERT OR UPDATE ON control
+        FOR EACH ROW EXECUTE FUNCTION kyzlo_fence_row();
+    ",
+];
+
+/// The schema version this build writes: the number of migration steps.
+#[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)] // a handful of steps
+pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
+
+/// A transaction-scoped advisory lock key, so that instances starting together migrate
+/// one after the other ("kyzlo" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6b_797a_6c6f;
+
+/// Brings the database to [`SCHEMA_VERSION`] in one transaction under an advisory lock:
+/// instances starting at once migrate in turn, and a failed step leaves the database at
+/// its old version.
+///
+/// # Errors
+/// [`PgError::SchemaTooNew`] when a newer build migrated the database (it is left
+/// untouched); [`PgError::Migration`] when a step fails.
+pub(crate) async fn migrate(client: &mut Object) -> Result<(), PgError> {
+    let known = SCHEMA_VERSION;
+    let failed = |version: i32| move |source| PgError::Migration { version, source };
+    let tx = client.transaction().await.map_err(failed(known))?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(failed(known))?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS kyzlo_schema (version INTEGER NOT NULL)")
+        .await
+        .map_err(failed(known))?;
+    let found: i32 = tx
+        .query_opt("SELECT version FROM kyzlo_schema", &[])
+        .await
+        .map_err(failed(known))?
+        .map_or(0, |row| row.get(0));
+    if found > known {
+        return Err(PgError::SchemaTooNew { found, known });
+    }
+    if found == known {
+        return tx.commit().await.map_err(failed(known));
+    }
+    for (version, step) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= found) {
+        tx.batch_execute(step).await.map_err(failed(version))?;
+    }
+    tx.execute("DELETE FROM kyzlo_schema", &[])
+        .await
+        .map_err(failed(known))?;
+    tx.execute("INSERT INTO kyzlo_schema (version) VALUES ($1)", &[&known])
+        .await
+        .map_err(failed(known))?;
+    tx.commit().await.map_err(failed(known))
+}

@@ -1,0 +1,125 @@
+//! [`Elsewhere`]: the PostgreSQL journal driven from its own runtime, whatever runtime the
+//! bot runs on.
+//!
+//! Paper runs on tokio's paused clock, which jumps to the next timer whenever its runtime
+//! is idle, so a connection's timeout measured there would expire while the database is
+//! still answering, and the market would run ahead while a write is on its way. Every
+//! call therefore runs on the journal's runtime (real time), waited for from a blocking
+//! task: tokio does not advance a paused clock while a blocking task runs, so a journal
+//! write takes no virtual time, as the SQLite journal's synchronous writes do.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use kyzlo_adapters_postgres::PgJournal;
+use kyzlo_application::journal::{
+    AttemptOutcome, AttemptRecord, IntentHistory, IntentOutcome, IntentRecord, Journal,
+    JournalSnapshot, PositionRecord,
+};
+use kyzlo_application::ports::PortError;
+use kyzlo_domain::exit_state::Transition;
+use kyzlo_domain::trading_state::TradingState;
+use kyzlo_domain::{ErrorClass, IntentId, PositionId, TokenAmount};
+use tokio::runtime::Handle;
+
+/// A [`PgJournal`] whose every call runs on the runtime of `handle`.
+pub(crate) struct Elsewhere {
+    pub(crate) journal: Arc<PgJournal>,
+    pub(crate) handle: Handle,
+}
+
+impl Elsewhere {
+    async fn on<T, F, Fut>(&self, call: F) -> Result<T, PortError>
+    where
+        F: FnOnce(Arc<PgJournal>) -> Fut,
+        Fut: Future<Output = Result<T, PortError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (handle, call) = (self.handle.clone(), call(Arc::clone(&self.journal)));
+        tokio::task::spawn_blocking(move || handle.block_on(call))
+            .await
+            .map_err(|e| {
+                PortError::new(
+                    "journal.runtime",
+                    ErrorClass::Unknown,
+                    format!("the journal's task ended without an answer: {e}"),
+                )
+            })?
+    }
+}
+
+#[async_trait]
+impl Journal for Elsewhere {
+    async fn record_intent(&self, intent: &IntentRecord) -> Result<(), PortError> {
+        let intent = *intent;
+        self.on(|j| async move { j.record_intent(&intent).await })
+            .await
+    }
+
+    async fn record_attempt(&self, attempt: &AttemptRecord) -> Result<(), PortError> {
+        let attempt = *attempt;
+        self.on(|j| async move { j.record_attempt(&attempt).await })
+            .await
+    }
+
+    async fn record_attempt_outcome(
+        &self,
+        intent: IntentId,
+        attempt: u32,
+        outcome: AttemptOutcome,
+    ) -> Result<(), PortError> {
+        self.on(|j| async move { j.record_attempt_outcome(intent, attempt, outcome).await })
+            .await
+    }
+
+    async fn record_transition(
+        &self,
+        intent: IntentId,
+        transition: &Transition,
+    ) -> Result<(), PortError> {
+        let transition = *transition;
+        self.on(|j| async move { j.record_transition(intent, &transition).await })
+            .await
+    }
+
+    async fn settle_intent(
+        &self,
+        intent: IntentId,
+        outcome: &IntentOutcome,
+        position: Option<&PositionRecord>,
+    ) -> Result<(), PortError> {
+        let (outcome, position) = (*outcome, position.cloned());
+        self.on(|j| async move { j.settle_intent(intent, &outcome, position.as_ref()).await })
+            .await
+    }
+
+    async fn record_trading_state(&self, state: &TradingState) -> Result<(), PortError> {
+        let state = state.clone();
+        self.on(|j| async move { j.record_trading_state(&state).await })
+            .await
+    }
+
+    async fn record_exit_failures(&self, consecutive: u32) -> Result<(), PortError> {
+        self.on(|j| async move { j.record_exit_failures(consecutive).await })
+            .await
+    }
+
+    async fn record_free_base(&self, free: TokenAmount) -> Result<(), PortError> {
+        self.on(|j| async move { j.record_free_base(free).await })
+            .await
+    }
+
+    async fn position(&self, id: PositionId) -> Result<Option<PositionRecord>, PortError> {
+        self.on(|j| async move { j.position(id).await }).await
+    }
+
+    async fn load(&self) -> Result<JournalSnapshot, PortError> {
+        self.on(|j| async move { j.load().await }).await
+    }
+
+    async fn exit_history(&self, limit: usize) -> Result<Vec<IntentHistory>, PortError> {
+        self.on(|j| async move { j.exit_history(limit).await })
+            .await
+    }
+}
