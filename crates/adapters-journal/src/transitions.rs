@@ -2,6 +2,9 @@
 //! name plus its payload: attempt, signature, exit kind, error class, failure) and read
 //! back losslessly.
 
+use kyzlo_application::journal::flat::{
+    EVENT, FROM, Group, Payload, TO, event_payload, state_payload,
+};
 use kyzlo_domain::exit_state::{ExitEvent, ExitFailure, ExitState, Transition};
 use kyzlo_domain::{ErrorClass, ExitKind, IntentId, TxSignature};
 use rusqlite::{Connection, Transaction, params};
@@ -10,140 +13,6 @@ use crate::codec::{self, Cols};
 use crate::error::JournalError;
 
 const TABLE: &str = "transitions";
-
-/// The payload columns of a state or an event; unused ones are NULL.
-#[derive(Debug, Default, Clone, Copy)]
-struct Payload {
-    attempt: Option<u32>,
-    signature: Option<TxSignature>,
-    last_valid_height: Option<u64>,
-    exit_kind: Option<ExitKind>,
-    class: Option<ErrorClass>,
-    failure: Option<ExitFailure>,
-}
-
-impl Payload {
-    fn attempt(attempt: u32, signature: TxSignature) -> Self {
-        Self {
-            attempt: Some(attempt),
-            signature: Some(signature),
-            ..Self::default()
-        }
-    }
-
-    fn failure(reason: ExitFailure) -> Self {
-        Self {
-            failure: Some(reason),
-            class: match reason {
-                ExitFailure::Permanent(class) => Some(class),
-                _ => None,
-            },
-            ..Self::default()
-        }
-    }
-}
-
-fn state_payload(state: ExitState) -> Payload {
-    match state {
-        ExitState::PositionOpen => Payload::default(),
-        ExitState::ExitSignalReceived { kind } => Payload {
-            exit_kind: Some(kind),
-            ..Payload::default()
-        },
-        ExitState::Submitted { attempt, signature }
-        | ExitState::TimedOut { attempt, signature }
-        | ExitState::Expired { attempt, signature }
-        | ExitState::PositionClosed { attempt, signature } => Payload::attempt(attempt, signature),
-        ExitState::LandedFailed {
-            attempt,
-            signature,
-            class,
-        } => Payload {
-            class: Some(class),
-            ..Payload::attempt(attempt, signature)
-        },
-        ExitState::EmergencyEscalation { next_attempt } => Payload {
-            attempt: Some(next_attempt),
-            ..Payload::default()
-        },
-        ExitState::ExitFailed { reason } => Payload::failure(reason),
-    }
-}
-
-fn event_payload(event: ExitEvent) -> Payload {
-    let signature = |signature| Payload {
-        signature: Some(signature),
-        ..Payload::default()
-    };
-    match event {
-        ExitEvent::Signal { kind } => Payload {
-            exit_kind: Some(kind),
-            ..Payload::default()
-        },
-        ExitEvent::Submit {
-            attempt,
-            signature,
-            last_valid_height,
-        } => Payload {
-            last_valid_height: Some(last_valid_height),
-            ..Payload::attempt(attempt, signature)
-        },
-        ExitEvent::ConfirmTimedOut | ExitEvent::Escalate => Payload::default(),
-        ExitEvent::ProvenExpired { signature: s } | ExitEvent::Landed { signature: s } => {
-            signature(s)
-        }
-        ExitEvent::LandedFailed {
-            signature: s,
-            class,
-        } => Payload {
-            class: Some(class),
-            ..signature(s)
-        },
-        ExitEvent::Fail { reason } => Payload::failure(reason),
-    }
-}
-
-/// The column names of one payload group. States carry no block height: their
-/// `last_valid_height` is empty and never read.
-struct Group {
-    name: &'static str,
-    attempt: &'static str,
-    signature: &'static str,
-    last_valid_height: &'static str,
-    exit_kind: &'static str,
-    class: &'static str,
-    failure: &'static str,
-}
-
-const FROM: Group = Group {
-    name: "from_state",
-    attempt: "from_attempt",
-    signature: "from_signature",
-    last_valid_height: "",
-    exit_kind: "from_exit_kind",
-    class: "from_class",
-    failure: "from_failure",
-};
-
-const EVENT: Group = Group {
-    name: "event",
-    attempt: "event_attempt",
-    signature: "event_signature",
-    last_valid_height: "event_last_valid_block_height",
-    exit_kind: "event_exit_kind",
-    class: "event_class",
-    failure: "event_failure",
-};
-
-const TO: Group = Group {
-    name: "to_state",
-    attempt: "to_attempt",
-    signature: "to_signature",
-    last_valid_height: "",
-    exit_kind: "to_exit_kind",
-    class: "to_class",
-    failure: "to_failure",
-};
 
 /// Reads one payload group; each part is checked against its column, and the caller
 /// says which parts its name requires.

@@ -2,6 +2,8 @@
 //! transitions and the trading state, written before every send so that a crash at any
 //! point loses nothing; and an in-memory journal for simulations.
 
+pub mod flat;
+
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
