@@ -3,9 +3,10 @@
 //! back losslessly.
 
 use kyzlo_application::journal::flat::{
-    EVENT, FROM, Group, Payload, TO, event_payload, state_payload,
+    EVENT, FROM, Group, Payload, PayloadSource, TO, event_from, event_payload, state_from,
+    state_payload,
 };
-use kyzlo_domain::exit_state::{ExitEvent, ExitFailure, ExitState, Transition};
+use kyzlo_domain::exit_state::{ExitFailure, Transition};
 use kyzlo_domain::{ErrorClass, ExitKind, IntentId, TxSignature};
 use rusqlite::{Connection, Transaction, params};
 
@@ -21,7 +22,13 @@ struct Read<'c, 'a, 'r> {
     group: &'c Group,
 }
 
-impl Read<'_, '_, '_> {
+impl PayloadSource for Read<'_, '_, '_> {
+    type Error = JournalError;
+
+    fn name(&self) -> Result<&str, JournalError> {
+        self.cols.text(self.group.name)
+    }
+
     fn attempt(&self) -> Result<u32, JournalError> {
         self.cols.u32(self.group.attempt)
     }
@@ -65,74 +72,6 @@ impl Read<'_, '_, '_> {
             self.group.name,
             rusqlite::types::ValueRef::Text(name.as_bytes()),
         )
-    }
-
-    fn state(&self) -> Result<ExitState, JournalError> {
-        let name = self.cols.text(self.group.name)?;
-        Ok(match name {
-            "position_open" => ExitState::PositionOpen,
-            "exit_signal_received" => ExitState::ExitSignalReceived {
-                kind: self.exit_kind()?,
-            },
-            "submitted" => ExitState::Submitted {
-                attempt: self.attempt()?,
-                signature: self.signature()?,
-            },
-            "timed_out" => ExitState::TimedOut {
-                attempt: self.attempt()?,
-                signature: self.signature()?,
-            },
-            "expired" => ExitState::Expired {
-                attempt: self.attempt()?,
-                signature: self.signature()?,
-            },
-            "landed_failed" => ExitState::LandedFailed {
-                attempt: self.attempt()?,
-                signature: self.signature()?,
-                class: self.class()?,
-            },
-            "emergency_escalation" => ExitState::EmergencyEscalation {
-                next_attempt: self.attempt()?,
-            },
-            "position_closed" => ExitState::PositionClosed {
-                attempt: self.attempt()?,
-                signature: self.signature()?,
-            },
-            "exit_failed" => ExitState::ExitFailed {
-                reason: self.failure()?,
-            },
-            _ => return Err(self.unknown_name(name)),
-        })
-    }
-
-    fn event(&self) -> Result<ExitEvent, JournalError> {
-        let name = self.cols.text(self.group.name)?;
-        Ok(match name {
-            "signal" => ExitEvent::Signal {
-                kind: self.exit_kind()?,
-            },
-            "submit" => ExitEvent::Submit {
-                attempt: self.attempt()?,
-                signature: self.signature()?,
-                last_valid_height: self.last_valid_height()?,
-            },
-            "confirm_timed_out" => ExitEvent::ConfirmTimedOut,
-            "proven_expired" => ExitEvent::ProvenExpired {
-                signature: self.signature()?,
-            },
-            "landed_failed" => ExitEvent::LandedFailed {
-                signature: self.signature()?,
-                class: self.class()?,
-            },
-            "landed" => ExitEvent::Landed {
-                signature: self.signature()?,
-            },
-            "escalate" => ExitEvent::Escalate,
-            "fail" => ExitEvent::Fail {
-                reason: self.failure()?,
-            },
-            _ => return Err(self.unknown_name(name)),
-        })
     }
 }
 
@@ -225,9 +164,9 @@ pub(crate) fn of_intent(
         let read = |group| Read { cols: &cols, group };
         out.push(Transition {
             at: cols.timestamp("at_us")?,
-            from: read(&FROM).state()?,
-            to: read(&TO).state()?,
-            event: read(&EVENT).event()?,
+            from: state_from(&read(&FROM))?,
+            to: state_from(&read(&TO))?,
+            event: event_from(&read(&EVENT))?,
         });
     }
     Ok(out)

@@ -38,7 +38,7 @@ use solana_transaction_status_client_types::{TransactionDetails, UiTransactionEn
 
 use crate::chain::SolanaChain;
 use crate::error::{SolanaError, classify, transaction_error_class};
-use crate::fees::{MAX_FEE_ACCOUNTS, percentile};
+use crate::fees::{FEE_PERCENTILE, MAX_FEE_ACCOUNTS, total_fee};
 
 /// Blocks a blockhash stays valid for after its own block (Agave's `MAX_PROCESSING_AGE`):
 /// a transaction on a blockhash of block height `h` can land up to height `h + 150`.
@@ -54,10 +54,10 @@ pub const MAX_TRANSACTION_BYTES: usize = 1232;
 const LOOKUP_TABLE_PROGRAM: Pubkey =
     Pubkey::from_str_const("AddressLookupTab1e1111111111111111111111111");
 
-/// RPC requests one assembly makes when no slot is skipped and the lookup tables are not
-/// cached yet: the newest blockhash, the slot, the older block, the recent fees, the
+/// RPC requests one assembly of a short-lived attempt makes when no slot is skipped and
+/// the lookup tables are not cached yet: the slot, the older block, the recent fees, the
 /// simulation and the tables.
-pub const CHAIN_REQUESTS: u32 = 6;
+pub const CHAIN_REQUESTS: u32 = 5;
 
 /// Skipped slots `getBlock` steps over (towards newer) before taking the newest blockhash.
 const SKIPPED_SLOTS_TRIED: u64 = 8;
@@ -83,7 +83,7 @@ impl Default for AssembleSettings {
         Self {
             compute_unit_margin_pct: 120,
             max_compute_units: MAX_COMPUTE_UNITS,
-            fee_percentile: 75,
+            fee_percentile: FEE_PERCENTILE,
             fee_floor_micro_lamports: 1_000,
         }
     }
@@ -159,12 +159,6 @@ impl Assembler {
         }
     }
 
-    /// The settings it prices and sizes with.
-    #[must_use]
-    pub fn settings(&self) -> AssembleSettings {
-        self.settings
-    }
-
     /// Assembles one attempt (see the module documentation for the steps).
     ///
     /// # Errors
@@ -219,11 +213,11 @@ impl Assembler {
             transaction: UnsignedTransaction {
                 bytes,
                 last_valid_block_height,
-                priority_fee: Some(fee_of(limit, price)),
+                priority_fee: Some(total_fee(limit, price)),
             },
             compute_unit_limit: limit,
             compute_unit_price: price,
-            priority_fee: fee_of(limit, price),
+            priority_fee: total_fee(limit, price),
         })
     }
 
@@ -341,9 +335,9 @@ impl Assembler {
     /// A blockhash whose last valid block height is about `life` blocks ahead, with that
     /// height.
     async fn blockhash(&self, life: u32) -> Result<(Hash, u64), PortError> {
-        let newest = self.chain.newest_blockhash().await?;
         let back = MAX_PROCESSING_AGE.saturating_sub(u64::from(life));
         if back == 0 {
+            let newest = self.chain.newest_blockhash().await?;
             return Ok((newest.blockhash, newest.last_valid_block_height));
         }
         let commitment = self.chain.commitment();
@@ -407,12 +401,12 @@ impl Assembler {
             life,
             "no older block found: the attempt lives the full blockhash age"
         );
+        let newest = self.chain.newest_blockhash().await?;
         Ok((newest.blockhash, newest.last_valid_block_height))
     }
 
     /// The compute-unit price of this attempt, in micro-lamports, before the cap.
     async fn price(&self, plan: &SwapPlan<'_>) -> Result<u64, PortError> {
-        const OP: &str = "rpc.getRecentPrioritizationFees";
         let mut writable: Vec<Pubkey> = plan
             .instructions
             .iter()
@@ -423,21 +417,11 @@ impl Assembler {
         writable.sort_unstable();
         writable.dedup();
         writable.truncate(MAX_FEE_ACCOUNTS);
-        let fees = self
+        let market = self
             .chain
-            .endpoints()
-            .read(OP, |client| {
-                let accounts = writable.clone();
-                Box::pin(async move {
-                    client
-                        .get_recent_prioritization_fees(&accounts)
-                        .await
-                        .map_err(|e| classify(&e))
-                })
-            })
-            .await?;
-        let recent: Vec<u64> = fees.iter().map(|f| f.prioritization_fee).collect();
-        let market = percentile(&recent, self.settings.fee_percentile)
+            .priority_fee(&writable, self.settings.fee_percentile)
+            .await?
+            .micro_lamports_per_cu
             .max(self.settings.fee_floor_micro_lamports);
         Ok(market.saturating_mul(u64::from(plan.attempt.max(1))))
     }
@@ -490,13 +474,6 @@ fn cap_price(cap: Lamports, limit: u32) -> u64 {
     u64::try_from(micro).unwrap_or(u64::MAX)
 }
 
-/// The priority fee of `limit` units at `price` micro-lamports, rounded up.
-#[must_use]
-pub fn fee_of(limit: u32, price: u64) -> Lamports {
-    let micro = u128::from(limit) * u128::from(price);
-    Lamports::new(u64::try_from(micro.div_ceil(1_000_000)).unwrap_or(u64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,10 +482,10 @@ mod tests {
     fn the_cap_bounds_the_fee() {
         for (cap, limit) in [(50_000, 200_000), (500_000, 1_400_000), (1, 3), (0, 10)] {
             let price = cap_price(Lamports::new(cap), limit);
-            assert!(fee_of(limit, price).get() <= cap, "{cap} {limit}");
+            assert!(total_fee(limit, price).get() <= cap, "{cap} {limit}");
         }
         assert_eq!(cap_price(Lamports::new(50_000), 200_000), 250_000);
-        assert_eq!(fee_of(200_000, 250_000), Lamports::new(50_000));
-        assert_eq!(fee_of(3, 1), Lamports::new(1));
+        assert_eq!(total_fee(200_000, 250_000), Lamports::new(50_000));
+        assert_eq!(total_fee(3, 1), Lamports::new(1));
     }
 }

@@ -133,8 +133,8 @@ impl SolanaChain {
         self.endpoints.status()
     }
 
-    /// A compute-unit price for a transaction writing `writable_accounts` (see
-    /// [`crate::fees`] for the percentile).
+    /// A compute-unit price for a transaction writing `writable_accounts`: the
+    /// `percentile` of the recent per-slot fees (see [`crate::fees`]).
     ///
     /// # Errors
     /// Classified transport or node errors; `Unknown` for more than
@@ -142,6 +142,7 @@ impl SolanaChain {
     pub async fn priority_fee(
         &self,
         writable_accounts: &[Pubkey],
+        percentile: u32,
     ) -> Result<PriorityFee, PortError> {
         const OP: &str = "rpc.getRecentPrioritizationFees";
         if writable_accounts.len() > MAX_FEE_ACCOUNTS {
@@ -160,7 +161,7 @@ impl SolanaChain {
             })
             .await?;
         let values: Vec<u64> = fees.iter().map(|f| f.prioritization_fee).collect();
-        Ok(propose(&values))
+        Ok(propose(&values, percentile))
     }
 
     /// The latest blockhash at the configured commitment, with its last valid height.

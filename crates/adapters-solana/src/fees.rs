@@ -1,5 +1,5 @@
-//! Priority fees from `getRecentPrioritizationFees`: the 75th percentile of the fees
-//! recently paid to write the swap's accounts.
+//! Priority fees from `getRecentPrioritizationFees`: a percentile (the 75th by default,
+//! `[fees] percentile`) of the fees recently paid to write the swap's accounts.
 //!
 //! The node answers one value per recent slot (up to 150): the lowest priority fee of a
 //! transaction that landed in that slot writing any of the given accounts, zero when none
@@ -11,7 +11,7 @@ use kyzlo_domain::Lamports;
 /// At most this many accounts are accepted by `getRecentPrioritizationFees`.
 pub const MAX_FEE_ACCOUNTS: usize = 128;
 
-/// The percentile of recent per-slot fees this adapter proposes.
+/// The percentile of recent per-slot fees proposed by default (`[fees] percentile`).
 pub const FEE_PERCENTILE: u32 = 75;
 
 /// A proposed compute-unit price.
@@ -27,9 +27,7 @@ impl PriorityFee {
     /// The priority fee of a transaction with this compute-unit limit, rounded up.
     #[must_use]
     pub fn total_for(&self, compute_unit_limit: u32) -> Lamports {
-        let micro = u128::from(self.micro_lamports_per_cu) * u128::from(compute_unit_limit);
-        let lamports = micro.div_ceil(1_000_000);
-        Lamports::new(u64::try_from(lamports).unwrap_or(u64::MAX))
+        total_fee(compute_unit_limit, self.micro_lamports_per_cu)
     }
 }
 
@@ -47,11 +45,19 @@ pub fn percentile(values: &[u64], percentile: u32) -> u64 {
     sorted[index]
 }
 
-/// The proposed fee for these recent per-slot fees.
+/// The priority fee of `limit` compute units at `price` micro-lamports each, rounded up
+/// (as the runtime charges it).
 #[must_use]
-pub fn propose(recent: &[u64]) -> PriorityFee {
+pub fn total_fee(limit: u32, price: u64) -> Lamports {
+    let micro = u128::from(limit) * u128::from(price);
+    Lamports::new(u64::try_from(micro.div_ceil(1_000_000)).unwrap_or(u64::MAX))
+}
+
+/// The proposed fee for these recent per-slot fees, at `at` (0 to 100).
+#[must_use]
+pub fn propose(recent: &[u64], at: u32) -> PriorityFee {
     PriorityFee {
-        micro_lamports_per_cu: percentile(recent, FEE_PERCENTILE),
+        micro_lamports_per_cu: percentile(recent, at),
         slots_sampled: recent.len(),
     }
 }

@@ -720,7 +720,7 @@ async fn priority_fee_is_the_75th_percentile_of_recent_fees_for_the_accounts() {
     .await;
     let chain = chain(&[&stub]);
     let accounts = [Pubkey::new_unique(), Pubkey::new_unique()];
-    let fee = chain.priority_fee(&accounts).await.expect("fee");
+    let fee = chain.priority_fee(&accounts, 75).await.expect("fee");
     assert_eq!(fee.micro_lamports_per_cu, 600);
     assert_eq!(fee.slots_sampled, 8);
     let asked = stub.calls("getRecentPrioritizationFees");
@@ -730,7 +730,7 @@ async fn priority_fee_is_the_75th_percentile_of_recent_fees_for_the_accounts() {
     );
 
     let too_many: Vec<Pubkey> = (0..129).map(|_| Pubkey::new_unique()).collect();
-    assert!(chain.priority_fee(&too_many).await.is_err());
+    assert!(chain.priority_fee(&too_many, 75).await.is_err());
     assert_eq!(
         stub.calls("getRecentPrioritizationFees").len(),
         1,

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use kyzlo_adapters_solana::assemble::fee_of;
+use kyzlo_adapters_solana::fees::total_fee;
 use kyzlo_adapters_solana::{
     AssembleSettings, Assembler, Hash, KeypairSigner, NATIVE_MINT, Pubkey, SolanaChain,
     SolanaConfig, SwapPlan, TokenPair, Url, lookup,
@@ -620,7 +620,7 @@ async fn probe_fees_and_blockhash_validity_against_the_validator(env: Arc<Env>) 
     let chain = direct(&env, &wallet);
     chain.probe().await.expect("getSlot");
     let fee = chain
-        .priority_fee(&[wallet, NATIVE_MINT])
+        .priority_fee(&[wallet, NATIVE_MINT], 75)
         .await
         .expect("fees");
     assert_eq!(
@@ -704,7 +704,7 @@ async fn an_own_v0_attempt_carries_its_compute_budget_and_a_lookup_table_lives_i
     );
     assert_eq!(
         second.priority_fee,
-        fee_of(second.compute_unit_limit, second.compute_unit_price)
+        total_fee(second.compute_unit_limit, second.compute_unit_price)
     );
     // The message: v0, compute budget first, the written account from the table.
     let tx: solana_transaction::versioned::VersionedTransaction =

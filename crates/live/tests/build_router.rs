@@ -300,6 +300,17 @@ async fn a_v2_route_becomes_kyzlos_own_signed_v0_transaction() {
         json!(NEWEST_SLOT - 130),
         "130 blocks back for a life of 20"
     );
+    // The newest blockhash is only a fallback for a short life: not read when the older
+    // block is found.
+    assert!(
+        !calls.iter().any(|(m, _)| m == "getLatestBlockhash"),
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls.len(),
+        usize::try_from(kyzlo_adapters_solana::CHAIN_REQUESTS).unwrap(),
+        "{calls:?}"
+    );
 }
 
 #[tokio::test]

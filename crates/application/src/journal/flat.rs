@@ -163,3 +163,125 @@ pub const TO: Group = Group {
     class: "to_class",
     failure: "to_failure",
 };
+
+/// A stored payload group, read part by part: each journal checks a part against its own
+/// column when (and only when) the name needs it.
+pub trait PayloadSource {
+    /// The journal's error.
+    type Error;
+
+    /// The state's or event's name.
+    ///
+    /// # Errors
+    /// The column is missing or not text.
+    fn name(&self) -> Result<&str, Self::Error>;
+    /// The attempt number.
+    ///
+    /// # Errors
+    /// The column is missing or out of range.
+    fn attempt(&self) -> Result<u32, Self::Error>;
+    /// The signature.
+    ///
+    /// # Errors
+    /// The column is missing or not a signature.
+    fn signature(&self) -> Result<TxSignature, Self::Error>;
+    /// The last valid block height.
+    ///
+    /// # Errors
+    /// The column is missing or out of range.
+    fn last_valid_height(&self) -> Result<u64, Self::Error>;
+    /// The exit kind.
+    ///
+    /// # Errors
+    /// The column is missing or not a kind.
+    fn exit_kind(&self) -> Result<ExitKind, Self::Error>;
+    /// The error class.
+    ///
+    /// # Errors
+    /// The column is missing or not a class.
+    fn class(&self) -> Result<ErrorClass, Self::Error>;
+    /// The failure.
+    ///
+    /// # Errors
+    /// The column is missing or not a failure.
+    fn failure(&self) -> Result<ExitFailure, Self::Error>;
+    /// The error for a name no state or event has.
+    fn unknown_name(&self, name: &str) -> Self::Error;
+}
+
+/// The state a stored group holds.
+///
+/// # Errors
+/// What `source` refuses: a part the name needs is missing or malformed, or the name is
+/// unknown.
+pub fn state_from<S: PayloadSource>(source: &S) -> Result<ExitState, S::Error> {
+    let name = source.name()?;
+    Ok(match name {
+        "position_open" => ExitState::PositionOpen,
+        "exit_signal_received" => ExitState::ExitSignalReceived {
+            kind: source.exit_kind()?,
+        },
+        "submitted" => ExitState::Submitted {
+            attempt: source.attempt()?,
+            signature: source.signature()?,
+        },
+        "timed_out" => ExitState::TimedOut {
+            attempt: source.attempt()?,
+            signature: source.signature()?,
+        },
+        "expired" => ExitState::Expired {
+            attempt: source.attempt()?,
+            signature: source.signature()?,
+        },
+        "landed_failed" => ExitState::LandedFailed {
+            attempt: source.attempt()?,
+            signature: source.signature()?,
+            class: source.class()?,
+        },
+        "emergency_escalation" => ExitState::EmergencyEscalation {
+            next_attempt: source.attempt()?,
+        },
+        "position_closed" => ExitState::PositionClosed {
+            attempt: source.attempt()?,
+            signature: source.signature()?,
+        },
+        "exit_failed" => ExitState::ExitFailed {
+            reason: source.failure()?,
+        },
+        _ => return Err(source.unknown_name(name)),
+    })
+}
+
+/// The event a stored group holds.
+///
+/// # Errors
+/// As [`state_from`].
+pub fn event_from<S: PayloadSource>(source: &S) -> Result<ExitEvent, S::Error> {
+    let name = source.name()?;
+    Ok(match name {
+        "signal" => ExitEvent::Signal {
+            kind: source.exit_kind()?,
+        },
+        "submit" => ExitEvent::Submit {
+            attempt: source.attempt()?,
+            signature: source.signature()?,
+            last_valid_height: source.last_valid_height()?,
+        },
+        "confirm_timed_out" => ExitEvent::ConfirmTimedOut,
+        "proven_expired" => ExitEvent::ProvenExpired {
+            signature: source.signature()?,
+        },
+        "landed_failed" => ExitEvent::LandedFailed {
+            signature: source.signature()?,
+            class: source.class()?,
+        },
+        "landed" => ExitEvent::Landed {
+            signature: source.signature()?,
+        },
+        "escalate" => ExitEvent::Escalate,
+        "fail" => ExitEvent::Fail {
+            reason: source.failure()?,
+        },
+        _ => return Err(source.unknown_name(name)),
+    })
+}
