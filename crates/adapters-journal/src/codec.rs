@@ -98,23 +98,14 @@ pub(crate) fn parse_error_class(name: &str) -> Option<ErrorClass> {
 
 /// [`HaltCause`] from its [`HaltCause::as_str`] name.
 pub(crate) fn parse_halt_cause(name: &str) -> Option<HaltCause> {
-    Some(match name {
-        "exit_breaker" => HaltCause::ExitBreaker,
-        "exit_deadline" => HaltCause::ExitDeadline,
-        "operator" => HaltCause::Operator,
-        "reconciliation" => HaltCause::Reconciliation,
-        "shutdown" => HaltCause::Shutdown,
-        _ => return None,
-    })
+    HaltCause::ALL.into_iter().find(|c| c.as_str() == name)
 }
 
 /// [`ReduceOnlyCause`] from its [`ReduceOnlyCause::as_str`] name.
 pub(crate) fn parse_reduce_only_cause(name: &str) -> Option<ReduceOnlyCause> {
-    Some(match name {
-        "latency_breaker_open" => ReduceOnlyCause::LatencyBreakerOpen,
-        "operator" => ReduceOnlyCause::Operator,
-        _ => return None,
-    })
+    ReduceOnlyCause::ALL
+        .into_iter()
+        .find(|c| c.as_str() == name)
 }
 
 /// [`Side`] from its [`Side::as_str`] name.
@@ -289,20 +280,10 @@ mod tests {
 
     #[test]
     fn every_cause_and_side_round_trips_through_its_name() {
-        let halts = [
-            HaltCause::ExitBreaker,
-            HaltCause::ExitDeadline,
-            HaltCause::Operator,
-            HaltCause::Reconciliation,
-            HaltCause::Shutdown,
-        ];
-        for cause in halts {
+        for cause in HaltCause::ALL {
             assert_eq!(parse_halt_cause(cause.as_str()), Some(cause));
         }
-        for cause in [
-            ReduceOnlyCause::LatencyBreakerOpen,
-            ReduceOnlyCause::Operator,
-        ] {
+        for cause in ReduceOnlyCause::ALL {
             assert_eq!(parse_reduce_only_cause(cause.as_str()), Some(cause));
         }
         for side in [Side::Buy, Side::Sell] {

@@ -74,25 +74,14 @@ pub(crate) fn parse_error_class(name: &str) -> Option<ErrorClass> {
 
 /// [`HaltCause`] from its [`HaltCause::as_str`] name.
 pub(crate) fn parse_halt_cause(name: &str) -> Option<HaltCause> {
-    [
-        HaltCause::ExitBreaker,
-        HaltCause::ExitDeadline,
-        HaltCause::Operator,
-        HaltCause::Reconciliation,
-        HaltCause::Shutdown,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == name)
+    HaltCause::ALL.into_iter().find(|c| c.as_str() == name)
 }
 
 /// [`ReduceOnlyCause`] from its [`ReduceOnlyCause::as_str`] name.
 pub(crate) fn parse_reduce_only_cause(name: &str) -> Option<ReduceOnlyCause> {
-    [
-        ReduceOnlyCause::LatencyBreakerOpen,
-        ReduceOnlyCause::Operator,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == name)
+    ReduceOnlyCause::ALL
+        .into_iter()
+        .find(|c| c.as_str() == name)
 }
 
 /// [`Side`] from its [`Side::as_str`] name.

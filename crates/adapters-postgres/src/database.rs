@@ -42,6 +42,9 @@ pub struct LeaseView {
 #[derive(Clone)]
 pub struct PgDatabase {
     pool: Pool,
+    /// The connection settings, for a connection of its own outside the pool (the
+    /// fleet's LISTEN).
+    config: Arc<tokio_postgres::Config>,
     /// The URL's password, masked out of every error text.
     password: Option<Arc<str>>,
 }
@@ -74,7 +77,7 @@ impl PgDatabase {
             config.application_name("kyzlo");
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -90,7 +93,11 @@ impl PgDatabase {
             .map_err(|e| PgError::Connect {
                 reason: e.to_string(),
             })?;
-        let db = Self { pool, password };
+        let db = Self {
+            pool,
+            config: Arc::new(config),
+            password,
+        };
         let mut client = db.client().await?;
         schema::migrate(&mut client).await?;
         Ok(db)
@@ -232,6 +239,12 @@ impl PgDatabase {
                 expires_in_ms: row.get(3),
             })
             .collect())
+    }
+
+    /// A connection of its own, outside the pool, and the task driving it: what the
+    /// fleet's LISTEN runs on.
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        &self.config
     }
 
     /// The password to mask out of error texts.

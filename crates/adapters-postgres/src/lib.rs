@@ -41,6 +41,7 @@
 mod codec;
 mod database;
 pub mod error;
+mod fleet;
 mod journal;
 mod read;
 mod schema;
@@ -48,5 +49,8 @@ mod transitions;
 
 pub use database::{CONNECT_TIMEOUT, Lease, LeaseView, PgDatabase};
 pub use error::{FENCED_SQLSTATE, PgError};
+pub use fleet::{
+    COMMANDS_CHANNEL, CommandView, FLEET_CHANNEL, FleetCommand, InstanceView, MarketView, PgFleet,
+};
 pub use journal::PgJournal;
 pub use schema::SCHEMA_VERSION;

@@ -171,6 +171,59 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER control_fenced BEFORE INSERT OR UPDATE ON control
         FOR EACH ROW EXECUTE FUNCTION kyzlo_fence_row();
     ",
+    // 2: the fleet: its halt record (announced on `kyzlo_fleet`), its instances, and the
+    // operators' commands to the instance holding a wallet (announced on
+    // `kyzlo_commands`). Neither is owned by one wallet, so neither is fenced.
+    r"
+    CREATE TABLE fleet_halt (
+        id          SMALLINT    PRIMARY KEY CHECK (id = 1),
+        generation  BIGINT      NOT NULL CHECK (generation >= 0),
+        halted      BOOLEAN     NOT NULL,
+        detail      TEXT        NOT NULL,
+        by_whom     TEXT        NOT NULL,
+        proof       TEXT,
+        changed_at  TIMESTAMPTZ NOT NULL
+    );
+    INSERT INTO fleet_halt VALUES (1, 0, false, '', '', NULL, clock_timestamp());
+
+    CREATE FUNCTION kyzlo_fleet_announce() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('kyzlo_fleet', NEW.generation::text);
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER fleet_halt_announced AFTER UPDATE ON fleet_halt
+        FOR EACH ROW EXECUTE FUNCTION kyzlo_fleet_announce();
+
+    CREATE TABLE instances (
+        owner       TEXT        PRIMARY KEY,
+        started_at  TIMESTAMPTZ NOT NULL,
+        seen_at     TIMESTAMPTZ NOT NULL,
+        markets     TEXT        NOT NULL
+    );
+
+    CREATE TABLE fleet_commands (
+        id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        wallet        TEXT        NOT NULL,
+        market        TEXT        NOT NULL,
+        position_id   BIGINT      NOT NULL,
+        kind          TEXT        NOT NULL CHECK (kind IN ('force_exit')),
+        requested_by  TEXT        NOT NULL,
+        requested_at  TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+        taken_by      TEXT,
+        taken_at      TIMESTAMPTZ,
+        result        TEXT,
+        done_at       TIMESTAMPTZ
+    );
+    CREATE FUNCTION kyzlo_command_announce() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('kyzlo_commands', NEW.id::text);
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER fleet_commands_announced AFTER INSERT ON fleet_commands
+        FOR EACH ROW EXECUTE FUNCTION kyzlo_command_announce();
+    ",
 ];
 
 /// The schema version this build writes: the number of migration steps.

@@ -63,6 +63,39 @@ pub enum Command {
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The fleet on its PostgreSQL journal: status, halt, resume, force-exit.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
+}
+
+/// `fleet` commands (through the database: no instance's API needed).
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Instances, wallets and their leases, markets, open positions, the halt.
+    Status,
+    /// Halt every market of every instance.
+    Halt {
+        /// Why (shown to every instance and in its alert).
+        #[arg(long, default_value = "operator fleet halt")]
+        reason: String,
+    },
+    /// Resume the fleet with the approval key (each instance checks it).
+    Resume {
+        /// The approval key (or KYZLO_APPROVAL_KEY).
+        #[arg(long, env = "KYZLO_APPROVAL_KEY", hide_env_values = true)]
+        approval_key: String,
+    },
+    /// Force-exit a position by the instance holding its wallet.
+    Exit {
+        /// The wallet, as `fleet status` shows it.
+        #[arg(long)]
+        wallet: String,
+        /// The market, as `fleet status` shows it.
+        #[arg(long)]
+        market: String,
+        /// The position's id.
+        position: u64,
+    },
 }
 
 /// `paper` options.

@@ -9,8 +9,8 @@ use kyzlo_adapters_devnet::DevnetVenue;
 use kyzlo_adapters_journal::DataDir;
 use kyzlo_adapters_jupiter::JupiterClient;
 use kyzlo_adapters_solana::{KeypairSigner, SolanaChain};
-use kyzlo_application::ports::{Balances, QuoteRequest, Side, Signer as _, WalletAddress};
-use kyzlo_domain::{Lamports, Slippage, TokenAmount};
+use kyzlo_application::ports::{Balances, Signer as _, WalletAddress};
+use kyzlo_domain::{Lamports, TokenAmount};
 use kyzlo_live::journal::OpenJournal;
 
 use crate::cli::{QuoteArgs, RunArgs};
@@ -144,7 +144,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
                     probe: venue.clone(),
                     send_probe: venue,
                     journal,
-                    clock: crate::wiring::unix_clock(),
+                    clock: kyzlo_live::unix_clock(),
                 }
             }
             Profile::Mainnet | Profile::Paper => Adapters {
@@ -155,7 +155,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
                 probe: chain.clone(),
                 send_probe: kyzlo_live::send_probe(config, chain),
                 journal,
-                clock: crate::wiring::unix_clock(),
+                clock: kyzlo_live::unix_clock(),
             },
         };
         let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -205,55 +205,24 @@ pub async fn wait_for_signal() {
     }
 }
 
-/// Runs `kyzlo quote`: asks Jupiter for an exit quote (selling the base token) and shows
-/// the route, the amounts and the price impact.
+/// Runs `kyzlo quote` ([`kyzlo_live::quote::run`]).
 ///
 /// # Errors
 /// [`AppError`] for bad arguments or a failed quote (with its class).
 pub fn quote(config: &Config, args: &QuoteArgs) -> Result<String, AppError> {
-    let base_decimals = config.pair.pair.base_decimals;
-    let amount_in = TokenAmount::parse_decimal(&args.amount, base_decimals).map_err(|e| {
-        AppError::Usage(format!(
-            "--amount {:?}: {e} (the base token has {base_decimals} decimal places)",
-            args.amount
-        ))
-    })?;
-    let amount = amount_in.get() as f64 / 10f64.powi(i32::from(base_decimals));
-    let slippage = Slippage::from_bps(args.slippage_bps).map_err(|_| {
-        AppError::Usage(format!(
-            "--slippage-bps {}: expected 1 to 10000",
-            args.slippage_bps
-        ))
-    })?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
-    runtime.block_on(async {
-        let client = jupiter(config, WalletAddress([0; 32]), args.jupiter_url.as_ref())?;
-        // The port's quote (sell the base token), not the client's raw one.
-        let q = kyzlo_application::ports::SwapRouter::quote(
-            &client,
-            &QuoteRequest {
-                side: Side::Sell,
-                amount_in,
-                slippage,
-            },
-        )
-        .await
-            .map_err(|e| AppError::Remote(format!("quote refused: {e}")))?;
-        let out_ui = q.expected_out.get() as f64 / 10f64.powi(i32::from(config.pair.pair.quote_decimals));
-        let min_ui = q.min_out.get() as f64 / 10f64.powi(i32::from(config.pair.pair.quote_decimals));
-        Ok(format!(
-            "route: {}\nin: {} base units ({} of the base token)\nout: {} quote units ({out_ui:.6})\nminimum out at {} bps: {} ({min_ui:.6})\nprice: {:.6}\nprice impact: {:.4}%\n",
-            q.route_label,
-            amount_in,
-            args.amount,
-            q.expected_out,
+    runtime
+        .block_on(kyzlo_live::quote::run(
+            config,
+            &args.amount,
             args.slippage_bps,
-            q.min_out,
-            out_ui / amount,
-            q.price_impact_pct
+            args.jupiter_url.as_ref(),
         ))
-    })
+        .map_err(|e| match e {
+            kyzlo_live::quote::QuoteError::Usage(text) => AppError::Usage(text),
+            kyzlo_live::quote::QuoteError::Remote(text) => AppError::Remote(text),
+        })
 }

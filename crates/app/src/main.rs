@@ -14,8 +14,8 @@ macro_rules! say {
 mod alerts;
 mod chaos_cmd;
 mod cli;
-mod client;
 mod error;
+mod fleet_cmd;
 mod live;
 mod paper;
 mod verify_cmd;
@@ -100,7 +100,15 @@ fn operator(
     request: kyzlo_adapters_telemetry::Request,
 ) -> Result<String, AppError> {
     let config = kyzlo_config::load_valid(config_path, None)?;
-    client::run(&config, api, request)
+    let api = kyzlo_live::operator::ApiArgs {
+        url: api.url.clone(),
+        token: api.token.clone(),
+    };
+    kyzlo_live::operator::run(&config, &api, request).map_err(|e| match e {
+        kyzlo_live::operator::CommandError::DataDir(e) => AppError::DataDir(e),
+        kyzlo_live::operator::CommandError::Startup(e) => AppError::Startup(e),
+        other => AppError::Remote(other.to_string()),
+    })
 }
 
 fn run(cli: Cli) -> Result<String, AppError> {
@@ -109,6 +117,9 @@ fn run(cli: Cli) -> Result<String, AppError> {
     match command {
         Command::Paper(args) => {
             let config = kyzlo_config::load_valid(path, Some(Profile::Paper))?;
+            if fleet_cmd::is_fleet(&config) {
+                return fleet_cmd::run(&config, Some(&args));
+            }
             paper::run(&config, &args)
         }
         Command::Chaos(args) => chaos_cmd::run(&args),
@@ -117,7 +128,9 @@ fn run(cli: Cli) -> Result<String, AppError> {
             let config = kyzlo_config::load_valid(path, args.profile.map(Into::into))?;
             // What `run` builds before its first network call, built here too: the two
             // accept exactly the same things.
-            live::check(&config)?;
+            for i in 0..config.markets.len() {
+                live::check(&config.for_market(i).unwrap_or_else(|| config.clone()))?;
+            }
             Ok(format!(
                 "# configuration is valid (profile {})\n{}",
                 config.profile.as_str(),
@@ -132,12 +145,18 @@ fn run(cli: Cli) -> Result<String, AppError> {
         Command::Exits(args) => operator(path, &args.api, Request::Exits(args.limit)),
         Command::Run(args) => {
             let config = kyzlo_config::load_valid(path, args.profile.map(Into::into))?;
+            if fleet_cmd::is_fleet(&config) {
+                return fleet_cmd::run(&config, None);
+            }
             live::run(&config, &args)
         }
         Command::Doctor(args) => live::doctor(&kyzlo_config::load_valid(
             path,
             args.profile.map(Into::into),
         )?),
+        Command::Fleet(command) => {
+            fleet_cmd::command(&kyzlo_config::load_valid(path, None)?, command)
+        }
         Command::Quote(args) => {
             let config = kyzlo_config::load_valid(path, None)?;
             live::quote(&config, &args)

@@ -111,7 +111,7 @@ async fn paper(
     };
     let wallet = PaperWallet::open(wallet_path, initial)
         .map_err(|e| AppError::Startup(format!("paper wallet: {e}")))?;
-    let clock = crate::wiring::unix_clock();
+    let clock = kyzlo_live::unix_clock();
     let market = Arc::new(SimMarket::new(Arc::clone(&path), clock, clock.now()));
     let schedule = Arc::new(FaultSchedule::new(faults, seed));
     let venue = Arc::new(
@@ -250,7 +250,7 @@ fn progress_bar(duration: Duration) -> indicatif::ProgressBar {
 
 /// Paces virtual time at `speed` times real time: a real sleep (which holds tokio's
 /// paused clock still) then the same span times `speed` of virtual time.
-async fn pace(speed: f64) {
+pub async fn pace(speed: f64) {
     let real = Duration::from_millis(20);
     loop {
         let _ = tokio::task::spawn_blocking(move || std::thread::sleep(real)).await;

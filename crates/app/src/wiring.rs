@@ -13,7 +13,6 @@ use kyzlo_application::clock::Clock;
 use kyzlo_application::journal::Journal;
 use kyzlo_application::orchestrator::Orchestrator;
 use kyzlo_application::ports::{Chain, HealthProbe, PriceFeed, Signer, SwapRouter};
-use kyzlo_domain::Timestamp;
 
 use crate::error::AppError;
 use kyzlo_config::Config;
@@ -36,16 +35,6 @@ pub struct Adapters {
     pub journal: Arc<dyn Journal>,
     /// The services' clock.
     pub clock: Clock,
-}
-
-/// A clock counting from the Unix epoch: what a live or paper bot journals stays
-/// meaningful across restarts.
-#[must_use]
-pub fn unix_clock() -> Clock {
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-    Clock::starting_at(Timestamp::from_micros(micros))
 }
 
 /// A bot started with its telemetry: alerts routed to the log and webhooks, Prometheus

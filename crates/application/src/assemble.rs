@@ -50,8 +50,9 @@ pub struct Settings {
     pub initial_state: TradingState,
     /// The operator's key for resuming after a halt.
     pub approval_key: Option<ApprovalKey>,
-    /// Each guarded dependency's latency breaker and call timeout.
-    pub guard: GuardBreakers,
+    /// Each guarded dependency's latency breaker and call timeout: new ones, or the
+    /// guard another market of the process already runs.
+    pub guard: GuardSource,
     /// How exits are executed.
     pub exit: ExecutionSettings,
     /// How entries are executed.
@@ -70,6 +71,15 @@ pub struct Settings {
     pub router_budget: Option<Arc<Budget>>,
     /// The RPC provider's request budget (the chain and its probes), if any.
     pub rpc_budget: Option<Arc<Budget>>,
+}
+
+/// Where a market's latency breakers come from.
+pub enum GuardSource {
+    /// Its own breakers.
+    New(GuardBreakers),
+    /// The breakers another market of the process runs: each dependency has one breaker
+    /// whoever calls it, and this market's trading state follows it too.
+    Shared(Arc<LatencyGuard>),
 }
 
 /// The assembled services.
@@ -96,9 +106,12 @@ pub struct Assembled {
     pub services: Services,
 }
 
-/// Assembles the services over `ports` with `settings`, on `clock`.
+/// Assembles the services over `ports` with `settings`, on `clock` (a shared guard
+/// attaches the new trading state; [`LatencyGuard::catch_up`] then moves it to ReduceOnly
+/// if a breaker is open).
 #[must_use]
 pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
+    let shared = matches!(settings.guard, GuardSource::Shared(_));
     let control = Arc::new(TradingControl::new(
         settings.initial_state,
         settings.approval_key,
@@ -107,12 +120,18 @@ pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
         ports.metrics.clone(),
         clock,
     ));
-    let guard = Arc::new(LatencyGuard::new(
-        settings.guard,
-        control.clone(),
-        ports.metrics.clone(),
-        clock,
-    ));
+    let guard = match settings.guard {
+        GuardSource::New(breakers) => Arc::new(LatencyGuard::new(
+            breakers,
+            control.clone(),
+            ports.metrics.clone(),
+            clock,
+        )),
+        GuardSource::Shared(guard) => guard,
+    };
+    if shared {
+        guard.attach(&control);
+    }
     let jitter = Arc::new(Jitter::new(settings.jitter_seed));
     // The budget sits outside the guard: a deferral is no failure of the provider, and a
     // wait for room no latency of it.

@@ -15,7 +15,7 @@ use kyzlo_domain::trading_state::{HaltCause, ReduceOnlyCause, TradingState};
 use kyzlo_domain::{DomainError, ExitBreaker, TokenAmount};
 use tokio::sync::{mpsc, watch};
 
-use crate::assemble::{Assembled, Ports, Settings, assemble};
+use crate::assemble::{Assembled, GuardSource, Ports, Settings, assemble};
 use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::control::{ApprovalKey, TradingControl};
@@ -122,6 +122,15 @@ pub enum BotError {
     Settings(DomainError),
 }
 
+/// What the markets of one process share: one latency breaker per dependency and one
+/// request budget per provider, whichever market calls it.
+#[derive(Clone)]
+pub struct SharedDependencies {
+    guard: Arc<LatencyGuard>,
+    router_budget: Option<Arc<Budget>>,
+    rpc_budget: Option<Arc<Budget>>,
+}
+
 /// A started bot: reconciled and wired, not yet ticking.
 pub struct Bot {
     orchestrator: Orchestrator,
@@ -137,6 +146,7 @@ pub struct Bot {
     jitter: Arc<Jitter>,
     tick_interval: Duration,
     reconciled: ReconcileReport,
+    shared: SharedDependencies,
 }
 
 impl Bot {
@@ -149,8 +159,28 @@ impl Bot {
     /// [`BotError`] when the journal cannot be read, reconciliation fails, or a setting
     /// is invalid.
     pub async fn start(ports: BotPorts, settings: BotSettings) -> Result<Self, BotError> {
+        Self::start_sharing(ports, settings, None).await
+    }
+
+    /// As [`Bot::start`], for one more market of a process: with `shared` (another
+    /// market's [`Bot::shared`]), its calls go through the same latency breakers and
+    /// request budgets as that market's, and its trading state follows the shared
+    /// breakers; `settings.guard` and the budgets' windows are then the shared ones'.
+    ///
+    /// # Errors
+    /// As [`Bot::start`].
+    pub async fn start_sharing(
+        ports: BotPorts,
+        settings: BotSettings,
+        shared: Option<&SharedDependencies>,
+    ) -> Result<Self, BotError> {
         let clock = ports.clock;
-        let guard_breakers = GuardBreakers::new(&settings.guard).map_err(BotError::Settings)?;
+        let guard_source = match shared {
+            Some(shared) => GuardSource::Shared(shared.guard.clone()),
+            None => {
+                GuardSource::New(GuardBreakers::new(&settings.guard).map_err(BotError::Settings)?)
+            }
+        };
         let strategy = MeanReversion::new(settings.strategy).map_err(BotError::Settings)?;
         let journaled = ports.journal.load().await.map_err(BotError::Reconcile)?;
         let exit_breaker = ExitBreaker::restored(
@@ -177,6 +207,19 @@ impl Bot {
             }
         );
         let exit_settings = settings.exit.clone();
+        let (router_budget, rpc_budget) = match shared {
+            Some(shared) => (shared.router_budget.clone(), shared.rpc_budget.clone()),
+            None => (
+                settings
+                    .router_budget
+                    .clone()
+                    .map(|window| Budget::new("the router", window, clock)),
+                settings
+                    .rpc_budget
+                    .clone()
+                    .map(|window| Budget::new("the RPC provider", window, clock)),
+            ),
+        };
         let Assembled {
             control,
             guard,
@@ -202,7 +245,7 @@ impl Bot {
             Settings {
                 initial_state: initial,
                 approval_key: settings.approval_key,
-                guard: guard_breakers,
+                guard: guard_source,
                 exit: settings.exit,
                 entry: settings.entry,
                 exit_breaker,
@@ -210,17 +253,12 @@ impl Bot {
                 gateway_mode: settings.gateway_mode,
                 jitter_seed: settings.jitter_seed,
                 next_id: journaled.next_id,
-                router_budget: settings
-                    .router_budget
-                    .clone()
-                    .map(|window| Budget::new("the router", window, clock)),
-                rpc_budget: settings
-                    .rpc_budget
-                    .clone()
-                    .map(|window| Budget::new("the RPC provider", window, clock)),
+                router_budget: router_budget.clone(),
+                rpc_budget: rpc_budget.clone(),
             },
             clock,
         );
+        guard.catch_up(&control).await;
         if restore_breakers {
             // The bot stopped while a breaker was open: recovery must be proven again
             // (probes close the breakers and lift ReduceOnly), not assumed.
@@ -304,7 +342,7 @@ impl Bot {
             operator,
             commands,
             control,
-            guard,
+            guard: guard.clone(),
             exits,
             totals,
             chain_probe,
@@ -313,7 +351,19 @@ impl Bot {
             jitter,
             tick_interval: settings.tick_interval,
             reconciled,
+            shared: SharedDependencies {
+                guard: guard.clone(),
+                router_budget,
+                rpc_budget,
+            },
         })
+    }
+
+    /// What another market of the process starts with to share this one's latency
+    /// breakers and request budgets ([`Bot::start_sharing`]).
+    #[must_use]
+    pub fn shared(&self) -> SharedDependencies {
+        self.shared.clone()
     }
 
     /// The operator's handle (status, halt, resume, force-exit, history).
@@ -369,6 +419,9 @@ impl Bot {
             (self.chain_probe, self.send_probe, self.feed_probe);
         let recovery = AbortOnDrop(tokio::spawn(async move {
             loop {
+                // Markets sharing the guard probe in turn: the next finds the breakers
+                // closed by the one before.
+                let turn = guard.recovery_turn().await;
                 for dependency in GUARDED {
                     if guard.state_of(dependency) != BreakerState::Closed {
                         let probe = match dependency {
@@ -379,6 +432,7 @@ impl Bot {
                         guard.recover(dependency, probe, &jitter).await;
                     }
                 }
+                drop(turn);
                 if guard.state() != BreakerState::Closed {
                     continue;
                 }

@@ -1,4 +1,5 @@
-//! The halt coordinator: the one owner of the trading state. Halting is idempotent and
+//! The halt coordinator: the one owner of the trading state (its subscribers are told of
+//! real changes only). Halting is idempotent and
 //! keeps the first reason, takes effect at once, is journaled (retried until durable)
 //! before its one alert goes out, so an alerted halt survives any restart; resuming needs
 //! the operator's approval key, compared in constant time, and is journaled before it
@@ -32,6 +33,11 @@ impl ApprovalKey {
             return Err(ResumeError::WeakKey);
         }
         Ok(Self(Arc::from(key)))
+    }
+
+    /// The key itself (to prove it to the fleet, never to show it).
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
     }
 
     /// Compares with `candidate` in time that depends only on the lengths.
@@ -141,8 +147,10 @@ impl TradingControl {
             let _writer = self.writer.lock().await;
             let now = self.clock.now();
             let mut outcome = HaltOutcome::AlreadyHalted;
-            self.state
-                .send_modify(|s| outcome = s.halt(now, reason.clone()));
+            self.state.send_if_modified(|s| {
+                outcome = s.halt(now, reason.clone());
+                outcome == HaltOutcome::Halted
+            });
             if outcome != HaltOutcome::Halted {
                 return outcome;
             }
@@ -195,7 +203,10 @@ impl TradingControl {
                 .await
                 .map_err(ResumeError::Journal)?;
             let mut resumed = false;
-            self.state.send_modify(|s| resumed = s.resume().is_ok());
+            self.state.send_if_modified(|s| {
+                resumed = s.resume().is_ok();
+                resumed
+            });
             if !resumed {
                 return Err(ResumeError::NotHalted);
             }
@@ -218,8 +229,10 @@ impl TradingControl {
         let _writer = self.writer.lock().await;
         let now = self.clock.now();
         let mut changed = false;
-        self.state
-            .send_modify(|s| changed = s.enter_reduce_only(now, cause));
+        self.state.send_if_modified(|s| {
+            changed = s.enter_reduce_only(now, cause);
+            changed
+        });
         if changed {
             tracing::warn!(cause = ?cause, "trading reduce-only");
             self.metrics
@@ -233,8 +246,10 @@ impl TradingControl {
     pub async fn leave_reduce_only(&self, cause: ReduceOnlyCause) -> bool {
         let _writer = self.writer.lock().await;
         let mut changed = false;
-        self.state
-            .send_modify(|s| changed = s.leave_reduce_only(cause));
+        self.state.send_if_modified(|s| {
+            changed = s.leave_reduce_only(cause);
+            changed
+        });
         if changed {
             tracing::info!(cause = ?cause, "trading active again");
             self.metrics

@@ -21,7 +21,7 @@
 //! permit is given back and nothing is recorded.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -149,10 +149,19 @@ impl GuardBreakers {
 }
 
 /// Times calls, owns the breakers, and keeps the trading state in step with them.
+///
+/// One guard may serve several markets of a process ([`LatencyGuard::attach`]): a
+/// dependency's breaker is then shared by every market calling it, and its opening moves
+/// each market's trading to ReduceOnly.
 pub struct LatencyGuard {
     breakers: [Mutex<LatencyBreaker>; 4],
     timeouts: [Duration; 4],
-    control: Arc<TradingControl>,
+    /// The trading states kept in step: the first market's, and every market attached
+    /// (held weakly: a market that stopped drops out).
+    controls: Mutex<Vec<Weak<TradingControl>>>,
+    /// Held by the market whose bot probes the open breakers, so that markets sharing the
+    /// guard do not probe a dependency once each.
+    recovery: tokio::sync::Mutex<()>,
     metrics: Arc<dyn MetricsSink>,
     clock: Clock,
 }
@@ -168,10 +177,42 @@ impl LatencyGuard {
         Self {
             breakers: breakers.breakers.map(Mutex::new),
             timeouts: breakers.timeouts,
-            control,
+            controls: Mutex::new(vec![Arc::downgrade(&control)]),
+            recovery: tokio::sync::Mutex::new(()),
             metrics,
             clock,
         }
+    }
+
+    /// Keeps `control` (another market's trading state) in step with the breakers from
+    /// their next change on; [`LatencyGuard::catch_up`] brings it to their present.
+    pub fn attach(&self, control: &Arc<TradingControl>) {
+        self.controls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::downgrade(control));
+    }
+
+    /// Moves `control` to ReduceOnly if a breaker is open now (a market attached to a
+    /// guard whose dependency is already failing starts without entries).
+    pub async fn catch_up(&self, control: &TradingControl) {
+        if self.state() == BreakerState::Open {
+            let _ = control
+                .enter_reduce_only(ReduceOnlyCause::LatencyBreakerOpen)
+                .await;
+        }
+    }
+
+    /// The right to probe the open breakers, held for as long as one market's bot
+    /// probes: the others wait for it and then find the breakers closed.
+    pub async fn recovery_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.recovery.lock().await
+    }
+
+    fn controls(&self) -> Vec<Arc<TradingControl>> {
+        let mut controls = self.controls.lock().unwrap_or_else(PoisonError::into_inner);
+        controls.retain(|c| c.strong_count() > 0);
+        controls.iter().filter_map(Weak::upgrade).collect()
     }
 
     fn breaker(&self, dependency: Dependency) -> MutexGuard<'_, LatencyBreaker> {
@@ -369,12 +410,18 @@ impl LatencyGuard {
             );
             match change.to {
                 BreakerState::Open => {
-                    if self
-                        .control
-                        .enter_reduce_only(ReduceOnlyCause::LatencyBreakerOpen)
-                        .await
-                    {
-                        self.control
+                    let mut alerted = false;
+                    for control in self.controls() {
+                        if !control
+                            .enter_reduce_only(ReduceOnlyCause::LatencyBreakerOpen)
+                            .await
+                            || alerted
+                        {
+                            continue;
+                        }
+                        // One page per opening, however many markets share the breaker.
+                        alerted = true;
+                        control
                             .alert(Alert {
                                 kind: AlertKind::LatencyBreaker,
                                 severity: Severity::Warning,
@@ -389,10 +436,11 @@ impl LatencyGuard {
                     }
                 }
                 BreakerState::Closed if self.state() == BreakerState::Closed => {
-                    let _ = self
-                        .control
-                        .leave_reduce_only(ReduceOnlyCause::LatencyBreakerOpen)
-                        .await;
+                    for control in self.controls() {
+                        let _ = control
+                            .leave_reduce_only(ReduceOnlyCause::LatencyBreakerOpen)
+                            .await;
+                    }
                 }
                 BreakerState::Closed | BreakerState::HalfOpen => {}
             }

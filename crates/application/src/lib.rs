@@ -13,6 +13,7 @@ pub mod control;
 pub mod entry;
 pub mod execute;
 pub mod exit;
+pub mod fleet;
 pub mod gateway;
 pub mod guard;
 pub mod journal;

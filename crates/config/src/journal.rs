@@ -20,6 +20,14 @@ pub const MIN_LEASE_S: u64 = 3;
 /// The longest lease allowed: a crashed instance's wallet waits this long for a successor.
 pub const MAX_LEASE_S: u64 = 600;
 
+/// How often, by default, an instance re-reads the fleet's halt record besides what
+/// LISTEN/NOTIFY pushes, in milliseconds.
+pub const DEFAULT_FLEET_POLL_MS: u64 = 2_000;
+
+/// By default, how long the fleet's database may be unreachable before an instance's
+/// markets go ReduceOnly, in seconds.
+pub const DEFAULT_FLEET_UNREACHABLE_S: u64 = 10;
+
 /// `[journal]` as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -32,6 +40,11 @@ pub struct JournalFile {
     pub url: Option<Secret>,
     /// Seconds a wallet's lease lasts in a PostgreSQL journal; renewed every third of it.
     pub lease_s: u64,
+    /// Milliseconds between two reads of the fleet's halt record (a fallback for
+    /// LISTEN/NOTIFY, which pushes it at once).
+    pub fleet_poll_ms: u64,
+    /// Seconds the fleet's database may be unreachable before the markets go ReduceOnly.
+    pub fleet_unreachable_s: u64,
 }
 
 impl Default for JournalFile {
@@ -40,6 +53,8 @@ impl Default for JournalFile {
             data_dir: PathBuf::from("kyzlo-data"),
             url: None,
             lease_s: DEFAULT_LEASE_S,
+            fleet_poll_ms: DEFAULT_FLEET_POLL_MS,
+            fleet_unreachable_s: DEFAULT_FLEET_UNREACHABLE_S,
         }
     }
 }
@@ -55,6 +70,10 @@ pub enum JournalBackend {
         url: Secret,
         /// How long a lease lasts unrenewed; it is renewed every third of it.
         lease: Duration,
+        /// Between two reads of the fleet's halt record.
+        fleet_poll: Duration,
+        /// How long the database may be unreachable before the markets go ReduceOnly.
+        fleet_unreachable: Duration,
     },
 }
 
@@ -90,6 +109,20 @@ impl JournalFile {
                 format!("{MIN_LEASE_S} to {MAX_LEASE_S} seconds"),
             ));
         }
+        if !(100..=60_000).contains(&self.fleet_poll_ms) {
+            return Err(invalid(
+                "journal.fleet_poll_ms",
+                self.fleet_poll_ms,
+                "100 to 60000 milliseconds",
+            ));
+        }
+        if !(1..=MAX_LEASE_S).contains(&self.fleet_unreachable_s) {
+            return Err(invalid(
+                "journal.fleet_unreachable_s",
+                self.fleet_unreachable_s,
+                format!("1 to {MAX_LEASE_S} seconds"),
+            ));
+        }
         let backend = match &self.url {
             None => JournalBackend::Sqlite,
             Some(url) => {
@@ -97,6 +130,8 @@ impl JournalFile {
                 JournalBackend::Postgres {
                     url: url.clone(),
                     lease: Duration::from_secs(self.lease_s),
+                    fleet_poll: Duration::from_millis(self.fleet_poll_ms),
+                    fleet_unreachable: Duration::from_secs(self.fleet_unreachable_s),
                 }
             }
         };
@@ -160,7 +195,9 @@ mod tests {
                 backend,
                 JournalBackend::Postgres {
                     url: Secret::new(url),
-                    lease: Duration::from_secs(DEFAULT_LEASE_S)
+                    lease: Duration::from_secs(DEFAULT_LEASE_S),
+                    fleet_poll: Duration::from_millis(DEFAULT_FLEET_POLL_MS),
+                    fleet_unreachable: Duration::from_secs(DEFAULT_FLEET_UNREACHABLE_S),
                 }
             );
         }

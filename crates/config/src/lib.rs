@@ -15,6 +15,7 @@ mod exit;
 mod fees;
 mod journal;
 mod lanes;
+mod markets;
 mod masking;
 mod network;
 mod operator;
@@ -49,6 +50,7 @@ pub use journal::{DEFAULT_LEASE_S, JournalBackend, JournalFile, MAX_LEASE_S, MIN
 pub use lanes::{
     LaneHeader, LaneTip, MAX_LANES, MAX_TIP_LAMPORTS, SendLane, SendLaneFile, TipFile,
 };
+pub use markets::{MAIN_MARKET, MAX_MARKETS, Market, MarketFile};
 pub use network::{CommitmentFile, Jupiter, JupiterApi, JupiterFile, Rpc, RpcFile, WalletFile};
 pub use operator::{Alerts, AlertsFile, Api, ApiFile, Telegram, Webhook};
 pub use pair::{NATIVE_MINT, PairFile, PairSettings, USDC_MINT};
@@ -133,6 +135,10 @@ pub struct File {
     pub journal: JournalFile,
     /// Paper mode.
     pub paper: PaperFile,
+    /// The markets this process trades; none: the one market of `[pair]`,
+    /// `[strategy]`, `[exit_plan]` and `[wallet]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub markets: Vec<MarketFile>,
 }
 
 impl Default for File {
@@ -158,6 +164,7 @@ impl Default for File {
             alerts: AlertsFile::default(),
             journal: JournalFile::default(),
             paper: PaperFile::default(),
+            markets: Vec::new(),
         }
     }
 }
@@ -321,6 +328,9 @@ pub struct Config {
     pub fees: Fees,
     /// The keypair file (required, and checked, for devnet and mainnet).
     pub keypair_path: Option<PathBuf>,
+    /// The markets this process trades (at least one); `pair`, `trading` and
+    /// `keypair_path` above are the first's ([`Config::for_market`] gives each its own).
+    pub markets: Vec<Market>,
     /// The operator API.
     pub api: Api,
     pub alerts: Alerts,
@@ -346,27 +356,58 @@ impl TryFrom<File> for Config {
                 "true: the mainnet profile trades real money and must be confirmed explicitly",
             ));
         }
-        let pair = file.pair.validate()?;
-        let mut trading =
-            trading::validate(&file.trading, &file.strategy, &file.exit_plan, pair.pair)?;
         let execution = exit::validate(&file.exit, &file.exit_retry, &file.retry)?;
-        if trading.cost_aware {
-            // Fees are priced against the smallest entry the sizing makes, so a small
-            // wallet-sized entry is not let through on the cap's cheaper fee share.
-            trading.strategy.cost = trading::round_trip_cost(
-                &execution.entry,
-                &execution.exit,
-                pair.pair.native_base,
-                file.trading.entry_size
-                    * kyzlo_application::entry::EntrySize::smallest_share(Some(
-                        trading.entry_fraction,
-                    )),
-            );
-            trading
-                .strategy
-                .validate()
-                .map_err(|e| check::domain(e, "strategy", &file.strategy))?;
+        let (pair, trading) = market(
+            &file,
+            &file.pair,
+            &file.strategy,
+            &file.exit_plan,
+            &execution,
+        )?;
+        // The default keypair is needed (and checked) only for a market without its own.
+        let keypair_path =
+            if file.markets.iter().all(|m| m.keypair_path.is_some()) && !file.markets.is_empty() {
+                None
+            } else {
+                file.wallet.validate(profile)?
+            };
+        let mut markets = Vec::with_capacity(file.markets.len().max(1));
+        for (i, m) in file.markets.iter().enumerate() {
+            let (pair, trading) = market(
+                &file,
+                m.pair.as_ref().unwrap_or(&file.pair),
+                m.strategy.as_ref().unwrap_or(&file.strategy),
+                m.exit_plan.as_ref().unwrap_or(&file.exit_plan),
+                &execution,
+            )
+            .map_err(|e| markets::within(i, e))?;
+            let keypair_path = match &m.keypair_path {
+                Some(path) => network::WalletFile {
+                    keypair_path: Some(path.clone()),
+                }
+                .validate(profile)
+                .map_err(|e| markets::within(i, markets::keypair_key(e)))?,
+                None => keypair_path.clone(),
+            };
+            markets.push(Market {
+                name: m.name.clone(),
+                listed: true,
+                pair,
+                trading,
+                keypair_path,
+            });
         }
+        markets::check(&file.markets, &markets)?;
+        if markets.is_empty() {
+            markets.push(Market {
+                name: MAIN_MARKET.to_owned(),
+                listed: false,
+                pair,
+                trading,
+                keypair_path,
+            });
+        }
+        let first = markets[0].clone();
         let rpc = file.rpc.validate(profile)?;
         let timeouts = breakers::DefaultTimeouts {
             call_ms: file.exit.call_timeout_ms,
@@ -384,10 +425,17 @@ impl TryFrom<File> for Config {
             ));
         }
         let (data_dir, journal) = file.journal.validate()?;
+        if !file.markets.is_empty() && journal == JournalBackend::Sqlite {
+            return Err(check::invalid(
+                "markets",
+                format!("{} markets", file.markets.len()),
+                "journal.url set too: [[markets]] runs on the fleet's PostgreSQL journal (without the list, [pair], [strategy] and [exit_plan] are the one market, on SQLite)",
+            ));
+        }
         Ok(Self {
             profile,
-            pair,
-            trading,
+            pair: first.pair,
+            trading: first.trading,
             execution,
             guard,
             exit_breaker_threshold: file.exit_breaker.validate()?,
@@ -397,7 +445,8 @@ impl TryFrom<File> for Config {
             alerts: file.alerts.validate()?,
             jupiter: file.jupiter.validate(profile)?,
             fees: file.fees.validate()?,
-            keypair_path: file.wallet.validate(profile)?,
+            keypair_path: first.keypair_path,
+            markets,
             data_dir,
             journal,
             paper: file.paper.validate(pair.pair)?,
@@ -406,7 +455,48 @@ impl TryFrom<File> for Config {
     }
 }
 
+/// A market's pair and trading rules from its tables, fees priced for its sizing.
+fn market(
+    file: &File,
+    pair: &PairFile,
+    strategy: &StrategyFile,
+    exit_plan: &ExitPlanFile,
+    execution: &Execution,
+) -> Result<(PairSettings, Trading), ConfigError> {
+    let pair = pair.validate()?;
+    let mut trading = trading::validate(&file.trading, strategy, exit_plan, pair.pair)?;
+    if trading.cost_aware {
+        // Fees are priced against the smallest entry the sizing makes, so a small
+        // wallet-sized entry is not let through on the cap's cheaper fee share.
+        trading.strategy.cost = trading::round_trip_cost(
+            &execution.entry,
+            &execution.exit,
+            pair.pair.native_base,
+            file.trading.entry_size
+                * kyzlo_application::entry::EntrySize::smallest_share(Some(trading.entry_fraction)),
+        );
+        trading
+            .strategy
+            .validate()
+            .map_err(|e| check::domain(e, "strategy", strategy))?;
+    }
+    Ok((pair, trading))
+}
+
 impl Config {
+    /// The configuration of market `i` on its own: its pair, trading rules and keypair in
+    /// place of the first market's, everything else shared. `None` past the last.
+    #[must_use]
+    pub fn for_market(&self, i: usize) -> Option<Config> {
+        let market = self.markets.get(i)?;
+        let mut config = self.clone();
+        config.pair = market.pair;
+        config.trading = market.trading.clone();
+        config.keypair_path = market.keypair_path.clone();
+        config.markets = vec![market.clone()];
+        Some(config)
+    }
+
     /// The bot's settings; `jitter_seed` seeds its retry jitter.
     #[must_use]
     pub fn bot_settings(&self, jitter_seed: u64) -> BotSettings {

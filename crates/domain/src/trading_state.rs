@@ -17,9 +17,22 @@ pub enum HaltCause {
     Reconciliation,
     /// The process is shutting down.
     Shutdown,
+    /// The fleet halted: another market of this process, another instance, or an
+    /// operator's `kyzlo fleet halt`.
+    Fleet,
 }
 
 impl HaltCause {
+    /// Every cause, for decoding a journaled name.
+    pub const ALL: [HaltCause; 6] = [
+        HaltCause::ExitBreaker,
+        HaltCause::ExitDeadline,
+        HaltCause::Operator,
+        HaltCause::Reconciliation,
+        HaltCause::Shutdown,
+        HaltCause::Fleet,
+    ];
+
     /// A stable snake_case name for logs, metrics, alerts and the journal.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -29,6 +42,7 @@ impl HaltCause {
             HaltCause::Operator => "operator",
             HaltCause::Reconciliation => "reconciliation",
             HaltCause::Shutdown => "shutdown",
+            HaltCause::Fleet => "fleet",
         }
     }
 }
@@ -72,15 +86,26 @@ pub enum ReduceOnlyCause {
     LatencyBreakerOpen,
     /// An operator asked for it.
     Operator,
+    /// The fleet's database, where a fleet-wide halt would be announced, cannot be
+    /// reached: no entry may start that a halt elsewhere would have stopped.
+    FleetUnreachable,
 }
 
 impl ReduceOnlyCause {
+    /// Every cause, for decoding a journaled name.
+    pub const ALL: [ReduceOnlyCause; 3] = [
+        ReduceOnlyCause::LatencyBreakerOpen,
+        ReduceOnlyCause::Operator,
+        ReduceOnlyCause::FleetUnreachable,
+    ];
+
     /// A stable snake_case name for logs and metrics.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             ReduceOnlyCause::LatencyBreakerOpen => "latency_breaker_open",
             ReduceOnlyCause::Operator => "operator",
+            ReduceOnlyCause::FleetUnreachable => "fleet_unreachable",
         }
     }
 }

@@ -16,6 +16,8 @@ use kyzlo_config::{Config, ConfigError, JupiterApi};
 
 pub mod doctor;
 pub mod journal;
+pub mod operator;
+pub mod quote;
 pub mod router;
 pub mod signals;
 
@@ -186,4 +188,14 @@ pub fn seed_now() -> u64 {
         .map_or(1, |d| {
             u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(1)
         })
+}
+
+/// A clock counting from the Unix epoch: what a live or paper bot journals stays
+/// meaningful across restarts.
+#[must_use]
+pub fn unix_clock() -> kyzlo_application::clock::Clock {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    kyzlo_application::clock::Clock::starting_at(kyzlo_domain::Timestamp::from_micros(micros))
 }

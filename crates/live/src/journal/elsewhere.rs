@@ -24,9 +24,34 @@ use kyzlo_domain::{ErrorClass, IntentId, PositionId, TokenAmount};
 use tokio::runtime::Handle;
 
 /// A [`PgJournal`] whose every call runs on the runtime of `handle`.
-pub(crate) struct Elsewhere {
-    pub(crate) journal: Arc<PgJournal>,
-    pub(crate) handle: Handle,
+pub struct Elsewhere {
+    /// The journal.
+    pub journal: Arc<PgJournal>,
+    /// The journal's runtime.
+    pub handle: Handle,
+}
+
+/// Runs `call` on the runtime of `handle`, waited for from a blocking task (so that a
+/// paused clock does not move meanwhile).
+///
+/// # Errors
+/// A [`PortError`] of class `Unknown` when the task ended without an answer (the
+/// runtime was shut down).
+pub async fn bridged<T, Fut>(handle: &Handle, call: Fut) -> Result<T, PortError>
+where
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handle = handle.clone();
+    tokio::task::spawn_blocking(move || handle.block_on(call))
+        .await
+        .map_err(|e| {
+            PortError::new(
+                "journal.runtime",
+                ErrorClass::Unknown,
+                format!("the journal's task ended without an answer: {e}"),
+            )
+        })
 }
 
 impl Elsewhere {
@@ -36,16 +61,7 @@ impl Elsewhere {
         Fut: Future<Output = Result<T, PortError>> + Send + 'static,
         T: Send + 'static,
     {
-        let (handle, call) = (self.handle.clone(), call(Arc::clone(&self.journal)));
-        tokio::task::spawn_blocking(move || handle.block_on(call))
-            .await
-            .map_err(|e| {
-                PortError::new(
-                    "journal.runtime",
-                    ErrorClass::Unknown,
-                    format!("the journal's task ended without an answer: {e}"),
-                )
-            })?
+        bridged(&self.handle, call(Arc::clone(&self.journal))).await?
     }
 }
 

@@ -50,7 +50,10 @@ pub fn owner_id() -> String {
 }
 
 /// Acquires `wallet` for `owner`, or says who holds it and for how long.
-pub(super) async fn acquire(
+///
+/// # Errors
+/// [`JournalError::Database`]; [`JournalError::Held`] naming the holder.
+pub async fn acquire(
     db: &PgDatabase,
     wallet: &str,
     owner: &str,
@@ -83,7 +86,7 @@ pub(super) async fn acquire(
 }
 
 /// The task renewing a held lease every third of `ttl`; it publishes the loss, if any.
-pub(super) struct Heartbeat {
+pub struct Heartbeat {
     lease: Lease,
     lost: watch::Receiver<Option<LeaseLoss>>,
     task: tokio::task::JoinHandle<()>,
@@ -91,24 +94,27 @@ pub(super) struct Heartbeat {
 
 impl Heartbeat {
     /// Starts renewing `lease` (just acquired) on the current runtime.
-    pub(super) fn start(db: PgDatabase, lease: Lease, ttl: Duration) -> Self {
+    #[must_use]
+    pub fn start(db: PgDatabase, lease: Lease, ttl: Duration) -> Self {
         let (tx, lost) = watch::channel(None);
         let task = tokio::spawn(beat(db, lease.clone(), ttl, tx));
         Self { lease, lost, task }
     }
 
     /// The lease held.
-    pub(super) fn lease(&self) -> &Lease {
+    #[must_use]
+    pub fn lease(&self) -> &Lease {
         &self.lease
     }
 
     /// The loss, `None` until the lease is lost.
-    pub(super) fn subscribe(&self) -> watch::Receiver<Option<LeaseLoss>> {
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<Option<LeaseLoss>> {
         self.lost.clone()
     }
 
     /// Stops renewing; the loss, if the lease was lost before.
-    pub(super) async fn stop(self) -> Option<LeaseLoss> {
+    pub async fn stop(self) -> Option<LeaseLoss> {
         self.task.abort();
         let _ = self.task.await;
         self.lost.borrow().clone()

@@ -22,13 +22,11 @@ use kyzlo_application::journal::Journal;
 use kyzlo_config::{Config, JournalBackend};
 use tokio::runtime::Runtime;
 
-pub use lease::{LeaseLoss, owner_id};
-
-use elsewhere::Elsewhere;
-use lease::Heartbeat;
+pub use elsewhere::{Elsewhere, bridged};
+pub use lease::{Heartbeat, LeaseLoss, acquire, owner_id};
 
 /// At most this many pooled connections to the PostgreSQL journal per instance.
-const MAX_CONNECTIONS: usize = 4;
+pub const MAX_CONNECTIONS: usize = 4;
 
 /// Why the journal could not be opened, or why the run lost it.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +105,7 @@ impl OpenJournal {
                     fleet: None,
                 });
             }
-            JournalBackend::Postgres { url, lease } => (url.expose().to_owned(), *lease),
+            JournalBackend::Postgres { url, lease, .. } => (url.expose().to_owned(), *lease),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -219,7 +217,8 @@ impl Drop for OpenJournal {
 }
 
 /// The market a journal's rows are keyed by, with the wallet: the pair's two mints.
-fn market(config: &Config) -> String {
+#[must_use]
+pub fn market(config: &Config) -> String {
     format!("{}/{}", config.pair.base_mint, config.pair.quote_mint)
 }
 

@@ -1,6 +1,6 @@
-//! `status`, `halt`, `resume`, `exit`, `hold` and `exits`: talk to a running bot over its HTTP
-//! API; where none runs, read (or, for a halt or resume, write) the journal, so an
-//! operator can inspect a stopped bot and make sure it starts halted.
+//! `kyzlo status`, `halt`, `resume`, `exit`, `hold` and `exits`: talk to a running bot
+//! over its HTTP API; where none runs, read (or, for a halt or resume, write) the journal,
+//! so an operator can inspect a stopped bot and make sure it starts halted.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -11,31 +11,53 @@ use kyzlo_adapters_telemetry::{ClientError, OperatorClient, Request};
 use kyzlo_application::operator::{OperatorError, StoppedBot};
 use kyzlo_application::ports::PortError;
 
-use crate::cli::ApiArgs;
-use crate::error::AppError;
 use kyzlo_config::{Config, JournalBackend};
+
+/// Where the running bot's API is, as the command line says.
+#[derive(Debug, Clone, Default)]
+pub struct ApiArgs {
+    /// Its base URL (default: `api.listen`).
+    pub url: Option<String>,
+    /// The bearer token for control endpoints (default: `api.bearer_token`).
+    pub token: Option<String>,
+}
+
+/// Why an operator command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The bot refused, or no bot runs and the journal cannot do it either.
+    #[error("{0}")]
+    Remote(String),
+    /// The journal or the command's runtime failed.
+    #[error("{0}")]
+    Startup(String),
+    /// The data folder is another process's, or its journal is not fit to read.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+}
 
 /// Runs an operator command: against the running bot's API, or, when none answers, the
 /// stopped bot's use cases over its journal.
 ///
 /// # Errors
-/// [`AppError::Remote`] when the bot refuses (with its answer), or when no bot runs and
+/// [`CommandError::Remote`] when the bot refuses (with its answer), or when no bot runs and
 /// the journal cannot do it either.
-pub fn run(config: &Config, api: &ApiArgs, request: Request) -> Result<String, AppError> {
+pub fn run(config: &Config, api: &ApiArgs, request: Request) -> Result<String, CommandError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
+        .map_err(|e| CommandError::Startup(format!("runtime: {e}")))?;
     runtime.block_on(async {
         if let Some(base) = base_url(config, api) {
             let configured = config.api.bearer_token.as_ref().map(|t| t.expose());
             let token = api.token.clone().or_else(|| configured.map(str::to_owned));
-            let client =
-                OperatorClient::new(&base, token).map_err(|e| AppError::Remote(e.to_string()))?;
+            let client = OperatorClient::new(&base, token)
+                .map_err(|e| CommandError::Remote(e.to_string()))?;
             match client.send(&request).await {
                 Ok(answer) => return Ok(format!("{answer}\n")),
                 Err(ClientError::NotRunning(_)) => {}
-                Err(e) => return Err(AppError::Remote(e.to_string())),
+                Err(e) => return Err(CommandError::Remote(e.to_string())),
             }
         }
         local(config, api, request).await
@@ -57,36 +79,36 @@ fn where_asked(config: &Config, api: &ApiArgs) -> String {
 fn stopped_bot(
     config: &Config,
     api: &ApiArgs,
-) -> Result<(StoppedBot, DataDir, std::path::PathBuf), AppError> {
+) -> Result<(StoppedBot, DataDir, std::path::PathBuf), CommandError> {
     if matches!(config.journal, JournalBackend::Postgres { .. }) {
-        return Err(AppError::Remote(format!(
+        return Err(CommandError::Remote(format!(
             "no bot answers at {}; with journal.url (PostgreSQL) this command needs a running bot's API",
             where_asked(config, api)
         )));
     }
     let path = config.data_dir.join(JOURNAL_FILE);
     if !path.exists() {
-        return Err(AppError::Remote(format!(
+        return Err(CommandError::Remote(format!(
             "no bot answers at {} and there is no journal at {}",
             where_asked(config, api),
             path.display()
         )));
     }
     let dir = DataDir::claim(&config.data_dir).map_err(|e| match e {
-        DataDirError::InUse { holder, .. } => AppError::Remote(format!(
+        DataDirError::InUse { holder, .. } => CommandError::Remote(format!(
             "no bot answers at {}, but a kyzlo ({}) holds {}: talk to it through its API (--api URL, or [api] listen)",
             where_asked(config, api),
             holder.map_or_else(|| "pid unknown".to_owned(), |pid| format!("pid {pid}")),
             config.data_dir.display()
         )),
-        other => AppError::DataDir(other),
+        other => CommandError::DataDir(other),
     })?;
     let journal = dir.open_journal()?;
     Ok((
         StoppedBot::new(
             Arc::new(journal),
             config.api.approval_key.clone(),
-            crate::wiring::unix_clock(),
+            crate::unix_clock(),
         ),
         dir,
         path,
@@ -94,9 +116,9 @@ fn stopped_bot(
 }
 
 /// The stopped bot's use cases, through the application's operator over its journal.
-async fn local(config: &Config, api: &ApiArgs, request: Request) -> Result<String, AppError> {
+async fn local(config: &Config, api: &ApiArgs, request: Request) -> Result<String, CommandError> {
     let (bot, _dir, path) = stopped_bot(config, api)?;
-    let journal = |e: PortError| AppError::Startup(format!("journal: {e}"));
+    let journal = |e: PortError| CommandError::Startup(format!("journal: {e}"));
     let mut out = format!(
         "no bot answers at {}; from the journal {}:\n",
         where_asked(config, api),
@@ -137,12 +159,12 @@ async fn local(config: &Config, api: &ApiArgs, request: Request) -> Result<Strin
         Request::Resume(key) => {
             bot.resume(key.as_bytes()).await.map_err(|e| match e {
                 OperatorError::Journal(e) => journal(e),
-                other => AppError::Remote(other.to_string()),
+                other => CommandError::Remote(other.to_string()),
             })?;
             let _ = writeln!(out, "trading: active (the bot will start active)");
         }
         Request::ForceExit(position) | Request::Hold(position) => {
-            return Err(AppError::Remote(format!(
+            return Err(CommandError::Remote(format!(
                 "no bot answers at {}: start it to act on pos-{position} (the journal alone cannot trade)",
                 where_asked(config, api)
             )));
