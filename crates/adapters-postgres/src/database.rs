@@ -15,6 +15,31 @@ use crate::schema;
 /// How long a connection attempt, or a wait for a free pooled connection, may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a session may sit idle inside a transaction before the server ends it (and
+/// rolls the transaction back).
+///
+/// A write transaction's fence holds the wallet's lease row `FOR SHARE` until it ends, and
+/// a takeover must update that row. Should the owner stall mid-transaction (a partition
+/// that drops packets, a paused process), PostgreSQL keeps the session and its locks until
+/// TCP gives up, which takes minutes to hours; the successor would wait on it long after
+/// the lease expired. With this limit the lease row is free at most this long after the
+/// owner's last statement: a takeover waits at most this past the expiry. It is below the
+/// shortest lease kyzlo allows (3 s, `journal.lease_s`), and far above the gap between two
+/// statements of a healthy write (one round trip).
+pub const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a session waits for a lock before its statement fails: longer than
+/// [`IDLE_IN_TRANSACTION_TIMEOUT`], so that a takeover waiting on a stalled former owner
+/// gets the lease row when the server ends that session rather than failing first; bounded,
+/// so that a lock held by a session without these limits (an operator's `psql`) fails a
+/// write instead of hanging it.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long one statement may run: every statement of the journal touches a handful of
+/// rows by key; one that runs this long is stuck, and keeps the locks it holds until it
+/// ends.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A wallet's lease as its owner holds it: the epoch is the fencing token every journal
 /// write carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +101,9 @@ impl PgDatabase {
         if config.get_application_name().is_none() {
             config.application_name("kyzlo");
         }
+        // As startup options, so that no session of the pool runs a statement without them.
+        let options = session_options(config.get_options());
+        config.options(&options);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -258,6 +286,24 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The startup `options` of every session: the limits that keep a stalled session from
+/// holding the lease row past [`IDLE_IN_TRANSACTION_TIMEOUT`] and a statement from waiting
+/// or running unbounded, then the URL's own `options` (later settings win, so a URL may
+/// override them). A pooler in front of the server must pass them through.
+fn session_options(url_options: Option<&str>) -> String {
+    let mut options = format!(
+        "-c idle_in_transaction_session_timeout={} -c lock_timeout={} -c statement_timeout={}",
+        millis(IDLE_IN_TRANSACTION_TIMEOUT),
+        millis(LOCK_TIMEOUT),
+        millis(STATEMENT_TIMEOUT)
+    );
+    if let Some(own) = url_options.map(str::trim).filter(|o| !o.is_empty()) {
+        options.push(' ');
+        options.push_str(own);
+    }
+    options
+}
+
 /// The password of a `postgres://user:password@…` URL, to mask it out of a parse error
 /// (the driver's config could not be built, so it cannot say).
 fn password_in(url: &str) -> Option<&str> {
@@ -293,6 +339,23 @@ mod tests {
         ];
         for (url, expected) in cases {
             assert_eq!(password_in(url), expected, "{url}");
+        }
+    }
+
+    #[test]
+    fn every_session_gets_the_limits_and_keeps_the_urls_own_options() {
+        let limits = "-c idle_in_transaction_session_timeout=2000 -c lock_timeout=3000 \
+                      -c statement_timeout=5000";
+        let cases = [
+            (None, limits.to_owned()),
+            (Some(""), limits.to_owned()),
+            (
+                Some("-c search_path=fleet"),
+                format!("{limits} -c search_path=fleet"),
+            ),
+        ];
+        for (url_options, expected) in cases {
+            assert_eq!(session_options(url_options), expected, "{url_options:?}");
         }
     }
 

@@ -130,6 +130,12 @@ impl PgError {
         }
     }
 
+    /// Whether the connection this error came from was already closed (by the server or
+    /// the network): nothing more can be sent on it.
+    pub(crate) fn is_connection_lost(&self) -> bool {
+        matches!(self, PgError::Sql { source, .. } if source.is_closed())
+    }
+
     /// The SQLSTATE behind this error, when the server gave one.
     #[must_use]
     pub fn sqlstate(&self) -> Option<&str> {

@@ -87,11 +87,8 @@ impl PgJournal {
     /// [`PgError::Corrupt`] for a stored row that does not read back; [`PgError::Sql`];
     /// [`PgError::Connect`].
     pub async fn transitions(&self, intent: IntentId) -> Result<Vec<Transition>, PgError> {
-        let mut client = self.db.client().await?;
-        let tx = read::begin(&mut client, &self.scope).await?;
-        let out = transitions::of_intent(&tx, &self.scope, intent).await?;
-        tx.commit().await.map_err(self.scope.sql("end a read"))?;
-        Ok(out)
+        self.read(async |tx, scope| transitions::of_intent(tx, scope, intent).await)
+            .await
     }
 
     /// A write transaction whose first statement holds the lease (shared) until commit:
@@ -115,6 +112,32 @@ impl PgJournal {
         Ok(tx)
     }
 
+    /// Runs `write` in one write transaction (see [`PgJournal::begin`]) and commits it.
+    async fn write(
+        &self,
+        write: impl AsyncFnOnce(&Transaction<'_>) -> Result<(), PgError>,
+    ) -> Result<(), PgError> {
+        let mut client = self.db.client().await?;
+        match self.begin(&mut client).await {
+            Ok(tx) => return self.commit(tx, write).await,
+            Err(e) if !e.is_connection_lost() => return Err(e),
+            Err(_) => {}
+        }
+        forget(std::mem::replace(&mut client, self.db.client().await?));
+        let tx = self.begin(&mut client).await?;
+        self.commit(tx, write).await
+    }
+
+    /// Runs `write` in `tx`, then commits it.
+    async fn commit(
+        &self,
+        tx: Transaction<'_>,
+        write: impl AsyncFnOnce(&Transaction<'_>) -> Result<(), PgError>,
+    ) -> Result<(), PgError> {
+        write(&tx).await?;
+        tx.commit().await.map_err(self.scope.sql("commit a write"))
+    }
+
     /// `result` as the port reports it, the URL's password masked out of its detail.
     fn port<T>(&self, operation: &'static str, result: Result<T, PgError>) -> Result<T, PortError> {
         result.map_err(|e| {
@@ -135,41 +158,42 @@ impl PgJournal {
             IntentAction::Exit(kind) => ("exit", Some(kind.as_str())),
         };
         let s = &self.scope;
-        let mut client = self.db.client().await?;
-        let tx = self.begin(&mut client).await?;
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO intents (wallet, market, id, position_id, action, exit_kind, side,
-                                      amount_in, created_at_us, epoch)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT (wallet, market, id) DO UPDATE SET
-                    position_id = excluded.position_id, action = excluded.action,
-                    exit_kind = excluded.exit_kind, side = excluded.side,
-                    amount_in = excluded.amount_in, created_at_us = excluded.created_at_us,
-                    outcome = NULL, landed_signature = NULL, fill_amount_in = NULL,
-                    fill_amount_out = NULL, fill_fee_lamports = NULL, resolved_at = NULL,
-                    epoch = excluded.epoch, recorded_at = clock_timestamp()",
+        self.write(async |tx| {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO intents (wallet, market, id, position_id, action, exit_kind, side,
+                                          amount_in, created_at_us, epoch)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     ON CONFLICT (wallet, market, id) DO UPDATE SET
+                        position_id = excluded.position_id, action = excluded.action,
+                        exit_kind = excluded.exit_kind, side = excluded.side,
+                        amount_in = excluded.amount_in, created_at_us = excluded.created_at_us,
+                        outcome = NULL, landed_signature = NULL, fill_amount_in = NULL,
+                        fill_amount_out = NULL, fill_fee_lamports = NULL, resolved_at = NULL,
+                        epoch = excluded.epoch, recorded_at = clock_timestamp()",
+                )
+                .await
+                .map_err(s.sql("prepare an intent insert"))?;
+            tx.execute(
+                &stmt,
+                &[
+                    &&*s.wallet,
+                    &&*s.market,
+                    &id,
+                    &position,
+                    &action,
+                    &kind,
+                    &intent.side.as_str(),
+                    &amount,
+                    &created,
+                    &s.epoch,
+                ],
             )
             .await
-            .map_err(s.sql("prepare an intent insert"))?;
-        tx.execute(
-            &stmt,
-            &[
-                &&*s.wallet,
-                &&*s.market,
-                &id,
-                &position,
-                &action,
-                &kind,
-                &intent.side.as_str(),
-                &amount,
-                &created,
-                &s.epoch,
-            ],
-        )
+            .map_err(s.sql("insert an intent"))?;
+            Ok(())
+        })
         .await
-        .map_err(s.sql("insert an intent"))?;
-        tx.commit().await.map_err(s.sql("commit a write"))
     }
 
     async fn record_attempt_inner(&self, attempt: &AttemptRecord) -> Result<(), PgError> {
@@ -186,51 +210,52 @@ impl PgJournal {
         let valid_at = codec::int(attempt.valid_at_slot, T, "valid_at_slot")?;
         let sent = codec::micros(attempt.sent_at, T, "sent_at_us")?;
         let s = &self.scope;
-        let mut client = self.db.client().await?;
-        let tx = self.begin(&mut client).await?;
-        read::require_intent(&tx, s, T, attempt.intent).await?;
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO attempts (wallet, market, intent_id, attempt, signature, blockhash,
-                                       valid_at_slot, last_valid_block_height, slippage_bps,
-                                       priority_fee_lamports, amount_in, min_out, sent_at_us,
-                                       epoch)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                 ON CONFLICT (wallet, market, intent_id, attempt) DO UPDATE SET
-                    signature = excluded.signature, blockhash = excluded.blockhash,
-                    valid_at_slot = excluded.valid_at_slot,
-                    last_valid_block_height = excluded.last_valid_block_height,
-                    slippage_bps = excluded.slippage_bps,
-                    priority_fee_lamports = excluded.priority_fee_lamports,
-                    amount_in = excluded.amount_in, min_out = excluded.min_out,
-                    sent_at_us = excluded.sent_at_us,
-                    outcome = NULL, outcome_class = NULL, resolved_at = NULL,
-                    epoch = excluded.epoch, recorded_at = clock_timestamp()",
+        self.write(async |tx| {
+            read::require_intent(tx, s, T, attempt.intent).await?;
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO attempts (wallet, market, intent_id, attempt, signature, blockhash,
+                                           valid_at_slot, last_valid_block_height, slippage_bps,
+                                           priority_fee_lamports, amount_in, min_out, sent_at_us,
+                                           epoch)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                     ON CONFLICT (wallet, market, intent_id, attempt) DO UPDATE SET
+                        signature = excluded.signature, blockhash = excluded.blockhash,
+                        valid_at_slot = excluded.valid_at_slot,
+                        last_valid_block_height = excluded.last_valid_block_height,
+                        slippage_bps = excluded.slippage_bps,
+                        priority_fee_lamports = excluded.priority_fee_lamports,
+                        amount_in = excluded.amount_in, min_out = excluded.min_out,
+                        sent_at_us = excluded.sent_at_us,
+                        outcome = NULL, outcome_class = NULL, resolved_at = NULL,
+                        epoch = excluded.epoch, recorded_at = clock_timestamp()",
+                )
+                .await
+                .map_err(s.sql("prepare an attempt insert"))?;
+            tx.execute(
+                &stmt,
+                &[
+                    &&*s.wallet,
+                    &&*s.market,
+                    &intent,
+                    &i64::from(attempt.attempt),
+                    &codec::signature_text(&attempt.signature),
+                    &codec::blockhash_text(&attempt.blockhash),
+                    &valid_at,
+                    &height,
+                    &i64::from(attempt.slippage.bps().get()),
+                    &fee,
+                    &amount,
+                    &min_out,
+                    &sent,
+                    &s.epoch,
+                ],
             )
             .await
-            .map_err(s.sql("prepare an attempt insert"))?;
-        tx.execute(
-            &stmt,
-            &[
-                &&*s.wallet,
-                &&*s.market,
-                &intent,
-                &i64::from(attempt.attempt),
-                &codec::signature_text(&attempt.signature),
-                &codec::blockhash_text(&attempt.blockhash),
-                &valid_at,
-                &height,
-                &i64::from(attempt.slippage.bps().get()),
-                &fee,
-                &amount,
-                &min_out,
-                &sent,
-                &s.epoch,
-            ],
-        )
+            .map_err(s.sql("insert an attempt"))?;
+            Ok(())
+        })
         .await
-        .map_err(s.sql("insert an attempt"))?;
-        tx.commit().await.map_err(s.sql("commit a write"))
     }
 
     async fn record_attempt_outcome_inner(
@@ -246,31 +271,32 @@ impl PgJournal {
             AttemptOutcome::Expired => ("expired", None),
         };
         let s = &self.scope;
-        let mut client = self.db.client().await?;
-        let tx = self.begin(&mut client).await?;
-        let stmt = tx
-            .prepare_cached(
-                "UPDATE attempts SET outcome = $5, outcome_class = $6,
-                                     resolved_at = clock_timestamp(), epoch = $7
-                  WHERE wallet = $1 AND market = $2 AND intent_id = $3 AND attempt = $4",
+        self.write(async |tx| {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE attempts SET outcome = $5, outcome_class = $6,
+                                         resolved_at = clock_timestamp(), epoch = $7
+                      WHERE wallet = $1 AND market = $2 AND intent_id = $3 AND attempt = $4",
+                )
+                .await
+                .map_err(s.sql("prepare an attempt outcome update"))?;
+            tx.execute(
+                &stmt,
+                &[
+                    &&*s.wallet,
+                    &&*s.market,
+                    &intent,
+                    &i64::from(attempt),
+                    &name,
+                    &class,
+                    &s.epoch,
+                ],
             )
             .await
-            .map_err(s.sql("prepare an attempt outcome update"))?;
-        tx.execute(
-            &stmt,
-            &[
-                &&*s.wallet,
-                &&*s.market,
-                &intent,
-                &i64::from(attempt),
-                &name,
-                &class,
-                &s.epoch,
-            ],
-        )
+            .map_err(s.sql("update an attempt's outcome"))?;
+            Ok(())
+        })
         .await
-        .map_err(s.sql("update an attempt's outcome"))?;
-        tx.commit().await.map_err(s.sql("commit a write"))
     }
 
     async fn record_transition_inner(
@@ -278,10 +304,11 @@ impl PgJournal {
         intent: IntentId,
         transition: &Transition,
     ) -> Result<(), PgError> {
-        let mut client = self.db.client().await?;
-        let tx = self.begin(&mut client).await?;
-        transitions::insert(&tx, &self.scope, intent, transition).await?;
-        tx.commit().await.map_err(self.scope.sql("commit a write"))
+        self.write(async |tx| {
+            transitions::insert(tx, &self.scope, intent, transition).await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn settle_intent_inner(
@@ -321,62 +348,63 @@ impl PgJournal {
             })
             .transpose()?;
         let s = &self.scope;
-        let mut client = self.db.client().await?;
-        let tx = self.begin(&mut client).await?;
-        let stmt = tx
-            .prepare_cached(
-                "UPDATE intents SET outcome = $4, fill_amount_in = $5, fill_amount_out = $6,
-                                    fill_fee_lamports = $7, landed_signature = $8,
-                                    resolved_at = clock_timestamp(), epoch = $9
-                  WHERE wallet = $1 AND market = $2 AND id = $3",
-            )
-            .await
-            .map_err(s.sql("prepare an intent outcome update"))?;
-        tx.execute(
-            &stmt,
-            &[
-                &&*s.wallet,
-                &&*s.market,
-                &id,
-                &name,
-                &fill.map(|f| f.0),
-                &fill.map(|f| f.1),
-                &fill.map(|f| f.2),
-                &landed,
-                &s.epoch,
-            ],
-        )
-        .await
-        .map_err(s.sql("update an intent's outcome"))?;
-        if let Some((id, price, size, remaining)) = position {
+        self.write(async |tx| {
             let stmt = tx
                 .prepare_cached(
-                    "INSERT INTO positions (wallet, market, id, entry_price, size, remaining,
-                                            epoch)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (wallet, market, id) DO UPDATE SET
-                        entry_price = excluded.entry_price, size = excluded.size,
-                        remaining = excluded.remaining, epoch = excluded.epoch,
-                        recorded_at = clock_timestamp()",
+                    "UPDATE intents SET outcome = $4, fill_amount_in = $5, fill_amount_out = $6,
+                                        fill_fee_lamports = $7, landed_signature = $8,
+                                        resolved_at = clock_timestamp(), epoch = $9
+                      WHERE wallet = $1 AND market = $2 AND id = $3",
                 )
                 .await
-                .map_err(s.sql("prepare a position upsert"))?;
+                .map_err(s.sql("prepare an intent outcome update"))?;
             tx.execute(
                 &stmt,
                 &[
                     &&*s.wallet,
                     &&*s.market,
                     &id,
-                    &price,
-                    &size,
-                    &remaining,
+                    &name,
+                    &fill.map(|f| f.0),
+                    &fill.map(|f| f.1),
+                    &fill.map(|f| f.2),
+                    &landed,
                     &s.epoch,
                 ],
             )
             .await
-            .map_err(s.sql("upsert a position"))?;
-        }
-        tx.commit().await.map_err(s.sql("commit a write"))
+            .map_err(s.sql("update an intent's outcome"))?;
+            if let Some((id, price, size, remaining)) = position {
+                let stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO positions (wallet, market, id, entry_price, size, remaining,
+                                                epoch)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (wallet, market, id) DO UPDATE SET
+                            entry_price = excluded.entry_price, size = excluded.size,
+                            remaining = excluded.remaining, epoch = excluded.epoch,
+                            recorded_at = clock_timestamp()",
+                    )
+                    .await
+                    .map_err(s.sql("prepare a position upsert"))?;
+                tx.execute(
+                    &stmt,
+                    &[
+                        &&*s.wallet,
+                        &&*s.market,
+                        &id,
+                        &price,
+                        &size,
+                        &remaining,
+                        &s.epoch,
+                    ],
+                )
+                .await
+                .map_err(s.sql("upsert a position"))?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn record_trading_state_inner(&self, state: &TradingState) -> Result<(), PgError> {
@@ -395,63 +423,94 @@ impl PgJournal {
             ),
         };
         let s = &self.scope;
-        let mut client = self.db.client().await?;
-        let tx = self.begin(&mut client).await?;
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO trading_state (wallet, market, state, cause, detail, since_us, epoch)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        self.write(async |tx| {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO trading_state (wallet, market, state, cause, detail, since_us, epoch)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .await
+                .map_err(s.sql("prepare a trading state insert"))?;
+            tx.execute(
+                &stmt,
+                &[
+                    &&*s.wallet,
+                    &&*s.market,
+                    &state.as_str(),
+                    &cause,
+                    &detail,
+                    &since,
+                    &s.epoch,
+                ],
             )
             .await
-            .map_err(s.sql("prepare a trading state insert"))?;
-        tx.execute(
-            &stmt,
-            &[
-                &&*s.wallet,
-                &&*s.market,
-                &state.as_str(),
-                &cause,
-                &detail,
-                &since,
-                &s.epoch,
-            ],
-        )
+            .map_err(s.sql("insert a trading state"))?;
+            Ok(())
+        })
         .await
-        .map_err(s.sql("insert a trading state"))?;
-        tx.commit().await.map_err(s.sql("commit a write"))
     }
 
     async fn record_control_inner(&self, key: &'static str, value: u64) -> Result<(), PgError> {
         let value = codec::int(value, "control", "value")?;
         let s = &self.scope;
-        let mut client = self.db.client().await?;
-        let tx = self.begin(&mut client).await?;
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO control (wallet, market, key, value, epoch)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (wallet, market, key) DO UPDATE SET
-                    value = excluded.value, epoch = excluded.epoch,
-                    recorded_at = clock_timestamp()",
-            )
-            .await
-            .map_err(s.sql("prepare a control counter upsert"))?;
-        tx.execute(&stmt, &[&&*s.wallet, &&*s.market, &key, &value, &s.epoch])
-            .await
-            .map_err(s.sql("set a control counter"))?;
-        tx.commit().await.map_err(s.sql("commit a write"))
+        self.write(async |tx| {
+            let stmt = tx
+                .prepare_cached(
+                    "INSERT INTO control (wallet, market, key, value, epoch)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (wallet, market, key) DO UPDATE SET
+                        value = excluded.value, epoch = excluded.epoch,
+                        recorded_at = clock_timestamp()",
+                )
+                .await
+                .map_err(s.sql("prepare a control counter upsert"))?;
+            tx.execute(&stmt, &[&&*s.wallet, &&*s.market, &key, &value, &s.epoch])
+                .await
+                .map_err(s.sql("set a control counter"))?;
+            Ok(())
+        })
+        .await
     }
 
+    /// Runs `f` in one read transaction (see [`read::begin`]).
     async fn read<T>(
         &self,
         f: impl AsyncFnOnce(&Transaction<'_>, &Scope) -> Result<T, PgError>,
     ) -> Result<T, PgError> {
         let mut client = self.db.client().await?;
+        match read::begin(&mut client, &self.scope).await {
+            Ok(tx) => return self.end_read(tx, f).await,
+            Err(e) if !e.is_connection_lost() => return Err(e),
+            Err(_) => {}
+        }
+        forget(std::mem::replace(&mut client, self.db.client().await?));
         let tx = read::begin(&mut client, &self.scope).await?;
+        self.end_read(tx, f).await
+    }
+
+    /// Runs `f` in `tx`, then ends it.
+    async fn end_read<T>(
+        &self,
+        tx: Transaction<'_>,
+        f: impl AsyncFnOnce(&Transaction<'_>, &Scope) -> Result<T, PgError>,
+    ) -> Result<T, PgError> {
         let value = f(&tx, &self.scope).await?;
         tx.commit().await.map_err(self.scope.sql("end a read"))?;
         Ok(value)
     }
+}
+
+/// Drops a pooled connection found lost as a transaction began, out of the pool, so no
+/// later call is handed it.
+///
+/// A connection the server or the network ended while the pool held it (a session ended
+/// by the idle-in-transaction timeout during a partition, a restarted server) can look
+/// alive when it is checked out: the driver learns of the end only as it reads it. Only
+/// `BEGIN` (and the fence, which writes nothing) can have been sent on it, and its session
+/// is gone with any transaction, so the call begins again once on a fresh connection
+/// instead of failing for a reason that is not its own.
+fn forget(lost: Object) {
+    drop(Object::take(lost));
 }
 
 #[async_trait]

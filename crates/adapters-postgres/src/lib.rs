@@ -23,6 +23,13 @@
 //! first, so a paused or partitioned former owner cannot send after losing its lease
 //! either: its `record_attempt` is refused before the send.
 //!
+//! A former owner stalled in the middle of a write transaction (a partition that drops its
+//! packets, a paused process) would keep the lease row locked until TCP gives up, and a
+//! takeover would wait on it; every session of the pool is therefore opened with
+//! [`IDLE_IN_TRANSACTION_TIMEOUT`], [`LOCK_TIMEOUT`] and [`STATEMENT_TIMEOUT`], so a
+//! takeover waits at most [`IDLE_IN_TRANSACTION_TIMEOUT`] past the expiry
+//! (`tests/partition.rs`).
+//!
 //! # Tables
 //!
 //! The SQLite journal's tables and column names (see `kyzlo-adapters-journal`), each keyed
@@ -47,7 +54,10 @@ mod read;
 mod schema;
 mod transitions;
 
-pub use database::{CONNECT_TIMEOUT, Lease, LeaseView, PgDatabase};
+pub use database::{
+    CONNECT_TIMEOUT, IDLE_IN_TRANSACTION_TIMEOUT, LOCK_TIMEOUT, Lease, LeaseView, PgDatabase,
+    STATEMENT_TIMEOUT,
+};
 pub use error::{FENCED_SQLSTATE, PgError};
 pub use fleet::{
     COMMANDS_CHANNEL, CommandView, FLEET_CHANNEL, FleetCommand, InstanceView, MarketView, PgFleet,

@@ -245,6 +245,11 @@ pub(crate) async fn migrate(client: &mut Object) -> Result<(), PgError> {
     let known = SCHEMA_VERSION;
     let failed = |version: i32| move |source| PgError::Migration { version, source };
     let tx = client.transaction().await.map_err(failed(known))?;
+    // Not the sessions' statement and lock limits: a step may rewrite a large table, and
+    // an instance starting beside another waits for the other's migration to end.
+    tx.batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
+        .await
+        .map_err(failed(known))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .await
         .map_err(failed(known))?;

@@ -8,10 +8,11 @@ mod support;
 use std::time::Duration;
 
 use kyzlo_adapters_postgres::{FENCED_SQLSTATE, Lease, PgDatabase, PgError};
-use kyzlo_application::journal::{FENCED_CODE, IntentAction, IntentRecord, Journal as _};
+use kyzlo_application::journal::{IntentAction, IntentRecord, Journal as _};
 use kyzlo_application::ports::Side;
 use kyzlo_domain::trading_state::TradingState;
-use kyzlo_domain::{ErrorClass, IntentId, PositionId, Timestamp, TokenAmount};
+use kyzlo_domain::{IntentId, PositionId, Timestamp, TokenAmount};
+use support::{assert_fenced, until_expired};
 
 /// Short enough that a test waits for expiry, long enough that a loaded machine does not
 /// expire it between two statements.
@@ -33,25 +34,6 @@ async fn two_instances(prefix: &str) -> (PgDatabase, PgDatabase) {
     let (a, url) = support::database(prefix).await;
     let b = PgDatabase::connect(&url, 8).await.unwrap();
     (a, b)
-}
-
-/// Waits (by the database's clock) until `wallet`'s lease has expired.
-async fn until_expired(db: &PgDatabase, wallet: &str) {
-    loop {
-        let view = db.leases().await.unwrap();
-        let lease = view.iter().find(|v| v.lease.wallet == wallet).unwrap();
-        if lease.expires_in_ms < 0 {
-            return;
-        }
-        let wait = u64::try_from(lease.expires_in_ms).unwrap_or(0) + 5;
-        tokio::time::sleep(Duration::from_millis(wait)).await;
-    }
-}
-
-fn assert_fenced(result: Result<(), kyzlo_application::ports::PortError>) {
-    let error = result.unwrap_err();
-    assert_eq!(error.class, ErrorClass::Unknown, "{error}");
-    assert_eq!(error.code, Some(FENCED_CODE), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
