@@ -132,3 +132,107 @@ fn config_check_masks_the_journal_url_and_refuses_one_that_is_not_postgres() {
     assert!(all.contains("journal.url"), "{all}");
     assert!(!all.contains("pg-s3cret-pw"), "{all}");
 }
+
+/// Three paper markets of the README's fleet form, on two wallets' worth of names.
+fn fleet_config(url: &str) -> String {
+    format!(
+        "{}\nlease_s = 3\nfleet_poll_ms = 500\n[api]\napproval_key = \"fleet-binary-approval-key-0123\"\n\n[[markets]]\nname = \"sol-usdc\"\n\n[[markets]]\nname = \"jup-usdc\"\npair = {{ base_mint = \"JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN\", quote_mint = \"EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v\", base_decimals = 6, quote_decimals = 6 }}\n\n[[markets]]\nname = \"sol-usdc-b\"\n",
+        config(url).replace(NO_API, "")
+    )
+}
+
+#[test]
+fn a_paper_fleet_instance_runs_every_market_and_the_fleet_commands_see_and_steer_it() {
+    let url = cluster().create_database("fleetbin").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let toml = fleet_config(&url);
+    let checked = kyzlo_in(dir.path(), &toml, &["config", "check"]);
+    checked.assert_success("config check of a fleet");
+    assert!(checked.stdout.contains("[[markets]]"), "{}", checked.stdout);
+    assert!(!checked.stdout.contains(cluster().password()));
+
+    let halted = kyzlo_in(
+        dir.path(),
+        &toml,
+        &["fleet", "halt", "--reason", "before the start"],
+    );
+    halted.assert_success("fleet halt");
+    assert!(
+        halted.stdout.contains("fleet halted (generation 1"),
+        "{}",
+        halted.stdout
+    );
+    // An instance starting into a halted fleet trades nothing.
+    let finished = kyzlo_in(dir.path(), &toml, &["paper", "--duration", "20m"]);
+    finished.assert_success("kyzlo paper as a fleet instance");
+    for name in ["sol-usdc:", "jup-usdc:", "sol-usdc-b:"] {
+        assert!(
+            finished.stdout.contains(&format!("{name} 0 entries")),
+            "{}",
+            finished.stdout
+        );
+    }
+    let status = kyzlo_in(dir.path(), &toml, &["fleet", "status"]);
+    status.assert_success("fleet status");
+    assert!(
+        status.stdout.contains("fleet: HALTED (generation 1"),
+        "{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains("wallets (3)"), "{}", status.stdout);
+    assert!(
+        status.stdout.contains("halted (fleet)"),
+        "{}",
+        status.stdout
+    );
+
+    let wrong = kyzlo_in(
+        dir.path(),
+        &toml,
+        &[
+            "fleet",
+            "resume",
+            "--approval-key",
+            "not-the-approval-key-at-all",
+        ],
+    );
+    assert!(!wrong.status.success(), "{}", wrong.stdout);
+    let resumed = kyzlo_in(
+        dir.path(),
+        &toml,
+        &[
+            "fleet",
+            "resume",
+            "--approval-key",
+            "fleet-binary-approval-key-0123",
+        ],
+    );
+    resumed.assert_success("fleet resume");
+    // Resumed: the next run trades every market.
+    let finished = kyzlo_in(dir.path(), &toml, &["paper"]);
+    finished.assert_success("kyzlo paper after the resume");
+    assert!(
+        !finished.stdout.contains("sol-usdc: 0 entries"),
+        "{}",
+        finished.stdout
+    );
+
+    let plain = kyzlo_in(
+        dir.path(),
+        &format!("{NO_API}\n[[markets]]\nname = \"a\"\n"),
+        &["config", "check"],
+    );
+    assert!(!plain.status.success());
+    assert!(plain.stderr.contains("journal.url"), "{}", plain.stderr);
+}
+
+#[test]
+fn a_paper_fleet_refuses_the_one_market_options_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = fleet_config("postgres://kyzlo:pw@127.0.0.1:1/none");
+    for flag in ["--fresh", "--json"] {
+        let finished = kyzlo_in(dir.path(), &toml, &["paper", flag]);
+        assert!(!finished.status.success());
+        assert!(finished.stderr.contains(flag), "{}", finished.stderr);
+    }
+}

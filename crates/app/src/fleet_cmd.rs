@@ -18,6 +18,20 @@ pub fn is_fleet(config: &Config) -> bool {
 
 /// Runs the configured markets until Ctrl-C (or, on paper, the end of its market).
 pub fn run(config: &Config, paper: Option<&PaperArgs>) -> Result<String, AppError> {
+    if let Some(args) = paper {
+        let unsupported = [
+            (args.prices.is_some(), "--prices"),
+            (args.faults.is_some(), "--faults"),
+            (args.fresh, "--fresh"),
+            (args.report.is_some(), "--report"),
+            (args.json, "--json"),
+        ];
+        if let Some((_, flag)) = unsupported.iter().find(|(given, _)| *given) {
+            return Err(AppError::Usage(format!(
+                "{flag} is for one market's paper run; with [[markets]] each market trades its own generated market ([paper] seed plus its index) with [paper] faults"
+            )));
+        }
+    }
     let mut builder = match paper {
         Some(_) => tokio::runtime::Builder::new_current_thread(),
         None => tokio::runtime::Builder::new_multi_thread(),

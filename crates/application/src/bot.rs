@@ -359,6 +359,17 @@ impl Bot {
         })
     }
 
+    /// One tick outside [`Bot::run`] (price, strategy, exit plans, intents): what a
+    /// benchmark of many markets times. Executions it starts run as tasks.
+    ///
+    /// # Errors
+    /// The tick's error (the price could not be read, or was refused).
+    pub async fn tick(
+        &mut self,
+    ) -> Result<crate::orchestrator::TickReport, crate::orchestrator::TickError> {
+        self.orchestrator.tick().await
+    }
+
     /// What another market of the process starts with to share this one's latency
     /// breakers and request budgets ([`Bot::start_sharing`]).
     #[must_use]

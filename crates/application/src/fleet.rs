@@ -190,16 +190,36 @@ impl Fleet {
     }
 
     /// Follows the record until `shutdown`: re-read on every announcement, every change
-    /// of a market's state, and every [`FleetSettings::poll`].
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+    /// of a market's state, and every [`FleetSettings::poll`] of the services' clock.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) {
+        self.follow_until(shutdown, None).await;
+    }
+
+    /// As [`Fleet::run`], re-read on every `pulse` instead of every poll of the services'
+    /// clock, and the unreachable bound measured in real time: for markets on simulated
+    /// time (paper), whose clock races ahead of the database's.
+    pub async fn run_on_pulse(
+        self: Arc<Self>,
+        shutdown: watch::Receiver<bool>,
+        pulse: watch::Receiver<u64>,
+    ) {
+        self.follow_until(shutdown, Some(pulse)).await;
+    }
+
+    async fn follow_until(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+        mut pulse: Option<watch::Receiver<u64>>,
+    ) {
         let mut announced = self.store.announcements();
         let mut woken = self.wake.subscribe();
-        let mut reached = Instant::now();
+        let real = pulse.is_some();
+        let mut reached = Reached::now(real);
         let mut unreachable = false;
         loop {
             match self.store.read().await {
                 Ok(record) => {
-                    reached = Instant::now();
+                    reached = Reached::now(real);
                     if unreachable {
                         unreachable = false;
                         tracing::info!("the fleet's database answers again");
@@ -221,7 +241,16 @@ impl Fleet {
             }
             tokio::select! {
                 _ = shutdown.changed() => return,
-                () = tokio::time::sleep(self.settings.poll) => {}
+                () = async {
+                    match pulse.as_mut() {
+                        Some(rx) => {
+                            if rx.changed().await.is_err() {
+                                std::future::pending::<()>().await;
+                            }
+                        }
+                        None => tokio::time::sleep(self.settings.poll).await,
+                    }
+                } => {}
                 _ = woken.changed() => {}
                 Some(()) = async {
                     match announced.as_mut() {
@@ -260,8 +289,11 @@ impl Fleet {
     /// halt halts every market.
     async fn follow(&self, mut record: FleetHalt) {
         let seen = self.last().map(|r| r.generation);
-        if !record.halted && seen != Some(record.generation) {
-            self.resume_markets(&record).await;
+        if !record.halted {
+            // Every read, not only a new generation's: a market that joins after the
+            // resume was read (it started halted from its journal) follows it too.
+            self.resume_markets(&record, seen != Some(record.generation))
+                .await;
         }
         for (i, control) in self.controls() {
             let state = control.state();
@@ -300,7 +332,7 @@ impl Fleet {
             .await
         {
             Ok(after) => {
-                self.resume_markets(&after).await;
+                self.resume_markets(&after, true).await;
                 Some(after)
             }
             Err(e) => {
@@ -311,8 +343,8 @@ impl Fleet {
     }
 
     /// Resumes every market halted by the fleet, if `record` is a resume proved with
-    /// this instance's key; alerts once otherwise.
-    async fn resume_markets(&self, record: &FleetHalt) {
+    /// this instance's key; otherwise alerts, when `new` (the first read of it).
+    async fn resume_markets(&self, record: &FleetHalt, new: bool) {
         let halted: Vec<_> = self
             .controls()
             .into_iter()
@@ -332,7 +364,8 @@ impl Fleet {
         let Some(key) = self.key.as_ref().filter(|key| resume_holds(key, record)) else {
             // A record never resumed (a fresh process's own record) proves nothing: the
             // markets' halts stand and become the fleet's again.
-            if record.proof.is_some()
+            if new
+                && record.proof.is_some()
                 && let Some((_, control)) = halted.first()
             {
                 control
@@ -383,6 +416,30 @@ impl Fleet {
                     })
                     .await;
             }
+        }
+    }
+}
+
+/// When the record was last read: on the services' clock, or in real time.
+#[derive(Clone, Copy)]
+enum Reached {
+    Clock(Instant),
+    Real(std::time::Instant),
+}
+
+impl Reached {
+    fn now(real: bool) -> Self {
+        if real {
+            Reached::Real(std::time::Instant::now())
+        } else {
+            Reached::Clock(Instant::now())
+        }
+    }
+
+    fn elapsed(self) -> Duration {
+        match self {
+            Reached::Clock(at) => at.elapsed(),
+            Reached::Real(at) => at.elapsed(),
         }
     }
 }

@@ -308,3 +308,35 @@ async fn an_unreachable_fleet_holds_entries_after_its_bound_and_lets_go_when_it_
     tokio::time::sleep(POLL * 2).await;
     assert_eq!(m.control.state(), TradingState::Active);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_market_restarting_halted_by_the_fleet_follows_a_resume_made_while_it_was_down() {
+    let store = Arc::new(MemoryFleetStore::default());
+    let record = store.halt("operator fleet halt", "ops").await.unwrap();
+    let proof = resume_proof(&ApprovalKey::new(KEY).unwrap(), record.generation + 1);
+    store
+        .resume(record.generation, &proof, "ops")
+        .await
+        .unwrap();
+    let (_stop, shutdown) = watch::channel(false);
+    let fleet = Fleet::new(
+        store.clone(),
+        Some(ApprovalKey::new(KEY).unwrap()),
+        settings("a"),
+    );
+    tokio::spawn(fleet.clone().run(shutdown));
+    settle().await;
+    // Started from its journal, halted by the fleet's earlier generation.
+    let m = market(Some(KEY));
+    let _ = m
+        .control
+        .halt(HaltCause::Fleet, "fleet halt (generation 1)")
+        .await;
+    fleet.join("m", &m.control).await;
+    settle().await;
+    assert_eq!(m.control.state(), TradingState::Active);
+    assert!(
+        !store.read().await.unwrap().halted,
+        "the fleet was not halted again"
+    );
+}

@@ -93,6 +93,7 @@ pub(crate) async fn serve(
         let _db_runtime = handle.enter();
         db.listen(COMMANDS_CHANNEL)
     };
+    let mut pulse = crate::runner::Pulse::every(&handle, settings.poll);
     loop {
         let wallets: Vec<String> = held.borrow().iter().cloned().collect();
         while !wallets.is_empty() {
@@ -120,7 +121,7 @@ pub(crate) async fn serve(
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = announced.changed() => {}
-            () = tokio::time::sleep(settings.poll) => {}
+            () = pulse.beat() => {}
         }
     }
 }

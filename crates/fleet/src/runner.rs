@@ -204,7 +204,8 @@ impl Instance {
             outcome: Mutex::new(Outcome::default()),
         });
         let mut tasks = JoinSet::new();
-        tasks.spawn(fleet.run(shutdown.clone()));
+        let polls = Pulse::every(&handle, self.settings.poll);
+        tasks.spawn(fleet.run_on_pulse(shutdown.clone(), polls.receiver()));
         tasks.spawn(commands::serve(
             shared.db.clone(),
             handle.clone(),
@@ -239,9 +240,41 @@ impl Instance {
     }
 }
 
+/// A real-time beat, kept on the database's runtime: what the instance's own loops
+/// (polls, retries, the registry) wait on, so that on paper, whose clock races ahead, they
+/// keep the database's pace rather than the market's.
+pub(crate) struct Pulse(watch::Receiver<u64>);
+
+impl Pulse {
+    /// A beat every `every` on `handle`'s runtime, for as long as it is held.
+    pub(crate) fn every(handle: &Handle, every: Duration) -> Self {
+        let (tx, rx) = watch::channel(0_u64);
+        handle.spawn(async move {
+            while !tx.is_closed() {
+                tokio::time::sleep(every).await;
+                tx.send_modify(|n| *n += 1);
+            }
+        });
+        Self(rx)
+    }
+
+    /// The receiver of the beats.
+    pub(crate) fn receiver(&self) -> watch::Receiver<u64> {
+        self.0.clone()
+    }
+
+    /// Waits for the next beat (forever once the runtime is gone).
+    pub(crate) async fn beat(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Keeps the registry's row of this instance fresh: the markets it runs now.
 async fn register(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut held = shared.held.subscribe();
+    let mut pulse = Pulse::every(&shared.handle, renewal_interval(shared.settings.lease));
     loop {
         let wallets = held.borrow_and_update().clone();
         let markets: Vec<String> = shared
@@ -262,7 +295,7 @@ async fn register(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = held.changed() => {}
-            () = tokio::time::sleep(renewal_interval(shared.settings.lease)) => {}
+            () = pulse.beat() => {}
         }
     }
 }
@@ -274,7 +307,7 @@ async fn hold(
     plans: Vec<MarketPlan>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let retry = renewal_interval(shared.settings.lease);
+    let mut retry = Pulse::every(&shared.handle, renewal_interval(shared.settings.lease));
     loop {
         if *shutdown.borrow() {
             return;
@@ -292,14 +325,14 @@ async fn hold(
         let lease = match acquired {
             Ok(Ok(lease)) => lease,
             Ok(Err(JournalError::Held { .. })) => {
-                if wait(&mut shutdown, retry).await {
+                if wait(&mut shutdown, &mut retry, 1).await {
                     return;
                 }
                 continue;
             }
             Ok(Err(e)) => {
                 tracing::warn!(wallet = %wallet, error = %e, "the wallet's lease could not be taken");
-                if wait(&mut shutdown, retry).await {
+                if wait(&mut shutdown, &mut retry, 1).await {
                     return;
                 }
                 continue;
@@ -323,7 +356,7 @@ async fn hold(
                 .unwrap_or_else(PoisonError::into_inner)
                 .leases_lost += 1;
             tracing::error!(wallet = %wallet, epoch = lease.epoch, "wallet lease lost: its markets were stopped");
-            if wait(&mut shutdown, retry).await {
+            if wait(&mut shutdown, &mut retry, 1).await {
                 return;
             }
             continue;
@@ -338,17 +371,21 @@ async fn hold(
         }
         // A market failed to start: the wallet is left for a while (to another instance,
         // or to a later try here).
-        if wait(&mut shutdown, shared.settings.lease).await {
+        if wait(&mut shutdown, &mut retry, 3).await {
             return;
         }
     }
 }
 
-/// Waits `span` or until shutdown; whether shutdown came.
-async fn wait(shutdown: &mut watch::Receiver<bool>, span: Duration) -> bool {
+/// Waits `beats` beats of `pulse` or until shutdown; whether shutdown came.
+async fn wait(shutdown: &mut watch::Receiver<bool>, pulse: &mut Pulse, beats: u32) -> bool {
     let stopped = tokio::select! {
         stopped = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => stopped,
-        () = tokio::time::sleep(span) => false,
+        () = async {
+            for _ in 0..beats {
+                pulse.beat().await;
+            }
+        } => false,
     };
     stopped || *shutdown.borrow()
 }
