@@ -1,11 +1,12 @@
-//! The explorer's journal: the in-memory journal standing for the durable file (it
-//! outlives every crash of the bot), with seeded write failures (disk full, database
-//! busy: the write does not happen and the bot is told), and a record of what the
-//! invariant checker needs: every attempt journaled (into the run's trace, so it is
-//! ordered against the sends), when each intent was settled, and every trading state
-//! written.
+//! The explorer's journal: each instance of the bot writes through a [`TracedJournal`]
+//! over the world's durable store (which outlives every crash of the bot), with seeded
+//! write failures (disk full, database busy: the write does not happen and the bot is
+//! told); every instance shares one [`JournalLog`] recording what the invariant checker
+//! needs: every attempt journaled (into the run's trace, so it is ordered against the
+//! sends), when each intent was settled, when each exit intent was journaled, and every
+//! trading state written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -14,8 +15,8 @@ use kyzlo_adapters_sim::rng::SimRng;
 use kyzlo_adapters_sim::trace::{Trace, TraceEvent};
 use kyzlo_application::clock::Clock;
 use kyzlo_application::journal::{
-    AttemptOutcome, AttemptRecord, IntentHistory, IntentOutcome, IntentRecord, Journal,
-    JournalSnapshot, MemoryJournal, PositionRecord,
+    AttemptOutcome, AttemptRecord, IntentAction, IntentHistory, IntentOutcome, IntentRecord,
+    Journal, JournalSnapshot, PositionRecord,
 };
 use kyzlo_application::ports::PortError;
 use kyzlo_domain::TokenAmount;
@@ -27,14 +28,18 @@ const STREAM_WRITE: u64 = 0x6a6f_7572;
 
 #[derive(Debug, Default)]
 struct Log {
+    /// Intents the store holds (journaled successfully at least once).
+    known: BTreeSet<IntentId>,
     settled_at: BTreeMap<IntentId, Timestamp>,
+    exits_journaled: Vec<Timestamp>,
     states: Vec<(Timestamp, TradingState)>,
     failed_writes: u64,
 }
 
-/// The explorer's journal (see the module docs).
-pub struct TracedJournal {
-    inner: Arc<MemoryJournal>,
+/// What the journal's writes left for the checker, over every instance of the bot in a
+/// run, and the seeded write failures' sequence (one for the whole run, so a seed fails
+/// the same writes whichever instance makes them).
+pub struct JournalLog {
     trace: Arc<Trace>,
     clock: Clock,
     seed: u64,
@@ -43,18 +48,11 @@ pub struct TracedJournal {
     log: Mutex<Log>,
 }
 
-impl TracedJournal {
-    /// A journal over `inner` failing a write with probability `failure_rate`.
+impl JournalLog {
+    /// A log failing a write with probability `failure_rate`.
     #[must_use]
-    pub fn new(
-        inner: Arc<MemoryJournal>,
-        trace: Arc<Trace>,
-        clock: Clock,
-        seed: u64,
-        failure_rate: f64,
-    ) -> Self {
+    pub fn new(trace: Arc<Trace>, clock: Clock, seed: u64, failure_rate: f64) -> Self {
         Self {
-            inner,
             trace,
             clock,
             seed,
@@ -62,12 +60,6 @@ impl TracedJournal {
             writes: AtomicU64::new(0),
             log: Mutex::new(Log::default()),
         }
-    }
-
-    /// The durable store underneath.
-    #[must_use]
-    pub fn inner(&self) -> &Arc<MemoryJournal> {
-        &self.inner
     }
 
     fn log<T>(&self, f: impl FnOnce(&mut Log) -> T) -> T {
@@ -78,6 +70,12 @@ impl TracedJournal {
     #[must_use]
     pub fn settled_at(&self) -> BTreeMap<IntentId, Timestamp> {
         self.log(|l| l.settled_at.clone())
+    }
+
+    /// When each exit intent was journaled, in order.
+    #[must_use]
+    pub fn exits_journaled(&self) -> Vec<Timestamp> {
+        self.log(|l| l.exits_journaled.clone())
     }
 
     /// Every trading state written, with when.
@@ -109,20 +107,42 @@ impl TracedJournal {
     }
 }
 
+/// One instance's journal: its handle on the durable store, traced into the run's
+/// [`JournalLog`] (see the module docs).
+pub struct TracedJournal {
+    inner: Arc<dyn Journal>,
+    log: Arc<JournalLog>,
+}
+
+impl TracedJournal {
+    /// A journal over `inner` recording into `log`.
+    #[must_use]
+    pub fn new(inner: Arc<dyn Journal>, log: Arc<JournalLog>) -> Self {
+        Self { inner, log }
+    }
+}
+
 #[async_trait]
 impl Journal for TracedJournal {
     async fn record_intent(&self, intent: &IntentRecord) -> Result<(), PortError> {
-        self.fails("journal.record_intent")?;
+        self.log.fails("journal.record_intent")?;
         self.inner.record_intent(intent).await?;
-        // An id handed out before a crash but never journaled may be handed out again.
-        self.log(|l| l.settled_at.remove(&intent.intent));
+        let now = self.log.clock.now();
+        self.log.log(|l| {
+            l.known.insert(intent.intent);
+            // An id handed out before a crash but never journaled may be handed out again.
+            l.settled_at.remove(&intent.intent);
+            if matches!(intent.action, IntentAction::Exit(_)) {
+                l.exits_journaled.push(now);
+            }
+        });
         Ok(())
     }
 
     async fn record_attempt(&self, attempt: &AttemptRecord) -> Result<(), PortError> {
-        self.fails("journal.record_attempt")?;
+        self.log.fails("journal.record_attempt")?;
         self.inner.record_attempt(attempt).await?;
-        self.trace.record(TraceEvent::Journaled {
+        self.log.trace.record(TraceEvent::Journaled {
             signature: attempt.signature,
         });
         Ok(())
@@ -134,7 +154,7 @@ impl Journal for TracedJournal {
         attempt: u32,
         outcome: AttemptOutcome,
     ) -> Result<(), PortError> {
-        self.fails("journal.record_attempt_outcome")?;
+        self.log.fails("journal.record_attempt_outcome")?;
         self.inner
             .record_attempt_outcome(intent, attempt, outcome)
             .await
@@ -145,7 +165,7 @@ impl Journal for TracedJournal {
         intent: IntentId,
         transition: &Transition,
     ) -> Result<(), PortError> {
-        self.fails("journal.record_transition")?;
+        self.log.fails("journal.record_transition")?;
         self.inner.record_transition(intent, transition).await
     }
 
@@ -155,34 +175,33 @@ impl Journal for TracedJournal {
         outcome: &IntentOutcome,
         position: Option<&PositionRecord>,
     ) -> Result<(), PortError> {
-        self.fails("journal.settle_intent")?;
+        self.log.fails("journal.settle_intent")?;
         self.inner.settle_intent(intent, outcome, position).await?;
         // The journal leaves an intent it never recorded alone: so does the log.
-        let known = self.inner.intents().iter().any(|(i, _)| i.intent == intent);
-        if known {
-            let now = self.clock.now();
-            self.log(|l| {
+        let now = self.log.clock.now();
+        self.log.log(|l| {
+            if l.known.contains(&intent) {
                 l.settled_at.entry(intent).or_insert(now);
-            });
-        }
+            }
+        });
         Ok(())
     }
 
     async fn record_trading_state(&self, state: &TradingState) -> Result<(), PortError> {
-        self.fails("journal.record_trading_state")?;
+        self.log.fails("journal.record_trading_state")?;
         self.inner.record_trading_state(state).await?;
-        let now = self.clock.now();
-        self.log(|l| l.states.push((now, state.clone())));
+        let now = self.log.clock.now();
+        self.log.log(|l| l.states.push((now, state.clone())));
         Ok(())
     }
 
     async fn record_exit_failures(&self, consecutive: u32) -> Result<(), PortError> {
-        self.fails("journal.record_exit_failures")?;
+        self.log.fails("journal.record_exit_failures")?;
         self.inner.record_exit_failures(consecutive).await
     }
 
     async fn record_free_base(&self, free: TokenAmount) -> Result<(), PortError> {
-        self.fails("journal.record_free_base")?;
+        self.log.fails("journal.record_free_base")?;
         self.inner.record_free_base(free).await
     }
 

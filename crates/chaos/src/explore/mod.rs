@@ -8,6 +8,7 @@
 
 pub mod journal;
 pub mod schedule;
+pub mod store;
 pub mod world;
 
 use std::time::{Duration, Instant};

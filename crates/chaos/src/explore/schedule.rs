@@ -27,6 +27,14 @@ pub enum CrashPoint {
         /// How long after it.
         delay: Duration,
     },
+    /// This long after the `nth` exit intent of the run (0-based) was journaled, if there
+    /// is one: in the middle of an exit, unless it ended first.
+    InExit {
+        /// Which exit intent.
+        nth: u32,
+        /// How long after it.
+        delay: Duration,
+    },
 }
 
 /// A kill of the bot.
@@ -355,6 +363,37 @@ impl Schedule {
         }
     }
 
+    /// The world of `seed` with its crashes redrawn to kill the bot in the middle of
+    /// exits: two to four kills, each within a second and a half of an exit intent
+    /// being journaled (a later exit for each kill), down for a moment or for up to a
+    /// minute. Everything else is `seed`'s world as [`Schedule::generate`] draws it.
+    #[must_use]
+    pub fn failover(seed: u64) -> Self {
+        let mut schedule = Self::generate(seed);
+        let mut rng = SimRng::keyed(seed, 0x6578_706c, 44);
+        let kills = 2 + rng.next_u64() % 3;
+        let mut nth = 0;
+        schedule.crashes = (0..kills)
+            .map(|_| {
+                nth += u32::try_from(rng.next_u64() % 2).unwrap_or(0);
+                let point = CrashPoint::InExit {
+                    nth,
+                    delay: secs(&mut rng, 0.0, 1.5),
+                };
+                nth += 1;
+                Crash {
+                    point,
+                    downtime: if chance(&mut rng, 0.5) {
+                        secs(&mut rng, 0.0, 2.0)
+                    } else {
+                        secs(&mut rng, 2.0, 60.0)
+                    },
+                }
+            })
+            .collect();
+        schedule
+    }
+
     /// The world of `seed` with `without` turned off.
     #[must_use]
     pub fn with_knobs_off(seed: u64, without: &[Knob]) -> Self {
@@ -458,6 +497,35 @@ mod tests {
                 .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         }
         assert_ne!(Schedule::generate(1), Schedule::generate(2));
+    }
+
+    #[test]
+    fn failover_schedules_kill_in_distinct_exits_and_keep_the_rest_of_the_world() {
+        for seed in 0..200 {
+            let failover = Schedule::failover(seed);
+            let world = Schedule::generate(seed);
+            assert_eq!(failover, Schedule::failover(seed));
+            assert!((2..=4).contains(&failover.crashes.len()), "seed {seed}");
+            let exits: Vec<u32> = failover
+                .crashes
+                .iter()
+                .map(|c| match c.point {
+                    CrashPoint::InExit { nth, .. } => nth,
+                    other => panic!("seed {seed}: {other:?}"),
+                })
+                .collect();
+            assert!(
+                exits.windows(2).all(|w| w[0] < w[1]),
+                "seed {seed}: {exits:?}"
+            );
+            assert_eq!(
+                Schedule {
+                    crashes: world.crashes.clone(),
+                    ..failover
+                },
+                world
+            );
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! journal and chain at the schedule's crash points, prodded by its operator, then
 //! stopped, left until every transaction it ever signed is dead, and started once more
 //! so that reconciliation settles everything; the evidence goes to the invariant
-//! checker.
+//! checker. Each start is a new instance of the bot with its own journal on the world's
+//! [`DurableStore`] (in memory by default).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -19,7 +20,7 @@ use kyzlo_application::control::ApprovalKey;
 use kyzlo_application::execute::ExecutionSettings;
 use kyzlo_application::gateway::GatewayMode;
 use kyzlo_application::guard::GuardLimits;
-use kyzlo_application::journal::{Journal, MemoryJournal};
+use kyzlo_application::journal::Journal;
 use kyzlo_application::operator::Operator;
 use kyzlo_application::ports::{Alert, AlertKind, AlertSink, Pair, PortError};
 use kyzlo_domain::exit_plan::ExitPlanConfig;
@@ -27,8 +28,9 @@ use kyzlo_domain::latency_breaker::LatencyBreakerConfig;
 use kyzlo_domain::strategy::MeanReversionConfig;
 use kyzlo_domain::{Bps, EscalationLadder, Lamports, Timestamp, TokenAmount};
 
-use super::journal::TracedJournal;
+use super::journal::{JournalLog, TracedJournal};
 use super::schedule::{CrashPoint, HORIZON, OperatorAction, Schedule};
+use super::store::{DurableStore, Ending, MemoryStore};
 use crate::invariants::{Evidence, Life, Start};
 
 /// The approval key the explorer's operator holds.
@@ -170,14 +172,14 @@ enum End {
     Stopped,
 }
 
-struct World {
+struct World<'s> {
     schedule: Schedule,
     clock: Clock,
     market: Arc<SimMarket>,
     venue: Arc<SimVenue>,
     trace: Arc<Trace>,
-    store: Arc<MemoryJournal>,
-    journal: Arc<TracedJournal>,
+    store: &'s dyn DurableStore,
+    log: Arc<JournalLog>,
     alerts: Arc<RecordingAlerts>,
     /// Crashes not yet happened (index into the schedule's).
     pending_crashes: Vec<usize>,
@@ -190,8 +192,8 @@ struct World {
     stats: RunStats,
 }
 
-impl World {
-    fn new(schedule: &Schedule) -> Self {
+impl<'s> World<'s> {
+    fn new(schedule: &Schedule, store: &'s dyn DurableStore) -> Self {
         let clock = Clock::new();
         let path = Arc::new(generate(&schedule.market, schedule.seed));
         let market = Arc::new(SimMarket::starting_now(path, clock));
@@ -201,9 +203,7 @@ impl World {
             SimVenue::new(market.clone(), faults, wallet(), clock, Pair::SOL_USDC)
                 .with_trace(trace.clone()),
         );
-        let store = Arc::new(MemoryJournal::new());
-        let journal = Arc::new(TracedJournal::new(
-            store.clone(),
+        let log = Arc::new(JournalLog::new(
             trace.clone(),
             clock,
             schedule.seed,
@@ -226,7 +226,7 @@ impl World {
             venue,
             trace,
             store,
-            journal,
+            log,
             alerts,
             last_resume: None,
             lives: Vec::new(),
@@ -244,7 +244,12 @@ impl World {
         tokio::time::Instant::now() + run_time.saturating_sub(now)
     }
 
-    fn ports(&self) -> BotPorts {
+    /// A new instance of the bot: its own journal on the store.
+    fn instance(&self) -> Arc<TracedJournal> {
+        Arc::new(TracedJournal::new(self.store.instance(), self.log.clone()))
+    }
+
+    fn ports(&self, journal: &Arc<TracedJournal>) -> BotPorts {
         BotPorts {
             feed: self.market.clone(),
             router: self.venue.clone(),
@@ -252,7 +257,7 @@ impl World {
             signer: self.venue.clone(),
             probe: self.venue.clone(),
             send_probe: self.venue.clone(),
-            journal: self.journal.clone(),
+            journal: journal.clone(),
             alerts: self.alerts.clone(),
             metrics: Vec::new(),
             clock: self.clock,
@@ -279,17 +284,17 @@ impl World {
         last_halt.is_some_and(|h| self.last_resume.is_none_or(|r| r < h))
     }
 
-    /// Starts the bot, retrying while reconciliation cannot reach the chain.
-    async fn start(&mut self, patience: Duration) -> Option<Bot> {
+    /// Starts the bot on `journal`, retrying while reconciliation cannot reach the chain.
+    async fn start(&mut self, journal: &Arc<TracedJournal>, patience: Duration) -> Option<Bot> {
         let give_up = self.clock.now().saturating_add(patience);
         loop {
-            let journaled = self.store.load().await.ok().and_then(|s| s.trading_state);
+            let journaled = journal.load().await.ok().and_then(|s| s.trading_state);
             let halt_pending = self.halt_alerted_not_lifted();
             let at = self.clock.now();
             let remaining = give_up.saturating_since(at);
             match tokio::time::timeout(
                 remaining,
-                Bot::start(self.ports(), settings(&self.schedule)),
+                Bot::start(self.ports(journal), settings(&self.schedule)),
             )
             .await
             {
@@ -317,6 +322,7 @@ impl World {
     async fn next_crash(&self) -> usize {
         let mut best: Option<(Duration, usize)> = None;
         let mut watch_landings = false;
+        let mut watch_exits = false;
         for &i in &self.pending_crashes {
             match self.schedule.crashes[i].point {
                 CrashPoint::At(t) => {
@@ -325,15 +331,29 @@ impl World {
                     }
                 }
                 CrashPoint::AfterLanding { .. } => watch_landings = true,
+                CrashPoint::InExit { .. } => watch_exits = true,
             }
         }
+        let watching = watch_landings || watch_exits;
         loop {
-            if watch_landings {
-                let landings = self.landing_times();
+            if watching {
+                let landings = if watch_landings {
+                    self.landing_times()
+                } else {
+                    Vec::new()
+                };
+                let exits = if watch_exits {
+                    self.exit_times()
+                } else {
+                    Vec::new()
+                };
                 for &i in &self.pending_crashes {
-                    if let CrashPoint::AfterLanding { nth, delay } = self.schedule.crashes[i].point
-                        && let Some(at) = landings.get(nth as usize)
-                    {
+                    let (events, nth, delay) = match self.schedule.crashes[i].point {
+                        CrashPoint::AfterLanding { nth, delay } => (&landings, nth, delay),
+                        CrashPoint::InExit { nth, delay } => (&exits, nth, delay),
+                        CrashPoint::At(_) => continue,
+                    };
+                    if let Some(at) = events.get(nth as usize) {
                         let t = at.saturating_add(delay);
                         if best.is_none_or(|(b, _)| t < b) {
                             best = Some((t, i));
@@ -348,13 +368,22 @@ impl World {
                 return i;
             }
             let wake = match best {
-                Some((t, _)) if !watch_landings => t,
+                Some((t, _)) if !watching => t,
                 Some((t, _)) => t.min(now + CRASH_POLL),
-                None if watch_landings => now + CRASH_POLL,
+                None if watching => now + CRASH_POLL,
                 None => return std::future::pending().await,
             };
             tokio::time::sleep_until(self.at(wake)).await;
         }
+    }
+
+    /// When each exit intent was journaled, in run time.
+    fn exit_times(&self) -> Vec<Duration> {
+        self.log
+            .exits_journaled()
+            .iter()
+            .map(|at| at.saturating_since(self.market.start))
+            .collect()
     }
 
     fn landing_times(&self) -> Vec<Duration> {
@@ -492,16 +521,21 @@ impl World {
         let mut open_positions = Vec::new();
         loop {
             let from = self.clock.now();
-            let Some(bot) = self.start(FINAL_RECONCILE).await else {
+            let journal = self.instance();
+            let Some(bot) = self.start(&journal, FINAL_RECONCILE).await else {
+                self.store.ended(Ending::Stopped);
                 break;
             };
             match self.life(from, bot).await {
                 End::Stopped => {
+                    self.store.ended(Ending::Stopped);
+                    drop(journal);
                     // Past the horizon: wait until nothing signed can land, then start
                     // once more to reconcile everything.
                     tokio::time::sleep(SETTLE).await;
                     let from = self.clock.now();
-                    if let Some(bot) = self.start(FINAL_RECONCILE).await {
+                    let journal = self.instance();
+                    if let Some(bot) = self.start(&journal, FINAL_RECONCILE).await {
                         reconciled = true;
                         open_positions = bot.reconciled().positions.clone();
                         self.lives.push(Life {
@@ -511,9 +545,14 @@ impl World {
                             halts: bot.totals().summary().halts,
                         });
                     }
+                    self.store.ended(Ending::Stopped);
                     break;
                 }
                 End::Crashed(i) => {
+                    // The killed instance's journal goes with it; its lease, if any, is
+                    // left to expire.
+                    self.store.ended(Ending::Killed);
+                    drop(journal);
                     tokio::time::sleep(self.schedule.crashes[i].downtime).await;
                 }
             }
@@ -525,7 +564,7 @@ impl World {
             trace: self.trace.events(),
             intents,
             attempts: self.store.attempts(),
-            settled_at: self.journal.settled_at(),
+            settled_at: self.log.settled_at(),
             started: self.market.start,
             open_positions,
             alerts: self.alerts.all(),
@@ -538,9 +577,17 @@ impl World {
     }
 }
 
-/// Runs `schedule`'s world on a fresh paused runtime; returns its evidence.
+/// Runs `schedule`'s world on a fresh paused runtime, its journal in memory; returns its
+/// evidence.
 #[must_use]
 pub fn run(schedule: &Schedule) -> (Evidence, RunStats) {
+    run_on(schedule, &MemoryStore::new())
+}
+
+/// Runs `schedule`'s world on a fresh paused runtime with its journal on `store`;
+/// returns its evidence, the intents and attempts read back from `store`.
+#[must_use]
+pub fn run_on(schedule: &Schedule, store: &dyn DurableStore) -> (Evidence, RunStats) {
     // A current-thread runtime on paused time: the world's clock only moves when every
     // task waits, so ten minutes of market take milliseconds. Building one cannot fail
     // short of the OS refusing a timer, which would be a broken machine.
@@ -550,5 +597,5 @@ pub fn run(schedule: &Schedule) -> (Evidence, RunStats) {
         .start_paused(true)
         .build()
         .expect("a current-thread runtime");
-    runtime.block_on(World::new(schedule).run())
+    runtime.block_on(World::new(schedule, store).run())
 }
