@@ -83,14 +83,14 @@ fn rig_with(profile: FaultProfile, seed: u64, regime: Regime, wallet: SimWallet)
         Settings {
             initial_state: TradingState::Active,
             approval_key: None,
-            guard: kyzlo_application::assemble::GuardSource::New(
+            guard: kyzlo_application::assemble::GuardSource::New(Box::new(
                 GuardBreakers::new(&GuardLimits::new(
                     LatencyBreakerConfig::default(),
                     Duration::from_secs(2),
                     Duration::from_millis(200),
                 ))
                 .unwrap(),
-            ),
+            )),
             exit: ExecutionSettings::exit_defaults(),
             entry: ExecutionSettings::exit_defaults(),
             exit_breaker: ExitBreaker::new(ExitBreaker::DEFAULT_THRESHOLD).unwrap(),

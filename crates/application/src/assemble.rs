@@ -76,7 +76,7 @@ pub struct Settings {
 /// Where a market's latency breakers come from.
 pub enum GuardSource {
     /// Its own breakers.
-    New(GuardBreakers),
+    New(Box<GuardBreakers>),
     /// The breakers another market of the process runs: each dependency has one breaker
     /// whoever calls it, and this market's trading state follows it too.
     Shared(Arc<LatencyGuard>),
@@ -122,7 +122,7 @@ pub fn assemble(ports: Ports, settings: Settings, clock: Clock) -> Assembled {
     ));
     let guard = match settings.guard {
         GuardSource::New(breakers) => Arc::new(LatencyGuard::new(
-            breakers,
+            *breakers,
             control.clone(),
             ports.metrics.clone(),
             clock,

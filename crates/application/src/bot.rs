@@ -177,9 +177,9 @@ impl Bot {
         let clock = ports.clock;
         let guard_source = match shared {
             Some(shared) => GuardSource::Shared(shared.guard.clone()),
-            None => {
-                GuardSource::New(GuardBreakers::new(&settings.guard).map_err(BotError::Settings)?)
-            }
+            None => GuardSource::New(Box::new(
+                GuardBreakers::new(&settings.guard).map_err(BotError::Settings)?,
+            )),
         };
         let strategy = MeanReversion::new(settings.strategy).map_err(BotError::Settings)?;
         let journaled = ports.journal.load().await.map_err(BotError::Reconcile)?;

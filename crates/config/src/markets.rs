@@ -163,8 +163,10 @@ mod tests {
 
     #[test]
     fn a_list_of_markets_on_the_sqlite_journal_is_refused() {
-        let mut file = File::default();
-        file.markets = vec![listed("a")];
+        let file = File {
+            markets: vec![listed("a")],
+            ..File::default()
+        };
         let text = refused(file);
         assert!(
             text.contains("markets") && text.contains("journal.url"),

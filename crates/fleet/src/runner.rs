@@ -230,13 +230,12 @@ impl Instance {
         if let Ok(Err(e)) = bridged(&handle, async move { db.unregister(&owner).await }).await {
             tracing::warn!(error = %e, "the instance could not be unregistered");
         }
-        let outcome = std::mem::take(
+        std::mem::take(
             &mut *shared
                 .outcome
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
-        );
-        outcome
+        )
     }
 }
 

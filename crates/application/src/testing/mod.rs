@@ -224,14 +224,14 @@ impl Harness {
             approval_key: ApprovalKey::new(HARNESS_APPROVAL_KEY).ok(),
             // Two seconds for a price, a quote or a read, 200 ms for a send (a send may
             // still have been forwarded; the rebroadcast gives it another chance).
-            guard: crate::assemble::GuardSource::New(
+            guard: crate::assemble::GuardSource::New(Box::new(
                 crate::guard::GuardBreakers::new(&crate::guard::GuardLimits::new(
                     breaker,
                     Duration::from_secs(2),
                     Duration::from_millis(200),
                 ))
                 .expect("breaker config"),
-            ),
+            )),
             exit: exit_settings,
             entry: ExecutionSettings::entry_defaults(entry_ladder),
             exit_breaker: ExitBreaker::default(),

@@ -597,5 +597,8 @@ pub fn run_on(schedule: &Schedule, store: &dyn DurableStore) -> (Evidence, RunSt
         .start_paused(true)
         .build()
         .expect("a current-thread runtime");
-    runtime.block_on(World::new(schedule, store).run())
+    // The world (its clock first) is built inside the runtime: built outside, its clock
+    // would start at a real instant and a few microseconds of the machine would leak into
+    // every time it reads, so a seed would not replay exactly.
+    runtime.block_on(async { World::new(schedule, store).run().await })
 }
