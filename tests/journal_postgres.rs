@@ -136,7 +136,7 @@ fn config_check_masks_the_journal_url_and_refuses_one_that_is_not_postgres() {
 /// Three paper markets of the README's fleet form, on two wallets' worth of names.
 fn fleet_config(url: &str) -> String {
     format!(
-        "{}\nlease_s = 3\nfleet_poll_ms = 500\n[api]\napproval_key = \"fleet-binary-approval-key-0123\"\n\n[[markets]]\nname = \"sol-usdc\"\n\n[[markets]]\nname = \"jup-usdc\"\npair = {{ base_mint = \"JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN\", quote_mint = \"EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v\", base_decimals = 6, quote_decimals = 6 }}\n\n[[markets]]\nname = \"sol-usdc-b\"\n",
+        "{}\nlease_s = 3\nfleet_poll_ms = 500\nfleet_unreachable_s = 2\n[api]\napproval_key = \"fleet-binary-approval-key-0123\"\n\n[[markets]]\nname = \"sol-usdc\"\n\n[[markets]]\nname = \"jup-usdc\"\npair = {{ base_mint = \"JUPyiwrYJFskUPiHa7hkeR8VUtAeFoSYbKedZNsDvCN\", quote_mint = \"EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v\", base_decimals = 6, quote_decimals = 6 }}\n\n[[markets]]\nname = \"sol-usdc-b\"\n",
         config(url).replace(NO_API, "")
     )
 }
@@ -235,4 +235,10 @@ fn a_paper_fleet_refuses_the_one_market_options_by_name() {
         assert!(!finished.status.success());
         assert!(finished.stderr.contains(flag), "{}", finished.stderr);
     }
+    // One market on PostgreSQL: --fresh would start over beside a journal it keeps.
+    let single = config("postgres://kyzlo:pw@127.0.0.1:1/none");
+    let finished = kyzlo_in(dir.path(), &single, &["paper", "--fresh"]);
+    assert!(!finished.status.success());
+    assert!(finished.stderr.contains("--fresh"), "{}", finished.stderr);
+    assert!(!dir.path().join("kyzlo-data").join("journal.db").exists());
 }

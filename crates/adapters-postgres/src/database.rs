@@ -90,6 +90,38 @@ impl PgDatabase {
     /// [`PgError::InvalidUrl`]; [`PgError::Connect`] when the server cannot be reached or
     /// refuses the credentials; [`PgError::SchemaTooNew`]; [`PgError::Migration`].
     pub async fn connect(url: &str, max_connections: usize) -> Result<Self, PgError> {
+        let db = Self::pool(url, max_connections)?;
+        let mut client = db.client().await?;
+        schema::migrate(&mut client).await?;
+        Ok(db)
+    }
+
+    /// Connects to `url` without migrating: for operators' commands, which must not
+    /// move a shared schema on (a newer command-line tool during a rolling upgrade).
+    ///
+    /// # Errors
+    /// As [`PgDatabase::connect`]; [`PgError::SchemaMismatch`] when the database is not at
+    /// this build's schema version (never migrated, older or newer).
+    pub async fn connect_unmigrated(url: &str, max_connections: usize) -> Result<Self, PgError> {
+        let db = Self::pool(url, max_connections)?;
+        let client = db.client().await?;
+        let found: Option<i32> = client
+            .query_opt("SELECT version FROM kyzlo_schema", &[])
+            .await
+            .ok()
+            .flatten()
+            .map(|row| row.get(0));
+        if found != Some(schema::SCHEMA_VERSION) {
+            return Err(PgError::SchemaMismatch {
+                found: found.unwrap_or(0),
+                known: schema::SCHEMA_VERSION,
+            });
+        }
+        drop(client);
+        Ok(db)
+    }
+
+    fn pool(url: &str, max_connections: usize) -> Result<Self, PgError> {
         let mut config =
             tokio_postgres::Config::from_str(url).map_err(|e| PgError::InvalidUrl {
                 reason: mask(&e.to_string(), password_in(url)),
@@ -98,6 +130,14 @@ impl PgDatabase {
             .get_password()
             .map(|p| Arc::from(String::from_utf8_lossy(p).as_ref()));
         config.connect_timeout(CONNECT_TIMEOUT);
+        // A connection whose peer vanished (a NAT or firewall dropping it, a failover) is
+        // found dead in seconds, not after the system's two hours of TCP silence.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(5))
+            .keepalives_interval(Duration::from_secs(2))
+            .keepalives_retries(3)
+            .tcp_user_timeout(Duration::from_secs(10));
         if config.get_application_name().is_none() {
             config.application_name("kyzlo");
         }
@@ -121,14 +161,11 @@ impl PgDatabase {
             .map_err(|e| PgError::Connect {
                 reason: e.to_string(),
             })?;
-        let db = Self {
+        Ok(Self {
             pool,
             config: Arc::new(config),
             password,
-        };
-        let mut client = db.client().await?;
-        schema::migrate(&mut client).await?;
-        Ok(db)
+        })
     }
 
     /// A pooled connection.

@@ -69,6 +69,17 @@ pub enum PgError {
         /// The latest this build knows.
         known: i32,
     },
+    /// An operator's command found the database at another schema version than this
+    /// build's (it migrates nothing: an instance of this build does).
+    #[error(
+        "the fleet database has schema version {found}, not {known} as this build: start an instance of this version first (it migrates), or use the matching kyzlo"
+    )]
+    SchemaMismatch {
+        /// The version found (0: never migrated).
+        found: i32,
+        /// This build's.
+        known: i32,
+    },
     /// A migration step failed; the database is left at its previous version.
     #[error("migrating the journal database to schema version {version} failed")]
     Migration {

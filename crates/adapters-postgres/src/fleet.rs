@@ -253,8 +253,9 @@ impl PgDatabase {
         Ok(row.get(0))
     }
 
-    /// Takes the oldest command not yet taken for one of `wallets` (those `owner` holds),
-    /// so that no other instance takes it too.
+    /// Takes the oldest command not yet taken for one of `wallets` whose lease `owner`
+    /// holds now (by the database's clock), so that no other instance takes it too and a
+    /// former holder takes nothing.
     ///
     /// # Errors
     /// [`PgError::Connect`], [`PgError::Sql`].
@@ -267,9 +268,12 @@ impl PgDatabase {
         let row = client
             .query_opt(
                 "UPDATE fleet_commands SET taken_by = $1, taken_at = clock_timestamp()
-                  WHERE id = (SELECT id FROM fleet_commands
-                               WHERE taken_by IS NULL AND wallet = ANY($2)
-                               ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                  WHERE id = (SELECT c.id FROM fleet_commands c
+                               WHERE c.taken_by IS NULL AND c.wallet = ANY($2)
+                                 AND EXISTS (SELECT 1 FROM leases l
+                                              WHERE l.wallet = c.wallet AND l.owner = $1
+                                                AND l.expires_at > clock_timestamp())
+                               ORDER BY c.id LIMIT 1 FOR UPDATE SKIP LOCKED)
               RETURNING id, wallet, market, position_id",
                 &[&owner, &wallets],
             )

@@ -67,6 +67,9 @@ pub fn run(config: &Config, paper: Option<&PaperArgs>) -> Result<String, AppErro
             "kyzlo fleet instance: {} market(s) (Ctrl-C to stop)",
             config.markets.len()
         );
+        if let Some(listen) = config.api.listen {
+            say!("note: with [[markets]] no operator API is served (not on {listen}): use `kyzlo fleet status|halt|resume|exit`");
+        }
         let clock = kyzlo_live::unix_clock();
         let outcome = kyzlo_fleet::run_instance(config, run, alerts, shutdown, clock)
             .await

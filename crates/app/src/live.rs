@@ -104,6 +104,11 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
         }
         let jup = Arc::new(jupiter(config, wallet, None)?);
         let mut dir = DataDir::claim(&config.data_dir)?;
+        if args.fresh && matches!(config.journal, kyzlo_config::JournalBackend::Postgres { .. }) {
+            return Err(AppError::Usage(
+                "--fresh starts a new SQLite journal; the PostgreSQL journal (journal.url) is kept: close the wallet's positions first, or use another wallet".into(),
+            ));
+        }
         if args.fresh {
             for (from, to) in dir.start_over(&[DEVNET_WALLET])? {
                 say!("moved {} aside to {}", from.display(), to.display());

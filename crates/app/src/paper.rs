@@ -68,6 +68,16 @@ pub fn run(config: &Config, args: &PaperArgs) -> Result<String, AppError> {
     // Caught before the data dir is claimed: a stop that early is still a graceful one.
     runtime.block_on(async { kyzlo_live::signals::catch() });
     let mut dir = DataDir::claim(&config.data_dir)?;
+    if args.fresh
+        && matches!(
+            config.journal,
+            kyzlo_config::JournalBackend::Postgres { .. }
+        )
+    {
+        return Err(AppError::Usage(
+            "--fresh starts a new SQLite journal; the PostgreSQL journal (journal.url) is kept: close the wallet's positions first, or use another wallet".into(),
+        ));
+    }
     if args.fresh {
         for (from, to) in dir.start_over(&[WALLET_FILE])? {
             say!("moved {} aside to {}", from.display(), to.display());

@@ -134,7 +134,8 @@ impl TradingControl {
     }
 
     /// Halts trading. Idempotent: a second halt keeps the first reason and sends no
-    /// second alert. The halt is in force at once; it is journaled (retried until the
+    /// second alert, except on a market halted only for its fleet, whose own reason
+    /// replaces the fleet's (so that a fleet resume does not lift it). The halt is in force at once; it is journaled (retried until the
     /// write succeeds) before its alert goes out, so an operator paged about a halt can
     /// count on it surviving a restart. If the journal refuses every try, the halt stays
     /// in force in this process and the alert says it was not journaled.
@@ -149,7 +150,20 @@ impl TradingControl {
             let mut outcome = HaltOutcome::AlreadyHalted;
             self.state.send_if_modified(|s| {
                 outcome = s.halt(now, reason.clone());
-                outcome == HaltOutcome::Halted
+                if outcome == HaltOutcome::Halted {
+                    return true;
+                }
+                // A market halted only because its fleet is gets its own reason recorded
+                // (and alerted): a fleet resume must not lift it.
+                if let TradingState::Halted { reason: held, .. } = s
+                    && held.cause == HaltCause::Fleet
+                    && cause != HaltCause::Fleet
+                {
+                    *held = reason.clone();
+                    outcome = HaltOutcome::Halted;
+                    return true;
+                }
+                false
             });
             if outcome != HaltOutcome::Halted {
                 return outcome;

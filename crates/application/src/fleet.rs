@@ -10,8 +10,8 @@
 //! [`FleetSettings::unreachable_after`], every market is held in ReduceOnly (a halt
 //! elsewhere could not be seen) and the operator is alerted; exits go on.
 //!
-//! A process trading several markets on the SQLite journal runs the same service over a
-//! [`MemoryFleetStore`]: its markets are a fleet of one instance.
+//! [`MemoryFleetStore`] keeps the record in memory: a process's markets as a fleet of one
+//! instance (the service's tests run on it).
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -123,6 +123,8 @@ struct Member {
     /// resume follows the fleet's, and a resume of it by its own operator resumes the
     /// fleet.
     fleet_halt: Option<u64>,
+    /// The generation its own halt (not the fleet's) became: a fleet resume resumes it.
+    origin: Option<u64>,
 }
 
 /// One instance's follower of the fleet's halt (see the module docs).
@@ -177,6 +179,7 @@ impl Fleet {
                 name: name.to_owned(),
                 control: Arc::downgrade(control),
                 fleet_halt: halted.map(|r| r.generation),
+                origin: None,
             });
         // Its own changes of state wake the follower, so its halt reaches the fleet now.
         let mut changes = control.subscribe();
@@ -223,13 +226,15 @@ impl Fleet {
                     if unreachable {
                         unreachable = false;
                         tracing::info!("the fleet's database answers again");
-                        for (_, control) in self.controls() {
-                            let _ = control
-                                .leave_reduce_only(ReduceOnlyCause::FleetUnreachable)
-                                .await;
-                        }
                     }
                     self.follow(record).await;
+                    // On every read, after the record is followed: a market restarted in
+                    // this state from its journal leaves it too.
+                    for (_, control) in self.controls() {
+                        let _ = control
+                            .leave_reduce_only(ReduceOnlyCause::FleetUnreachable)
+                            .await;
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "the fleet's halt record could not be read");
@@ -289,11 +294,22 @@ impl Fleet {
     /// halt halts every market.
     async fn follow(&self, mut record: FleetHalt) {
         let seen = self.last().map(|r| r.generation);
+        if let Some(seen) = seen
+            && record.generation < seen
+        {
+            // Generations only grow: an older record written back is no resume.
+            tracing::error!(
+                found = record.generation,
+                seen,
+                "the fleet's halt record went back to an older generation: ignored"
+            );
+            return;
+        }
         if !record.halted {
             // Every read, not only a new generation's: a market that joins after the
             // resume was read (it started halted from its journal) follows it too.
-            self.resume_markets(&record, seen != Some(record.generation))
-                .await;
+            let new = seen != Some(record.generation);
+            record = self.resume_markets(record, new).await;
         }
         for (i, control) in self.controls() {
             let state = control.state();
@@ -305,7 +321,12 @@ impl Fleet {
                 let name = self.member(i, |m| m.name.clone()).unwrap_or_default();
                 let detail = format!("market {name}: {reason}");
                 match self.store.halt(&detail, &self.settings.instance).await {
-                    Ok(after) => record = after,
+                    Ok(after) => {
+                        if after.halted {
+                            self.member(i, |m| m.origin = Some(after.generation));
+                        }
+                        record = after;
+                    }
                     Err(e) => tracing::error!(error = %e, "the fleet could not be halted"),
                 }
             } else if record.halted && fleet_halt == Some(record.generation) && !state.is_halted() {
@@ -331,10 +352,7 @@ impl Fleet {
             .resume(record.generation, &proof, &self.settings.instance)
             .await
         {
-            Ok(after) => {
-                self.resume_markets(&after, true).await;
-                Some(after)
-            }
+            Ok(after) => Some(self.resume_markets(after, true).await),
             Err(e) => {
                 tracing::error!(error = %e, "the fleet could not be resumed");
                 None
@@ -342,56 +360,75 @@ impl Fleet {
         }
     }
 
-    /// Resumes every market halted by the fleet, if `record` is a resume proved with
-    /// this instance's key; otherwise alerts, when `new` (the first read of it).
-    async fn resume_markets(&self, record: &FleetHalt, new: bool) {
+    /// Resumes the markets the fleet halted (halted for the fleet, or whose own halt was
+    /// the fleet's), if `record` is a resume proved with this instance's key. A resume
+    /// this instance cannot verify (`new`: read for the first time) is paged and answered
+    /// with a new fleet halt, so the record never says "trading" while markets stay
+    /// halted. The record as it stands after.
+    async fn resume_markets(&self, record: FleetHalt, new: bool) -> FleetHalt {
         let halted: Vec<_> = self
             .controls()
             .into_iter()
             .filter(|(i, c)| {
-                let by_fleet = self.member(*i, |m| m.fleet_halt.is_some()) == Some(true);
+                let origin = self.member(*i, |m| m.origin.is_some()) == Some(true);
                 match c.state() {
                     TradingState::Halted { reason, .. } => {
-                        by_fleet || reason.cause == HaltCause::Fleet
+                        origin || reason.cause == HaltCause::Fleet
                     }
                     _ => false,
                 }
             })
             .collect();
         if halted.is_empty() {
-            return;
+            return record;
         }
-        let Some(key) = self.key.as_ref().filter(|key| resume_holds(key, record)) else {
-            // A record never resumed (a fresh process's own record) proves nothing: the
-            // markets' halts stand and become the fleet's again.
-            if new
-                && record.proof.is_some()
-                && let Some((_, control)) = halted.first()
-            {
+        let Some(key) = self.key.as_ref().filter(|key| resume_holds(key, &record)) else {
+            // A record never resumed (a fresh process's own record) proves nothing and
+            // claims nothing: the markets' halts become the fleet's again.
+            if !new || record.generation == 0 {
+                return record;
+            }
+            let why = if self.key.is_some() {
+                "without a proof of this instance's approval key"
+            } else {
+                "but this instance has no approval key (api.approval_key) to check it with"
+            };
+            let detail = format!(
+                "the resume at generation {} by {} came {why}: halted again",
+                record.generation, record.by
+            );
+            if let Some((_, control)) = halted.first() {
                 control
                     .alert(Alert {
                         kind: AlertKind::TradingHalted,
                         severity: Severity::Critical,
-                        message: format!(
-                            "the fleet was resumed (generation {}, by {}) without a proof of this instance's approval key: its markets stay halted",
-                            record.generation, record.by
-                        ),
+                        message: detail.clone(),
                         position: None,
                     })
                     .await;
             }
-            return;
+            return match self.store.halt(&detail, &self.settings.instance).await {
+                Ok(after) => after,
+                Err(e) => {
+                    tracing::error!(error = %e, "the fleet could not be halted");
+                    record
+                }
+            };
         };
         for (i, control) in halted {
             match control.resume(key.bytes()).await {
                 Ok(()) => {
-                    self.member(i, |m| m.fleet_halt = None);
+                    self.member(i, |m| {
+                        m.fleet_halt = None;
+                        m.origin = None;
+                    });
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "a market could not follow the fleet's resume")
                 }
             }
         }
+        record
     }
 
     /// Holds every market in ReduceOnly while the record cannot be read; alerts when it

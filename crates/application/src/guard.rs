@@ -193,10 +193,10 @@ impl LatencyGuard {
             .push(Arc::downgrade(control));
     }
 
-    /// Moves `control` to ReduceOnly if a breaker is open now (a market attached to a
+    /// Moves `control` to ReduceOnly if a breaker is not closed now (a market attached to a
     /// guard whose dependency is already failing starts without entries).
     pub async fn catch_up(&self, control: &TradingControl) {
-        if self.state() == BreakerState::Open {
+        if self.state() != BreakerState::Closed {
             let _ = control
                 .enter_reduce_only(ReduceOnlyCause::LatencyBreakerOpen)
                 .await;

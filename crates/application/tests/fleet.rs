@@ -340,3 +340,68 @@ async fn a_market_restarting_halted_by_the_fleet_follows_a_resume_made_while_it_
         "the fleet was not halted again"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_market_s_own_halt_during_a_fleet_halt_is_not_lifted_by_the_fleet_s_resume() {
+    let store = Arc::new(MemoryFleetStore::default());
+    let (_stop, shutdown) = watch::channel(false);
+    let fleet = Fleet::new(
+        store.clone(),
+        Some(ApprovalKey::new(KEY).unwrap()),
+        settings("a"),
+    );
+    let (calm, short) = (market(Some(KEY)), market(Some(KEY)));
+    fleet.join("calm", &calm.control).await;
+    fleet.join("short", &short.control).await;
+    tokio::spawn(fleet.run(shutdown));
+    settle().await;
+    let record = store.halt("operator fleet halt", "ops").await.unwrap();
+    settle().await;
+    // Reconciliation finds a shortfall while the fleet is halted: its own reason, paged.
+    let paged = short.alerts.count(AlertKind::TradingHalted);
+    let _ = short
+        .control
+        .halt(HaltCause::Reconciliation, "the wallet holds less")
+        .await;
+    assert_eq!(halted(&short.control), Some(HaltCause::Reconciliation));
+    assert_eq!(short.alerts.count(AlertKind::TradingHalted), paged + 1);
+    let proof = resume_proof(&ApprovalKey::new(KEY).unwrap(), record.generation + 1);
+    store
+        .resume(record.generation, &proof, "ops")
+        .await
+        .unwrap();
+    settle().await;
+    assert_eq!(calm.control.state(), TradingState::Active);
+    assert_eq!(halted(&short.control), Some(HaltCause::Reconciliation));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resume_without_a_valid_proof_halts_the_fleet_again_and_an_older_record_is_ignored() {
+    let store = Flaky::new(true);
+    let (_stop, shutdown) = watch::channel(false);
+    let fleet = Fleet::new(
+        store.clone(),
+        Some(ApprovalKey::new(KEY).unwrap()),
+        settings("a"),
+    );
+    let m = market(Some(KEY));
+    fleet.join("m", &m.control).await;
+    tokio::spawn(fleet.run(shutdown));
+    settle().await;
+    let record = store
+        .inner
+        .halt("operator fleet halt", "ops")
+        .await
+        .unwrap();
+    settle().await;
+    store
+        .inner
+        .resume(record.generation, &"cd".repeat(32), "somebody")
+        .await
+        .unwrap();
+    settle().await;
+    let after = store.read().await.unwrap();
+    assert!(after.halted, "the record must not say trading: {after:?}");
+    assert!(after.detail.contains("without a proof"), "{}", after.detail);
+    assert!(m.control.state().is_halted());
+}

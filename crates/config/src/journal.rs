@@ -24,10 +24,6 @@ pub const MAX_LEASE_S: u64 = 600;
 /// LISTEN/NOTIFY pushes, in milliseconds.
 pub const DEFAULT_FLEET_POLL_MS: u64 = 2_000;
 
-/// By default, how long the fleet's database may be unreachable before an instance's
-/// markets go ReduceOnly, in seconds.
-pub const DEFAULT_FLEET_UNREACHABLE_S: u64 = 10;
-
 /// `[journal]` as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -43,8 +39,10 @@ pub struct JournalFile {
     /// Milliseconds between two reads of the fleet's halt record (a fallback for
     /// LISTEN/NOTIFY, which pushes it at once).
     pub fleet_poll_ms: u64,
-    /// Seconds the fleet's database may be unreachable before the markets go ReduceOnly.
-    pub fleet_unreachable_s: u64,
+    /// Seconds the fleet's database may be unreachable before the markets go ReduceOnly;
+    /// below `lease_s`, by default two thirds of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet_unreachable_s: Option<u64>,
 }
 
 impl Default for JournalFile {
@@ -54,7 +52,7 @@ impl Default for JournalFile {
             url: None,
             lease_s: DEFAULT_LEASE_S,
             fleet_poll_ms: DEFAULT_FLEET_POLL_MS,
-            fleet_unreachable_s: DEFAULT_FLEET_UNREACHABLE_S,
+            fleet_unreachable_s: None,
         }
     }
 }
@@ -116,22 +114,35 @@ impl JournalFile {
                 "100 to 60000 milliseconds",
             ));
         }
-        if !(1..=MAX_LEASE_S).contains(&self.fleet_unreachable_s) {
+        let unreachable_s = self
+            .fleet_unreachable_s
+            .unwrap_or((self.lease_s * 2 / 3).max(1));
+        if unreachable_s == 0 {
             return Err(invalid(
                 "journal.fleet_unreachable_s",
-                self.fleet_unreachable_s,
-                format!("1 to {MAX_LEASE_S} seconds"),
+                unreachable_s,
+                "at least 1 second",
             ));
         }
         let backend = match &self.url {
             None => JournalBackend::Sqlite,
             Some(url) => {
                 check_url(url.expose())?;
+                if unreachable_s >= self.lease_s {
+                    return Err(invalid(
+                        "journal.fleet_unreachable_s",
+                        unreachable_s,
+                        format!(
+                            "less than journal.lease_s ({}): past the lease the wallet is lost anyway, so ReduceOnly must come first",
+                            self.lease_s
+                        ),
+                    ));
+                }
                 JournalBackend::Postgres {
                     url: url.clone(),
                     lease: Duration::from_secs(self.lease_s),
                     fleet_poll: Duration::from_millis(self.fleet_poll_ms),
-                    fleet_unreachable: Duration::from_secs(self.fleet_unreachable_s),
+                    fleet_unreachable: Duration::from_secs(unreachable_s),
                 }
             }
         };
@@ -197,7 +208,7 @@ mod tests {
                     url: Secret::new(url),
                     lease: Duration::from_secs(DEFAULT_LEASE_S),
                     fleet_poll: Duration::from_millis(DEFAULT_FLEET_POLL_MS),
-                    fleet_unreachable: Duration::from_secs(DEFAULT_FLEET_UNREACHABLE_S),
+                    fleet_unreachable: Duration::from_secs(DEFAULT_LEASE_S * 2 / 3),
                 }
             );
         }
@@ -217,6 +228,18 @@ mod tests {
             assert!(!text.contains("s3cret"), "{text}");
             assert!(!format!("{error:?}").contains("s3cret"), "{error:?}");
         }
+    }
+
+    #[test]
+    fn the_unreachable_bound_must_come_before_the_lease_runs_out() {
+        let file = JournalFile {
+            lease_s: 5,
+            fleet_unreachable_s: Some(5),
+            ..with_url("postgres://kyzlo:s3cret@db/fleet")
+        };
+        let text = file.validate().unwrap_err().to_string();
+        assert!(text.contains("journal.fleet_unreachable_s"), "{text}");
+        assert!(text.contains("journal.lease_s"), "{text}");
     }
 
     #[test]

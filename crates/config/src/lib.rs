@@ -364,6 +364,35 @@ impl TryFrom<File> for Config {
             &file.exit_plan,
             &execution,
         )?;
+        let rpc = file.rpc.validate(profile)?;
+        let timeouts = breakers::DefaultTimeouts {
+            call_ms: file.exit.call_timeout_ms,
+            send_ms: file.exit.send_timeout_ms,
+        };
+        let guard = file.latency_breaker.validate(timeouts)?;
+        if rpc.endpoints.len() > 1 && rpc.request_timeout >= guard.rpc_reads.call_timeout {
+            let (key, ms) = file.latency_breaker.rpc_reads_timeout(timeouts);
+            return Err(check::invalid(
+                "rpc.request_timeout_ms",
+                file.rpc.request_timeout_ms,
+                format!(
+                    "less than {key} ({ms}) with several endpoints: a request must give up in time for the next endpoint to be tried within the call"
+                ),
+            ));
+        }
+        let (data_dir, journal) = file.journal.validate()?;
+        if !file.markets.is_empty() && journal == JournalBackend::Sqlite {
+            return Err(check::invalid(
+                "markets",
+                format!("{} markets", file.markets.len()),
+                "journal.url set too: [[markets]] runs on the fleet's PostgreSQL journal (without the list, [pair], [strategy] and [exit_plan] are the one market, on SQLite)",
+            ));
+        }
+        let exit_breaker_threshold = file.exit_breaker.validate()?;
+        let api = file.api.validate()?;
+        let alerts = file.alerts.validate()?;
+        let jupiter = file.jupiter.validate(profile)?;
+        let fees = file.fees.validate()?;
         // The default keypair is needed (and checked) only for a market without its own.
         let keypair_path =
             if file.markets.iter().all(|m| m.keypair_path.is_some()) && !file.markets.is_empty() {
@@ -408,43 +437,19 @@ impl TryFrom<File> for Config {
             });
         }
         let first = markets[0].clone();
-        let rpc = file.rpc.validate(profile)?;
-        let timeouts = breakers::DefaultTimeouts {
-            call_ms: file.exit.call_timeout_ms,
-            send_ms: file.exit.send_timeout_ms,
-        };
-        let guard = file.latency_breaker.validate(timeouts)?;
-        if rpc.endpoints.len() > 1 && rpc.request_timeout >= guard.rpc_reads.call_timeout {
-            let (key, ms) = file.latency_breaker.rpc_reads_timeout(timeouts);
-            return Err(check::invalid(
-                "rpc.request_timeout_ms",
-                file.rpc.request_timeout_ms,
-                format!(
-                    "less than {key} ({ms}) with several endpoints: a request must give up in time for the next endpoint to be tried within the call"
-                ),
-            ));
-        }
-        let (data_dir, journal) = file.journal.validate()?;
-        if !file.markets.is_empty() && journal == JournalBackend::Sqlite {
-            return Err(check::invalid(
-                "markets",
-                format!("{} markets", file.markets.len()),
-                "journal.url set too: [[markets]] runs on the fleet's PostgreSQL journal (without the list, [pair], [strategy] and [exit_plan] are the one market, on SQLite)",
-            ));
-        }
         Ok(Self {
             profile,
             pair: first.pair,
             trading: first.trading,
             execution,
             guard,
-            exit_breaker_threshold: file.exit_breaker.validate()?,
+            exit_breaker_threshold,
             protective_exits: file.halt.protective_exits.validate(),
-            api: file.api.validate()?,
+            api,
             rpc,
-            alerts: file.alerts.validate()?,
-            jupiter: file.jupiter.validate(profile)?,
-            fees: file.fees.validate()?,
+            alerts,
+            jupiter,
+            fees,
             keypair_path: first.keypair_path,
             markets,
             data_dir,

@@ -13,7 +13,7 @@ use kyzlo_application::metrics::{CountingMetrics, MetricsSummary};
 use kyzlo_application::operator::Operator;
 use kyzlo_application::ports::PortError;
 use kyzlo_domain::PositionId;
-use kyzlo_live::journal::bridged;
+use kyzlo_live::journal::bridged_within;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 
@@ -95,10 +95,16 @@ pub(crate) async fn serve(
     };
     let mut pulse = crate::runner::Pulse::every(&handle, settings.poll);
     loop {
-        let wallets: Vec<String> = held.borrow().iter().cloned().collect();
-        while !wallets.is_empty() {
-            let (d, owner, w) = (db.clone(), settings.owner.clone(), wallets.clone());
-            let taken = bridged(&handle, async move { d.take_command(&owner, &w).await }).await;
+        loop {
+            let wallets: Vec<String> = held.borrow().iter().cloned().collect();
+            if wallets.is_empty() {
+                break;
+            }
+            let (d, owner) = (db.clone(), settings.owner.clone());
+            let taken = bridged_within(&handle, crate::runner::DB_CALL, async move {
+                d.take_command(&owner, &wallets).await
+            })
+            .await;
             let command = match taken {
                 Ok(Ok(Some(command))) => command,
                 Ok(Ok(None)) => break,
@@ -106,14 +112,19 @@ pub(crate) async fn serve(
                     tracing::warn!(error = %e, "the fleet's commands could not be read");
                     break;
                 }
-                Err(_) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the fleet's commands could not be read");
+                    break;
+                }
             };
             let result = carry_out(&operators, &command).await;
             tracing::warn!(id = command.id, wallet = %command.wallet, market = %command.market, position = command.position, result = %result, "fleet command");
             let d = db.clone();
             let id = command.id;
-            if let Ok(Err(e)) =
-                bridged(&handle, async move { d.finish_command(id, &result).await }).await
+            if let Ok(Err(e)) = bridged_within(&handle, crate::runner::DB_CALL, async move {
+                d.finish_command(id, &result).await
+            })
+            .await
             {
                 tracing::warn!(error = %e, "a fleet command's result could not be written");
             }
@@ -156,7 +167,12 @@ impl BridgedFleet {
         Fut: Future<Output = Result<T, PortError>> + Send + 'static,
         T: Send + 'static,
     {
-        bridged(&self.handle, call(Arc::clone(&self.store))).await?
+        bridged_within(
+            &self.handle,
+            crate::runner::DB_CALL,
+            call(Arc::clone(&self.store)),
+        )
+        .await?
     }
 }
 

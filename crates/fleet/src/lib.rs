@@ -89,6 +89,11 @@ pub async fn run_instance(
         grace: Duration::from_secs(90),
         approval_key: config.api.approval_key.clone(),
     };
+    if config.api.approval_key.is_none() {
+        tracing::warn!(
+            "no api.approval_key: this instance cannot check a fleet resume, so it answers one with a new fleet halt"
+        );
+    }
     let instance = Instance::open(url.expose(), ops::plans(config)?, settings).await?;
     let common = Common {
         config: config.clone(),

@@ -66,7 +66,14 @@ pub async fn run(config: &Config, request: Request, by: &str) -> Result<String, 
     let JournalBackend::Postgres { url, .. } = &config.journal else {
         return Err(FleetError::NoDatabase);
     };
-    let db = PgDatabase::connect(url.expose(), 2).await?;
+    // Only a halt may bring a database to this build's schema (halting a fleet before
+    // its first instance starts is a safe thing to allow); the other commands migrate
+    // nothing, so a newer tool cannot move a running fleet's schema on.
+    let db = if matches!(request, Request::Halt { .. }) {
+        PgDatabase::connect(url.expose(), 2).await?
+    } else {
+        PgDatabase::connect_unmigrated(url.expose(), 2).await?
+    };
     match request {
         Request::Status => status(&db).await,
         Request::Halt { reason } => {
@@ -241,7 +248,7 @@ async fn status(db: &PgDatabase) -> Result<String, FleetError> {
 /// # Errors
 /// [`ConfigError`] for a keypair that cannot be read.
 pub fn plans(config: &Config) -> Result<Vec<MarketPlan>, ConfigError> {
-    (0..config.markets.len())
+    let plans: Vec<MarketPlan> = (0..config.markets.len())
         .filter_map(|i| config.for_market(i).map(|c| (i, c)))
         .map(|(index, c)| {
             let market = &c.markets[0];
@@ -261,5 +268,23 @@ pub fn plans(config: &Config) -> Result<Vec<MarketPlan>, ConfigError> {
                 market: kyzlo_live::journal::market(&c),
             })
         })
-        .collect()
+        .collect::<Result<_, ConfigError>>()?;
+    // Two keypair files of one wallet (a copy, a link) would put two markets on one
+    // journal: the addresses decide, not the paths.
+    for (i, plan) in plans.iter().enumerate() {
+        if let Some(other) = plans[..i]
+            .iter()
+            .find(|p| p.wallet == plan.wallet && p.market == plan.market)
+        {
+            return Err(ConfigError::Invalid {
+                key: format!("markets[{i}]"),
+                value: plan.name.clone(),
+                expected: format!(
+                    "a (wallet, pair) no other market trades: {} trades the same pair from wallet {}",
+                    other.name, plan.wallet
+                ),
+            });
+        }
+    }
+    Ok(plans)
 }

@@ -10,7 +10,9 @@ use kyzlo_application::control::ApprovalKey;
 use kyzlo_application::fleet::{Fleet, FleetSettings};
 use kyzlo_application::journal::Journal;
 use kyzlo_application::metrics::MetricsSummary;
-use kyzlo_live::journal::{Elsewhere, Heartbeat, JournalError, bridged, renewal_interval};
+use kyzlo_live::journal::{
+    Elsewhere, Heartbeat, JournalError, bridged, bridged_within, renewal_interval,
+};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -48,6 +50,9 @@ pub struct InstanceSettings {
     /// The operator's approval key (resumes, and checking the fleet's).
     pub approval_key: Option<ApprovalKey>,
 }
+
+/// How long one call to the coordination tables may take (real time).
+pub(crate) const DB_CALL: Duration = Duration::from_secs(10);
 
 /// What the markets did while this instance held them.
 #[derive(Debug, Default)]
@@ -92,7 +97,11 @@ impl Outcome {
 pub struct Instance {
     /// The database's own runtime (real time, whatever the bots run on).
     runtime: Option<Runtime>,
+    /// The journals' pool.
     db: PgDatabase,
+    /// A small pool of its own for the leases, the halt record, the registry and the
+    /// commands, so that busy journals never starve a renewal.
+    coord: PgDatabase,
     settings: InstanceSettings,
     plans: Vec<MarketPlan>,
     held: watch::Sender<BTreeSet<String>>,
@@ -110,6 +119,7 @@ impl Drop for Instance {
 /// What the wallets' tasks share.
 struct Shared {
     db: PgDatabase,
+    coord: PgDatabase,
     handle: Handle,
     settings: InstanceSettings,
     launcher: Arc<dyn Launcher>,
@@ -138,8 +148,10 @@ impl Instance {
             .map_err(JournalError::Runtime)?;
         let url = url.to_owned();
         let connections = kyzlo_live::journal::MAX_CONNECTIONS + plans.len().min(12);
-        let db = bridged(runtime.handle(), async move {
-            PgDatabase::connect(&url, connections).await
+        let (db, coord) = bridged(runtime.handle(), async move {
+            let db = PgDatabase::connect(&url, connections).await?;
+            let coord = PgDatabase::connect(&url, 3).await?;
+            Ok((db, coord))
         })
         .await
         .map_err(|e| JournalError::Runtime(std::io::Error::other(e.to_string())))?
@@ -147,6 +159,7 @@ impl Instance {
         Ok(Self {
             runtime: Some(runtime),
             db,
+            coord,
             settings,
             plans,
             held: watch::channel(BTreeSet::new()).0,
@@ -181,7 +194,7 @@ impl Instance {
         let handle = runtime.handle().clone();
         let store = {
             let _db_runtime = handle.enter();
-            Arc::new(PgFleet::new(self.db.clone()))
+            Arc::new(PgFleet::new(self.coord.clone()))
         };
         let fleet = Fleet::new(
             Arc::new(commands::BridgedFleet::new(store, handle.clone())),
@@ -194,6 +207,7 @@ impl Instance {
         );
         let shared = Arc::new(Shared {
             db: self.db.clone(),
+            coord: self.coord.clone(),
             handle: handle.clone(),
             settings: self.settings.clone(),
             launcher,
@@ -207,7 +221,7 @@ impl Instance {
         let polls = Pulse::every(&handle, self.settings.poll);
         tasks.spawn(fleet.run_on_pulse(shutdown.clone(), polls.receiver()));
         tasks.spawn(commands::serve(
-            shared.db.clone(),
+            shared.coord.clone(),
             handle.clone(),
             shared.settings.clone(),
             shared.operators.clone(),
@@ -226,8 +240,10 @@ impl Instance {
         while runs.join_next().await.is_some() {}
         tasks.abort_all();
         let owner = shared.settings.owner.clone();
-        let db = shared.db.clone();
-        if let Ok(Err(e)) = bridged(&handle, async move { db.unregister(&owner).await }).await {
+        let db = shared.coord.clone();
+        if let Ok(Err(e)) =
+            bridged_within(&handle, DB_CALL, async move { db.unregister(&owner).await }).await
+        {
             tracing::warn!(error = %e, "the instance could not be unregistered");
         }
         std::mem::take(
@@ -312,12 +328,12 @@ async fn hold(
             return;
         }
         let (db, owner, ttl, w) = (
-            shared.db.clone(),
+            shared.coord.clone(),
             shared.settings.owner.clone(),
             shared.settings.lease,
             wallet.clone(),
         );
-        let acquired = bridged(&shared.handle, async move {
+        let acquired = bridged_within(&shared.handle, DB_CALL, async move {
             kyzlo_live::journal::acquire(&db, &w, &owner, ttl).await
         })
         .await;
@@ -337,14 +353,17 @@ async fn hold(
                 continue;
             }
             Err(e) => {
-                tracing::error!(error = %e, "the fleet's database runtime is gone");
-                return;
+                tracing::warn!(wallet = %wallet, error = %e, "the fleet's database did not answer; trying again");
+                if wait(&mut shutdown, &mut retry, 1).await {
+                    return;
+                }
+                continue;
             }
         };
         tracing::info!(wallet = %wallet, epoch = lease.epoch, "wallet taken: starting its markets");
         let heartbeat = {
             let _db_runtime = shared.handle.enter();
-            Heartbeat::start(shared.db.clone(), lease.clone(), shared.settings.lease)
+            Heartbeat::start(shared.coord.clone(), lease.clone(), shared.settings.lease)
         };
         let lost = run_markets(&shared, &plans, &lease, &heartbeat, &mut shutdown).await;
         let loss = heartbeat.stop().await;
@@ -360,8 +379,13 @@ async fn hold(
             }
             continue;
         }
-        let db = shared.db.clone();
-        let released = bridged(&shared.handle, async move { db.release(&lease).await }).await;
+        let db = shared.coord.clone();
+        let released = bridged_within(
+            &shared.handle,
+            DB_CALL,
+            async move { db.release(&lease).await },
+        )
+        .await;
         if !matches!(released, Ok(Ok(()))) {
             tracing::warn!(wallet = %wallet, "the wallet lease could not be released; it expires by itself");
         }
@@ -433,27 +457,63 @@ async fn run_markets(
     }
     let (stop, stopped) = watch::channel(false);
     let mut runs = JoinSet::new();
+    let mut plans_of = std::collections::HashMap::new();
     for (plan, bot) in bots {
         shared.operators.insert(&plan, bot.operator(), bot.totals());
         let grace = shared.settings.grace;
         let stopped = stopped.clone();
-        runs.spawn(async move {
-            let orchestrator = bot.run(stopped, grace).await;
-            (plan, orchestrator.positions().len())
-        });
+        let name = plan.clone();
+        let id = runs
+            .spawn(async move {
+                let orchestrator = bot.run(stopped, grace).await;
+                (plan, orchestrator.positions().len())
+            })
+            .id();
+        plans_of.insert(id, name);
     }
     shared
         .held
         .send_modify(|held| _ = held.insert(lease.wallet.clone()));
-    let was_lost = tokio::select! {
-        lost = async { lost.wait_for(Option::is_some).await.is_ok() } => lost,
-        _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => false,
+    let end = tokio::select! {
+        lost = async { lost.wait_for(Option::is_some).await.is_ok() } => {
+            if lost { End::Lost } else { End::Stop }
+        }
+        _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => End::Stop,
+        ended = runs.join_next_with_id() => End::Died(match ended {
+            Some(Ok((id, _))) => plans_of.get(&id).map(|p| p.name.clone()),
+            Some(Err(e)) => plans_of.get(&e.id()).map(|p| p.name.clone()),
+            None => None,
+        }.unwrap_or_default()),
     };
     shared
         .held
         .send_modify(|held| _ = held.remove(&lease.wallet));
-    let _ = stop.send(true);
-    while let Some(Ok((plan, open))) = runs.join_next().await {
+    match &end {
+        // The lease is gone: its markets stop at once, as a killed process's would (the
+        // new owner reconciles what they left in flight); nothing of theirs is let run.
+        End::Lost => runs.abort_all(),
+        End::Died(name) => {
+            tracing::error!(wallet = %lease.wallet, market = %name, "a market stopped by itself: stopping the wallet's other markets and letting the wallet go");
+            let _ = stop.send(true);
+        }
+        End::Stop => {
+            let _ = stop.send(true);
+        }
+    }
+    while let Some(joined) = runs.join_next_with_id().await {
+        let (plan, open) = match joined {
+            Ok((_, done)) => done,
+            Err(e) => {
+                if e.is_panic() {
+                    let name = plans_of.get(&e.id()).map(|p| p.name.clone());
+                    tracing::error!(wallet = %lease.wallet, market = ?name, "a market's bot panicked");
+                }
+                if let Some(plan) = plans_of.get(&e.id()) {
+                    shared.operators.remove(plan);
+                }
+                continue;
+            }
+        };
         let totals = shared.operators.remove(&plan);
         let mut outcome = shared
             .outcome
@@ -464,5 +524,18 @@ async fn run_markets(
             outcome.totals.insert(plan.name.clone(), totals);
         }
     }
-    was_lost
+    for plan in plans_of.values() {
+        shared.operators.remove(plan);
+    }
+    matches!(end, End::Lost)
+}
+
+/// Why a wallet's markets stopped.
+enum End {
+    /// Its lease was lost.
+    Lost,
+    /// Shutdown.
+    Stop,
+    /// One of its markets (named) ended by itself: a panic, or its run returned.
+    Died(String),
 }

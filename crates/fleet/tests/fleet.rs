@@ -36,6 +36,7 @@ async fn config(prefix: &str, markets: usize, dir: &std::path::Path) -> Config {
     let mut file = File::default();
     file.journal.url = Some(Secret::new(url));
     file.journal.lease_s = LEASE.as_secs();
+    file.journal.fleet_unreachable_s = Some(2);
     file.journal.data_dir = dir.to_owned();
     file.api.approval_key = Some(Secret::new(KEY));
     file.markets = (0..markets)

@@ -54,6 +54,40 @@ where
         })
 }
 
+/// As [`bridged`], given up after `limit` of real time (a connection whose peer
+/// vanished must not hold its caller for good).
+///
+/// # Errors
+/// As [`bridged`]; a [`PortError`] of class `Unknown` when `limit` passed.
+pub async fn bridged_within<T, Fut>(
+    handle: &Handle,
+    limit: std::time::Duration,
+    call: Fut,
+) -> Result<T, PortError>
+where
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    // The timer is made inside the block, so on the database's runtime (real time).
+    bridged(
+        handle,
+        async move { tokio::time::timeout(limit, call).await },
+    )
+    .await?
+    .map_err(|_| {
+        PortError::new(
+            "journal.runtime",
+            ErrorClass::Unknown,
+            format!("the database did not answer within {limit:?}"),
+        )
+    })
+}
+
+/// How long one journal call may take before it is given up as failed (class
+/// `Unknown`: nothing is sent that was not journaled, and a write that did commit is
+/// found by reconciliation).
+pub const JOURNAL_CALL_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl Elsewhere {
     async fn on<T, F, Fut>(&self, call: F) -> Result<T, PortError>
     where
@@ -61,7 +95,12 @@ impl Elsewhere {
         Fut: Future<Output = Result<T, PortError>> + Send + 'static,
         T: Send + 'static,
     {
-        bridged(&self.handle, call(Arc::clone(&self.journal))).await?
+        bridged_within(
+            &self.handle,
+            JOURNAL_CALL_LIMIT,
+            call(Arc::clone(&self.journal)),
+        )
+        .await?
     }
 }
 

@@ -114,10 +114,18 @@ impl Heartbeat {
     }
 
     /// Stops renewing; the loss, if the lease was lost before.
-    pub async fn stop(self) -> Option<LeaseLoss> {
+    pub async fn stop(mut self) -> Option<LeaseLoss> {
         self.task.abort();
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
         self.lost.borrow().clone()
+    }
+}
+
+impl Drop for Heartbeat {
+    /// A heartbeat dropped without [`Heartbeat::stop`] (its owner's task died) renews no
+    /// more: the lease expires and another instance can take the wallet.
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -22,7 +22,7 @@ use kyzlo_application::journal::Journal;
 use kyzlo_config::{Config, JournalBackend};
 use tokio::runtime::Runtime;
 
-pub use elsewhere::{Elsewhere, bridged};
+pub use elsewhere::{Elsewhere, JOURNAL_CALL_LIMIT, bridged, bridged_within};
 pub use lease::{Heartbeat, LeaseLoss, acquire, owner_id};
 
 /// At most this many pooled connections to the PostgreSQL journal per instance.
