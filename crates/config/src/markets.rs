@@ -56,29 +56,24 @@ pub const MAIN_MARKET: &str = "main";
 
 /// A refusal of a market's own table, its key under `markets[i]`.
 pub(crate) fn within(i: usize, error: ConfigError) -> ConfigError {
-    match error {
-        ConfigError::Invalid {
-            key,
-            value,
-            expected,
-        } => ConfigError::Invalid {
-            key: format!("markets[{i}].{key}"),
-            value,
-            expected,
-        },
-        other => other,
-    }
+    rekey(error, |key| format!("markets[{i}].{key}"))
 }
 
 /// The wallet section's key for a keypair file, as a market writes it.
 pub(crate) fn keypair_key(error: ConfigError) -> ConfigError {
+    rekey(error, |key| {
+        key.replace("wallet.keypair_path", "keypair_path")
+    })
+}
+
+fn rekey(error: ConfigError, rename: impl FnOnce(&str) -> String) -> ConfigError {
     match error {
         ConfigError::Invalid {
             key,
             value,
             expected,
         } => ConfigError::Invalid {
-            key: key.replace("wallet.keypair_path", "keypair_path"),
+            key: rename(&key),
             value,
             expected,
         },
