@@ -311,10 +311,19 @@ impl Fleet {
             let new = seen != Some(record.generation);
             record = self.resume_markets(record, new).await;
         }
+        let proved = self.key.as_ref().filter(|key| resume_holds(key, &record));
         for (i, control) in self.controls() {
             let state = control.state();
             let fleet_halt = self.member(i, |m| m.fleet_halt).flatten();
             if !record.halted
+                && let (Some(key), TradingState::Halted { reason, .. }) = (proved, &state)
+                && reason.cause == HaltCause::Fleet
+            {
+                // It joined while the resume was being followed: it follows it too.
+                if let Err(e) = control.resume(key.bytes()).await {
+                    tracing::error!(error = %e, "a market could not follow the fleet's resume");
+                }
+            } else if !record.halted
                 && let TradingState::Halted { reason, .. } = &state
                 && fleet_halt.is_none()
             {
