@@ -3,16 +3,16 @@
 //! explicit tables, and a typed reader that turns any unexpected stored value into
 //! [`JournalError::Corrupt`] naming its table and column.
 
-use kyzlo_application::ports::{Blockhash, Side};
-use kyzlo_domain::trading_state::ReduceOnlyCause;
-use kyzlo_domain::{ErrorClass, ExitKind, HaltCause, Timestamp, TxSignature};
+use kyzlo_domain::Timestamp;
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
 
 use crate::error::{JournalError, VALUE_EXCERPT_LIMIT, truncate};
 
-/// The longest base58 text a 64-byte signature encodes to.
-const SIGNATURE_BASE58_MAX: usize = 88;
+pub(crate) use kyzlo_application::journal::text::{
+    blockhash_text, parse_blockhash, parse_error_class, parse_exit_kind, parse_halt_cause,
+    parse_reduce_only_cause, parse_side, parse_signature, signature_text,
+};
 
 /// `value` as an SQLite INTEGER, refusing what does not fit instead of wrapping.
 pub(crate) fn int(
@@ -34,87 +34,6 @@ pub(crate) fn micros(
     column: &'static str,
 ) -> Result<i64, JournalError> {
     int(at.as_micros(), table, column)
-}
-
-/// A signature as the base58 text explorers and wallets show.
-pub(crate) fn signature_text(signature: &TxSignature) -> String {
-    bs58::encode(signature.0).into_string()
-}
-
-/// A signature back from its base58 text; `None` unless it is exactly 64 bytes of base58.
-pub(crate) fn parse_signature(text: &str) -> Option<TxSignature> {
-    // Bounded before decoding: base58 decoding is quadratic in the input's length.
-    if text.len() > SIGNATURE_BASE58_MAX {
-        return None;
-    }
-    let bytes = bs58::decode(text).into_vec().ok()?;
-    <[u8; 64]>::try_from(bytes).ok().map(TxSignature)
-}
-
-/// [`ExitKind`] from its [`ExitKind::as_str`] name.
-/// A blockhash as its base58 text.
-pub(crate) fn blockhash_text(blockhash: &Blockhash) -> String {
-    bs58::encode(blockhash.0).into_string()
-}
-
-/// A blockhash from its base58 text: exactly 32 bytes.
-pub(crate) fn parse_blockhash(text: &str) -> Option<Blockhash> {
-    let bytes = bs58::decode(text).into_vec().ok()?;
-    Some(Blockhash(bytes.try_into().ok()?))
-}
-
-pub(crate) fn parse_exit_kind(name: &str) -> Option<ExitKind> {
-    Some(match name {
-        "stop_loss" => ExitKind::StopLoss,
-        "trailing_stop" => ExitKind::TrailingStop,
-        "breakeven" => ExitKind::Breakeven,
-        "partial_take_profit" => ExitKind::PartialTakeProfit,
-        "take_profit" => ExitKind::TakeProfit,
-        "strategy" => ExitKind::Strategy,
-        "emergency" => ExitKind::Emergency,
-        "operator" => ExitKind::Operator,
-        _ => return None,
-    })
-}
-
-/// [`ErrorClass`] from its [`ErrorClass::as_str`] name.
-pub(crate) fn parse_error_class(name: &str) -> Option<ErrorClass> {
-    Some(match name {
-        "rpc_timeout" => ErrorClass::RpcTimeout,
-        "network" => ErrorClass::Network,
-        "rate_limited" => ErrorClass::RateLimited,
-        "node_unhealthy" => ErrorClass::NodeUnhealthy,
-        "blockhash_expired" => ErrorClass::BlockhashExpired,
-        "landed_failed" => ErrorClass::LandedFailed,
-        "slippage_exceeded" => ErrorClass::SlippageExceeded,
-        "no_route" => ErrorClass::NoRoute,
-        "insufficient_funds" => ErrorClass::InsufficientFunds,
-        "invalid_account" => ErrorClass::InvalidAccount,
-        "signature_failure" => ErrorClass::SignatureFailure,
-        "unknown" => ErrorClass::Unknown,
-        _ => return None,
-    })
-}
-
-/// [`HaltCause`] from its [`HaltCause::as_str`] name.
-pub(crate) fn parse_halt_cause(name: &str) -> Option<HaltCause> {
-    HaltCause::ALL.into_iter().find(|c| c.as_str() == name)
-}
-
-/// [`ReduceOnlyCause`] from its [`ReduceOnlyCause::as_str`] name.
-pub(crate) fn parse_reduce_only_cause(name: &str) -> Option<ReduceOnlyCause> {
-    ReduceOnlyCause::ALL
-        .into_iter()
-        .find(|c| c.as_str() == name)
-}
-
-/// [`Side`] from its [`Side::as_str`] name.
-pub(crate) fn parse_side(name: &str) -> Option<Side> {
-    Some(match name {
-        "buy" => Side::Buy,
-        "sell" => Side::Sell,
-        _ => return None,
-    })
 }
 
 /// A stored value rendered for an error: `NULL`, the number, or the text cut short.
@@ -265,65 +184,8 @@ impl<'a, 'r> Cols<'a, 'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kyzlo_domain::trading_state::ReduceOnlyCause;
+    use kyzlo_domain::ExitKind;
     use rusqlite::Connection;
-
-    #[test]
-    fn every_exit_kind_and_error_class_round_trips_through_its_name() {
-        for kind in ExitKind::ALL {
-            assert_eq!(parse_exit_kind(kind.as_str()), Some(kind));
-        }
-        for class in ErrorClass::ALL {
-            assert_eq!(parse_error_class(class.as_str()), Some(class));
-        }
-    }
-
-    #[test]
-    fn every_cause_and_side_round_trips_through_its_name() {
-        for cause in HaltCause::ALL {
-            assert_eq!(parse_halt_cause(cause.as_str()), Some(cause));
-        }
-        for cause in ReduceOnlyCause::ALL {
-            assert_eq!(parse_reduce_only_cause(cause.as_str()), Some(cause));
-        }
-        for side in [Side::Buy, Side::Sell] {
-            assert_eq!(parse_side(side.as_str()), Some(side));
-        }
-    }
-
-    #[test]
-    fn unknown_names_parse_to_none() {
-        for name in ["", "StopLoss", "stop-loss", "STOP_LOSS", "stop_loss ", "x"] {
-            assert_eq!(parse_exit_kind(name), None, "{name:?}");
-            assert_eq!(parse_error_class(name), None, "{name:?}");
-            assert_eq!(parse_halt_cause(name), None, "{name:?}");
-            assert_eq!(parse_reduce_only_cause(name), None, "{name:?}");
-            assert_eq!(parse_side(name), None, "{name:?}");
-        }
-    }
-
-    #[test]
-    fn signatures_round_trip_as_base58_and_bad_text_is_refused() {
-        let mut bytes = [0u8; 64];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = u8::try_from(i * 7 % 256).unwrap_or(0);
-        }
-        for signature in [
-            TxSignature([0; 64]),
-            TxSignature([255; 64]),
-            TxSignature(bytes),
-        ] {
-            let text = signature_text(&signature);
-            assert!(text.len() <= SIGNATURE_BASE58_MAX, "{}", text.len());
-            assert_eq!(parse_signature(&text), Some(signature));
-        }
-        let short = bs58::encode([1u8; 63]).into_string();
-        let long = bs58::encode([1u8; 65]).into_string();
-        let huge = "1".repeat(1_000_000);
-        for bad in ["", "0OIl", short.as_str(), long.as_str(), huge.as_str()] {
-            assert_eq!(parse_signature(bad), None, "{}", bad.len());
-        }
-    }
 
     #[test]
     fn u64_above_i64_max_is_an_overflow_not_a_wrap() {

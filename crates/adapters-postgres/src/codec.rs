@@ -5,15 +5,15 @@
 //!
 //! The names are the ones the SQLite journal stores, so both read alike to an operator.
 
-use kyzlo_application::ports::{Blockhash, Side};
-use kyzlo_domain::trading_state::ReduceOnlyCause;
-use kyzlo_domain::{ErrorClass, ExitKind, HaltCause, Timestamp, TxSignature};
+use kyzlo_domain::Timestamp;
 use tokio_postgres::Row;
 
 use crate::error::{PgError, VALUE_EXCERPT_LIMIT, truncate};
 
-/// The longest base58 text a 64-byte signature encodes to.
-const SIGNATURE_BASE58_MAX: usize = 88;
+pub(crate) use kyzlo_application::journal::text::{
+    blockhash_text, parse_blockhash, parse_error_class, parse_exit_kind, parse_halt_cause,
+    parse_reduce_only_cause, parse_side, parse_signature, signature_text,
+};
 
 /// `value` as a BIGINT, refusing what does not fit instead of wrapping.
 pub(crate) fn int(value: u64, table: &'static str, column: &'static str) -> Result<i64, PgError> {
@@ -31,64 +31,6 @@ pub(crate) fn micros(
     column: &'static str,
 ) -> Result<i64, PgError> {
     int(at.as_micros(), table, column)
-}
-
-/// A signature as the base58 text explorers and wallets show.
-pub(crate) fn signature_text(signature: &TxSignature) -> String {
-    bs58::encode(signature.0).into_string()
-}
-
-/// A signature back from its base58 text; `None` unless it is exactly 64 bytes.
-pub(crate) fn parse_signature(text: &str) -> Option<TxSignature> {
-    // Bounded before decoding: base58 decoding is quadratic in the input's length.
-    if text.len() > SIGNATURE_BASE58_MAX {
-        return None;
-    }
-    let bytes = bs58::decode(text).into_vec().ok()?;
-    <[u8; 64]>::try_from(bytes).ok().map(TxSignature)
-}
-
-/// A blockhash as its base58 text.
-pub(crate) fn blockhash_text(blockhash: &Blockhash) -> String {
-    bs58::encode(blockhash.0).into_string()
-}
-
-/// A blockhash from its base58 text: exactly 32 bytes.
-pub(crate) fn parse_blockhash(text: &str) -> Option<Blockhash> {
-    if text.len() > SIGNATURE_BASE58_MAX {
-        return None;
-    }
-    let bytes = bs58::decode(text).into_vec().ok()?;
-    Some(Blockhash(bytes.try_into().ok()?))
-}
-
-/// [`ExitKind`] from its [`ExitKind::as_str`] name.
-pub(crate) fn parse_exit_kind(name: &str) -> Option<ExitKind> {
-    ExitKind::ALL.into_iter().find(|k| k.as_str() == name)
-}
-
-/// [`ErrorClass`] from its [`ErrorClass::as_str`] name.
-pub(crate) fn parse_error_class(name: &str) -> Option<ErrorClass> {
-    ErrorClass::ALL.into_iter().find(|c| c.as_str() == name)
-}
-
-/// [`HaltCause`] from its [`HaltCause::as_str`] name.
-pub(crate) fn parse_halt_cause(name: &str) -> Option<HaltCause> {
-    HaltCause::ALL.into_iter().find(|c| c.as_str() == name)
-}
-
-/// [`ReduceOnlyCause`] from its [`ReduceOnlyCause::as_str`] name.
-pub(crate) fn parse_reduce_only_cause(name: &str) -> Option<ReduceOnlyCause> {
-    ReduceOnlyCause::ALL
-        .into_iter()
-        .find(|c| c.as_str() == name)
-}
-
-/// [`Side`] from its [`Side::as_str`] name.
-pub(crate) fn parse_side(name: &str) -> Option<Side> {
-    [Side::Buy, Side::Sell]
-        .into_iter()
-        .find(|s| s.as_str() == name)
 }
 
 /// Reads the columns of one row of `table`, every surprise becoming [`PgError::Corrupt`]
@@ -210,40 +152,6 @@ impl<'r> Cols<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_name_round_trips_and_unknown_names_do_not_parse() {
-        for kind in ExitKind::ALL {
-            assert_eq!(parse_exit_kind(kind.as_str()), Some(kind));
-        }
-        for class in ErrorClass::ALL {
-            assert_eq!(parse_error_class(class.as_str()), Some(class));
-        }
-        for name in ["", "StopLoss", "stop-loss", "stop_loss ", "x"] {
-            assert_eq!(parse_exit_kind(name), None, "{name:?}");
-            assert_eq!(parse_error_class(name), None, "{name:?}");
-            assert_eq!(parse_halt_cause(name), None, "{name:?}");
-            assert_eq!(parse_reduce_only_cause(name), None, "{name:?}");
-            assert_eq!(parse_side(name), None, "{name:?}");
-        }
-    }
-
-    #[test]
-    fn signatures_and_blockhashes_round_trip_and_bad_text_is_refused() {
-        for signature in [TxSignature([0; 64]), TxSignature([255; 64])] {
-            assert_eq!(
-                parse_signature(&signature_text(&signature)),
-                Some(signature)
-            );
-        }
-        let hash = Blockhash([7; 32]);
-        assert_eq!(parse_blockhash(&blockhash_text(&hash)), Some(hash));
-        let huge = "1".repeat(100_000);
-        for bad in ["", "0OIl", huge.as_str()] {
-            assert_eq!(parse_signature(bad), None);
-            assert_eq!(parse_blockhash(bad), None);
-        }
-    }
 
     #[test]
     fn u64_above_i64_max_is_an_overflow_not_a_wrap() {

@@ -10,8 +10,7 @@
 //! [`FleetSettings::unreachable_after`], every market is held in ReduceOnly (a halt
 //! elsewhere could not be seen) and the operator is alerted; exits go on.
 //!
-//! [`MemoryFleetStore`] keeps the record in memory: a process's markets as a fleet of one
-//! instance (the service's tests run on it).
+//! The service's tests run it over `testing::MemoryFleetStore`, the record in memory.
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -496,71 +495,4 @@ fn describe(record: &FleetHalt) -> String {
         "fleet halt (generation {}, by {}): {}",
         record.generation, record.by, record.detail
     )
-}
-
-/// The fleet record of a process on its own (the markets of one process on the SQLite
-/// journal): kept in memory, announced to its follower at once.
-pub struct MemoryFleetStore {
-    record: Mutex<FleetHalt>,
-    announce: watch::Sender<u64>,
-}
-
-impl Default for MemoryFleetStore {
-    fn default() -> Self {
-        Self {
-            record: Mutex::new(FleetHalt::initial()),
-            announce: watch::channel(0).0,
-        }
-    }
-}
-
-impl MemoryFleetStore {
-    fn change(&self, f: impl FnOnce(&mut FleetHalt)) -> FleetHalt {
-        let mut record = self.record.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = record.generation;
-        f(&mut record);
-        if record.generation != before {
-            self.announce.send_replace(record.generation);
-        }
-        record.clone()
-    }
-}
-
-#[async_trait]
-impl FleetStore for MemoryFleetStore {
-    async fn read(&self) -> Result<FleetHalt, PortError> {
-        Ok(self.change(|_| {}))
-    }
-
-    async fn halt(&self, detail: &str, by: &str) -> Result<FleetHalt, PortError> {
-        Ok(self.change(|r| {
-            if !r.halted {
-                *r = FleetHalt {
-                    generation: r.generation + 1,
-                    halted: true,
-                    detail: detail.to_owned(),
-                    by: by.to_owned(),
-                    proof: None,
-                };
-            }
-        }))
-    }
-
-    async fn resume(&self, generation: u64, proof: &str, by: &str) -> Result<FleetHalt, PortError> {
-        Ok(self.change(|r| {
-            if r.halted && r.generation == generation {
-                *r = FleetHalt {
-                    generation: generation + 1,
-                    halted: false,
-                    detail: "resumed".to_owned(),
-                    by: by.to_owned(),
-                    proof: Some(proof.to_owned()),
-                };
-            }
-        }))
-    }
-
-    fn announcements(&self) -> Option<watch::Receiver<u64>> {
-        Some(self.announce.subscribe())
-    }
 }

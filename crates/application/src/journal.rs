@@ -3,6 +3,7 @@
 //! point loses nothing; and an in-memory journal for simulations.
 
 pub mod flat;
+pub mod text;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

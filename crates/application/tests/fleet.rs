@@ -11,12 +11,12 @@ use async_trait::async_trait;
 use kyzlo_application::clock::Clock;
 use kyzlo_application::control::{ApprovalKey, TradingControl};
 use kyzlo_application::fleet::{
-    Fleet, FleetHalt, FleetSettings, FleetStore, MemoryFleetStore, resume_holds, resume_proof,
+    Fleet, FleetHalt, FleetSettings, FleetStore, resume_holds, resume_proof,
 };
 use kyzlo_application::journal::{Journal as _, MemoryJournal};
 use kyzlo_application::metrics::CountingMetrics;
 use kyzlo_application::ports::{AlertKind, PortError};
-use kyzlo_application::testing::RecordingAlerts;
+use kyzlo_application::testing::{MemoryFleetStore, RecordingAlerts};
 use kyzlo_domain::ErrorClass;
 use kyzlo_domain::trading_state::{HaltCause, ReduceOnlyCause, TradingState};
 use tokio::sync::watch;

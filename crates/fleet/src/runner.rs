@@ -172,12 +172,6 @@ impl Instance {
         self.held.subscribe()
     }
 
-    /// The database.
-    #[must_use]
-    pub fn database(&self) -> &PgDatabase {
-        &self.db
-    }
-
     /// Runs the markets until `shutdown` turns true: each wallet taken when free, its
     /// markets started by `launcher`, stopped when its lease is lost, taken again when it
     /// can be; then every market stopped (running exits let finish within the grace),

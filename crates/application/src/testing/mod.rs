@@ -17,9 +17,11 @@ use crate::ports::{
     UnsignedTransaction, WalletAddress,
 };
 
+mod fleet;
 pub mod journal_suite;
 mod venue;
 
+pub use fleet::MemoryFleetStore;
 pub use venue::{FAKE_PAIR, FakeVenue, SendScript};
 
 /// An alert sink that keeps what it gets.
