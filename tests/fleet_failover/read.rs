@@ -105,6 +105,7 @@ fn attempt(row: &Row) -> (AttemptRecord, Option<AttemptOutcome>) {
         amount_in: TokenAmount::new(u64_of(row, "amount_in")),
         min_out: TokenAmount::new(u64_of(row, "min_out")),
         sent_at: Timestamp::from_micros(u64_of(row, "sent_at_us")),
+        nonce: None,
     };
     (record, outcome)
 }

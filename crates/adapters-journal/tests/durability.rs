@@ -50,6 +50,7 @@ fn attempt(intent: u64, attempt: u32) -> AttemptRecord {
         amount_in: TokenAmount::new(1_000 + intent),
         min_out: TokenAmount::new(intent * 6),
         sent_at: Timestamp::from_micros(intent * 10 + u64::from(attempt)),
+        nonce: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn swap_request(fee: u64, expiry: Option<u32>) -> SwapRequest {
         priority_fee: Lamports::new(fee),
         expiry_slots: expiry,
         attempt: 1,
+        nonce: None,
     }
 }
 

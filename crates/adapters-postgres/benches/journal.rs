@@ -98,6 +98,7 @@ fn attempt(intent: u64, attempt: u32) -> AttemptRecord {
         amount_in: TokenAmount::new(1_000_000),
         min_out: TokenAmount::new(6_600),
         sent_at: Timestamp::from_micros(u64::from(attempt)),
+        nonce: None,
     }
 }
 

@@ -158,6 +158,7 @@ fn attempt_row(row: &Row) -> Result<(AttemptRecord, Option<AttemptOutcome>), PgE
         amount_in: TokenAmount::new(c.u64("amount_in")?),
         min_out: TokenAmount::new(c.u64("min_out")?),
         sent_at: c.timestamp("sent_at_us")?,
+        nonce: None,
     };
     Ok((attempt, outcome))
 }

@@ -63,6 +63,7 @@ fn attempt(intent: u64, attempt: u32, by: Owner) -> AttemptRecord {
         amount_in: TokenAmount::new(1_000),
         min_out: TokenAmount::new(9),
         sent_at: Timestamp::from_micros(10),
+        nonce: None,
     }
 }
 

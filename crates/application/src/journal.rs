@@ -16,7 +16,7 @@ use kyzlo_domain::{
     TokenAmount, TxSignature,
 };
 
-use crate::ports::{Blockhash, Fill, PortError, Side};
+use crate::ports::{Blockhash, DurableNonce, Fill, PortError, Side};
 use crate::proof::AttemptKey;
 
 /// The [`PortError::code`] a durable journal reports when its database refused a write
@@ -76,6 +76,19 @@ pub struct AttemptRecord {
     pub min_out: TokenAmount,
     /// When it was (about to be) sent.
     pub sent_at: Timestamp,
+    /// The durable nonce it is built on (then `blockhash` is the nonce's value), and
+    /// whether it is the intent's cancel; `None` for an attempt on a recent blockhash.
+    pub nonce: Option<NonceUse>,
+}
+
+/// How an attempt uses a durable nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonceUse {
+    /// The nonce account and the value the attempt carries.
+    pub nonce: DurableNonce,
+    /// Whether the attempt is a cancel: the nonce's advance alone, sent so that nothing
+    /// else on the same value can land (it swaps nothing: no amount, no minimum).
+    pub cancel: bool,
 }
 
 impl AttemptRecord {

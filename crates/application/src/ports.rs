@@ -141,6 +141,37 @@ pub struct SwapRequest {
     pub expiry_slots: Option<u32>,
     /// The attempt number, from 1 (an own-message builder bids more on later attempts).
     pub attempt: u32,
+    /// Build on this durable nonce instead of a recent blockhash: the nonce's advance as
+    /// the first instruction and its value as the message's blockhash, so the transaction
+    /// never expires and at most one transaction on one value can ever land
+    /// (`expiry_slots` is then ignored). A router that cannot build on a nonce refuses.
+    pub nonce: Option<DurableNonce>,
+}
+
+/// A nonce account's address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NonceAccount(pub [u8; 32]);
+
+impl fmt::Debug for NonceAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NonceAccount(")?;
+        for b in &self.0[..6] {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, "..)")
+    }
+}
+
+/// A durable nonce as a transaction uses it: the account, and the value stored in it
+/// that the transaction carries as its blockhash. Landing (or failing on chain) advances
+/// the account to a new value, never seen before, so every other transaction on the same
+/// value can never land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DurableNonce {
+    /// The nonce account (its authority is the wallet).
+    pub account: NonceAccount,
+    /// The value the transaction is built on.
+    pub value: Blockhash,
 }
 
 /// An unsigned transaction from the router.
@@ -171,6 +202,25 @@ pub trait SwapRouter: Send + Sync {
     /// # Errors
     /// As [`SwapRouter::quote`], plus `Unknown` for a transaction that fails its checks.
     async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError>;
+
+    /// A transaction that only advances `nonce` (a cancel): once it lands, nothing built
+    /// on the same value can. It bids `priority_fee` in all.
+    ///
+    /// # Errors
+    /// A router that cannot build on nonces (one that only returns its own whole
+    /// transactions) refuses with `Unknown`.
+    async fn build_cancel(
+        &self,
+        nonce: DurableNonce,
+        priority_fee: Lamports,
+    ) -> Result<UnsignedTransaction, PortError> {
+        let _ = (nonce, priority_fee);
+        Err(PortError::new(
+            "router.build_cancel",
+            ErrorClass::Unknown,
+            "this router builds no transactions on a durable nonce",
+        ))
+    }
 
     /// What one [`SwapRouter::build_swap`] costs in requests, for the request budgets:
     /// by default one request to the router's provider and none to the chain's.
@@ -385,6 +435,27 @@ pub trait Chain: Send + Sync {
     /// # Errors
     /// Classified transport or node errors.
     async fn balances(&self) -> Result<Balances, PortError>;
+
+    /// The value stored in nonce `account` as the answering node sees it at
+    /// `commitment`; `None` when the account holds no initialized nonce. Values never
+    /// repeat: a value other than the one an attempt carries means that attempt can
+    /// never land.
+    ///
+    /// # Errors
+    /// Classified transport or node errors; a chain that keeps no nonce accounts (a
+    /// stand-in without them) refuses with `Unknown`.
+    async fn nonce(
+        &self,
+        account: NonceAccount,
+        commitment: Commitment,
+    ) -> Result<Observed<Option<Blockhash>>, PortError> {
+        let _ = (account, commitment);
+        Err(PortError::new(
+            "chain.nonce",
+            ErrorClass::Unknown,
+            "this chain keeps no durable nonce accounts",
+        ))
+    }
 }
 
 /// A cheap health check of the chain endpoint (e.g. `getSlot`), timed by the latency guard.

@@ -274,6 +274,7 @@ async fn an_own_message_build_counts_on_the_rpc_budget_not_jupiters_and_an_exits
         priority_fee: Lamports::new(1),
         expiry_slots: Some(20),
         attempt: 1,
+        nonce: None,
     };
     // A routine build takes 6 of the RPC's 6 routine requests and none of Jupiter's.
     router.build_swap(&swap).await.unwrap();

@@ -402,6 +402,7 @@ mod tests {
             amount_in: TokenAmount::new(1),
             min_out: TokenAmount::new(1),
             sent_at: at(sent),
+            nonce: None,
         }
     }
 

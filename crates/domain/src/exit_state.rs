@@ -138,6 +138,15 @@ pub enum ExitEvent {
         /// The block height after which it can no longer land.
         last_valid_height: u64,
     },
+    /// Attempt `attempt` is being sent beside the live ones, on the same durable nonce
+    /// value: the chain lets at most one of them land, so they may all be in flight.
+    /// Accepted only by a machine on a durable nonce ([`ExitStateMachine::on_durable_nonce`]).
+    SubmitBeside {
+        /// The attempt's number, from 1.
+        attempt: u32,
+        /// Its transaction.
+        signature: TxSignature,
+    },
     /// The confirmation wait of the current attempt elapsed without an answer.
     ConfirmTimedOut,
     /// The transaction is proven unable to land.
@@ -170,6 +179,7 @@ impl ExitEvent {
         match self {
             ExitEvent::Signal { .. } => "signal",
             ExitEvent::Submit { .. } => "submit",
+            ExitEvent::SubmitBeside { .. } => "submit_beside",
             ExitEvent::ConfirmTimedOut => "confirm_timed_out",
             ExitEvent::ProvenExpired { .. } => "proven_expired",
             ExitEvent::LandedFailed { .. } => "landed_failed",
@@ -244,6 +254,8 @@ pub enum Refusal {
     AlreadyEnded,
     /// The signature is not a live attempt.
     NotLive,
+    /// Only a machine on a durable nonce sends an attempt beside a live one.
+    NotOnDurableNonce,
 }
 
 impl Refusal {
@@ -263,6 +275,9 @@ impl Refusal {
             Refusal::NothingToEscalate => "only a resolved failed attempt can be escalated",
             Refusal::AlreadyEnded => "the exit has already ended",
             Refusal::NotLive => "the signature is not a live attempt",
+            Refusal::NotOnDurableNonce => {
+                "an attempt beside a live one needs a durable nonce making them exclusive"
+            }
         }
     }
 }
@@ -288,19 +303,26 @@ impl std::error::Error for InvalidTransition {}
 /// The exit state machine of one exit intent of a position.
 ///
 /// Invariant: at most one transaction that may still land (see
-/// [`ExitStateMachine::live`]), and a `Submit` is accepted only when there is none.
+/// [`ExitStateMachine::live`]), and a `Submit` is accepted only when there is none. On a
+/// durable nonce ([`ExitStateMachine::on_durable_nonce`]) the caller builds every live
+/// attempt on one nonce value, which the chain lets land at most once: then several may
+/// be live, the later ones sent with `SubmitBeside`.
 ///
 /// Accepted events (every other one is refused and changes nothing):
 /// - `Signal` in `PositionOpen`, to `ExitSignalReceived`.
 /// - `Submit { attempt: k }` with no live attempt, in `ExitSignalReceived` (k = 1),
 ///   `Expired` or `LandedFailed` (k = last + 1) or `EmergencyEscalation` (k = its
 ///   `next_attempt`), to `Submitted`; the attempt becomes live.
+/// - `SubmitBeside { attempt: k }` on a durable nonce, in `Submitted` or `TimedOut` with
+///   k = the highest so far + 1, to `Submitted`; the attempt joins the live ones.
 /// - `ConfirmTimedOut` in `Submitted`, to `TimedOut` (the attempt stays live).
 /// - `ProvenExpired` / `LandedFailed` of the live signature in `Submitted` or `TimedOut`,
 ///   to `Expired` / `LandedFailed`; in `ExitFailed` the state stays. Either way the
-///   attempt is no longer live.
-/// - `Landed` of the live signature, in any state (a late landing after `ExitFailed`
-///   still closes the position), to `PositionClosed`.
+///   attempt is no longer live. While other attempts stay live, the state becomes (or
+///   stays) `Submitted` of the newest of them.
+/// - `Landed` of a live signature, in any state (a late landing after `ExitFailed`
+///   still closes the position), to `PositionClosed`; no attempt is live any more (on a
+///   durable nonce the landing used up the value the others carry).
 /// - `Escalate` in `Expired` or `LandedFailed`, to `EmergencyEscalation`.
 /// - `Fail` in any state but `PositionClosed` and `ExitFailed`, to `ExitFailed`; a live
 ///   attempt stays live.
@@ -308,8 +330,9 @@ impl std::error::Error for InvalidTransition {}
 pub struct ExitStateMachine {
     state: ExitState,
     history: Vec<Transition>,
-    live: Option<LiveAttempt>,
+    live: Vec<LiveAttempt>,
     attempts: u32,
+    durable_nonce: bool,
 }
 
 impl ExitStateMachine {
@@ -319,8 +342,19 @@ impl ExitStateMachine {
         Self {
             state: ExitState::PositionOpen,
             history: Vec::new(),
-            live: None,
+            live: Vec::new(),
             attempts: 0,
+            durable_nonce: false,
+        }
+    }
+
+    /// A machine for an open position whose attempts are all built on one durable
+    /// nonce value at a time (the caller's promise): it also accepts `SubmitBeside`.
+    #[must_use]
+    pub fn on_durable_nonce() -> Self {
+        Self {
+            durable_nonce: true,
+            ..Self::new()
         }
     }
 
@@ -350,7 +384,8 @@ impl ExitStateMachine {
             to,
             event,
         });
-        if let ExitEvent::Submit { attempt, .. } = event {
+        if let ExitEvent::Submit { attempt, .. } | ExitEvent::SubmitBeside { attempt, .. } = event
+        {
             self.attempts = self.attempts.max(attempt);
         }
         self.state = to;
@@ -359,11 +394,11 @@ impl ExitStateMachine {
     }
 
     /// The state and live attempt `event` leads to, or why it is refused.
-    fn next(&self, event: ExitEvent) -> Result<(ExitState, Option<LiveAttempt>), Refusal> {
+    fn next(&self, event: ExitEvent) -> Result<(ExitState, Vec<LiveAttempt>), Refusal> {
         use ExitState as S;
         match event {
             ExitEvent::Signal { kind } => match self.state {
-                S::PositionOpen => Ok((S::ExitSignalReceived { kind }, None)),
+                S::PositionOpen => Ok((S::ExitSignalReceived { kind }, Vec::new())),
                 _ => Err(Refusal::SignalWhenNotOpen),
             },
             ExitEvent::Submit {
@@ -371,7 +406,7 @@ impl ExitStateMachine {
                 signature,
                 last_valid_height,
             } => {
-                if self.live.is_some() {
+                if !self.live.is_empty() {
                     return Err(Refusal::EarlierAttemptLive);
                 }
                 let Some(expected) = self.next_attempt() else {
@@ -385,42 +420,46 @@ impl ExitStateMachine {
                     signature,
                     last_valid_height,
                 };
-                Ok((S::Submitted { attempt, signature }, Some(live)))
+                Ok((S::Submitted { attempt, signature }, vec![live]))
+            }
+            ExitEvent::SubmitBeside { attempt, signature } => {
+                if !self.durable_nonce {
+                    return Err(Refusal::NotOnDurableNonce);
+                }
+                let Some(expected) = self.next_beside() else {
+                    return Err(Refusal::NothingToSubmit);
+                };
+                if attempt != expected {
+                    return Err(Refusal::OutOfSequence);
+                }
+                let mut live = self.live.clone();
+                live.push(LiveAttempt {
+                    attempt,
+                    signature,
+                    last_valid_height: u64::MAX,
+                });
+                Ok((S::Submitted { attempt, signature }, live))
             }
             ExitEvent::ConfirmTimedOut => match self.state {
                 S::Submitted { attempt, signature } => {
-                    Ok((S::TimedOut { attempt, signature }, self.live))
+                    Ok((S::TimedOut { attempt, signature }, self.live.clone()))
                 }
                 _ => Err(Refusal::NothingToTimeOut),
             },
             ExitEvent::ProvenExpired { signature } => {
                 let live = self.live_attempt(signature)?;
-                match self.state {
-                    S::Submitted { .. } | S::TimedOut { .. } => Ok((
-                        S::Expired {
-                            attempt: live.attempt,
-                            signature,
-                        },
-                        None,
-                    )),
-                    S::ExitFailed { .. } => Ok((self.state, None)),
-                    _ => Err(Refusal::NoOutcomeAwaited),
-                }
+                self.resolved(live, S::Expired {
+                    attempt: live.attempt,
+                    signature,
+                })
             }
             ExitEvent::LandedFailed { signature, class } => {
                 let live = self.live_attempt(signature)?;
-                match self.state {
-                    S::Submitted { .. } | S::TimedOut { .. } => Ok((
-                        S::LandedFailed {
-                            attempt: live.attempt,
-                            signature,
-                            class,
-                        },
-                        None,
-                    )),
-                    S::ExitFailed { .. } => Ok((self.state, None)),
-                    _ => Err(Refusal::NoOutcomeAwaited),
-                }
+                self.resolved(live, S::LandedFailed {
+                    attempt: live.attempt,
+                    signature,
+                    class,
+                })
             }
             ExitEvent::Landed { signature } => {
                 let live = self.live_attempt(signature)?;
@@ -429,13 +468,15 @@ impl ExitStateMachine {
                         attempt: live.attempt,
                         signature,
                     },
-                    None,
+                    Vec::new(),
                 ))
             }
             ExitEvent::Escalate => match self.state {
                 S::Expired { attempt, .. } | S::LandedFailed { attempt, .. } => {
                     match attempt.checked_add(1) {
-                        Some(next_attempt) => Ok((S::EmergencyEscalation { next_attempt }, None)),
+                        Some(next_attempt) => {
+                            Ok((S::EmergencyEscalation { next_attempt }, Vec::new()))
+                        }
                         None => Err(Refusal::AttemptNumbersExhausted),
                     }
                 }
@@ -443,17 +484,48 @@ impl ExitStateMachine {
             },
             ExitEvent::Fail { reason } => match self.state {
                 S::PositionClosed { .. } | S::ExitFailed { .. } => Err(Refusal::AlreadyEnded),
-                _ => Ok((S::ExitFailed { reason }, self.live)),
+                _ => Ok((S::ExitFailed { reason }, self.live.clone())),
             },
         }
     }
 
-    /// The live attempt if its signature is `signature`.
-    fn live_attempt(&self, signature: TxSignature) -> Result<LiveAttempt, Refusal> {
-        match self.live {
-            Some(live) if live.signature == signature => Ok(live),
-            _ => Err(Refusal::NotLive),
+    /// Where the resolution of live attempt `live` without a landing leads: `alone`
+    /// when it was the only one; `Submitted` of the newest other while others live.
+    fn resolved(
+        &self,
+        live: LiveAttempt,
+        alone: ExitState,
+    ) -> Result<(ExitState, Vec<LiveAttempt>), Refusal> {
+        use ExitState as S;
+        let rest: Vec<LiveAttempt> = self
+            .live
+            .iter()
+            .copied()
+            .filter(|l| l.signature != live.signature)
+            .collect();
+        match self.state {
+            S::ExitFailed { .. } => Ok((self.state, rest)),
+            S::Submitted { .. } | S::TimedOut { .. } => match rest.iter().max_by_key(|l| l.attempt) {
+                None => Ok((alone, rest)),
+                Some(newest) => Ok((
+                    S::Submitted {
+                        attempt: newest.attempt,
+                        signature: newest.signature,
+                    },
+                    rest,
+                )),
+            },
+            _ => Err(Refusal::NoOutcomeAwaited),
         }
+    }
+
+    /// The live attempt whose signature is `signature`.
+    fn live_attempt(&self, signature: TxSignature) -> Result<LiveAttempt, Refusal> {
+        self.live
+            .iter()
+            .copied()
+            .find(|l| l.signature == signature)
+            .ok_or(Refusal::NotLive)
     }
 
     /// The current state.
@@ -468,17 +540,18 @@ impl ExitStateMachine {
         &self.history
     }
 
-    /// The transactions that may still land (never more than one).
+    /// The transactions that may still land (never more than one, but on a durable
+    /// nonce, where the chain lets at most one of them land).
     #[must_use]
     pub fn live(&self) -> &[LiveAttempt] {
-        self.live.as_slice()
+        &self.live
     }
 
     /// The attempt number a `Submit` must carry now, or `None` when no `Submit` would be
     /// accepted (an attempt is live, or the state does not allow one).
     #[must_use]
     pub fn next_attempt(&self) -> Option<u32> {
-        if self.live.is_some() {
+        if !self.live.is_empty() {
             return None;
         }
         match self.state {
@@ -487,6 +560,21 @@ impl ExitStateMachine {
                 attempt.checked_add(1)
             }
             ExitState::EmergencyEscalation { next_attempt } => Some(next_attempt),
+            _ => None,
+        }
+    }
+
+    /// The attempt number a `SubmitBeside` must carry now, or `None` when none would be
+    /// accepted (not on a durable nonce, nothing live to send beside, or ended).
+    #[must_use]
+    pub fn next_beside(&self) -> Option<u32> {
+        if !self.durable_nonce || self.live.is_empty() {
+            return None;
+        }
+        match self.state {
+            ExitState::Submitted { .. } | ExitState::TimedOut { .. } => {
+                self.attempts.checked_add(1)
+            }
             _ => None,
         }
     }
@@ -509,7 +597,7 @@ impl ExitStateMachine {
     pub fn is_terminal(&self) -> bool {
         match self.state {
             ExitState::PositionClosed { .. } => true,
-            ExitState::ExitFailed { .. } => self.live.is_none(),
+            ExitState::ExitFailed { .. } => self.live.is_empty(),
             _ => false,
         }
     }

@@ -206,6 +206,7 @@ async fn a_v2_route_becomes_kyzlos_own_signed_v0_transaction() {
             priority_fee: Lamports::new(50_000),
             expiry_slots: Some(20),
             attempt: 2,
+            nonce: None,
         })
         .await
         .expect("assembled");
@@ -324,6 +325,7 @@ async fn a_cap_below_the_market_bids_the_cap() {
             priority_fee: Lamports::new(10),
             expiry_slots: Some(20),
             attempt: 3,
+            nonce: None,
         })
         .await
         .expect("assembled");
@@ -345,6 +347,7 @@ async fn a_swap_that_fails_in_simulation_is_its_class_and_nothing_is_built() {
             priority_fee: Lamports::new(50_000),
             expiry_slots: Some(20),
             attempt: 1,
+            nonce: None,
         })
         .await
         .expect_err("simulation failed");
@@ -363,6 +366,7 @@ async fn a_table_holding_other_addresses_than_jupiter_says_is_refused() {
             priority_fee: Lamports::new(50_000),
             expiry_slots: Some(20),
             attempt: 1,
+            nonce: None,
         })
         .await
         .expect_err("refused");

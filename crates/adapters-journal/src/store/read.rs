@@ -99,6 +99,7 @@ pub(super) fn attempt_row(
         amount_in: TokenAmount::new(c.u64("amount_in")?),
         min_out: TokenAmount::new(c.opt_u64("min_out")?.unwrap_or(0)),
         sent_at: c.timestamp("sent_at_us")?,
+        nonce: None,
     };
     Ok((attempt, outcome))
 }

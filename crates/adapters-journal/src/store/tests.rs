@@ -40,6 +40,7 @@ fn attempt(intent: u64, attempt: u32) -> AttemptRecord {
         amount_in: TokenAmount::new(1_000),
         min_out: TokenAmount::new(950),
         sent_at: Timestamp::from_micros(7),
+        nonce: None,
     }
 }
 

@@ -122,6 +122,7 @@ async fn sale(v: &SimVenue, expiry_slots: Option<u32>) -> SignedTransaction {
             priority_fee: Lamports::new(0),
             expiry_slots,
             attempt: 1,
+            nonce: None,
         })
         .await
         .unwrap();

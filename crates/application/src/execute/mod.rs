@@ -310,6 +310,7 @@ impl Run<'_> {
                 amount_in: prepared.amount_in,
                 min_out: prepared.min_out,
                 sent_at: v.clock.now(),
+                nonce: None,
             };
             if let Err(e) = v.journal.record_attempt(&record).await {
                 tracing::error!(intent = %self.job.intent, attempt, error = %e, "attempt not journaled: not sent");

@@ -129,6 +129,7 @@ impl Run<'_> {
                 priority_fee: rung.priority_fee,
                 expiry_slots: Some(expiry_slots),
                 attempt,
+                nonce: None,
             })
             .await?;
         let signed = v.signer.sign(&unsigned)?;

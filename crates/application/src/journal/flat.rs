@@ -97,6 +97,7 @@ pub fn event_payload(event: ExitEvent) -> Payload {
             last_valid_height: Some(last_valid_height),
             ..Payload::attempt(attempt, signature)
         },
+        ExitEvent::SubmitBeside { attempt, signature } => Payload::attempt(attempt, signature),
         ExitEvent::ConfirmTimedOut | ExitEvent::Escalate => Payload::default(),
         ExitEvent::ProvenExpired { signature: s } | ExitEvent::Landed { signature: s } => {
             signature(s)
@@ -266,6 +267,10 @@ pub fn event_from<S: PayloadSource>(source: &S) -> Result<ExitEvent, S::Error> {
             attempt: source.attempt()?,
             signature: source.signature()?,
             last_valid_height: source.last_valid_height()?,
+        },
+        "submit_beside" => ExitEvent::SubmitBeside {
+            attempt: source.attempt()?,
+            signature: source.signature()?,
         },
         "confirm_timed_out" => ExitEvent::ConfirmTimedOut,
         "proven_expired" => ExitEvent::ProvenExpired {

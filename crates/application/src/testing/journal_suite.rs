@@ -106,6 +106,7 @@ fn attempt(intent: u64, attempt: u32) -> Write {
         amount_in: TokenAmount::new(small(intent) * 1_000),
         min_out: TokenAmount::new(small(intent) * 9),
         sent_at: Timestamp::from_micros(small(intent) * 10 + u64::from(attempt)),
+        nonce: None,
     })
 }
 
@@ -347,6 +348,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Write>)> {
                     amount_in: TokenAmount::new(max),
                     min_out: TokenAmount::new(max),
                     sent_at: Timestamp::from_micros(max),
+                    nonce: None,
                 }),
                 Write::Attempt(AttemptRecord {
                     intent: IntentId(max - 1),
@@ -360,6 +362,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Write>)> {
                     amount_in: TokenAmount::new(0),
                     min_out: TokenAmount::new(0),
                     sent_at: Timestamp::ZERO,
+                    nonce: None,
                 }),
                 Write::IntentOutcome(
                     max - 1,

@@ -268,6 +268,7 @@ pub(super) async fn run_naive(
                     priority_fee: Lamports::new(0),
                     expiry_slots: None,
                     attempt: 1,
+                    nonce: None,
                 })
                 .await?;
             let signed = venue.sign(&unsigned)?;
