@@ -237,6 +237,7 @@ pub(crate) fn validate(
         commitment: Commitment::Confirmed,
         fee_reserve: Lamports::new(e.fee_reserve_lamports),
         fill_wait: positive_ms("exit.fill_wait_ms", e.fill_wait_ms)?,
+        nonce: None,
     };
     let entry_ladder = EscalationLadder::new(
         vec![Rung {

@@ -13,7 +13,7 @@ mod prepare;
 mod settings;
 mod track;
 
-pub use settings::ExecutionSettings;
+pub use settings::{ExecutionSettings, NonceSettings};
 
 use std::sync::Arc;
 use std::time::Duration;

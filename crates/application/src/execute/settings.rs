@@ -3,6 +3,7 @@
 //! long one call or send may take is the latency guard's, per dependency).
 
 use super::*;
+use crate::ports::NonceAccount;
 
 /// How an intent is executed.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +39,35 @@ pub struct ExecutionSettings {
     /// How long a landed transaction's fill is looked for before the quote's minimum is
     /// used as a provisional fill (corrected once the fill can be read).
     pub fill_wait: Duration,
+    /// Build every attempt on the wallet's durable nonce instead of a recent blockhash
+    /// (see the `nonce` module); `None` keeps the blockhash path.
+    pub nonce: Option<NonceSettings>,
+}
+
+/// Nonce mode: the account, and how long an attempt is in flight alone before the next
+/// rung is sent beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonceSettings {
+    /// The wallet's nonce account (its authority is the wallet).
+    pub account: NonceAccount,
+    /// How long an attempt is in flight before the next rung is sent beside it (at once
+    /// when every node refused it).
+    pub escalate_after: Duration,
+    /// The priority fee the cancel bids.
+    pub cancel_fee: Lamports,
+}
+
+impl NonceSettings {
+    /// The defaults on `account`: the next rung 2 s after the previous one, a cancel
+    /// bidding 100,000 lamports.
+    #[must_use]
+    pub fn on(account: NonceAccount) -> Self {
+        Self {
+            account,
+            escalate_after: Duration::from_secs(2),
+            cancel_fee: Lamports::new(100_000),
+        }
+    }
 }
 
 impl ExecutionSettings {
@@ -59,6 +89,7 @@ impl ExecutionSettings {
             commitment: Commitment::Confirmed,
             fee_reserve: Lamports::new(10_000_000),
             fill_wait: Duration::from_secs(10),
+            nonce: None,
         }
     }
 
