@@ -121,6 +121,13 @@ pub enum SimError {
         /// What failed.
         reason: &'static str,
     },
+    /// A transaction on a durable nonce whose value the node's view no longer (or never)
+    /// holds: a node refuses it as it refuses an unknown blockhash.
+    #[error("blockhash not found: the durable nonce holds another value on the node's view")]
+    NonceMismatch,
+    /// A transaction was asked for on a nonce account the wallet does not have.
+    #[error("the wallet has no such nonce account")]
+    UnknownNonceAccount,
     /// A history look-up reached a node that keeps no transaction history.
     #[error("transaction history is not available from this node")]
     HistoryUnavailable,
@@ -162,7 +169,10 @@ impl SimError {
         match self {
             SimError::Injected { class, .. } => *class,
             SimError::UnknownTransaction { .. } => ErrorClass::SignatureFailure,
-            SimError::BlockhashExpired { .. } => ErrorClass::BlockhashExpired,
+            SimError::BlockhashExpired { .. } | SimError::NonceMismatch => {
+                ErrorClass::BlockhashExpired
+            }
+            SimError::UnknownNonceAccount => ErrorClass::InvalidAccount,
             SimError::InsufficientFee { .. } => ErrorClass::InsufficientFunds,
             SimError::Preflight { class, .. } => *class,
             SimError::HistoryUnavailable | SimError::MinContextSlot { .. } => {
@@ -194,7 +204,9 @@ impl SimError {
                 }
             }
             SimError::TooManySignatures { .. } => e = e.with_code(INVALID_PARAMS),
-            SimError::BlockhashExpired { .. } => e = e.with_code(BLOCKHASH_NOT_FOUND),
+            SimError::BlockhashExpired { .. } | SimError::NonceMismatch => {
+                e = e.with_code(BLOCKHASH_NOT_FOUND);
+            }
             SimError::Preflight { code, .. } => e = e.with_code(*code),
             SimError::HistoryUnavailable => e = e.with_code(HISTORY_UNAVAILABLE),
             SimError::MinContextSlot { .. } => e = e.with_code(MIN_CONTEXT_SLOT),

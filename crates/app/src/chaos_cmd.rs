@@ -13,7 +13,9 @@ use crate::error::AppError;
 /// [`AppError::Usage`] for an unknown scenario or bad arguments; [`AppError::Io`] when
 /// the report cannot be written.
 pub fn run(args: &ChaosArgs) -> Result<String, AppError> {
-    let scenario = scenario::load(&args.scenario).map_err(|e| AppError::Usage(e.to_string()))?;
+    let mut scenario =
+        scenario::load(&args.scenario).map_err(|e| AppError::Usage(e.to_string()))?;
+    scenario.durable_nonce = args.nonce;
     if args.runs == 0 || args.runs > 10_000_000 {
         return Err(AppError::Usage(format!(
             "--runs {}: expected 1 to 10,000,000",

@@ -195,6 +195,10 @@ pub struct VerifyArgs {
     /// Worker threads (default: the machine's cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Nonce mode: the wallet has a durable nonce account and every attempt is built on
+    /// it (with one more kill per world, around an exit's deadline and its cancel).
+    #[arg(long)]
+    pub nonce: bool,
 }
 
 /// `chaos` options.
@@ -218,6 +222,9 @@ pub struct ChaosArgs {
     /// Worker threads (default: the machine's cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// kyzlo's wallet has a durable nonce account and builds every attempt on it.
+    #[arg(long)]
+    pub nonce: bool,
 }
 
 /// Where a running bot's API is.

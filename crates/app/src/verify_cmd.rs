@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use kyzlo_chaos::explore::explore;
+use kyzlo_chaos::explore::explore_in;
 use kyzlo_chaos::explore::schedule::Knob;
 
 use crate::cli::VerifyArgs;
@@ -29,8 +29,11 @@ pub fn run(args: &VerifyArgs) -> Result<String, AppError> {
         .map(|k| k.parse::<Knob>().map_err(AppError::Usage))
         .collect::<Result<Vec<_>, _>>()?;
     if args.explain {
-        let schedule =
+        let mut schedule =
             kyzlo_chaos::explore::schedule::Schedule::with_knobs_off(args.seed, &without);
+        if args.nonce {
+            schedule = schedule.on_durable_nonce();
+        }
         let (evidence, _) = kyzlo_chaos::explore::world::run(&schedule);
         let mut out = format!("{schedule:#?}\n{}", evidence.timeline());
         for v in kyzlo_chaos::invariants::check(&evidence) {
@@ -41,7 +44,7 @@ pub fn run(args: &VerifyArgs) -> Result<String, AppError> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let found = explore(args.runs, args.seed, threads, &without);
+    let found = explore_in(args.runs, args.seed, threads, &without, args.nonce);
     let shrink_max = if args.no_shrink { 0 } else { args.shrink_max };
     let report = found.report(shrink_max, threads);
     if found.violations() > 0 {

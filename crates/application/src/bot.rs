@@ -38,6 +38,9 @@ use kyzlo_domain::budget::RequestBudget;
 
 /// How long reconciliation looks for a landed transaction's fill.
 const RECONCILE_FILL_WAIT: Duration = Duration::from_secs(120);
+/// The priority fee of a cancel reconciliation sends on a durable nonce when the exit
+/// settings name none (the nonce defaults').
+const RECONCILE_CANCEL_FEE: kyzlo_domain::Lamports = kyzlo_domain::Lamports::new(100_000);
 
 /// The adapters a bot runs on.
 pub struct BotPorts {
@@ -275,6 +278,9 @@ impl Bot {
                     // Nothing trades before reconciliation ends: a fill read late is worth
                     // more patience here than during an exit.
                     fill_wait: exit_settings.fill_wait.max(RECONCILE_FILL_WAIT),
+                    cancel_fee: exit_settings
+                        .nonce
+                        .map_or(RECONCILE_CANCEL_FEE, |n| n.cancel_fee),
                 },
             )
             .run(),

@@ -19,7 +19,7 @@
 
 use kyzlo_domain::{ErrorClass, TxSignature};
 
-use crate::ports::{Blockhash, Chain, Commitment, StatusLookup, TxStatus};
+use crate::ports::{Blockhash, Chain, Commitment, DurableNonce, StatusLookup, TxStatus};
 
 /// How many slots past `valid_at_slot` a recent status look-up is trusted to cover
 /// (nodes keep about 300 slots of statuses; half of that leaves a margin).
@@ -107,5 +107,86 @@ pub async fn prove(chain: &dyn Chain, key: &AttemptKey, commitment: Commitment) 
         Fate::Dead
     } else {
         Fate::Unknown
+    }
+}
+
+/// What became of a round: the attempts (and the cancel) built on one durable nonce
+/// value, of which the chain lets at most one land.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundFate {
+    /// The transaction at this index landed and succeeded (at the commitment).
+    Landed(usize),
+    /// The transaction at this index landed with an on-chain error: it used the value
+    /// up all the same, so no other can land.
+    LandedFailed(usize, ErrorClass),
+    /// None can land: the nonce holds another value and none of them is what moved it.
+    Dead,
+    /// Nothing settles it yet: the value has not moved (one of them may still land), or
+    /// the chain could not be read consistently.
+    Unknown,
+}
+
+/// Reads what became of the transactions `signatures`, all built on `nonce`:
+///
+/// 1. a status at the commitment settles it (a landing on a nonce, even a failed one,
+///    moves the value on, so the others can never land);
+/// 2. otherwise, the nonce read at the commitment, at context slot `C`, from a node at
+///    least at `read_at_slot` (where the value they carry was read: a node behind it may
+///    still show an older value, which proves nothing): the same value means any of them
+///    may still land (never death, however long it takes);
+/// 3. another value means none can land any more (values never repeat), and whichever
+///    moved it landed at or before `C`: a look-up with history from a node at least at
+///    `C` finds it, or finds none of them (then something else moved it: they are dead).
+///    One of them seen below the commitment there is waited for.
+pub async fn prove_round(
+    chain: &dyn Chain,
+    nonce: DurableNonce,
+    read_at_slot: u64,
+    signatures: &[TxSignature],
+    commitment: Commitment,
+) -> RoundFate {
+    let settled = |statuses: &[Option<TxStatus>]| {
+        statuses.iter().enumerate().find_map(|(i, status)| {
+            match Fate::of_status(*status, commitment) {
+                Some(Fate::Landed) => Some(RoundFate::Landed(i)),
+                Some(Fate::LandedFailed(class)) => Some(RoundFate::LandedFailed(i, class)),
+                _ => None,
+            }
+        })
+    };
+    if signatures.is_empty() {
+        return RoundFate::Unknown;
+    }
+    if let Ok(seen) = chain.statuses(signatures, StatusLookup::Recent).await
+        && seen.value.len() == signatures.len()
+        && let Some(fate) = settled(&seen.value)
+    {
+        return fate;
+    }
+    let Ok(value) = chain.nonce(nonce.account, commitment).await else {
+        return RoundFate::Unknown;
+    };
+    if value.context_slot < read_at_slot
+        || value.value == Some(nonce.value)
+        || value.value.is_none()
+    {
+        // Unchanged: any of them may land. An account without a nonce proves nothing.
+        return RoundFate::Unknown;
+    }
+    let moved_by = value.context_slot;
+    let Ok(history) = chain.statuses(signatures, StatusLookup::WithHistory).await else {
+        return RoundFate::Unknown;
+    };
+    if history.value.len() != signatures.len() {
+        return RoundFate::Unknown;
+    }
+    if let Some(fate) = settled(&history.value) {
+        return fate;
+    }
+    let pending = history.value.iter().any(Option::is_some);
+    if !pending && history.context_slot >= moved_by {
+        RoundFate::Dead
+    } else {
+        RoundFate::Unknown
     }
 }

@@ -2,7 +2,10 @@
 //! settle every intent the journal left unresolved from the chain, with the same proof
 //! the engine uses ([`crate::proof`]): an attempt is landed when a status at the required
 //! commitment says so, dead only when proven dead from one consistent view, and otherwise
-//! waited for (a status seen processed is never taken as death). Fills that could not be
+//! waited for (a status seen processed is never taken as death). Attempts built on a
+//! durable nonce are settled by the nonce's rule ([`crate::proof::prove_round`]): while
+//! the value has not moved, a cancel on it is journaled and sent (once), so that the
+//! wait ends with one of them landing. Fills that could not be
 //! read are read and their positions corrected; the wallet is compared with the open
 //! positions both ways (less than they claim halts trading; more than the journal
 //! accounts for is reported).
@@ -12,16 +15,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kyzlo_domain::trading_state::TradingState;
-use kyzlo_domain::{PositionId, Size, TokenAmount, TxSignature};
+use kyzlo_domain::{Lamports, PositionId, Size, TokenAmount, TxSignature};
 
 use crate::clock::Clock;
 use crate::execute::{Venue, read_fill};
 use crate::journal::{
-    AttemptOutcome, IntentAction, IntentOutcome, IntentRecord, Journal, JournalSnapshot,
-    PositionRecord, UnresolvedIntent,
+    AttemptOutcome, AttemptRecord, IntentAction, IntentOutcome, IntentRecord, Journal,
+    JournalSnapshot, NonceUse, PositionRecord, UnresolvedIntent,
 };
-use crate::ports::{Chain, Commitment, Fill, Pair, PortError};
-use crate::proof::{Fate, prove};
+use crate::ports::{Chain, Commitment, DurableNonce, Fill, Pair, PortError, SignedTransaction};
+use crate::proof::{Fate, RoundFate, prove, prove_round};
 use crate::retry::retry_call;
 use crate::rng::Jitter;
 use kyzlo_domain::retry::RetryPolicy;
@@ -64,6 +67,8 @@ pub struct ReconcileSettings {
     pub commitment: Commitment,
     /// How long a landed transaction's fill is looked for.
     pub fill_wait: Duration,
+    /// The priority fee of a cancel sent on a durable nonce whose attempts may still land.
+    pub cancel_fee: Lamports,
 }
 
 /// Settles the journal against the chain.
@@ -208,6 +213,9 @@ impl Reconciler {
         &self,
         unresolved: &UnresolvedIntent,
     ) -> Result<Option<(Fill, bool, TxSignature)>, PortError> {
+        if unresolved.attempts.iter().any(|(a, _)| a.nonce.is_some()) {
+            return self.settle_on_nonce(unresolved).await;
+        }
         let intent = unresolved.intent.intent;
         let mut dead: Vec<u32> = unresolved
             .attempts
@@ -291,6 +299,200 @@ impl Reconciler {
             }
             tokio::time::sleep(self.settings.poll_interval).await;
         }
+    }
+
+    /// Resolves an intent whose attempts were built on a durable nonce: round by round
+    /// (the attempts sharing one value), by the nonce's rule; a round whose value has not
+    /// moved gets a cancel (journaled before it is sent, resent at every look) unless it
+    /// has one, so that the wait ends.
+    async fn settle_on_nonce(
+        &self,
+        unresolved: &UnresolvedIntent,
+    ) -> Result<Option<(Fill, bool, TxSignature)>, PortError> {
+        let intent = unresolved.intent.intent;
+        let mut values: Vec<DurableNonce> = Vec::new();
+        for (a, _) in &unresolved.attempts {
+            if let Some(n) = a.nonce
+                && !values.contains(&n.nonce)
+            {
+                values.push(n.nonce);
+            }
+        }
+        let mut next_attempt = unresolved
+            .attempts
+            .iter()
+            .map(|(a, _)| a.attempt)
+            .max()
+            .unwrap_or(0);
+        for nonce in values {
+            let mut round: Vec<AttemptRecord> = unresolved
+                .attempts
+                .iter()
+                .filter(|(a, o)| {
+                    a.nonce.is_some_and(|n| n.nonce == nonce)
+                        && !matches!(o, Some(AttemptOutcome::Failed(_) | AttemptOutcome::Expired))
+                })
+                .map(|(a, _)| *a)
+                .collect();
+            let mut cancel: Option<SignedTransaction> = None;
+            let started = self.clock().now();
+            let mut waited_alert = false;
+            loop {
+                if round.is_empty() {
+                    break;
+                }
+                let signatures: Vec<TxSignature> = round.iter().map(|a| a.signature).collect();
+                let read_at_slot = round.iter().map(|a| a.valid_at_slot).max().unwrap_or(0);
+                let fate = prove_round(
+                    self.chain().as_ref(),
+                    nonce,
+                    read_at_slot,
+                    &signatures,
+                    self.settings.commitment,
+                )
+                .await;
+                let outcome = |i: usize| round[i];
+                match fate {
+                    RoundFate::Landed(i) if !outcome(i).nonce.is_some_and(|n| n.cancel) => {
+                        let attempt = outcome(i);
+                        for other in round.iter().filter(|a| a.attempt != attempt.attempt) {
+                            self.journal()
+                                .record_attempt_outcome(
+                                    intent,
+                                    other.attempt,
+                                    AttemptOutcome::Expired,
+                                )
+                                .await?;
+                        }
+                        return self.landed(unresolved, &attempt).await.map(Some);
+                    }
+                    RoundFate::Landed(_) | RoundFate::LandedFailed(..) | RoundFate::Dead => {
+                        let (winner, class) = match fate {
+                            RoundFate::Landed(i) => (Some(i), None),
+                            RoundFate::LandedFailed(i, class) => (Some(i), Some(class)),
+                            _ => (None, None),
+                        };
+                        for (i, a) in round.iter().enumerate() {
+                            let o = match (Some(i) == winner, class) {
+                                (true, Some(class)) => AttemptOutcome::Failed(class),
+                                (true, None) => AttemptOutcome::Landed,
+                                (false, _) => AttemptOutcome::Expired,
+                            };
+                            self.journal()
+                                .record_attempt_outcome(intent, a.attempt, o)
+                                .await?;
+                        }
+                        tracing::warn!(%intent, value = ?nonce.value, "reconciled: the nonce moved on without a swap of this intent landing");
+                        break;
+                    }
+                    RoundFate::Unknown => {}
+                }
+                // A cancel journaled by the life before has its bytes gone with it: a
+                // new one ends the wait even if that one never went out.
+                if cancel.is_none() {
+                    match self
+                        .new_cancel(intent, nonce, next_attempt + 1, read_at_slot)
+                        .await
+                    {
+                        Ok((record, signed)) => {
+                            next_attempt += 1;
+                            round.push(record);
+                            cancel = Some(signed);
+                        }
+                        Err(e) => {
+                            tracing::warn!(%intent, error = %e, "reconciling: no cancel built yet; trying again");
+                        }
+                    }
+                }
+                if let Some(signed) = &cancel
+                    && let Err(e) = self.chain().send(signed).await
+                {
+                    tracing::debug!(%intent, error = %e, "reconciling: the cancel's send failed; resent at the next look");
+                }
+                let waited = self.clock().now().saturating_since(started);
+                if !waited_alert && waited > Duration::from_secs(120) {
+                    waited_alert = true;
+                    tracing::error!(%intent, ?waited, "reconciling: a round on a durable nonce is unsettled; trading waits");
+                }
+                tokio::time::sleep(self.settings.poll_interval).await;
+            }
+        }
+        tracing::warn!(%intent, "reconciled: no attempt on the nonce landed and none can");
+        Ok(None)
+    }
+
+    /// Builds, signs and journals a cancel on `nonce`.
+    async fn new_cancel(
+        &self,
+        intent: kyzlo_domain::IntentId,
+        nonce: DurableNonce,
+        attempt: u32,
+        read_at_slot: u64,
+    ) -> Result<(AttemptRecord, SignedTransaction), PortError> {
+        let v = &self.venue;
+        let unsigned = v
+            .router
+            .build_cancel(nonce, self.settings.cancel_fee)
+            .await?;
+        let signed = v.signer.sign(&unsigned)?;
+        let record = AttemptRecord {
+            intent,
+            attempt,
+            signature: signed.signature,
+            blockhash: signed.blockhash,
+            valid_at_slot: read_at_slot,
+            last_valid_block_height: signed.last_valid_block_height,
+            slippage: kyzlo_domain::Slippage::from_bps(1).map_err(|e| {
+                PortError::new(
+                    "reconcile.cancel",
+                    kyzlo_domain::ErrorClass::Unknown,
+                    e.to_string(),
+                )
+            })?,
+            priority_fee: unsigned.priority_fee.unwrap_or(self.settings.cancel_fee),
+            amount_in: TokenAmount::ZERO,
+            min_out: TokenAmount::ZERO,
+            sent_at: self.clock().now(),
+            nonce: Some(NonceUse {
+                nonce,
+                cancel: true,
+            }),
+        };
+        v.journal.record_attempt(&record).await?;
+        tracing::warn!(%intent, attempt, signature = %signed.signature, "reconciling: cancel sent on the nonce");
+        Ok((record, signed))
+    }
+
+    /// A landed attempt's fill (read, or the quote's minimum standing in).
+    async fn landed(
+        &self,
+        unresolved: &UnresolvedIntent,
+        attempt: &AttemptRecord,
+    ) -> Result<(Fill, bool, TxSignature), PortError> {
+        let intent = unresolved.intent.intent;
+        self.journal()
+            .record_attempt_outcome(intent, attempt.attempt, AttemptOutcome::Landed)
+            .await?;
+        tracing::warn!(%intent, attempt = attempt.attempt, signature = %attempt.signature, "reconciled: attempt landed");
+        let fill = read_fill(
+            &self.venue,
+            attempt.signature,
+            unresolved.intent.side,
+            self.settings.fill_wait,
+        )
+        .await;
+        Ok(match fill {
+            Some(fill) => (fill, true, attempt.signature),
+            None => (
+                Fill {
+                    amount_in: attempt.amount_in,
+                    amount_out: attempt.min_out,
+                    fee: Lamports::new(0),
+                },
+                false,
+                attempt.signature,
+            ),
+        })
     }
 
     /// A chain read, retried patiently: nothing trades until reconciliation ends, so a

@@ -68,6 +68,7 @@ async fn reconcile(h: &Harness) -> kyzlo_application::reconcile::ReconcileReport
             poll_interval: Duration::from_millis(400),
             commitment: Commitment::Confirmed,
             fill_wait: Duration::from_secs(5),
+            cancel_fee: Lamports::new(100_000),
         },
     )
     .run()

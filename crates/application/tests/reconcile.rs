@@ -67,6 +67,7 @@ async fn a_landed_but_unsettled_exit_is_applied_to_its_position_exactly_once() {
             poll_interval: Duration::from_millis(400),
             commitment: Commitment::Confirmed,
             fill_wait: Duration::from_secs(5),
+            cancel_fee: Lamports::new(100_000),
         },
     );
     let first = reconciler.run().await.unwrap();

@@ -21,6 +21,10 @@
 //! 7. **Every halt is alerted once**: as many halt alerts as halts in each life (one
 //!    fewer allowed only in a life a crash ended).
 //! 8. **Reconciliation finishes**: the final start of the bot settles every intent.
+//! 9. **A cancel cancels** (nonce mode): an intent whose cancel landed has no swap that
+//!    landed, and an intent settled as failed leaves none of its attempts able to land:
+//!    the nonce holds none of the values they carry at the end. A cancel's landing is
+//!    no swap: rules 1, 3 and 6 count swaps only.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -30,7 +34,7 @@ use kyzlo_adapters_sim::trace::TraceEvent;
 use kyzlo_application::journal::{
     AttemptOutcome, AttemptRecord, IntentAction, IntentOutcome, IntentRecord, PositionRecord,
 };
-use kyzlo_application::ports::{Alert, AlertKind};
+use kyzlo_application::ports::{Alert, AlertKind, Blockhash};
 use kyzlo_domain::trading_state::TradingState;
 use kyzlo_domain::{IntentId, PositionId, Timestamp, TxSignature};
 
@@ -85,6 +89,8 @@ pub struct Evidence {
     pub exit_bound: Duration,
     /// Whether the final reconciliation settled everything.
     pub reconciled: bool,
+    /// The wallet's durable nonce's value at the end, when it has one.
+    pub nonce_value: Option<Blockhash>,
 }
 
 /// A broken invariant.
@@ -148,6 +154,18 @@ pub enum Violation {
     },
     /// 8: the final reconciliation did not finish.
     ReconciliationStuck,
+    /// 9: a swap of an intent landed and so did its cancel.
+    LandedDespiteCancel {
+        /// The intent.
+        intent: IntentId,
+    },
+    /// 9: an intent settled as failed has an attempt that can still land.
+    FailedButLive {
+        /// The intent.
+        intent: IntentId,
+        /// The attempt.
+        attempt: u32,
+    },
 }
 
 impl Violation {
@@ -156,7 +174,9 @@ impl Violation {
     #[must_use]
     pub fn severity(&self) -> u8 {
         match self {
-            Violation::DoubleExecution { .. } => 0,
+            Violation::DoubleExecution { .. }
+            | Violation::LandedDespiteCancel { .. }
+            | Violation::FailedButLive { .. } => 0,
             Violation::SentUnjournaled { .. } => 1,
             Violation::Oversold { .. } => 2,
             Violation::HaltLost { .. } => 3,
@@ -180,6 +200,8 @@ impl Violation {
             Violation::Oversold { .. } => "oversold",
             Violation::HaltAlerts { .. } => "halt-alerts",
             Violation::ReconciliationStuck => "reconciliation-stuck",
+            Violation::LandedDespiteCancel { .. } => "landed-despite-cancel",
+            Violation::FailedButLive { .. } => "failed-but-live",
         }
     }
 }
@@ -225,6 +247,13 @@ impl fmt::Display for Violation {
             Violation::ReconciliationStuck => {
                 f.write_str("the final reconciliation did not settle every intent")
             }
+            Violation::LandedDespiteCancel { intent } => {
+                write!(f, "{intent}: a swap landed and so did its cancel")
+            }
+            Violation::FailedButLive { intent, attempt } => write!(
+                f,
+                "{intent} settled failed, but its attempt {attempt} carries the nonce's value: it can still land"
+            ),
         }
     }
 }
@@ -247,6 +276,14 @@ pub fn check(e: &Evidence) -> Vec<Violation> {
         .map(|(a, _)| (a.signature, a.intent))
         .collect();
 
+    let cancels: std::collections::HashSet<TxSignature> = e
+        .attempts
+        .iter()
+        .filter(|(a, _)| a.nonce.is_some_and(|n| n.cancel))
+        .map(|(a, _)| a.signature)
+        .collect();
+    let mut cancelled: std::collections::BTreeSet<IntentId> = std::collections::BTreeSet::new();
+
     // 1 and 3, 6: what landed, per intent and per position.
     let mut landed_per_intent: BTreeMap<IntentId, usize> = BTreeMap::new();
     let mut landed_at: BTreeMap<IntentId, Timestamp> = BTreeMap::new();
@@ -263,6 +300,10 @@ pub fn check(e: &Evidence) -> Vec<Violation> {
             && let Some(intent) = owner.get(signature)
             && let Some(record) = intents.get(intent)
         {
+            if cancels.contains(signature) {
+                cancelled.insert(*intent);
+                continue;
+            }
             *landed_per_intent.entry(*intent).or_default() += 1;
             landed_at
                 .entry(*intent)
@@ -280,6 +321,24 @@ pub fn check(e: &Evidence) -> Vec<Violation> {
                 intent: *intent,
                 landed: *landed,
             });
+        }
+        if cancelled.contains(intent) {
+            out.push(Violation::LandedDespiteCancel { intent: *intent });
+        }
+    }
+    // 9: a failed intent leaves nothing that can land.
+    if let Some(value) = e.nonce_value {
+        for (a, _) in &e.attempts {
+            let failed = e
+                .intents
+                .iter()
+                .any(|(i, o)| i.intent == a.intent && matches!(o, Some(IntentOutcome::Failed)));
+            if failed && a.nonce.is_some_and(|n| n.nonce.value == value && !n.cancel) {
+                out.push(Violation::FailedButLive {
+                    intent: a.intent,
+                    attempt: a.attempt,
+                });
+            }
         }
     }
 

@@ -49,6 +49,9 @@ pub struct Scenario {
     pub blackouts_after_stop: Vec<(Duration, Duration)>,
     /// One provider's trouble placed around the moment the stop fires in each run.
     pub outages_around_stop: Vec<OutageAroundStop>,
+    /// Whether kyzlo's wallet has a durable nonce account and builds every attempt on it
+    /// (nonce mode) instead of on recent blockhashes.
+    pub durable_nonce: bool,
 }
 
 /// An endpoint down or far behind over a window placed around the moment the stop fires.
@@ -145,6 +148,7 @@ fn base(name: &str, description: &str, market: GeneratorConfig, faults: FaultPro
         tick: Duration::from_secs(1),
         blackouts_after_stop: Vec::new(),
         outages_around_stop: Vec::new(),
+        durable_nonce: false,
     }
 }
 

@@ -384,8 +384,7 @@ impl ExitStateMachine {
             to,
             event,
         });
-        if let ExitEvent::Submit { attempt, .. } | ExitEvent::SubmitBeside { attempt, .. } = event
-        {
+        if let ExitEvent::Submit { attempt, .. } | ExitEvent::SubmitBeside { attempt, .. } = event {
             self.attempts = self.attempts.max(attempt);
         }
         self.state = to;
@@ -448,18 +447,24 @@ impl ExitStateMachine {
             },
             ExitEvent::ProvenExpired { signature } => {
                 let live = self.live_attempt(signature)?;
-                self.resolved(live, S::Expired {
-                    attempt: live.attempt,
-                    signature,
-                })
+                self.resolved(
+                    live,
+                    S::Expired {
+                        attempt: live.attempt,
+                        signature,
+                    },
+                )
             }
             ExitEvent::LandedFailed { signature, class } => {
                 let live = self.live_attempt(signature)?;
-                self.resolved(live, S::LandedFailed {
-                    attempt: live.attempt,
-                    signature,
-                    class,
-                })
+                self.resolved(
+                    live,
+                    S::LandedFailed {
+                        attempt: live.attempt,
+                        signature,
+                        class,
+                    },
+                )
             }
             ExitEvent::Landed { signature } => {
                 let live = self.live_attempt(signature)?;
@@ -505,7 +510,8 @@ impl ExitStateMachine {
             .collect();
         match self.state {
             S::ExitFailed { .. } => Ok((self.state, rest)),
-            S::Submitted { .. } | S::TimedOut { .. } => match rest.iter().max_by_key(|l| l.attempt) {
+            S::Submitted { .. } | S::TimedOut { .. } => match rest.iter().max_by_key(|l| l.attempt)
+            {
                 None => Ok((alone, rest)),
                 Some(newest) => Ok((
                     S::Submitted {

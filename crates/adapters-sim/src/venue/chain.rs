@@ -163,6 +163,25 @@ impl Chain for SimVenue {
         .await
     }
 
+    async fn nonce(
+        &self,
+        account: NonceAccount,
+        commitment: Commitment,
+    ) -> Result<Observed<Option<Blockhash>>, PortError> {
+        self.read("sim.nonce", |s, node| {
+            let value = if s.ledger.nonce_account() == Some(account) {
+                s.ledger.nonce_at(node.view.view, commitment)
+            } else {
+                None
+            };
+            Ok(Observed {
+                context_slot: node.view.view,
+                value,
+            })
+        })
+        .await
+    }
+
     async fn balances(&self) -> Result<Balances, PortError> {
         let native = self.pair.native_base;
         self.read("sim.balances", |s, node| {

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use kyzlo_application::ports::{Balances, Commitment, Fill, Side};
+use kyzlo_application::ports::{Balances, Blockhash, Commitment, Fill, NonceAccount, Side};
 use kyzlo_domain::{Lamports, TokenAmount, TxSignature};
 
 use crate::rng::SimRng;
@@ -26,6 +26,7 @@ const STREAM_SKIP: u64 = 101;
 const STREAM_FORK: u64 = 102;
 const STREAM_CONFIRM: u64 = 103;
 const STREAM_FILL: u64 = 104;
+const NONCE_MAGIC: &[u8; 4] = b"KNC1";
 
 /// What the wallet holds. With a native base token (SOL), the base holding *is* the
 /// lamports that also pay fees and rent.
@@ -115,8 +116,29 @@ pub(crate) struct Built {
     /// The slot whose blockhash it carries.
     pub blockhash_slot: u64,
     /// The last block height at which it can land (from its real blockhash, whatever
-    /// the router reported).
+    /// the router reported); unbounded on a durable nonce.
     pub last_valid: u64,
+    /// The durable nonce it is built on, if any.
+    pub nonce: Option<BuiltNonce>,
+}
+
+/// How a transaction uses the wallet's durable nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BuiltNonce {
+    /// The value it carries as its blockhash.
+    pub value: Blockhash,
+    /// Whether the nonce's advance is its first instruction: without it, the value is
+    /// taken for a recent blockhash, which it is not, and the transaction never lands.
+    pub advance_first: bool,
+    /// Whether it is a cancel (the advance alone: it swaps nothing).
+    pub cancel: bool,
+}
+
+/// The wallet's nonce account: its address and the value it held at the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NonceState {
+    pub account: NonceAccount,
+    pub initial: Blockhash,
 }
 
 /// One landing on the main fork: final once made.
@@ -131,6 +153,11 @@ pub(crate) struct Landed {
     pub fill: Fill,
     /// Before this run time, the transaction's details cannot be read.
     pub readable_at: Duration,
+    /// The nonce's new value, when the transaction was built on it (landing, even with
+    /// an error, advances it).
+    pub nonce_after: Option<Blockhash>,
+    /// Whether it was a cancel.
+    pub cancel: bool,
     delta: Delta,
 }
 
@@ -194,6 +221,7 @@ pub(crate) struct Ledger {
     tip: Holdings,
     initial: Holdings,
     fees_paid: u64,
+    nonce: Option<NonceState>,
 }
 
 /// What a swap of `amount_in` on `side` landing at a run time pays out, after the venue's
@@ -212,7 +240,60 @@ impl Ledger {
             tip: initial,
             initial,
             fees_paid: 0,
+            nonce: None,
         }
+    }
+
+    /// Opens the wallet's nonce account (its authority the wallet), holding a value
+    /// derived from the chain's first slot: values never repeat across sessions whose
+    /// slots continue.
+    pub(crate) fn open_nonce(&mut self, account: NonceAccount) {
+        let initial = self.nonce_value(self.rules.base_slot.saturating_sub(1));
+        self.nonce = Some(NonceState { account, initial });
+    }
+
+    /// The nonce account, if the wallet has one.
+    pub(crate) fn nonce_account(&self) -> Option<NonceAccount> {
+        self.nonce.map(|n| n.account)
+    }
+
+    /// The value an advance in `slot` stores: unique per slot of this chain.
+    fn nonce_value(&self, slot: u64) -> Blockhash {
+        let mut hash = [0u8; 32];
+        hash[..4].copy_from_slice(NONCE_MAGIC);
+        hash[4..12].copy_from_slice(&self.rules.seed.to_le_bytes());
+        hash[12..20].copy_from_slice(&slot.to_le_bytes());
+        hash[20..28].copy_from_slice(&crate::rng::mix64(slot ^ self.rules.seed).to_le_bytes());
+        Blockhash(hash)
+    }
+
+    /// The nonce's value as a node at `view` sees it at `commitment` (`None` without a
+    /// nonce account).
+    pub(crate) fn nonce_at(&self, view: u64, commitment: Commitment) -> Option<Blockhash> {
+        let state = self.nonce?;
+        let mut value = state.initial;
+        for l in &self.landings {
+            let seen = match commitment {
+                Commitment::Processed => l.slot <= view,
+                Commitment::Confirmed | Commitment::Finalized => l.confirm_slot <= view,
+            };
+            if seen && let Some(after) = l.nonce_after {
+                value = after;
+            }
+        }
+        Some(value)
+    }
+
+    /// The nonce's value after every landing so far.
+    pub(crate) fn nonce_tip(&self) -> Option<Blockhash> {
+        let state = self.nonce?;
+        Some(
+            self.landings
+                .iter()
+                .rev()
+                .find_map(|l| l.nonce_after)
+                .unwrap_or(state.initial),
+        )
     }
 
     /// The tip slot at run time `t`.
@@ -389,11 +470,23 @@ impl Ledger {
             // The leader of an abandoned fork holds it; this copy met the same fate.
             return CopyEnd::Forked;
         }
-        if self.height(slot) > tx.built.last_valid {
-            return CopyEnd::Expired;
-        }
-        let at = arrival.max(self.time_of(slot));
         let b = tx.built;
+        let nonce_after = match b.nonce {
+            // A durable nonce's value is no recent blockhash: without the advance first,
+            // or once the account holds another value, the transaction is refused
+            // unpaid (as an unknown blockhash). The advance stores one value per slot: a
+            // second advance in the slot of the first is refused too.
+            Some(n) => {
+                let next = self.nonce_value(slot);
+                if !n.advance_first || self.nonce_tip() != Some(n.value) || n.value == next {
+                    return CopyEnd::Expired;
+                }
+                Some(next)
+            }
+            None if self.height(slot) > b.last_valid => return CopyEnd::Expired,
+            None => None,
+        };
+        let at = arrival.max(self.time_of(slot));
         let fee = 5_000 + b.priority_fee.get();
         // The leader drops a transaction whose fee payer cannot pay and stay rent-exempt.
         if self.tip.lamports < fee.saturating_add(RENT_EXEMPT_MINIMUM) {
@@ -410,7 +503,12 @@ impl Ledger {
             return CopyEnd::Forked;
         }
         let native = self.rules.native_base;
-        let out = swap_out(at, b.side, b.amount_in);
+        let cancel = b.nonce.is_some_and(|n| n.cancel);
+        let out = if cancel {
+            0
+        } else {
+            swap_out(at, b.side, b.amount_in)
+        };
         let mut delta = Delta {
             lamports: -i128::from(fee),
             ..Delta::default()
@@ -424,16 +522,18 @@ impl Ledger {
             (Side::Sell, true) => self.tip.lamports.checked_sub(fee + b.amount_in.get()),
             _ => self.tip.lamports.checked_sub(fee),
         };
-        let status =
-            if held < b.amount_in.get() || lamports_after.is_none_or(|l| l < RENT_EXEMPT_MINIMUM) {
-                LedgerStatus::InsufficientFunds
-            } else if out < b.min_out.get() {
-                LedgerStatus::SlippageExceeded
-            } else {
-                LedgerStatus::Ok
-            };
+        let status = if cancel {
+            LedgerStatus::Ok
+        } else if held < b.amount_in.get() || lamports_after.is_none_or(|l| l < RENT_EXEMPT_MINIMUM)
+        {
+            LedgerStatus::InsufficientFunds
+        } else if out < b.min_out.get() {
+            LedgerStatus::SlippageExceeded
+        } else {
+            LedgerStatus::Ok
+        };
         let ok = status == LedgerStatus::Ok;
-        if ok {
+        if ok && !cancel {
             let amount_in = i128::from(b.amount_in.get());
             let out = i128::from(out);
             match (b.side, native) {
@@ -482,6 +582,8 @@ impl Ledger {
             status,
             fill,
             readable_at: at.saturating_add(fill_delay),
+            nonce_after,
+            cancel,
             delta,
         });
         if let Some(t) = self.txs.get_mut(&signature) {
@@ -512,6 +614,8 @@ impl Ledger {
             status,
             fill,
             readable_at: Duration::ZERO,
+            nonce_after: None,
+            cancel: false,
             delta: Delta::default(),
         });
         self.txs.insert(
@@ -525,6 +629,7 @@ impl Ledger {
                     priority_fee: Lamports::new(0),
                     blockhash_slot: slot,
                     last_valid: slot,
+                    nonce: None,
                 },
                 landed: Some(index),
                 phantom: None,

@@ -54,9 +54,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kyzlo_application::clock::Clock;
 use kyzlo_application::ports::{
-    Balances, Blockhash, Chain, Commitment, Fill, HealthProbe, Observed, Pair, PortError, Quote,
-    QuoteRequest, RecentBlockhash, Side, SignedTransaction, Signer, StatusLookup, SwapRequest,
-    SwapRouter, TxStatus, UnsignedTransaction, WalletAddress,
+    Balances, Blockhash, Chain, Commitment, DurableNonce, Fill, HealthProbe, NonceAccount,
+    Observed, Pair, PortError, Quote, QuoteRequest, RecentBlockhash, Side, SignedTransaction,
+    Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus, UnsignedTransaction, WalletAddress,
 };
 use kyzlo_domain::{ErrorClass, Lamports, TokenAmount, TxSignature};
 
@@ -69,7 +69,8 @@ pub use crate::wallet::{HeightSource, LedgerEntry, LedgerStatus, PaperWallet, Si
 use cluster::{Cluster, NodeView};
 pub use ledger::RENT_EXEMPT_MINIMUM;
 use ledger::{
-    BLOCKHASH_LIFE, Built, ChainRules, FINALIZE_SLOTS, Holdings, Landed, Ledger, SwapOut,
+    BLOCKHASH_LIFE, Built, BuiltNonce, ChainRules, FINALIZE_SLOTS, Holdings, Landed, Ledger,
+    SwapOut,
 };
 
 /// The network fee of every landed transaction, besides its priority fee.
@@ -146,6 +147,8 @@ pub struct Landing {
     pub ok: bool,
     /// Its on-chain error when it failed.
     pub error: Option<ErrorClass>,
+    /// Whether it was a cancel (a durable nonce's advance alone: it swaps nothing).
+    pub cancel: bool,
 }
 
 #[derive(Debug)]
@@ -277,6 +280,23 @@ impl SimVenue {
         self
     }
 
+    /// Gives the wallet the durable nonce account `account` (its authority the wallet),
+    /// so that transactions can be built on it ([`SwapRequest::nonce`]).
+    #[must_use]
+    pub fn with_nonce_account(self, account: NonceAccount) -> Self {
+        self.lock().ledger.open_nonce(account);
+        self
+    }
+
+    /// The wallet's nonce account's value now (after every landing), if it has one.
+    #[must_use]
+    pub fn nonce_value(&self) -> Option<Blockhash> {
+        let now = self.run_time();
+        let mut s = self.lock();
+        self.settle(&mut s, now);
+        s.ledger.nonce_tip()
+    }
+
     /// Sends every send and landing to `trace`.
     #[must_use]
     pub fn with_trace(mut self, trace: Arc<Trace>) -> Self {
@@ -338,6 +358,7 @@ impl SimVenue {
                 fee: l.fill.fee,
                 ok: l.status == LedgerStatus::Ok,
                 error: l.status.error(),
+                cancel: l.cancel,
             })
             .collect()
     }
@@ -386,6 +407,10 @@ impl SimVenue {
     pub fn dead_after(&self, signature: TxSignature) -> Option<Duration> {
         let mut s = self.lock();
         let built = s.ledger.built(&signature)?;
+        if built.nonce.is_some() {
+            // Only the nonce's value bounds it: no height does.
+            return None;
+        }
         let mut slot = s.ledger.slot_at(self.run_time());
         while s.ledger.height(slot) <= built.last_valid {
             slot += 1;

@@ -48,6 +48,9 @@ impl SwapRouter for SimVenue {
     async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError> {
         const OP: &str = "sim.build_swap";
         let node = self.gate(OP, false).await?;
+        if let Some(nonce) = request.nonce {
+            return self.build_on_nonce(OP, nonce, node.tip, Some(request), request.priority_fee);
+        }
         let slots = u64::from(request.expiry_slots.unwrap_or(DEFAULT_EXPIRY_SLOTS));
         let mut s = self.lock();
         let router = s.cluster.router_node();
@@ -87,11 +90,85 @@ impl SwapRouter for SimVenue {
                 priority_fee: request.priority_fee,
                 blockhash_slot,
                 last_valid,
+                nonce: None,
             },
         );
         Ok(UnsignedTransaction {
             bytes: self.encode(id),
             last_valid_block_height: claimed,
+            priority_fee: None,
+        })
+    }
+
+    async fn build_cancel(
+        &self,
+        nonce: DurableNonce,
+        priority_fee: Lamports,
+    ) -> Result<UnsignedTransaction, PortError> {
+        const OP: &str = "sim.build_cancel";
+        let tip = {
+            let now = self.run_time();
+            self.lock().ledger.slot_at(now)
+        };
+        let unsigned = self.build_on_nonce(OP, nonce, tip, None, priority_fee)?;
+        Ok(UnsignedTransaction {
+            priority_fee: Some(priority_fee),
+            ..unsigned
+        })
+    }
+}
+
+impl SimVenue {
+    /// A transaction on the wallet's durable nonce, its advance first: the swap of
+    /// `request`, or a cancel (the advance alone) without one. It never expires; only
+    /// the nonce's value decides whether it can land.
+    fn build_on_nonce(
+        &self,
+        op: &'static str,
+        nonce: DurableNonce,
+        tip: u64,
+        request: Option<&SwapRequest>,
+        priority_fee: Lamports,
+    ) -> Result<UnsignedTransaction, PortError> {
+        let mut s = self.lock();
+        if s.ledger.nonce_account() != Some(nonce.account) {
+            return Err(SimError::UnknownNonceAccount.to_port(op));
+        }
+        let height = s.ledger.height(tip);
+        if let Some(paper) = s.paper.as_mut() {
+            paper.note_last_valid(height).map_err(|e| e.to_port(op))?;
+        }
+        let id = s.next_id;
+        s.next_id += 1;
+        let signature = self.signature_of(id);
+        s.ids.insert(id, signature);
+        let (side, amount_in, min_out) = match request {
+            Some(r) => (
+                r.quote.request.side,
+                r.quote.request.amount_in,
+                r.quote.min_out,
+            ),
+            None => (Side::Sell, TokenAmount::ZERO, TokenAmount::ZERO),
+        };
+        s.ledger.insert(
+            signature,
+            Built {
+                side,
+                amount_in,
+                min_out,
+                priority_fee,
+                blockhash_slot: tip,
+                last_valid: u64::MAX,
+                nonce: Some(BuiltNonce {
+                    value: nonce.value,
+                    advance_first: true,
+                    cancel: request.is_none(),
+                }),
+            },
+        );
+        Ok(UnsignedTransaction {
+            bytes: self.encode(id),
+            last_valid_block_height: u64::MAX,
             priority_fee: None,
         })
     }
@@ -116,7 +193,9 @@ impl Signer for SimVenue {
         Ok(SignedTransaction {
             bytes: Arc::from(unsigned.bytes.as_slice()),
             signature,
-            blockhash: self.blockhash_of(built.blockhash_slot),
+            blockhash: built
+                .nonce
+                .map_or_else(|| self.blockhash_of(built.blockhash_slot), |n| n.value),
             last_valid_block_height: unsigned.last_valid_block_height,
         })
     }

@@ -202,7 +202,15 @@ impl SimVenue {
         view: u64,
     ) -> Result<(), SimError> {
         let height = s.ledger.height(view);
-        if built.blockhash_slot > view || height > built.last_valid {
+        if let Some(nonce) = built.nonce {
+            // The node checks the value its own view holds: a node behind an advance
+            // still accepts (and forwards) what the leader will refuse.
+            if !nonce.advance_first
+                || s.ledger.nonce_at(view, Commitment::Processed) != Some(nonce.value)
+            {
+                return Err(SimError::NonceMismatch);
+            }
+        } else if built.blockhash_slot > view || height > built.last_valid {
             return Err(SimError::BlockhashExpired {
                 last_valid: built.last_valid,
                 height,
@@ -215,6 +223,9 @@ impl SimVenue {
                 held: held.lamports,
                 fee,
             });
+        }
+        if built.nonce.is_some_and(|n| n.cancel) {
+            return Ok(());
         }
         let native = self.pair.native_base;
         let (have, need) = match built.side {

@@ -9,6 +9,7 @@
 //! attempt starts, but a live one is tracked, with everything known of it, until it
 //! resolves.
 
+mod nonce;
 mod prepare;
 mod settings;
 mod track;
@@ -172,7 +173,11 @@ impl Engine {
             job,
             kind,
             settings,
-            sm: ExitStateMachine::new(),
+            sm: if settings.nonce.is_some() {
+                ExitStateMachine::on_durable_nonce()
+            } else {
+                ExitStateMachine::new()
+            },
             started: self.venue.clock.now(),
             priority_fees: Lamports::new(0),
             last_error: None,
@@ -247,6 +252,9 @@ impl Run<'_> {
 
         let deadline = ExitDeadline::new(self.started, self.settings.deadline);
         let mut budget = RetryBudget::new(self.settings.policy, self.started);
+        if let Some(nonce) = self.settings.nonce {
+            return self.go_nonce(nonce, deadline, budget).await;
+        }
         loop {
             let now = v.clock.now();
             if !deadline.is_within(now) {
@@ -277,7 +285,7 @@ impl Run<'_> {
                 .budget_end()
                 .saturating_sub(life)
                 .min(deadline.expires_at());
-            let prepared = match self.prepare(rung, attempt, until).await {
+            let prepared = match self.prepare(rung, attempt, until, None).await {
                 Ok(p) => p,
                 Err(e) => {
                     self.last_error = Some(e.class);

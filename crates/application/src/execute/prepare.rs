@@ -1,8 +1,10 @@
 //! Preparing one attempt: the amount (a full exit quotes the on-chain balance, less the
 //! fee reserve when the input is SOL), a quote on the rung's slippage, the swap built
 //! with a short blockhash life, signed, and its blockhash checked on our own view of the
-//! chain, whose context slot anchors every later proof of the attempt's death. Retried
-//! as one unit: nothing here has been sent, so throwing a preparation away is safe.
+//! chain, whose context slot anchors every later proof of the attempt's death. On a
+//! durable nonce the swap is built on the nonce's value instead, and nothing expires.
+//! Retried as one unit: nothing here has been sent, so throwing a preparation away is
+//! safe.
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use kyzlo_domain::retry::RetryPolicy;
 use kyzlo_domain::{ErrorClass, Lamports, Timestamp, TokenAmount, unit_interval};
 
 use super::{Amount, Run};
-use crate::ports::{PortError, QuoteRequest, Side, SignedTransaction, SwapRequest};
+use crate::ports::{DurableNonce, PortError, QuoteRequest, Side, SignedTransaction, SwapRequest};
 
 /// An attempt ready to journal and send.
 pub(super) struct Prepared {
@@ -19,7 +21,8 @@ pub(super) struct Prepared {
     pub amount_in: TokenAmount,
     /// The least the swap accepts: a lower bound of what a landing receives.
     pub min_out: TokenAmount,
-    /// A context slot at which our node saw the blockhash valid.
+    /// A context slot at which our node saw the blockhash valid (on a durable nonce: the
+    /// context slot of the read that found its value).
     pub valid_at_slot: u64,
     /// When the blockhash is expected to expire (from the router's last valid height):
     /// when to start proving the attempt dead.
@@ -39,6 +42,7 @@ impl Run<'_> {
         rung: Rung,
         attempt: u32,
         until: Timestamp,
+        nonce: Option<(DurableNonce, u64)>,
     ) -> Result<Prepared, PortError> {
         let v = self.venue;
         let backoff = RetryPolicy {
@@ -53,16 +57,20 @@ impl Run<'_> {
             let left = until.saturating_since(v.clock.now());
             let call_time = self.settings.prepare_call_timeout.min(left);
             tries = tries.saturating_add(1);
-            let error =
-                match tokio::time::timeout(call_time, self.prepare_once(rung, attempt)).await {
-                    Ok(Ok(prepared)) => return Ok(prepared),
-                    Ok(Err(error)) => error,
-                    Err(_) => PortError::new(
-                        "prepare",
-                        ErrorClass::RpcTimeout,
-                        format!("no transaction prepared within {call_time:?}"),
-                    ),
-                };
+            let error = match tokio::time::timeout(
+                call_time,
+                self.prepare_once(rung, attempt, nonce),
+            )
+            .await
+            {
+                Ok(Ok(prepared)) => return Ok(prepared),
+                Ok(Err(error)) => error,
+                Err(_) => PortError::new(
+                    "prepare",
+                    ErrorClass::RpcTimeout,
+                    format!("no transaction prepared within {call_time:?}"),
+                ),
+            };
             if !error.class.is_retryable() {
                 return Err(error);
             }
@@ -109,7 +117,12 @@ impl Run<'_> {
         Ok(amount)
     }
 
-    async fn prepare_once(&self, rung: Rung, attempt: u32) -> Result<Prepared, PortError> {
+    async fn prepare_once(
+        &self,
+        rung: Rung,
+        attempt: u32,
+        nonce: Option<(DurableNonce, u64)>,
+    ) -> Result<Prepared, PortError> {
         let v = self.venue;
         let amount_in = self.amount_in().await?;
         let quote = v
@@ -129,10 +142,29 @@ impl Run<'_> {
                 priority_fee: rung.priority_fee,
                 expiry_slots: Some(expiry_slots),
                 attempt,
-                nonce: None,
+                nonce: nonce.map(|(n, _)| n),
             })
             .await?;
         let signed = v.signer.sign(&unsigned)?;
+        let priority_fee = unsigned.priority_fee.unwrap_or(rung.priority_fee);
+        if let Some((nonce, read_at_slot)) = nonce {
+            // Its life is the nonce's: it can land until the value moves on, whenever.
+            if signed.blockhash != nonce.value {
+                return Err(PortError::new(
+                    "prepare",
+                    ErrorClass::Unknown,
+                    "the router's transaction does not carry the durable nonce's value",
+                ));
+            }
+            return Ok(Prepared {
+                signed,
+                amount_in,
+                min_out,
+                valid_at_slot: read_at_slot,
+                expected_expiry: Timestamp::from_micros(u64::MAX),
+                priority_fee,
+            });
+        }
         // The router's blockhash, checked on our own view: its context slot is where the
         // proof of this attempt's death starts from. A node that does not know it yet (or
         // a router that handed out a stale one) means a new build, never a send.
@@ -166,7 +198,7 @@ impl Run<'_> {
             min_out,
             valid_at_slot: valid.context_slot,
             expected_expiry: v.clock.now().saturating_add(life),
-            priority_fee: unsigned.priority_fee.unwrap_or(rung.priority_fee),
+            priority_fee,
         })
     }
 }

@@ -58,7 +58,7 @@ impl Live {
 /// node simulated it and it cannot succeed as built (slippage, funds, a malformed or
 /// unsigned transaction). `BlockhashNotFound` does not: a node behind the blockhash says
 /// it, and another node may forward the same bytes; expiry is for the proof to show.
-fn refusal_resolves(class: ErrorClass) -> bool {
+pub(super) fn refusal_resolves(class: ErrorClass) -> bool {
     !class.may_still_land() && class != ErrorClass::BlockhashExpired
 }
 

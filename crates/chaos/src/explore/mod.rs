@@ -118,6 +118,13 @@ impl Exploration {
             t.landings,
             self.elapsed.as_secs_f64()
         );
+        if t.cancels + t.nonce_crashes > 0 {
+            let _ = writeln!(
+                out,
+                "on the durable nonce: {} cancels, {} crashes with an attempt on it unresolved",
+                t.cancels, t.nonce_crashes
+            );
+        }
         let _ = writeln!(out, "{} runs, {} violations", self.runs, self.violations());
         out
     }
@@ -126,6 +133,18 @@ impl Exploration {
 /// Runs seeds `seed .. seed + runs` with `without` turned off, on `threads` threads.
 #[must_use]
 pub fn explore(runs: u64, seed: u64, threads: usize, without: &[Knob]) -> Exploration {
+    explore_in(runs, seed, threads, without, false)
+}
+
+/// [`explore`], in nonce mode when `durable_nonce` ([`Schedule::on_durable_nonce`]).
+#[must_use]
+pub fn explore_in(
+    runs: u64,
+    seed: u64,
+    threads: usize,
+    without: &[Knob],
+    durable_nonce: bool,
+) -> Exploration {
     let started = Instant::now();
     let threads = threads.clamp(1, 64) as u64;
     let chunk = runs.div_ceil(threads).max(1);
@@ -139,7 +158,10 @@ pub fn explore(runs: u64, seed: u64, threads: usize, without: &[Knob]) -> Explor
                     let mut failures = Vec::new();
                     let mut totals = RunStats::default();
                     for i in start..end {
-                        let schedule = Schedule::with_knobs_off(seed.wrapping_add(i), without);
+                        let mut schedule = Schedule::with_knobs_off(seed.wrapping_add(i), without);
+                        if durable_nonce {
+                            schedule = schedule.on_durable_nonce();
+                        }
                         let verdict = verify(&schedule);
                         add(&mut totals, verdict.stats);
                         if !verdict.violations.is_empty() {
@@ -172,6 +194,8 @@ pub fn explore(runs: u64, seed: u64, threads: usize, without: &[Knob]) -> Explor
 }
 
 fn add(into: &mut RunStats, s: RunStats) {
+    into.cancels += s.cancels;
+    into.nonce_crashes += s.nonce_crashes;
     into.starts += s.starts;
     into.crashes += s.crashes;
     into.landings += s.landings;

@@ -216,6 +216,9 @@ pub struct Schedule {
     pub journal_failures: f64,
     /// The bot's exit deadline.
     pub exit_deadline: Duration,
+    /// Nonce mode: the wallet has a durable nonce account and the bot builds every
+    /// attempt (entries and exits) on it.
+    pub durable_nonce: bool,
 }
 
 /// The exit deadline when the schedule does not tighten it.
@@ -360,6 +363,7 @@ impl Schedule {
             operator,
             journal_failures,
             exit_deadline,
+            durable_nonce: false,
         }
     }
 
@@ -392,6 +396,29 @@ impl Schedule {
             })
             .collect();
         schedule
+    }
+
+    /// Nonce mode in this world, with one more kill drawn for it: in the middle of an
+    /// exit, at any moment up to a few seconds past its deadline, so that lives end
+    /// between an attempt's send and the cancel, and around the cancel itself.
+    #[must_use]
+    pub fn on_durable_nonce(mut self) -> Self {
+        let mut rng = SimRng::keyed(self.seed, 0x6578_706c, 45);
+        let nth = u32::try_from(rng.next_u64() % 3).unwrap_or(0);
+        let until = self.exit_deadline.as_secs_f64() + 4.0;
+        self.crashes.push(Crash {
+            point: CrashPoint::InExit {
+                nth,
+                delay: secs(&mut rng, 0.0, until),
+            },
+            downtime: if chance(&mut rng, 0.5) {
+                secs(&mut rng, 0.0, 2.0)
+            } else {
+                secs(&mut rng, 2.0, 40.0)
+            },
+        });
+        self.durable_nonce = true;
+        self
     }
 
     /// The world of `seed` with `without` turned off.
@@ -472,6 +499,9 @@ impl Schedule {
     #[must_use]
     pub fn replay_command(&self) -> String {
         let mut cmd = format!("kyzlo verify --seed {} --runs 1", self.seed);
+        if self.durable_nonce {
+            cmd.push_str(" --nonce");
+        }
         if !self.without.is_empty() {
             let knobs: Vec<String> = self.without.iter().map(Knob::to_string).collect();
             cmd.push_str(&format!(" --without {}", knobs.join(",")));

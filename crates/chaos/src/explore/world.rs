@@ -17,7 +17,7 @@ use kyzlo_adapters_sim::venue::{SimVenue, SimWallet};
 use kyzlo_application::bot::{Bot, BotPorts, BotSettings};
 use kyzlo_application::clock::Clock;
 use kyzlo_application::control::ApprovalKey;
-use kyzlo_application::execute::ExecutionSettings;
+use kyzlo_application::execute::{ExecutionSettings, NonceSettings};
 use kyzlo_application::gateway::GatewayMode;
 use kyzlo_application::guard::GuardLimits;
 use kyzlo_application::journal::Journal;
@@ -32,6 +32,7 @@ use super::journal::{JournalLog, TracedJournal};
 use super::schedule::{CrashPoint, HORIZON, OperatorAction, Schedule};
 use super::store::{DurableStore, Ending, MemoryStore};
 use crate::invariants::{Evidence, Life, Start};
+use crate::runner::NONCE_ACCOUNT;
 
 /// The approval key the explorer's operator holds.
 const APPROVAL_KEY: &str = "explorer-approval-key-0123456789";
@@ -54,6 +55,10 @@ pub struct RunStats {
     pub landings: u32,
     /// Intents journaled.
     pub intents: u32,
+    /// Cancels journaled (nonce mode).
+    pub cancels: u32,
+    /// Crashes with an attempt on the nonce unresolved (nonce mode).
+    pub nonce_crashes: u32,
 }
 
 #[derive(Default)]
@@ -95,6 +100,14 @@ impl RecordingAlerts {
 /// exit deadline.
 #[must_use]
 pub fn settings(schedule: &Schedule) -> BotSettings {
+    // The wait before the next rung is sent beside the previous: anywhere from almost at
+    // once to longer than most attempts take.
+    let nonce = schedule.durable_nonce.then(|| NonceSettings {
+        escalate_after: Duration::from_millis(
+            100 + kyzlo_adapters_sim::rng::mix64(schedule.seed ^ 0x6e6f_6e63) % 3_000,
+        ),
+        ..NonceSettings::on(NONCE_ACCOUNT)
+    });
     let exit_plan = ExitPlanConfig {
         stop_loss: Bps::new(200).unwrap_or_default(),
         trailing_activation: Bps::new(150).ok(),
@@ -113,9 +126,13 @@ pub fn settings(schedule: &Schedule) -> BotSettings {
         exit_plan,
         exit: ExecutionSettings {
             deadline: schedule.exit_deadline,
+            nonce,
             ..ExecutionSettings::exit_defaults()
         },
-        entry: ExecutionSettings::entry_defaults(EscalationLadder::default_ladder()),
+        entry: ExecutionSettings {
+            nonce,
+            ..ExecutionSettings::entry_defaults(EscalationLadder::default_ladder())
+        },
         // The seed's breaker on every dependency; prices, quotes and reads cut at
         // 2 s, sends at 200 ms (the rebroadcast gives a cut send another chance).
         guard: GuardLimits::new(
@@ -199,10 +216,12 @@ impl<'s> World<'s> {
         let market = Arc::new(SimMarket::starting_now(path, clock));
         let trace = Arc::new(Trace::new());
         let faults = Arc::new(FaultSchedule::new(schedule.faults.clone(), schedule.seed));
-        let venue = Arc::new(
-            SimVenue::new(market.clone(), faults, wallet(), clock, Pair::SOL_USDC)
-                .with_trace(trace.clone()),
-        );
+        let mut venue = SimVenue::new(market.clone(), faults, wallet(), clock, Pair::SOL_USDC)
+            .with_trace(trace.clone());
+        if schedule.durable_nonce {
+            venue = venue.with_nonce_account(NONCE_ACCOUNT);
+        }
+        let venue = Arc::new(venue);
         let log = Arc::new(JournalLog::new(
             trace.clone(),
             clock,
@@ -504,6 +523,15 @@ impl<'s> World<'s> {
         if let End::Crashed(i) = end {
             self.pending_crashes.retain(|c| *c != i);
             self.stats.crashes += 1;
+            let settled = self.log.settled_at();
+            if self
+                .store
+                .attempts()
+                .iter()
+                .any(|(a, o)| a.nonce.is_some() && o.is_none() && !settled.contains_key(&a.intent))
+            {
+                self.stats.nonce_crashes += 1;
+            }
         }
         self.lives.push(Life {
             from,
@@ -559,6 +587,12 @@ impl<'s> World<'s> {
         }
         let intents = self.store.intents();
         self.stats.intents = intents.len() as u32;
+        self.stats.cancels = self
+            .store
+            .attempts()
+            .iter()
+            .filter(|(a, _)| a.nonce.is_some_and(|n| n.cancel))
+            .count() as u32;
         self.stats.landings = self.landings();
         let evidence = Evidence {
             trace: self.trace.events(),
@@ -572,6 +606,7 @@ impl<'s> World<'s> {
             lives: self.lives,
             exit_bound: exit_bound(&self.schedule),
             reconciled,
+            nonce_value: self.venue.nonce_value(),
         };
         (evidence, self.stats)
     }

@@ -12,13 +12,14 @@ use kyzlo_adapters_sim::trace::{Trace, TraceEvent};
 use kyzlo_adapters_sim::venue::{EndpointClient, SimVenue, SimWallet};
 use kyzlo_application::bot::{Bot, BotPorts, BotSettings};
 use kyzlo_application::clock::Clock;
-use kyzlo_application::execute::ExecutionSettings;
+use kyzlo_application::execute::{ExecutionSettings, NonceSettings};
 use kyzlo_application::gateway::GatewayMode;
 use kyzlo_application::guard::GuardLimits;
 use kyzlo_application::journal::{
     IntentAction, IntentOutcome, Journal, MemoryJournal, PositionRecord,
 };
 use kyzlo_application::orchestrator::ProtectiveExits;
+use kyzlo_application::ports::NonceAccount;
 use kyzlo_application::ports::{
     Alert, AlertSink, Chain, Commitment, Pair, PortError, QuoteRequest, Side, Signer, StatusLookup,
     SwapRequest, SwapRouter,
@@ -154,6 +155,9 @@ fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("a current-thread runtime")
 }
+
+/// kyzlo's nonce account in nonce mode.
+pub const NONCE_ACCOUNT: NonceAccount = NonceAccount([0x4E; 32]);
 
 /// Runs the three policies on the path and fault schedule of `seed`.
 #[must_use]

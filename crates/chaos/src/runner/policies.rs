@@ -21,16 +21,22 @@ pub(super) async fn run_kyzlo(
     let clock = Clock::new();
     let market = Arc::new(SimMarket::starting_now(Arc::clone(path), clock));
     let trace = Arc::new(Trace::new());
-    let venue = Arc::new(
-        SimVenue::new(
-            Arc::clone(&market),
-            Arc::clone(schedule),
-            wallet(size),
-            clock,
-            Pair::SOL_USDC,
-        )
-        .with_trace(Arc::clone(&trace)),
-    );
+    let mut venue = SimVenue::new(
+        Arc::clone(&market),
+        Arc::clone(schedule),
+        wallet(size),
+        clock,
+        Pair::SOL_USDC,
+    )
+    .with_trace(Arc::clone(&trace));
+    if scenario.durable_nonce {
+        venue = venue.with_nonce_account(NONCE_ACCOUNT);
+    }
+    let venue = Arc::new(venue);
+    let mut exit = ExecutionSettings::exit_defaults();
+    if scenario.durable_nonce {
+        exit.nonce = Some(NonceSettings::on(NONCE_ACCOUNT));
+    }
     let journal = Arc::new(MemoryJournal::new());
     let position = PositionId(1);
     let opened = journal
@@ -62,7 +68,7 @@ pub(super) async fn run_kyzlo(
             pair: Pair::SOL_USDC,
             strategy: MeanReversionConfig::default(),
             exit_plan: stop_only(scenario.stop_loss_bps),
-            exit: ExecutionSettings::exit_defaults(),
+            exit,
             entry: ExecutionSettings::entry_defaults(
                 kyzlo_domain::EscalationLadder::default_ladder(),
             ),

@@ -421,6 +421,7 @@ pub fn from_toml(text: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         tick: Duration::from_secs(1),
         blackouts_after_stop,
         outages_around_stop,
+        durable_nonce: false,
     })
 }
 
