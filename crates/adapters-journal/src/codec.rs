@@ -10,8 +10,9 @@ use rusqlite::types::ValueRef;
 use crate::error::{JournalError, VALUE_EXCERPT_LIMIT, truncate};
 
 pub(crate) use kyzlo_application::journal::text::{
-    blockhash_text, parse_blockhash, parse_error_class, parse_exit_kind, parse_halt_cause,
-    parse_reduce_only_cause, parse_side, parse_signature, signature_text,
+    blockhash_text, nonce_account_text, parse_blockhash, parse_error_class, parse_exit_kind,
+    parse_halt_cause, parse_nonce_account, parse_reduce_only_cause, parse_side, parse_signature,
+    signature_text,
 };
 
 /// `value` as an SQLite INTEGER, refusing what does not fit instead of wrapping.

@@ -113,6 +113,18 @@ pub enum JournalError {
         /// The intent named.
         intent: u64,
     },
+    /// An attempt on a durable nonce whose blockhash is not the nonce's value: such a
+    /// transaction carries the value as its blockhash, and the journal stores it once
+    /// (as the blockhash), so the record cannot be stored as it is; nothing was written.
+    #[error(
+        "intent {intent} attempt {attempt} refused: its blockhash is not the value of the durable nonce it is built on"
+    )]
+    NonceNotBlockhash {
+        /// The intent.
+        intent: u64,
+        /// The attempt.
+        attempt: u32,
+    },
     /// An unresolved attempt recorded by a kyzlo from before blockhash tracking: its fate
     /// cannot be proven by this version.
     #[error(

@@ -113,6 +113,18 @@ const MIGRATIONS: &[&str] = &[
         recorded_at_ms  INTEGER NOT NULL
     );
     ",
+    // 3: durable nonces. An attempt built on a durable nonce never expires; what proves
+    // it dead is its nonce account holding another value, so the account is kept beside
+    // the attempt (base58; NULL for an attempt on a recent blockhash). The value it
+    // carries is the `blockhash` column already: a nonce transaction's message carries
+    // the nonce's value as its blockhash. `cancel` (0 or 1) marks the intent's cancel, a
+    // transaction that only advances the nonce so that nothing else on its value can
+    // land. Rows written before this step were all on recent blockhashes, which is what
+    // NULL and the default 0 say; no row is rewritten.
+    "
+    ALTER TABLE attempts ADD COLUMN nonce_account TEXT;
+    ALTER TABLE attempts ADD COLUMN cancel INTEGER NOT NULL DEFAULT 0;
+    ",
 ];
 
 /// The schema version this build writes (`PRAGMA user_version`): the number of migration
@@ -167,4 +179,130 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), JournalE
             .map_err(migration(version))?;
     }
     tx.commit().map_err(migration(known))
+}
+
+#[cfg(test)]
+mod tests {
+    use kyzlo_application::journal::{
+        AttemptOutcome, AttemptRecord, IntentAction, IntentRecord, Journal as _, NonceUse,
+    };
+    use kyzlo_application::ports::{Blockhash, DurableNonce, NonceAccount, Side};
+    use kyzlo_domain::{
+        ExitKind, IntentId, Lamports, PositionId, Slippage, Timestamp, TokenAmount, TxSignature,
+    };
+    use rusqlite::params;
+
+    use super::*;
+    use crate::{SqliteJournal, codec};
+
+    fn attempt(number: u32) -> AttemptRecord {
+        AttemptRecord {
+            intent: IntentId(2),
+            attempt: number,
+            signature: TxSignature([u8::try_from(number).unwrap(); 64]),
+            blockhash: Blockhash([0x30 + u8::try_from(number).unwrap(); 32]),
+            valid_at_slot: 280 + u64::from(number),
+            last_valid_block_height: 300 + u64::from(number),
+            slippage: Slippage::from_bps(100).unwrap(),
+            priority_fee: Lamports::new(5_000 * u64::from(number)),
+            amount_in: TokenAmount::new(1_000),
+            min_out: TokenAmount::new(950),
+            sent_at: Timestamp::from_micros(7 + u64::from(number)),
+            nonce: None,
+        }
+    }
+
+    /// Writes `attempt` as a version-2 build did: no nonce columns exist yet.
+    fn insert_as_version_2(conn: &Connection, a: &AttemptRecord, outcome: Option<&str>) {
+        conn.execute(
+            "INSERT INTO attempts (intent_id, attempt, signature, blockhash, valid_at_slot,
+                                   last_valid_block_height, slippage_bps,
+                                   priority_fee_lamports, amount_in, min_out, sent_at_us,
+                                   outcome, recorded_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 1)",
+            params![
+                i64::try_from(a.intent.0).unwrap(),
+                a.attempt,
+                codec::signature_text(&a.signature),
+                codec::blockhash_text(&a.blockhash),
+                i64::try_from(a.valid_at_slot).unwrap(),
+                i64::try_from(a.last_valid_block_height).unwrap(),
+                a.slippage.bps().get(),
+                i64::try_from(a.priority_fee.get()).unwrap(),
+                i64::try_from(a.amount_in.get()).unwrap(),
+                i64::try_from(a.min_out.get()).unwrap(),
+                i64::try_from(a.sent_at.as_micros()).unwrap(),
+                outcome,
+            ],
+        )
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_2_file_with_attempts_migrates_and_reads_them_back_without_a_nonce() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kyzlo.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for step in &MIGRATIONS[..2] {
+                conn.execute_batch(step).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute(
+                "INSERT INTO intents (id, position_id, action, exit_kind, side, amount_in,
+                                      created_at_us, recorded_at_ms)
+                 VALUES (2, 1, 'exit', 'stop_loss', 'sell', 1000, 5, 1)",
+                [],
+            )
+            .unwrap();
+            insert_as_version_2(&conn, &attempt(1), Some("expired"));
+            insert_as_version_2(&conn, &attempt(2), None);
+        }
+
+        let journal = SqliteJournal::open(&path).unwrap();
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let intent = IntentRecord {
+            intent: IntentId(2),
+            position: PositionId(1),
+            action: IntentAction::Exit(ExitKind::StopLoss),
+            side: Side::Sell,
+            amount_in: TokenAmount::new(1_000),
+            created_at: Timestamp::from_micros(5),
+        };
+        let expected = vec![
+            (attempt(1), Some(AttemptOutcome::Expired)),
+            (attempt(2), None),
+        ];
+        let snapshot = journal.load().await.unwrap();
+        assert_eq!(snapshot.unresolved.len(), 1);
+        assert_eq!(snapshot.unresolved[0].intent, intent);
+        assert_eq!(snapshot.unresolved[0].attempts, expected);
+        let history = journal.exit_history(10).await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].attempts, expected);
+
+        // The migrated file takes the next attempt's nonce.
+        let nonce = DurableNonce {
+            account: NonceAccount([0x4E; 32]),
+            value: Blockhash([0xC0; 32]),
+        };
+        let on_nonce = AttemptRecord {
+            blockhash: nonce.value,
+            nonce: Some(NonceUse {
+                nonce,
+                cancel: false,
+            }),
+            ..attempt(3)
+        };
+        journal.record_attempt(&on_nonce).await.unwrap();
+        let snapshot = journal.load().await.unwrap();
+        assert_eq!(
+            snapshot.unresolved[0].attempts.last(),
+            Some(&(on_nonce, None))
+        );
+    }
 }

@@ -11,8 +11,9 @@ use tokio_postgres::Row;
 use crate::error::{PgError, VALUE_EXCERPT_LIMIT, truncate};
 
 pub(crate) use kyzlo_application::journal::text::{
-    blockhash_text, parse_blockhash, parse_error_class, parse_exit_kind, parse_halt_cause,
-    parse_reduce_only_cause, parse_side, parse_signature, signature_text,
+    blockhash_text, nonce_account_text, parse_blockhash, parse_error_class, parse_exit_kind,
+    parse_halt_cause, parse_nonce_account, parse_reduce_only_cause, parse_side, parse_signature,
+    signature_text,
 };
 
 /// `value` as a BIGINT, refusing what does not fit instead of wrapping.
@@ -100,6 +101,12 @@ impl<'r> Cols<'r> {
     /// A DOUBLE PRECISION.
     pub(crate) fn f64(&self, column: &'static str) -> Result<f64, PgError> {
         self.get::<Option<f64>>(column)?
+            .ok_or_else(|| self.corrupt(column, "NULL"))
+    }
+
+    /// A non-NULL BOOLEAN.
+    pub(crate) fn bool(&self, column: &'static str) -> Result<bool, PgError> {
+        self.get::<Option<bool>>(column)?
             .ok_or_else(|| self.corrupt(column, "NULL"))
     }
 

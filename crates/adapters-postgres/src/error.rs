@@ -112,6 +112,18 @@ pub enum PgError {
         /// The value refused.
         value: u64,
     },
+    /// An attempt on a durable nonce whose blockhash is not the nonce's value: such a
+    /// transaction carries the value as its blockhash, and the journal stores it once
+    /// (as the blockhash), so the record cannot be stored as it is; nothing was written.
+    #[error(
+        "intent {intent} attempt {attempt} refused: its blockhash is not the value of the durable nonce it is built on"
+    )]
+    NonceNotBlockhash {
+        /// The intent.
+        intent: u64,
+        /// The attempt.
+        attempt: u32,
+    },
     /// An attempt or a transition names an intent that was never journaled.
     #[error("{table} row refused: intent {intent} was never journaled")]
     UnknownIntent {

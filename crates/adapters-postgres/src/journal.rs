@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Object, Transaction};
 use kyzlo_application::journal::{
     AttemptOutcome, AttemptRecord, IntentAction, IntentHistory, IntentOutcome, IntentRecord,
-    Journal, JournalSnapshot, PositionRecord,
+    Journal, JournalSnapshot, NonceUse, PositionRecord,
 };
 use kyzlo_application::ports::PortError;
 use kyzlo_domain::exit_state::Transition;
@@ -209,6 +209,7 @@ impl PgJournal {
         let min_out = codec::int(attempt.min_out.get(), T, "min_out")?;
         let valid_at = codec::int(attempt.valid_at_slot, T, "valid_at_slot")?;
         let sent = codec::micros(attempt.sent_at, T, "sent_at_us")?;
+        let (nonce_account, cancel) = nonce_columns(attempt)?;
         let s = &self.scope;
         self.write(async |tx| {
             read::require_intent(tx, s, T, attempt.intent).await?;
@@ -217,8 +218,9 @@ impl PgJournal {
                     "INSERT INTO attempts (wallet, market, intent_id, attempt, signature, blockhash,
                                            valid_at_slot, last_valid_block_height, slippage_bps,
                                            priority_fee_lamports, amount_in, min_out, sent_at_us,
-                                           epoch)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                                           epoch, nonce_account, cancel)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                             $16)
                      ON CONFLICT (wallet, market, intent_id, attempt) DO UPDATE SET
                         signature = excluded.signature, blockhash = excluded.blockhash,
                         valid_at_slot = excluded.valid_at_slot,
@@ -227,6 +229,7 @@ impl PgJournal {
                         priority_fee_lamports = excluded.priority_fee_lamports,
                         amount_in = excluded.amount_in, min_out = excluded.min_out,
                         sent_at_us = excluded.sent_at_us,
+                        nonce_account = excluded.nonce_account, cancel = excluded.cancel,
                         outcome = NULL, outcome_class = NULL, resolved_at = NULL,
                         epoch = excluded.epoch, recorded_at = clock_timestamp()",
                 )
@@ -249,6 +252,8 @@ impl PgJournal {
                     &min_out,
                     &sent,
                     &s.epoch,
+                    &nonce_account,
+                    &cancel,
                 ],
             )
             .await
@@ -497,6 +502,25 @@ impl PgJournal {
         let value = f(&tx, &self.scope).await?;
         tx.commit().await.map_err(self.scope.sql("end a read"))?;
         Ok(value)
+    }
+}
+
+/// An attempt's `nonce_account` (base58, NULL on a recent blockhash) and `cancel`
+/// columns. The nonce's value is stored once, as the `blockhash` the message carries, so
+/// an attempt whose nonce value is not its blockhash is refused rather than stored as
+/// something else.
+fn nonce_columns(attempt: &AttemptRecord) -> Result<(Option<String>, bool), PgError> {
+    match attempt.nonce {
+        None => Ok((None, false)),
+        Some(NonceUse { nonce, .. }) if nonce.value != attempt.blockhash => {
+            Err(PgError::NonceNotBlockhash {
+                intent: attempt.intent.0,
+                attempt: attempt.attempt,
+            })
+        }
+        Some(NonceUse { nonce, cancel }) => {
+            Ok((Some(codec::nonce_account_text(&nonce.account)), cancel))
+        }
     }
 }
 

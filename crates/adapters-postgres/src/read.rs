@@ -4,9 +4,9 @@
 use deadpool_postgres::{Object, Transaction};
 use kyzlo_application::journal::{
     AttemptOutcome, AttemptRecord, IntentAction, IntentHistory, IntentOutcome, IntentRecord,
-    JournalSnapshot, PositionRecord, UnreadFill, UnresolvedIntent,
+    JournalSnapshot, NonceUse, PositionRecord, UnreadFill, UnresolvedIntent,
 };
-use kyzlo_application::ports::{Fill, Side};
+use kyzlo_application::ports::{Blockhash, DurableNonce, Fill, Side};
 use kyzlo_domain::trading_state::{HaltReason, TradingState};
 use kyzlo_domain::{IntentId, Lamports, PositionId, Price, Size, Slippage, TokenAmount};
 use tokio_postgres::IsolationLevel;
@@ -146,11 +146,12 @@ fn attempt_row(row: &Row) -> Result<(AttemptRecord, Option<AttemptOutcome>), PgE
         Some("expired") => Some(AttemptOutcome::Expired),
         Some(other) => return Err(c.corrupt("outcome", format!("{other:?}"))),
     };
+    let blockhash = c.parsed("blockhash", codec::parse_blockhash)?;
     let attempt = AttemptRecord {
         intent: IntentId(c.u64("intent_id")?),
         attempt: c.u32("attempt")?,
         signature: c.parsed("signature", codec::parse_signature)?,
-        blockhash: c.parsed("blockhash", codec::parse_blockhash)?,
+        blockhash,
         valid_at_slot: c.u64("valid_at_slot")?,
         last_valid_block_height: c.u64("last_valid_block_height")?,
         slippage,
@@ -158,9 +159,27 @@ fn attempt_row(row: &Row) -> Result<(AttemptRecord, Option<AttemptOutcome>), PgE
         amount_in: TokenAmount::new(c.u64("amount_in")?),
         min_out: TokenAmount::new(c.u64("min_out")?),
         sent_at: c.timestamp("sent_at_us")?,
-        nonce: None,
+        nonce: nonce_use(&c, blockhash)?,
     };
     Ok((attempt, outcome))
+}
+
+/// An attempt's durable nonce from its `nonce_account` and `cancel` columns, its value
+/// being the `blockhash` the message carries. Rows from before schema 3 read as attempts
+/// on a recent blockhash (NULL, false); a cancel without a nonce account is corrupt.
+fn nonce_use(c: &Cols<'_>, blockhash: Blockhash) -> Result<Option<NonceUse>, PgError> {
+    let account = c.opt_parsed("nonce_account", codec::parse_nonce_account)?;
+    match (account, c.bool("cancel")?) {
+        (None, false) => Ok(None),
+        (None, true) => Err(c.corrupt("nonce_account", "<NULL on a cancel>")),
+        (Some(account), cancel) => Ok(Some(NonceUse {
+            nonce: DurableNonce {
+                account,
+                value: blockhash,
+            },
+            cancel,
+        })),
+    }
 }
 
 fn trading_state_row(row: &Row) -> Result<TradingState, PgError> {

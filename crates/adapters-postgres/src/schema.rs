@@ -224,6 +224,20 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER fleet_commands_announced AFTER INSERT ON fleet_commands
         FOR EACH ROW EXECUTE FUNCTION kyzlo_command_announce();
     ",
+    // 3: durable nonces. An attempt built on a durable nonce never expires; what proves
+    // it dead is its nonce account holding another value, so the account is kept beside
+    // the attempt (base58; NULL for an attempt on a recent blockhash). The value it
+    // carries is the `blockhash` column already: a nonce transaction's message carries
+    // the nonce's value as its blockhash. `cancel` marks the intent's cancel, a
+    // transaction that only advances the nonce so that nothing else on its value can
+    // land. Rows written before this step were all on recent blockhashes, which is what
+    // NULL and the default false say. Adding a column with a constant default rewrites no
+    // row, so the fencing trigger on `attempts` fires for none of them and checks every
+    // later write as before (it reads only `wallet` and `epoch`).
+    r"
+    ALTER TABLE attempts ADD COLUMN nonce_account TEXT;
+    ALTER TABLE attempts ADD COLUMN cancel BOOLEAN NOT NULL DEFAULT false;
+    ",
 ];
 
 /// The schema version this build writes: the number of migration steps.
@@ -277,4 +291,159 @@ pub(crate) async fn migrate(client: &mut Object) -> Result<(), PgError> {
         .await
         .map_err(failed(known))?;
     tx.commit().await.map_err(failed(known))
+}
+
+#[cfg(test)]
+mod tests {
+    use kyzlo_application::journal::{AttemptOutcome, AttemptRecord, Journal as _, NonceUse};
+    use kyzlo_application::ports::{Blockhash, DurableNonce, NonceAccount};
+    use kyzlo_domain::{IntentId, Lamports, Slippage, Timestamp, TokenAmount, TxSignature};
+    use kyzlo_test_postgres::{Durability, PgCluster};
+
+    use super::*;
+    use crate::codec;
+    use crate::database::{Lease, PgDatabase};
+    use crate::error::FENCED_SQLSTATE;
+
+    fn attempt(number: u32) -> AttemptRecord {
+        AttemptRecord {
+            intent: IntentId(2),
+            attempt: number,
+            signature: TxSignature([u8::try_from(number).unwrap(); 64]),
+            blockhash: Blockhash([0x30 + u8::try_from(number).unwrap(); 32]),
+            valid_at_slot: 280 + u64::from(number),
+            last_valid_block_height: 300 + u64::from(number),
+            slippage: Slippage::from_bps(100).unwrap(),
+            priority_fee: Lamports::new(5_000 * u64::from(number)),
+            amount_in: TokenAmount::new(1_000),
+            min_out: TokenAmount::new(950),
+            sent_at: Timestamp::from_micros(7 + u64::from(number)),
+            nonce: None,
+        }
+    }
+
+    /// Writes `attempt` as a version-2 build did (no nonce columns yet), under epoch 1.
+    async fn insert_as_version_2(
+        client: &tokio_postgres::Client,
+        a: &AttemptRecord,
+        outcome: Option<&str>,
+    ) {
+        let int = |v: u64| i64::try_from(v).unwrap();
+        client
+            .execute(
+                "INSERT INTO attempts (wallet, market, intent_id, attempt, signature, blockhash,
+                                       valid_at_slot, last_valid_block_height, slippage_bps,
+                                       priority_fee_lamports, amount_in, min_out, sent_at_us,
+                                       outcome, epoch)
+                 VALUES ('w', 'SOL/USDC', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)",
+                &[
+                    &int(a.intent.0),
+                    &i64::from(a.attempt),
+                    &codec::signature_text(&a.signature),
+                    &codec::blockhash_text(&a.blockhash),
+                    &int(a.valid_at_slot),
+                    &int(a.last_valid_block_height),
+                    &i64::from(a.slippage.bps().get()),
+                    &int(a.priority_fee.get()),
+                    &int(a.amount_in.get()),
+                    &int(a.min_out.get()),
+                    &int(a.sent_at.as_micros()),
+                    &outcome,
+                ],
+            )
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_version_2_database_with_attempts_migrates_and_reads_them_back_without_a_nonce() {
+        let (cluster, url) = tokio::task::spawn_blocking(|| {
+            let cluster = PgCluster::start(Durability::Fast).unwrap();
+            let url = cluster.create_database("migrate").unwrap();
+            (cluster, url)
+        })
+        .await
+        .unwrap();
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        for step in &MIGRATIONS[..2] {
+            client.batch_execute(step).await.unwrap();
+        }
+        client
+            .batch_execute(
+                "CREATE TABLE kyzlo_schema (version INTEGER NOT NULL);
+                 INSERT INTO kyzlo_schema (version) VALUES (2);
+                 INSERT INTO leases VALUES ('w', 'a', 1, clock_timestamp() + interval '10 min',
+                                            clock_timestamp(), clock_timestamp());
+                 INSERT INTO intents (wallet, market, id, position_id, action, exit_kind, side,
+                                      amount_in, created_at_us, epoch)
+                 VALUES ('w', 'SOL/USDC', 2, 1, 'exit', 'stop_loss', 'sell', 1000, 5, 1);",
+            )
+            .await
+            .unwrap();
+        insert_as_version_2(&client, &attempt(1), Some("expired")).await;
+        insert_as_version_2(&client, &attempt(2), None).await;
+
+        let db = PgDatabase::connect(&url, 2).await.unwrap();
+        let version: i32 = client
+            .query_one("SELECT version FROM kyzlo_schema", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(version, SCHEMA_VERSION);
+        let lease = Lease {
+            wallet: "w".to_owned(),
+            owner: "a".to_owned(),
+            epoch: 1,
+        };
+        let journal = db.journal(&lease, "SOL/USDC");
+        let expected = vec![
+            (attempt(1), Some(AttemptOutcome::Expired)),
+            (attempt(2), None),
+        ];
+        let snapshot = journal.load().await.unwrap();
+        assert_eq!(snapshot.unresolved.len(), 1);
+        assert_eq!(snapshot.unresolved[0].attempts, expected);
+        assert_eq!(
+            journal.exit_history(10).await.unwrap()[0].attempts,
+            expected
+        );
+
+        // The migrated table takes the next attempt's nonce, fenced as before.
+        let nonce = DurableNonce {
+            account: NonceAccount([0x4E; 32]),
+            value: Blockhash([0xC0; 32]),
+        };
+        let cancel = AttemptRecord {
+            blockhash: nonce.value,
+            amount_in: TokenAmount::new(0),
+            min_out: TokenAmount::new(0),
+            nonce: Some(NonceUse {
+                nonce,
+                cancel: true,
+            }),
+            ..attempt(3)
+        };
+        journal.record_attempt(&cancel).await.unwrap();
+        let snapshot = journal.load().await.unwrap();
+        assert_eq!(
+            snapshot.unresolved[0].attempts.last(),
+            Some(&(cancel, None))
+        );
+        let stale = client
+            .execute(
+                "UPDATE attempts SET cancel = false, epoch = 0 WHERE attempt = 3",
+                &[],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(stale.code().map(|c| c.code()), Some(FENCED_SQLSTATE));
+        drop(client);
+        drop(db);
+        tokio::task::spawn_blocking(move || drop(cluster))
+            .await
+            .unwrap();
+    }
 }

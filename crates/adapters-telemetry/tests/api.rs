@@ -478,6 +478,9 @@ async fn an_operator_session_halts_force_exits_and_resumes_over_http() {
     assert_eq!(exits[0]["kind"], "operator");
     assert_eq!(exits[0]["outcome"]["result"], "filled");
     assert_eq!(exits[0]["attempts"][0]["outcome"], "landed");
+    // On a recent blockhash: no nonce account, and no cancel.
+    assert_eq!(exits[0]["attempts"][0]["nonce_account"], json!(null));
+    assert_eq!(exits[0]["attempts"][0]["cancel"], json!(false));
 
     // Exit metrics, JSON and Prometheus.
     let (_, em) = bot.get("/metrics/exits").await;

@@ -16,7 +16,7 @@ use kyzlo_domain::{
     TokenAmount, TxSignature,
 };
 
-use crate::ports::{Blockhash, DurableNonce, Fill, PortError, Side};
+use crate::ports::{Blockhash, DurableNonce, Fill, NonceAccount, PortError, Side};
 use crate::proof::AttemptKey;
 
 /// The [`PortError::code`] a durable journal reports when its database refused a write
@@ -209,7 +209,8 @@ pub struct IntentHistory {
 }
 
 impl IntentHistory {
-    /// One line for an operator: intent, position, kind, attempts and how it ended.
+    /// One line for an operator: intent, position, kind, attempts (with the durable
+    /// nonces they were built on and how many were cancels) and how it ended.
     #[must_use]
     pub fn summary(&self) -> String {
         let kind = match self.intent.action {
@@ -238,11 +239,44 @@ impl IntentHistory {
             .map(|(a, _)| a.priority_fee.get())
             .fold(0, u64::saturating_add);
         format!(
-            "{} {} {kind} attempts {} (priority fees bid {bid} lamports) {outcome}",
+            "{} {} {kind} attempts {}{} (priority fees bid {bid} lamports) {outcome}",
             self.intent.intent,
             self.intent.position,
-            self.attempts.len()
+            self.attempts.len(),
+            self.nonce_summary()
         )
+    }
+
+    /// ` on durable nonce <account> including <n> cancel(s)`, or nothing for attempts on
+    /// recent blockhashes alone.
+    fn nonce_summary(&self) -> String {
+        let mut accounts: Vec<NonceAccount> = self
+            .attempts
+            .iter()
+            .filter_map(|(a, _)| a.nonce.map(|n| n.nonce.account))
+            .collect();
+        accounts.sort_unstable();
+        accounts.dedup();
+        if accounts.is_empty() {
+            return String::new();
+        }
+        let cancels = self
+            .attempts
+            .iter()
+            .filter(|(a, _)| a.nonce.is_some_and(|n| n.cancel))
+            .count();
+        let names: Vec<String> = accounts.iter().map(text::nonce_account_text).collect();
+        let mut out = format!(
+            " on durable nonce{} {}",
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        );
+        match cancels {
+            0 => {}
+            1 => out.push_str(" including 1 cancel"),
+            n => out.push_str(&format!(" including {n} cancels")),
+        }
+        out
     }
 }
 
@@ -534,5 +568,87 @@ impl Journal for MemoryJournal {
                 })
                 .collect()
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn history(attempts: &[Option<NonceUse>]) -> IntentHistory {
+        IntentHistory {
+            intent: IntentRecord {
+                intent: IntentId(4),
+                position: PositionId(2),
+                action: IntentAction::Exit(ExitKind::StopLoss),
+                side: Side::Sell,
+                amount_in: TokenAmount::new(1_000),
+                created_at: Timestamp::ZERO,
+            },
+            outcome: None,
+            attempts: (1..)
+                .zip(attempts)
+                .map(|(attempt, &nonce)| {
+                    let record = AttemptRecord {
+                        intent: IntentId(4),
+                        attempt,
+                        signature: TxSignature([7; 64]),
+                        blockhash: nonce.map_or(Blockhash([1; 32]), |n| n.nonce.value),
+                        valid_at_slot: 10,
+                        last_valid_block_height: 20,
+                        slippage: Slippage::from_bps(100).unwrap(),
+                        priority_fee: Lamports::new(5_000),
+                        amount_in: TokenAmount::new(1_000),
+                        min_out: TokenAmount::new(9),
+                        sent_at: Timestamp::ZERO,
+                        nonce,
+                    };
+                    (record, None)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_summary_names_the_nonce_and_counts_the_cancels() {
+        let nonce = |account: u8, cancel: bool| {
+            Some(NonceUse {
+                nonce: DurableNonce {
+                    account: NonceAccount([account; 32]),
+                    value: Blockhash([9; 32]),
+                },
+                cancel,
+            })
+        };
+        let a = text::nonce_account_text(&NonceAccount([0xAA; 32]));
+        let b = text::nonce_account_text(&NonceAccount([0xBB; 32]));
+        let cases = [
+            (vec![None, None], "attempts 2 (".to_owned()),
+            (
+                vec![nonce(0xAA, false), nonce(0xAA, false)],
+                format!("attempts 2 on durable nonce {a} ("),
+            ),
+            (
+                vec![nonce(0xAA, false), nonce(0xAA, true)],
+                format!("attempts 2 on durable nonce {a} including 1 cancel ("),
+            ),
+            (
+                vec![
+                    None,
+                    nonce(0xBB, true),
+                    nonce(0xAA, false),
+                    nonce(0xAA, true),
+                ],
+                format!("attempts 4 on durable nonces {a}, {b} including 2 cancels ("),
+            ),
+        ];
+        for (attempts, expected) in cases {
+            let summary = history(&attempts).summary();
+            assert!(
+                summary.starts_with(&format!("intent-4 pos-2 stop_loss {expected}")),
+                "{summary}"
+            );
+            assert!(summary.ends_with("lamports) unresolved"), "{summary}");
+        }
     }
 }

@@ -3,9 +3,9 @@
 
 use kyzlo_application::journal::{
     AttemptOutcome, AttemptRecord, IntentAction, IntentHistory, IntentOutcome, IntentRecord,
-    JournalSnapshot, PositionRecord, UnreadFill, UnresolvedIntent,
+    JournalSnapshot, NonceUse, PositionRecord, UnreadFill, UnresolvedIntent,
 };
-use kyzlo_application::ports::{Blockhash, Fill, Side};
+use kyzlo_application::ports::{Blockhash, DurableNonce, Fill, Side};
 use kyzlo_domain::exit_state::Transition;
 use kyzlo_domain::trading_state::{HaltReason, TradingState};
 use kyzlo_domain::{IntentId, Lamports, PositionId, Price, Size, Slippage, TokenAmount};
@@ -129,14 +129,15 @@ pub(crate) fn record_attempt(
     let min_out = codec::int(attempt.min_out.get(), T, "min_out")?;
     let valid_at = codec::int(attempt.valid_at_slot, T, "valid_at_slot")?;
     let sent = codec::micros(attempt.sent_at, T, "sent_at_us")?;
+    let (nonce_account, cancel) = nonce_columns(attempt)?;
     write(conn, |tx| {
         require_intent(tx, T, attempt.intent)?;
         tx.prepare_cached(
             "INSERT INTO attempts (intent_id, attempt, signature, blockhash, valid_at_slot,
                                    last_valid_block_height, slippage_bps,
                                    priority_fee_lamports, amount_in, min_out, sent_at_us,
-                                   recorded_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                                   recorded_at_ms, nonce_account, cancel)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
              ON CONFLICT (intent_id, attempt) DO UPDATE SET
                 signature = excluded.signature, blockhash = excluded.blockhash,
                 valid_at_slot = excluded.valid_at_slot,
@@ -145,6 +146,7 @@ pub(crate) fn record_attempt(
                 priority_fee_lamports = excluded.priority_fee_lamports,
                 amount_in = excluded.amount_in, min_out = excluded.min_out,
                 sent_at_us = excluded.sent_at_us,
+                nonce_account = excluded.nonce_account, cancel = excluded.cancel,
                 outcome = NULL, outcome_class = NULL, resolved_at_ms = NULL,
                 recorded_at_ms = excluded.recorded_at_ms",
         )
@@ -161,12 +163,34 @@ pub(crate) fn record_attempt(
                 amount,
                 min_out,
                 sent,
-                now_ms
+                now_ms,
+                nonce_account,
+                cancel
             ])
         })
         .map_err(sql("insert an attempt"))?;
         Ok(())
     })
+}
+
+/// An attempt's `nonce_account` (base58, NULL on a recent blockhash) and `cancel` (1 for
+/// a cancel, else 0) columns. The nonce's value is stored once, as the `blockhash` the
+/// message carries, so an attempt whose nonce value is not its blockhash is refused
+/// rather than stored as something else.
+fn nonce_columns(attempt: &AttemptRecord) -> Result<(Option<String>, i64), JournalError> {
+    match attempt.nonce {
+        None => Ok((None, 0)),
+        Some(NonceUse { nonce, .. }) if nonce.value != attempt.blockhash => {
+            Err(JournalError::NonceNotBlockhash {
+                intent: attempt.intent.0,
+                attempt: attempt.attempt,
+            })
+        }
+        Some(NonceUse { nonce, cancel }) => Ok((
+            Some(codec::nonce_account_text(&nonce.account)),
+            i64::from(cancel),
+        )),
+    }
 }
 
 /// Sets an attempt's outcome; an attempt never journaled is left alone (as the port's

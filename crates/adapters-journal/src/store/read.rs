@@ -75,9 +75,11 @@ pub(super) fn attempt_row(
     };
     let intent = IntentId(c.u64("intent_id")?);
     let number = c.u32("attempt")?;
+    let stored_blockhash = c.opt_parsed("blockhash", codec::parse_blockhash)?;
+    let nonce = nonce_use(&c, stored_blockhash)?;
     // Attempts journaled before schema 2 carry no blockhash: harmless once resolved (shown
     // in the history), unprovable while unresolved.
-    let blockhash = match (c.opt_parsed("blockhash", codec::parse_blockhash)?, outcome) {
+    let blockhash = match (stored_blockhash, outcome) {
         (Some(hash), _) => hash,
         (None, Some(_)) => Blockhash([0; 32]),
         (None, None) => {
@@ -99,9 +101,38 @@ pub(super) fn attempt_row(
         amount_in: TokenAmount::new(c.u64("amount_in")?),
         min_out: TokenAmount::new(c.opt_u64("min_out")?.unwrap_or(0)),
         sent_at: c.timestamp("sent_at_us")?,
-        nonce: None,
+        nonce,
     };
     Ok((attempt, outcome))
+}
+
+/// An attempt's durable nonce from its `nonce_account` and `cancel` columns, its value
+/// being the `blockhash` the message carries. Rows from before schema 3 read as attempts
+/// on a recent blockhash (NULL, 0); a cancel without a nonce account, or a nonce account
+/// without the value it carried, is corrupt.
+fn nonce_use(
+    c: &Cols<'_, '_>,
+    blockhash: Option<Blockhash>,
+) -> Result<Option<NonceUse>, JournalError> {
+    let account = c.opt_parsed("nonce_account", codec::parse_nonce_account)?;
+    let cancel = match c.opt_i64("cancel")? {
+        Some(0) => false,
+        Some(1) => true,
+        other => {
+            return Err(c.corrupt("cancel", other.map_or(ValueRef::Null, ValueRef::Integer)));
+        }
+    };
+    match (account, cancel) {
+        (None, false) => Ok(None),
+        (None, true) => Err(c.corrupt("nonce_account", ValueRef::Text(b"<NULL on a cancel>"))),
+        (Some(account), cancel) => {
+            let value = c.required("blockhash", blockhash)?;
+            Ok(Some(NonceUse {
+                nonce: DurableNonce { account, value },
+                cancel,
+            }))
+        }
+    }
 }
 
 pub(super) fn trading_state_row(row: &Row<'_>) -> Result<TradingState, JournalError> {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use kyzlo_application::journal::text::nonce_account_text;
 use kyzlo_application::journal::{AttemptOutcome, IntentAction, IntentHistory, IntentOutcome};
 use kyzlo_application::metrics::MetricsSummary;
 use kyzlo_application::operator::Status;
@@ -282,6 +283,8 @@ impl From<&IntentHistory> for ExitDto {
                     priority_fee_lamports: a.priority_fee.get(),
                     amount_in: a.amount_in.get(),
                     sent_at_micros: a.sent_at.as_micros(),
+                    nonce_account: a.nonce.map(|n| nonce_account_text(&n.nonce.account)),
+                    cancel: a.nonce.is_some_and(|n| n.cancel),
                     outcome: outcome.map(|o| match o {
                         AttemptOutcome::Landed => "landed",
                         AttemptOutcome::Failed(_) => "failed",
@@ -339,6 +342,12 @@ pub struct AttemptDto {
     pub amount_in: u64,
     /// When it was sent, in microseconds since the process started.
     pub sent_at_micros: u64,
+    /// The durable nonce account it was built on (base58), or `null` for an attempt on a
+    /// recent blockhash.
+    pub nonce_account: Option<String>,
+    /// Whether it is the exit's cancel: the nonce's advance alone, which swaps nothing
+    /// and lands only so that nothing else on the same nonce value can.
+    pub cancel: bool,
     /// `landed`, `failed` or `expired`; absent while it may still land.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<&'static str>,
@@ -517,6 +526,85 @@ mod tests {
         assert_eq!(dto.gateway.total_orders, 4);
         assert_eq!(dto.gateway.orders_by_module.get("exit_plan"), Some(&3));
         assert_eq!(dto.gateway.orders_by_kind.get("operator"), Some(&1));
+    }
+
+    #[test]
+    fn an_exits_attempts_show_their_nonce_account_and_which_is_the_cancel() {
+        use kyzlo_application::journal::{AttemptRecord, IntentRecord, NonceUse};
+        use kyzlo_application::ports::{Blockhash, DurableNonce, NonceAccount, Side};
+        use kyzlo_domain::{
+            ExitKind, IntentId, Lamports, PositionId, Slippage, Timestamp, TxSignature,
+        };
+
+        let nonce = DurableNonce {
+            account: NonceAccount([0xAB; 32]),
+            value: Blockhash([0xC0; 32]),
+        };
+        let attempt = |number: u32, nonce: Option<NonceUse>| {
+            let record = AttemptRecord {
+                intent: IntentId(3),
+                attempt: number,
+                signature: TxSignature([u8::try_from(number).unwrap(); 64]),
+                blockhash: nonce.map_or(Blockhash([1; 32]), |n| n.nonce.value),
+                valid_at_slot: 10,
+                last_valid_block_height: 20,
+                slippage: Slippage::from_bps(100).unwrap(),
+                priority_fee: Lamports::new(5_000),
+                amount_in: TokenAmount::new(if nonce.is_some_and(|n| n.cancel) {
+                    0
+                } else {
+                    7
+                }),
+                min_out: TokenAmount::new(0),
+                sent_at: Timestamp::ZERO,
+                nonce,
+            };
+            (record, None)
+        };
+        let history = IntentHistory {
+            intent: IntentRecord {
+                intent: IntentId(3),
+                position: PositionId(1),
+                action: IntentAction::Exit(ExitKind::StopLoss),
+                side: Side::Sell,
+                amount_in: TokenAmount::new(7),
+                created_at: Timestamp::ZERO,
+            },
+            outcome: None,
+            attempts: vec![
+                attempt(1, None),
+                attempt(
+                    2,
+                    Some(NonceUse {
+                        nonce,
+                        cancel: false,
+                    }),
+                ),
+                attempt(
+                    3,
+                    Some(NonceUse {
+                        nonce,
+                        cancel: true,
+                    }),
+                ),
+            ],
+        };
+        let json = serde_json::to_value(ExitDto::from(&history)).unwrap();
+        let account = bs58::encode([0xAB; 32]).into_string();
+        let shown: Vec<(serde_json::Value, serde_json::Value)> = json["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["nonce_account"].clone(), a["cancel"].clone()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (serde_json::Value::Null, serde_json::json!(false)),
+                (serde_json::json!(account), serde_json::json!(false)),
+                (serde_json::json!(account), serde_json::json!(true)),
+            ]
+        );
     }
 
     #[test]

@@ -138,7 +138,8 @@ function render(status, history, alerts) {
   $("exits").tBodies[0].innerHTML = history.exits.map((e) =>
     "<tr><td>" + e.intent + "</td><td>pos-" + e.position + "</td><td>" + esc(e.kind) + "</td><td>" +
     esc(e.outcome ? e.outcome.result : "running") + "</td><td>" + e.attempts.map((a) =>
-      "#" + a.attempt + " " + a.slippage_bps + " bps, fee " + a.priority_fee_lamports + ": " +
+      "#" + a.attempt + (a.cancel ? " cancel" : " " + a.slippage_bps + " bps") + ", fee " + a.priority_fee_lamports +
+      (a.nonce_account ? ", nonce " + esc(a.nonce_account) : "") + ": " +
       esc(a.outcome || "live") + (a.error_class ? " (" + esc(a.error_class) + ")" : "")).join("<br>") +
     "</td></tr>").join("") || "<tr><td colspan=5 class=muted>no exit yet</td></tr>";
   $("alerts").tBodies[0].innerHTML = alerts.map((a) =>

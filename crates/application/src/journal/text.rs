@@ -5,7 +5,7 @@
 use kyzlo_domain::trading_state::ReduceOnlyCause;
 use kyzlo_domain::{ErrorClass, ExitKind, HaltCause, TxSignature};
 
-use crate::ports::{Blockhash, Side};
+use crate::ports::{Blockhash, NonceAccount, Side};
 
 /// The longest base58 text a 64-byte signature encodes to (a blockhash's is shorter).
 const BASE58_MAX: usize = 88;
@@ -32,6 +32,18 @@ pub fn blockhash_text(blockhash: &Blockhash) -> String {
 #[must_use]
 pub fn parse_blockhash(text: &str) -> Option<Blockhash> {
     Some(Blockhash(base58(text)?.try_into().ok()?))
+}
+
+/// A nonce account's address as its base58 text.
+#[must_use]
+pub fn nonce_account_text(account: &NonceAccount) -> String {
+    bs58::encode(account.0).into_string()
+}
+
+/// A nonce account from its base58 text; `None` unless it is exactly 32 bytes.
+#[must_use]
+pub fn parse_nonce_account(text: &str) -> Option<NonceAccount> {
+    Some(NonceAccount(base58(text)?.try_into().ok()?))
 }
 
 /// Base58 bytes, bounded before decoding (decoding is quadratic in the input's length).
@@ -104,6 +116,15 @@ mod tests {
             parse_blockhash(&blockhash_text(&blockhash)),
             Some(blockhash)
         );
+        let account = NonceAccount([0xA5; 32]);
+        assert_eq!(
+            parse_nonce_account(&nonce_account_text(&account)),
+            Some(account)
+        );
+        // Leading zero bytes are base58 '1's: the all-zero address is 32 of them.
+        let zero = NonceAccount([0; 32]);
+        assert_eq!(nonce_account_text(&zero), "1".repeat(32));
+        assert_eq!(parse_nonce_account(&"1".repeat(32)), Some(zero));
         // A signature is no blockhash, and the other way round.
         assert_eq!(parse_blockhash(&signature_text(&signature)), None);
         assert_eq!(parse_signature(&blockhash_text(&blockhash)), None);
@@ -113,6 +134,10 @@ mod tests {
         );
         assert_eq!(parse_signature(&short), None);
         assert_eq!(parse_signature(&long), None);
+        for len in [31, 33, 64] {
+            let text = bs58::encode(vec![1u8; len]).into_string();
+            assert_eq!(parse_nonce_account(&text), None, "{len} bytes");
+        }
         for text in [
             "",
             "0OIl",
@@ -122,6 +147,7 @@ mod tests {
         ] {
             assert_eq!(parse_signature(text), None, "{text:?}");
             assert_eq!(parse_blockhash(text), None, "{text:?}");
+            assert_eq!(parse_nonce_account(text), None, "{text:?}");
             assert_eq!(parse_exit_kind(text), None, "{text:?}");
             assert_eq!(parse_side(text), None, "{text:?}");
         }

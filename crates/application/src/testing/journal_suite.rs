@@ -1,8 +1,9 @@
 //! The journal port's conformance suite, for every durable adapter (SQLite, PostgreSQL):
 //! the same sequences of writes are replayed into the adapter and into the reference
 //! [`MemoryJournal`], and `load`, `exit_history` and the audit trail must agree; and the
-//! writes every durable journal refuses (an unknown intent, a value above `i64::MAX`) are
-//! refused alike, leaving nothing behind.
+//! writes every durable journal refuses (an unknown intent, a value above `i64::MAX`, a
+//! durable-nonce attempt whose blockhash is not its nonce's value) are refused alike,
+//! leaving nothing behind.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // a test suite: it panics on a mismatch by design
 
 use kyzlo_domain::exit_state::{ExitEvent, ExitFailure, ExitState, ExitStateMachine, Transition};
@@ -14,9 +15,9 @@ use kyzlo_domain::{
 
 use crate::journal::{
     AttemptOutcome, AttemptRecord, IntentAction, IntentOutcome, IntentRecord, Journal,
-    MemoryJournal, PositionRecord,
+    MemoryJournal, NonceUse, PositionRecord,
 };
-use crate::ports::{Blockhash, Fill, Side};
+use crate::ports::{Blockhash, DurableNonce, Fill, NonceAccount, Side};
 
 /// One call on the port.
 #[derive(Debug, Clone)]
@@ -110,6 +111,40 @@ fn attempt(intent: u64, attempt: u32) -> Write {
     })
 }
 
+/// The durable nonce the attempts of `intent` are built on: its account, and a value
+/// that is no attempt's recent blockhash.
+fn nonce(intent: u64) -> DurableNonce {
+    let mut account = [0x4E; 32];
+    account[..8].copy_from_slice(&intent.to_le_bytes());
+    let mut value = [0xC0; 32];
+    value[24..].copy_from_slice(&intent.to_le_bytes());
+    DurableNonce {
+        account: NonceAccount(account),
+        value: Blockhash(value),
+    }
+}
+
+/// Attempt `attempt` of `intent` on the intent's durable nonce: a swap, or (`cancel`) the
+/// nonce's advance alone, which swaps nothing.
+fn nonce_attempt(intent: u64, attempt: u32, cancel: bool) -> Write {
+    let Write::Attempt(on_blockhash) = self::attempt(intent, attempt) else {
+        unreachable!("attempt() builds an attempt")
+    };
+    let nonce = nonce(intent);
+    let (amount_in, min_out) = if cancel {
+        (TokenAmount::new(0), TokenAmount::new(0))
+    } else {
+        (on_blockhash.amount_in, on_blockhash.min_out)
+    };
+    Write::Attempt(AttemptRecord {
+        blockhash: nonce.value,
+        amount_in,
+        min_out,
+        nonce: Some(NonceUse { nonce, cancel }),
+        ..on_blockhash
+    })
+}
+
 fn attempt_outcome(intent: u64, attempt: u32, outcome: AttemptOutcome) -> Write {
     Write::AttemptOutcome(intent, attempt, outcome)
 }
@@ -147,7 +182,16 @@ fn halted(cause: HaltCause, detail: &str, since: u64) -> Write {
 
 /// The transitions the real exit state machine journals for `events` of `intent`.
 fn transitions(intent: u64, events: &[ExitEvent]) -> Vec<Write> {
-    let mut machine = ExitStateMachine::new();
+    transitions_of(ExitStateMachine::new(), intent, events)
+}
+
+/// The transitions the exit state machine of an exit on a durable nonce journals for
+/// `events` of `intent`.
+fn nonce_transitions(intent: u64, events: &[ExitEvent]) -> Vec<Write> {
+    transitions_of(ExitStateMachine::on_durable_nonce(), intent, events)
+}
+
+fn transitions_of(mut machine: ExitStateMachine, intent: u64, events: &[ExitEvent]) -> Vec<Write> {
     for (i, event) in (1u64..).zip(events) {
         machine
             .apply(Timestamp::from_micros(small(intent) * 1_000 + i), *event)
@@ -200,6 +244,89 @@ fn two_attempt_exit() -> Vec<Write> {
         attempt_outcome(2, 2, AttemptOutcome::Landed),
         filled(2, 149_000_000),
         position(1, 150.25, 1_000_000, 0),
+    ]);
+    writes
+}
+
+/// An exit of intent 6 on a durable nonce: attempt 1, attempt 2 sent beside it on the
+/// same value, then the cancel (attempt 3) beside both; still in flight.
+fn nonce_exit_in_flight() -> Vec<Write> {
+    let mut writes = vec![
+        position(1, 150.0, 1_000, 1_000),
+        exit(6, 1, ExitKind::StopLoss),
+        nonce_attempt(6, 1, false),
+        nonce_attempt(6, 2, false),
+        nonce_attempt(6, 3, true),
+    ];
+    writes.extend(nonce_transitions(
+        6,
+        &[
+            ExitEvent::Signal {
+                kind: ExitKind::StopLoss,
+            },
+            ExitEvent::Submit {
+                attempt: 1,
+                signature: signature(6, 1),
+                last_valid_height: 1_001,
+            },
+            ExitEvent::ConfirmTimedOut,
+            ExitEvent::SubmitBeside {
+                attempt: 2,
+                signature: signature(6, 2),
+            },
+            ExitEvent::SubmitBeside {
+                attempt: 3,
+                signature: signature(6, 3),
+            },
+        ],
+    ));
+    writes
+}
+
+/// An exit of intent 7 on a durable nonce whose second attempt, sent beside the first,
+/// landed; the first and the cancel can no longer land (the value is used up).
+fn nonce_exit_landed() -> Vec<Write> {
+    let mut writes = vec![
+        position(2, 20.5, 500, 500),
+        exit(7, 2, ExitKind::TrailingStop),
+        nonce_attempt(7, 1, false),
+        nonce_attempt(7, 2, false),
+        nonce_attempt(7, 3, true),
+    ];
+    writes.extend(nonce_transitions(
+        7,
+        &[
+            ExitEvent::Signal {
+                kind: ExitKind::TrailingStop,
+            },
+            ExitEvent::Submit {
+                attempt: 1,
+                signature: signature(7, 1),
+                last_valid_height: 1_001,
+            },
+            ExitEvent::SubmitBeside {
+                attempt: 2,
+                signature: signature(7, 2),
+            },
+            ExitEvent::ConfirmTimedOut,
+            ExitEvent::SubmitBeside {
+                attempt: 3,
+                signature: signature(7, 3),
+            },
+            ExitEvent::ProvenExpired {
+                signature: signature(7, 1),
+            },
+            ExitEvent::Landed {
+                signature: signature(7, 2),
+            },
+        ],
+    ));
+    writes.extend([
+        attempt_outcome(7, 1, AttemptOutcome::Expired),
+        attempt_outcome(7, 2, AttemptOutcome::Landed),
+        attempt_outcome(7, 3, AttemptOutcome::Expired),
+        filled(7, 10_250),
+        position(2, 20.5, 500, 0),
     ]);
     writes
 }
@@ -433,6 +560,43 @@ fn scenarios() -> Vec<(&'static str, Vec<Write>)> {
             writes.push(failed(4));
             writes
         }),
+        (
+            "a nonce attempt and its cancel on the same nonce are unresolved with their nonce",
+            nonce_exit_in_flight(),
+        ),
+        (
+            "an exit on a durable nonce landed by an attempt sent beside another",
+            nonce_exit_landed(),
+        ),
+        (
+            "a re-recorded attempt takes its new nonce, or loses it",
+            vec![
+                exit(8, 1, ExitKind::Emergency),
+                attempt(8, 1),
+                nonce_attempt(8, 1, false),
+                nonce_attempt(8, 2, true),
+                nonce_attempt(8, 2, false),
+                nonce_attempt(8, 3, false),
+                attempt(8, 3),
+                nonce_attempt(8, 4, false),
+                nonce_attempt(8, 4, true),
+            ],
+        ),
+        (
+            "nonce attempts of an entry and an exit side by side",
+            vec![
+                enter(9, 3),
+                nonce_attempt(9, 1, false),
+                nonce_attempt(9, 2, true),
+                attempt_outcome(9, 2, AttemptOutcome::Landed),
+                failed(9),
+                exit(10, 1, ExitKind::Operator),
+                attempt(10, 1),
+                nonce_attempt(10, 2, false),
+                attempt_outcome(10, 2, AttemptOutcome::Failed(ErrorClass::SlippageExceeded)),
+                nonce_attempt(10, 3, true),
+            ],
+        ),
     ]
 }
 
@@ -533,6 +697,19 @@ pub async fn check_durable_refusals(journal: &dyn Journal) {
     };
     high.last_valid_block_height = u64::MAX;
     assert!(journal.record_attempt(&high).await.is_err());
+    // A nonce attempt carries its nonce's value as its blockhash; the journal stores it
+    // once, so a record where they differ cannot be stored as it is.
+    let Write::Attempt(mut astray) = nonce_attempt(1, 1, false) else {
+        unreachable!("nonce_attempt() builds an attempt")
+    };
+    astray.blockhash = Blockhash([0x11; 32]);
+    let refused = journal.record_attempt(&astray).await.unwrap_err();
+    assert_eq!(refused.class, ErrorClass::Unknown, "{refused}");
+    let Write::Attempt(mut cancel) = nonce_attempt(1, 2, true) else {
+        unreachable!("nonce_attempt() builds an attempt")
+    };
+    cancel.blockhash = Blockhash([0x11; 32]);
+    assert!(journal.record_attempt(&cancel).await.is_err());
     let fill = IntentOutcome::Filled(Fill {
         amount_in: TokenAmount::new(1),
         amount_out: TokenAmount::new(u64::MAX),
@@ -587,6 +764,65 @@ mod tests {
         assert_eq!(history.len(), 1);
         assert_eq!(history[0].attempts.len(), 2);
         assert_eq!(memory.transitions(IntentId(2)).len(), 7);
+    }
+
+    #[tokio::test]
+    async fn the_nonce_scenarios_hold_nonces_cancels_and_a_submit_beside() {
+        // Guards the nonce scenarios against comparing attempts without their nonce.
+        let memory = MemoryJournal::new();
+        for write in &nonce_exit_in_flight() {
+            apply(&memory, write).await;
+        }
+        let snapshot = memory.load().await.unwrap();
+        assert_eq!(snapshot.unresolved.len(), 1);
+        let uses: Vec<Option<NonceUse>> = snapshot.unresolved[0]
+            .attempts
+            .iter()
+            .map(|(a, _)| a.nonce)
+            .collect();
+        let (swap, cancel) = (
+            Some(NonceUse {
+                nonce: nonce(6),
+                cancel: false,
+            }),
+            Some(NonceUse {
+                nonce: nonce(6),
+                cancel: true,
+            }),
+        );
+        assert_eq!(uses, [swap, swap, cancel]);
+        let (cancel, _) = snapshot.unresolved[0].attempts[2];
+        assert_eq!(
+            (cancel.blockhash, cancel.amount_in, cancel.min_out),
+            (nonce(6).value, TokenAmount::new(0), TokenAmount::new(0))
+        );
+        let events: Vec<&str> = memory
+            .transitions(IntentId(6))
+            .iter()
+            .map(|t| t.event.as_str())
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "signal",
+                "submit",
+                "confirm_timed_out",
+                "submit_beside",
+                "submit_beside"
+            ]
+        );
+        let memory = MemoryJournal::new();
+        for write in &nonce_exit_landed() {
+            apply(&memory, write).await;
+        }
+        let history = memory.exit_history(10).await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].attempts.len(), 3);
+        assert!(history[0].attempts.iter().all(|(a, _)| a.nonce.is_some()));
+        assert!(matches!(
+            memory.transitions(IntentId(7)).last().map(|t| t.to),
+            Some(ExitState::PositionClosed { attempt: 2, .. })
+        ));
     }
 
     #[tokio::test]
