@@ -22,13 +22,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kyzlo_domain::budget::{Admission, RequestBudget, Urgency};
-use kyzlo_domain::{ErrorClass, Price, Timestamp, TxSignature};
+use kyzlo_domain::{ErrorClass, Lamports, Price, Timestamp, TxSignature};
 
 use crate::clock::Clock;
 use crate::ports::{
-    Balances, Blockhash, BuildCost, Chain, Fill, HealthProbe, Observed, Pair, PortError, PriceFeed,
-    PriceTick, Quote, QuoteRequest, RecentBlockhash, Side, SignedTransaction, StatusLookup,
-    SwapRequest, SwapRouter, TxStatus, UnsignedTransaction,
+    Balances, Blockhash, BuildCost, Chain, Commitment, DurableNonce, Fill, HealthProbe,
+    NonceAccount, Observed, Pair, PortError, PriceFeed, PriceTick, Quote, QuoteRequest,
+    RecentBlockhash, Side, SignedTransaction, StatusLookup, SwapRequest, SwapRouter, TxStatus,
+    UnsignedTransaction,
 };
 
 tokio::task_local! {
@@ -252,6 +253,15 @@ impl SwapRouter for BudgetedRouter {
         }
     }
 
+    /// A cancel is compiled from what the caller gives: no request to either provider.
+    async fn build_cancel(
+        &self,
+        nonce: DurableNonce,
+        priority_fee: Lamports,
+    ) -> Result<UnsignedTransaction, PortError> {
+        self.inner.build_cancel(nonce, priority_fee).await
+    }
+
     fn build_cost(&self) -> BuildCost {
         self.inner.build_cost()
     }
@@ -322,6 +332,16 @@ impl Chain for BudgetedChain {
     async fn balances(&self) -> Result<Balances, PortError> {
         self.budget
             .call("chain.balances", self.inner.balances())
+            .await
+    }
+
+    async fn nonce(
+        &self,
+        account: NonceAccount,
+        commitment: Commitment,
+    ) -> Result<Observed<Option<Blockhash>>, PortError> {
+        self.budget
+            .call("chain.nonce", self.inner.nonce(account, commitment))
             .await
     }
 }

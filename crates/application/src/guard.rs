@@ -30,15 +30,16 @@ use kyzlo_domain::latency_breaker::{
     StateChange,
 };
 use kyzlo_domain::trading_state::ReduceOnlyCause;
-use kyzlo_domain::{DomainError, ErrorClass, TxSignature};
+use kyzlo_domain::{DomainError, ErrorClass, Lamports, TxSignature};
 
 use crate::clock::Clock;
 use crate::control::TradingControl;
 use crate::metrics::{Dependency, MetricEvent, MetricsSink};
 use crate::ports::{
-    Alert, AlertKind, Balances, Blockhash, BuildCost, Chain, Fill, HealthProbe, Observed,
-    PortError, PriceFeed, PriceTick, Quote, QuoteRequest, RecentBlockhash, Severity, Side,
-    SignedTransaction, StatusLookup, SwapRequest, SwapRouter, TxStatus, UnsignedTransaction,
+    Alert, AlertKind, Balances, Blockhash, BuildCost, Chain, Commitment, DurableNonce, Fill,
+    HealthProbe, NonceAccount, Observed, PortError, PriceFeed, PriceTick, Quote, QuoteRequest,
+    RecentBlockhash, Severity, Side, SignedTransaction, StatusLookup, SwapRequest, SwapRouter,
+    TxStatus, UnsignedTransaction,
 };
 use crate::rng::Jitter;
 
@@ -516,6 +517,20 @@ impl SwapRouter for GuardedRouter {
             .await
     }
 
+    async fn build_cancel(
+        &self,
+        nonce: DurableNonce,
+        priority_fee: Lamports,
+    ) -> Result<UnsignedTransaction, PortError> {
+        self.guard
+            .call(
+                Dependency::Router,
+                "router.build_cancel",
+                self.inner.build_cancel(nonce, priority_fee),
+            )
+            .await
+    }
+
     fn build_cost(&self) -> BuildCost {
         self.inner.build_cost()
     }
@@ -590,6 +605,17 @@ impl Chain for GuardedChain {
         let call = self.inner.balances();
         self.guard
             .call(Dependency::RpcReads, "chain.balances", call)
+            .await
+    }
+
+    async fn nonce(
+        &self,
+        account: NonceAccount,
+        commitment: Commitment,
+    ) -> Result<Observed<Option<Blockhash>>, PortError> {
+        let call = self.inner.nonce(account, commitment);
+        self.guard
+            .call(Dependency::RpcReads, "chain.nonce", call)
             .await
     }
 }
