@@ -682,6 +682,7 @@ async fn an_own_v0_attempt_carries_its_compute_budget_and_a_lookup_table_lives_i
         fee_cap: Lamports::new(cap),
         attempt,
         life_blocks: LIFE,
+        nonce: None,
     };
     // Each later attempt bids more; the rung's cap bounds the bid.
     let first = assembler.assemble(&plan(1, 50_000)).await.expect("first");
