@@ -165,9 +165,17 @@ impl SolanaChain {
     }
 }
 
-/// Creates nonce account `nonce` (a new keypair) holding `lamports`, its authority the
-/// wallet that `signer` signs for and pays from: one transaction signed by both, sent
-/// until confirmed. Returns its signature.
+/// The base fee of one signature, in lamports.
+pub const LAMPORTS_PER_SIGNATURE: u64 = 5_000;
+
+/// The fee of creating a nonce account: two signatures (the wallet's and the new
+/// account's), no priority fee.
+pub const CREATE_FEE_LAMPORTS: u64 = 2 * LAMPORTS_PER_SIGNATURE;
+
+/// Creates a nonce account (a new keypair, dropped once it has signed its creation)
+/// holding `lamports`, its authority the wallet that `signer` signs for and pays from:
+/// one transaction signed by both, sent until confirmed. Returns the account's address
+/// and the creation's signature.
 ///
 /// # Errors
 /// Classified RPC errors; `LandedFailed` when the creation landed and failed;
@@ -175,10 +183,10 @@ impl SolanaChain {
 pub async fn create_account(
     chain: &SolanaChain,
     signer: &dyn Signer,
-    nonce: &Keypair,
     lamports: u64,
-) -> Result<TxSignature, PortError> {
+) -> Result<(Pubkey, TxSignature), PortError> {
     const OP: &str = "nonce.create";
+    let nonce = Keypair::new();
     let payer = Pubkey::new_from_array(signer.address().0);
     let instructions = solana_system_interface::instruction::create_nonce_account(
         &payer,
@@ -223,7 +231,7 @@ pub async fn create_account(
             ),
         ));
     }
-    Ok(signed.signature)
+    Ok((nonce.pubkey(), signed.signature))
 }
 
 /// Sends `signed` (the same bytes again every 400 ms) until a status at least confirmed
