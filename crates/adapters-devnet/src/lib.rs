@@ -278,7 +278,16 @@ impl SwapRouter for DevnetVenue {
         self.quotes.quote(request).await
     }
 
+    /// A stand-in on a durable nonce is refused: the venue keeps no nonce account (its
+    /// chain and cancel keep the port's refusing defaults).
     async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError> {
+        if request.nonce.is_some() {
+            return Err(PortError::new(
+                "devnet.build_swap",
+                ErrorClass::Unknown,
+                "the devnet stand-in builds no transactions on a durable nonce",
+            ));
+        }
         let payer = Pubkey::new_from_array(self.signer.address().0);
         let pool = Self::pool(&payer);
         let table = self.lock().file.lookup_table.clone().ok_or_else(|| {
@@ -308,6 +317,7 @@ impl SwapRouter for DevnetVenue {
                 fee_cap: request.priority_fee,
                 attempt: request.attempt,
                 life_blocks: request.expiry_slots.unwrap_or(FULL_LIFE),
+                nonce: None,
             })
             .await?;
         self.lock().unsigned.insert(

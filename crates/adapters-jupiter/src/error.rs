@@ -401,6 +401,12 @@ pub enum JupiterError {
         /// The mint asked for.
         mint: String,
     },
+    /// A swap asked to be built on a durable nonce: v1's `/swap` returns Jupiter's own
+    /// whole transaction, on Jupiter's blockhash, which cannot carry a nonce's advance.
+    #[error(
+        "v1 /swap cannot build on a durable nonce (Jupiter's transaction carries its own blockhash); use the Swap API v2 router"
+    )]
+    NonceUnsupported,
     /// The price answer's value is zero, negative or not finite.
     #[error("invalid price {value} for mint {mint}")]
     InvalidPrice {
@@ -433,6 +439,7 @@ impl JupiterError {
             | JupiterError::QuoteMismatch { .. }
             | JupiterError::InvalidQuote { .. }
             | JupiterError::PriceMissing { .. }
+            | JupiterError::NonceUnsupported
             | JupiterError::InvalidPrice { .. } => ErrorClass::Unknown,
         }
     }

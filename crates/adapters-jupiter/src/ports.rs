@@ -59,8 +59,13 @@ impl SwapRouter for JupiterClient {
     }
 
     /// The swap transaction for the quote as received, with the rung's priority fee and
-    /// the attempt's blockhash lifetime.
+    /// the attempt's blockhash lifetime. A request on a durable nonce is refused
+    /// ([`JupiterError::NonceUnsupported`](crate::JupiterError::NonceUnsupported)) before
+    /// any request: Jupiter's own transaction cannot carry it.
     async fn build_swap(&self, request: &SwapRequest) -> Result<UnsignedTransaction, PortError> {
+        if request.nonce.is_some() {
+            return Err(crate::JupiterError::NonceUnsupported.to_port_error(OP_SWAP));
+        }
         let params = SwapParams {
             quote_response: &request.quote.raw,
             priority_fee: request.priority_fee,

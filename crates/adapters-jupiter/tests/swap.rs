@@ -147,6 +147,32 @@ async fn build_swap_returns_the_checked_transaction_and_its_last_valid_height() 
 }
 
 #[tokio::test]
+async fn a_swap_on_a_durable_nonce_is_refused_before_any_request() {
+    use kyzlo_application::ports::{Blockhash, DurableNonce, NonceAccount};
+    let server = MockServer::start().await;
+    serve_swap(&server, swap_answer(&unsigned_tx(WALLET), 300)).await;
+    let client = client(&server.uri());
+    let request = SwapRequest {
+        nonce: Some(DurableNonce {
+            account: NonceAccount([7; 32]),
+            value: Blockhash([8; 32]),
+        }),
+        ..swap_request(500_000, Some(40))
+    };
+
+    let error = client.build_swap(&request).await.unwrap_err();
+
+    assert_eq!(error.class, ErrorClass::Unknown);
+    assert!(error.detail.contains("durable nonce"), "{error}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+    let cancel = client
+        .build_cancel(request.nonce.unwrap(), Lamports::new(1))
+        .await
+        .unwrap_err();
+    assert_eq!(cancel.class, ErrorClass::Unknown);
+}
+
+#[tokio::test]
 async fn a_transaction_paid_by_another_wallet_is_a_signature_failure() {
     let server = MockServer::start().await;
     serve_swap(&server, swap_answer(&unsigned_tx(OTHER_WALLET), 300)).await;

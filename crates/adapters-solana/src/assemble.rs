@@ -17,12 +17,18 @@
 //! 5. compiles a v0 message: compute-unit limit, compute-unit price, the router's
 //!    instructions, then one tip transfer per send lane that asks for one.
 //!
+//! On a durable nonce (`SwapPlan::nonce`) step 2 is skipped: the nonce's advance comes
+//! first (before the compute budget), its value is the message's blockhash, and the
+//! transaction never expires (`last_valid_block_height = u64::MAX`): it is dead only
+//! once the nonce holds another value. [`Assembler::cancel`] is the transaction that
+//! only advances the nonce, so that nothing else on its value can land.
+//!
 //! Every RPC call goes through the chain's read endpoints with failover.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use kyzlo_application::ports::{PortError, UnsignedTransaction};
+use kyzlo_application::ports::{DurableNonce, PortError, UnsignedTransaction};
 use kyzlo_domain::{ErrorClass, Lamports};
 use solana_address_lookup_table_interface::state::AddressLookupTable;
 use solana_client::rpc_config::{RpcBlockConfig, RpcSimulateTransactionConfig};
@@ -39,6 +45,7 @@ use solana_transaction_status_client_types::{TransactionDetails, UiTransactionEn
 use crate::chain::SolanaChain;
 use crate::error::{SolanaError, classify, transaction_error_class};
 use crate::fees::{FEE_PERCENTILE, MAX_FEE_ACCOUNTS, total_fee};
+use crate::nonce::{BUILTIN_COMPUTE_UNITS, advance};
 
 /// Blocks a blockhash stays valid for after its own block (Agave's `MAX_PROCESSING_AGE`):
 /// a transaction on a blockhash of block height `h` can land up to height `h + 150`.
@@ -100,8 +107,10 @@ pub struct SwapPlan<'a> {
     pub fee_cap: Lamports,
     /// The attempt number, from 1: attempt `n` bids `n` times the first's price.
     pub attempt: u32,
-    /// Blocks the attempt may live.
+    /// Blocks the attempt may live (ignored on a nonce).
     pub life_blocks: u32,
+    /// Build on this durable nonce instead of a recent blockhash.
+    pub nonce: Option<DurableNonce>,
 }
 
 /// An assembled attempt and what it bids.
@@ -168,9 +177,17 @@ impl Assembler {
     /// `Unknown` for a message that does not compile or exceeds 1,232 bytes.
     pub async fn assemble(&self, plan: &SwapPlan<'_>) -> Result<Assembled, PortError> {
         let tables = self.tables(plan.lookup_tables).await?;
-        let (blockhash, last_valid_block_height) = self.blockhash(plan.life_blocks).await?;
+        let (blockhash, last_valid_block_height) = match plan.nonce {
+            Some(nonce) => (Hash::new_from_array(nonce.value.0), u64::MAX),
+            None => self.blockhash(plan.life_blocks).await?,
+        };
         let price = self.price(plan).await?;
-        let mut instructions = Vec::with_capacity(plan.instructions.len() + 2 + self.tips.len());
+        let mut instructions = Vec::with_capacity(plan.instructions.len() + 3 + self.tips.len());
+        // The runtime knows a nonce transaction by its first instruction.
+        if let Some(nonce) = plan.nonce {
+            instructions.push(self.advance(nonce));
+        }
+        let budget = instructions.len();
         instructions.push(ComputeBudgetInstruction::set_compute_unit_limit(
             self.settings.max_compute_units,
         ));
@@ -189,9 +206,60 @@ impl Assembler {
         // The price may have to come down so that the limit the simulation set keeps the
         // fee under the rung's cap.
         let price = price.min(cap_price(plan.fee_cap, limit));
-        instructions[0] = ComputeBudgetInstruction::set_compute_unit_limit(limit);
-        instructions[1] = ComputeBudgetInstruction::set_compute_unit_price(price);
-        let tx = self.compile(&instructions, &tables, blockhash)?;
+        instructions[budget] = ComputeBudgetInstruction::set_compute_unit_limit(limit);
+        instructions[budget + 1] = ComputeBudgetInstruction::set_compute_unit_price(price);
+        self.finish(
+            &instructions,
+            &tables,
+            blockhash,
+            last_valid_block_height,
+            limit,
+            price,
+        )
+    }
+
+    /// The cancel of `nonce`: its advance alone (and the send lanes' tips, which a lane
+    /// may need to forward it), bidding `priority_fee` in all (rounded down to whole
+    /// micro-lamports per unit). Nothing is read from the chain: the limit is the
+    /// builtins' known units, so the cancel can be built while the chain is slow.
+    ///
+    /// # Errors
+    /// `Unknown` for a message that does not compile.
+    pub fn cancel(
+        &self,
+        nonce: DurableNonce,
+        priority_fee: Lamports,
+    ) -> Result<Assembled, PortError> {
+        let builtins = u32::try_from(3 + self.tips.len()).unwrap_or(u32::MAX);
+        let limit = BUILTIN_COMPUTE_UNITS
+            .saturating_mul(builtins)
+            .min(self.settings.max_compute_units);
+        let price = cap_price(priority_fee, limit);
+        let mut instructions = vec![
+            self.advance(nonce),
+            ComputeBudgetInstruction::set_compute_unit_limit(limit),
+            ComputeBudgetInstruction::set_compute_unit_price(price),
+        ];
+        instructions.extend(self.tips.iter().cloned());
+        let blockhash = Hash::new_from_array(nonce.value.0);
+        self.finish(&instructions, &[], blockhash, u64::MAX, limit, price)
+    }
+
+    fn advance(&self, nonce: DurableNonce) -> Instruction {
+        advance(&Pubkey::new_from_array(nonce.account.0), &self.payer)
+    }
+
+    /// The compiled, size-checked transaction and what it bids.
+    fn finish(
+        &self,
+        instructions: &[Instruction],
+        tables: &[AddressLookupTableAccount],
+        blockhash: Hash,
+        last_valid_block_height: u64,
+        limit: u32,
+        price: u64,
+    ) -> Result<Assembled, PortError> {
+        let tx = self.compile(instructions, tables, blockhash)?;
         let bytes = wincode::serialize(&tx).map_err(|e| {
             failure(
                 "assemble.compile",

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use kyzlo_application::ports::{
-    Balances, Blockhash, Chain, Commitment, Fill, HealthProbe, Observed, PortError,
+    Balances, Blockhash, Chain, Commitment, Fill, HealthProbe, NonceAccount, Observed, PortError,
     RecentBlockhash, Side, SignedTransaction, StatusLookup, TxStatus, WalletAddress,
 };
 use kyzlo_domain::{Lamports, TokenAmount, TxSignature};
@@ -466,6 +466,30 @@ impl Chain for SolanaChain {
             base,
             quote,
             fee_lamports: Lamports::new(lamports),
+        })
+    }
+
+    /// `getAccountInfo` at `commitment` (see [`SolanaChain::nonce_info`]); a nonce whose
+    /// authority is not the wallet is refused, since the wallet could not advance it.
+    async fn nonce(
+        &self,
+        account: NonceAccount,
+        commitment: Commitment,
+    ) -> Result<Observed<Option<Blockhash>>, PortError> {
+        let address = Pubkey::new_from_array(account.0);
+        let read = self.nonce_info(address, commitment).await?;
+        if let Some(info) = read.value
+            && info.authority != self.wallet
+        {
+            return Err(SolanaError::NonceAuthority {
+                account: address.to_string(),
+                authority: info.authority.to_string(),
+            }
+            .to_port_error("rpc.getAccountInfo", "answer"));
+        }
+        Ok(Observed {
+            context_slot: read.context_slot,
+            value: read.value.map(|info| Blockhash(info.value.to_bytes())),
         })
     }
 }

@@ -117,6 +117,23 @@ pub enum SolanaError {
         /// The limit.
         max: usize,
     },
+    /// An account read as the wallet's durable nonce is not one: missing data, another
+    /// owner than the System program, or data that is not a nonce's state.
+    #[error("{account} is not a durable nonce account: {reason}")]
+    NotANonceAccount {
+        /// The account (base58).
+        account: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A nonce account whose authority is not the wallet: the wallet cannot advance it.
+    #[error("nonce account {account} answers to {authority}, not to this wallet")]
+    NonceAuthority {
+        /// The account (base58).
+        account: String,
+        /// Its authority (base58).
+        authority: String,
+    },
     /// The adapter's configuration is invalid.
     #[error("invalid configuration {field}: expected {expected}")]
     Config {
@@ -148,6 +165,9 @@ impl SolanaError {
                 transaction_error_class(error)
             }
             SolanaError::Unsignable { .. } | SolanaError::Signing => ErrorClass::SignatureFailure,
+            SolanaError::NotANonceAccount { .. } | SolanaError::NonceAuthority { .. } => {
+                ErrorClass::InvalidAccount
+            }
             SolanaError::TooLarge { .. }
             | SolanaError::Malformed { .. }
             | SolanaError::SignatureMismatch

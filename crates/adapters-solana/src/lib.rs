@@ -23,6 +23,7 @@ mod fill;
 pub mod keypair;
 pub mod lanes;
 pub mod lookup;
+pub mod nonce;
 mod sender;
 pub mod signer;
 
@@ -37,6 +38,7 @@ pub use lanes::{
     LaneHeader, LaneProbe, LaneReach, LanesProbe, MAX_LANES, MAX_TIP_LAMPORTS, SendLane, Tip,
     probe_lanes, tip_instructions,
 };
+pub use nonce::{NONCE_ACCOUNT_SIZE, NonceInfo};
 pub use sender::MAX_RESPONSE_BYTES;
 pub use signer::KeypairSigner;
 

@@ -9,9 +9,7 @@
 
 use std::time::Duration;
 
-use kyzlo_application::ports::{
-    Chain, Commitment, PortError, Signer, StatusLookup, UnsignedTransaction,
-};
+use kyzlo_application::ports::{PortError, Signer, UnsignedTransaction};
 use kyzlo_domain::ErrorClass;
 use solana_address_lookup_table_interface::instruction::{
     create_lookup_table, extend_lookup_table,
@@ -29,9 +27,6 @@ use crate::error::classify;
 
 /// The System program.
 pub const SYSTEM_PROGRAM: Pubkey = Pubkey::from_str_const("11111111111111111111111111111111");
-
-/// How long the table's creation may take to be confirmed.
-const CONFIRM_WITHIN: Duration = Duration::from_secs(60);
 
 /// A System transfer of `lamports` from `from` to `to`.
 #[must_use]
@@ -118,49 +113,30 @@ pub async fn create_table(
         last_valid_block_height: latest.last_valid_block_height,
         priority_fee: None,
     })?;
-    let started = tokio::time::Instant::now();
-    loop {
-        chain.send(&signed).await?;
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let statuses = chain
-            .statuses(&[signed.signature], StatusLookup::Recent)
-            .await?;
-        if let Some(Some(status)) = statuses.value.first() {
-            if let Some(error) = status.error {
-                return Err(PortError::new(
-                    "lookup.create",
-                    ErrorClass::LandedFailed,
-                    format!("creating lookup table {table} landed and failed: {error}"),
-                ));
-            }
-            if status.commitment >= Commitment::Confirmed {
-                // Usable from the slot after the extension.
-                let slot = status.slot;
-                while endpoints
-                    .read("rpc.getSlot", |client| {
-                        Box::pin(async move {
-                            client
-                                .get_slot_with_commitment(commitment)
-                                .await
-                                .map_err(|e| classify(&e))
-                        })
-                    })
-                    .await?
-                    <= slot
-                {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                return Ok(table);
-            }
-        }
-        if started.elapsed() > CONFIRM_WITHIN {
-            return Err(PortError::new(
-                "lookup.create",
-                ErrorClass::RpcTimeout,
-                format!("lookup table {table} not confirmed within {CONFIRM_WITHIN:?}"),
-            ));
-        }
+    let status = crate::nonce::send_until_confirmed(chain, &signed, "lookup.create").await?;
+    if let Some(error) = status.error {
+        return Err(PortError::new(
+            "lookup.create",
+            ErrorClass::LandedFailed,
+            format!("creating lookup table {table} landed and failed: {error}"),
+        ));
     }
+    // Usable from the slot after the extension.
+    while endpoints
+        .read("rpc.getSlot", |client| {
+            Box::pin(async move {
+                client
+                    .get_slot_with_commitment(commitment)
+                    .await
+                    .map_err(|e| classify(&e))
+            })
+        })
+        .await?
+        <= status.slot
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(table)
 }
 
 /// Whether `table` is a lookup table on the chain holding every one of `addresses`.

@@ -26,10 +26,11 @@ use futures::stream::FuturesUnordered;
 use kyzlo_adapters_solana::fees::total_fee;
 use kyzlo_adapters_solana::{
     AssembleSettings, Assembler, Hash, KeypairSigner, NATIVE_MINT, Pubkey, SolanaChain,
-    SolanaConfig, SwapPlan, TokenPair, Url, lookup,
+    SolanaConfig, SwapPlan, TokenPair, Url, lookup, nonce,
 };
 use kyzlo_application::ports::{
-    Blockhash, Chain, Commitment, HealthProbe, Side, Signer, StatusLookup, WalletAddress,
+    Blockhash, Chain, Commitment, DurableNonce, HealthProbe, NonceAccount, Side, Signer,
+    StatusLookup, WalletAddress,
 };
 use kyzlo_application::proof::{AttemptKey, Fate, prove};
 use kyzlo_domain::{ErrorClass, Lamports, TokenAmount};
@@ -78,6 +79,8 @@ tests![
     proxy_faults_map_to_their_classes,
     probe_fees_and_blockhash_validity_against_the_validator,
     an_own_v0_attempt_carries_its_compute_budget_and_a_lookup_table_lives_its_chosen_life_and_pays_its_bid,
+    two_transactions_on_one_nonce_value_land_at_most_once_and_the_value_moves_on,
+    a_cancel_on_the_nonce_makes_the_transaction_held_back_unlandable,
 ];
 
 fn config(endpoints: Vec<Url>) -> SolanaConfig {
@@ -682,6 +685,7 @@ async fn an_own_v0_attempt_carries_its_compute_budget_and_a_lookup_table_lives_i
         fee_cap: Lamports::new(cap),
         attempt,
         life_blocks: LIFE,
+        nonce: None,
     };
     // Each later attempt bids more; the rung's cap bounds the bid.
     let first = assembler.assemble(&plan(1, 50_000)).await.expect("first");
@@ -768,6 +772,255 @@ async fn an_own_v0_attempt_carries_its_compute_budget_and_a_lookup_table_lives_i
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A wallet of 2 SOL with a nonce account of its own; the chain, the assembler (its floor
+/// of 5,000 micro-lamports per unit) and the nonce as it stands.
+async fn nonce_setup(env: &Env) -> (KeypairSigner, Arc<SolanaChain>, Assembler, DurableNonce) {
+    let wallet = funded_wallet(&env.rpc, 2 * SOL).await;
+    let chain = Arc::new(direct(env, &wallet.pubkey()));
+    let rent = chain
+        .rent_exempt_minimum(kyzlo_adapters_solana::NONCE_ACCOUNT_SIZE)
+        .await
+        .expect("rent");
+    let (account, _) = nonce::create_account(&chain, &wallet, rent)
+        .await
+        .expect("nonce account created");
+    let account = NonceAccount(account.to_bytes());
+    let value = chain
+        .nonce(account, Commitment::Confirmed)
+        .await
+        .expect("read")
+        .value
+        .expect("initialized");
+    let settings = AssembleSettings {
+        fee_floor_micro_lamports: 5_000,
+        ..AssembleSettings::default()
+    };
+    let assembler = Assembler::new(chain.clone(), wallet.pubkey(), Vec::new(), settings);
+    (wallet, chain, assembler, DurableNonce { account, value })
+}
+
+/// A transfer of `lamports` to `to`, assembled on `nonce` and signed.
+async fn transfer_on(
+    assembler: &Assembler,
+    wallet: &KeypairSigner,
+    nonce: DurableNonce,
+    to: &Pubkey,
+    lamports: u64,
+) -> kyzlo_application::ports::SignedTransaction {
+    let instructions = [transfer(&wallet.pubkey(), to, lamports)];
+    let assembled = assembler
+        .assemble(&SwapPlan {
+            instructions: &instructions,
+            lookup_tables: &[],
+            fee_cap: Lamports::new(10_000),
+            attempt: 1,
+            life_blocks: 20,
+            nonce: Some(nonce),
+        })
+        .await
+        .expect("assembled on the nonce (simulated with its advance)");
+    assert_eq!(assembled.transaction.last_valid_block_height, u64::MAX);
+    let signed = wallet.sign(&assembled.transaction).expect("signed");
+    assert_eq!(signed.blockhash, nonce.value, "the nonce is the blockhash");
+    signed
+}
+
+/// Sends `tx` every 300 ms (the same bytes, as the executor rebroadcasts them) until it
+/// is confirmed.
+async fn landed(
+    chain: &SolanaChain,
+    tx: &kyzlo_application::ports::SignedTransaction,
+) -> kyzlo_application::ports::TxStatus {
+    let started = Instant::now();
+    loop {
+        chain.send(tx).await.expect("sent");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let seen = chain
+            .statuses(&[tx.signature], StatusLookup::Recent)
+            .await
+            .expect("statuses");
+        if let Some(Some(status)) = seen.value.first()
+            && status.commitment >= Commitment::Confirmed
+        {
+            return *status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "not landed");
+    }
+}
+
+async fn balance(env: &Env, account: &Pubkey) -> u64 {
+    plain_client(&env.rpc)
+        .get_balance(account)
+        .await
+        .expect("balance")
+}
+
+/// The nonce read on the validator (`None` for a missing account, refused for an account
+/// that is no nonce or answers to another wallet); two transfers of different amounts on
+/// the same value, both sent: exactly one lands, the other never does, and the value
+/// moves on.
+async fn two_transactions_on_one_nonce_value_land_at_most_once_and_the_value_moves_on(
+    env: Arc<Env>,
+) {
+    let (wallet, chain, assembler, nonce) = nonce_setup(&env).await;
+    let missing = chain
+        .nonce(
+            NonceAccount(Pubkey::new_unique().to_bytes()),
+            Commitment::Confirmed,
+        )
+        .await
+        .expect("a missing account is an answer");
+    assert_eq!(missing.value, None);
+    assert!(missing.context_slot > 0);
+    let not_a_nonce = chain
+        .nonce(
+            NonceAccount(wallet.pubkey().to_bytes()),
+            Commitment::Confirmed,
+        )
+        .await
+        .expect_err("the wallet is no nonce account");
+    assert_eq!(
+        not_a_nonce.class,
+        ErrorClass::InvalidAccount,
+        "{not_a_nonce}"
+    );
+    let stranger = direct(&env, &Pubkey::new_unique());
+    let theirs = stranger
+        .nonce(nonce.account, Commitment::Processed)
+        .await
+        .expect_err("another wallet's view: not its authority");
+    assert_eq!(theirs.class, ErrorClass::InvalidAccount, "{theirs}");
+
+    let (one, two) = (Pubkey::new_unique(), Pubkey::new_unique());
+    let first = transfer_on(&assembler, &wallet, nonce, &one, 1_000_000).await;
+    let second = transfer_on(&assembler, &wallet, nonce, &two, 2_000_000).await;
+    assert_ne!(first.signature, second.signature);
+    let skipping = SolanaConfig {
+        skip_preflight: true,
+        ..config(vec![env.rpc.clone()])
+    };
+    let raw = chain_with(&skipping, &wallet.pubkey(), env.quote_mint);
+    let (a, b) = tokio::join!(raw.send(&first), raw.send(&second));
+    a.expect("forwarded");
+    b.expect("forwarded");
+    let started = Instant::now();
+    let landed = loop {
+        let seen = chain
+            .statuses(&[first.signature, second.signature], StatusLookup::Recent)
+            .await
+            .expect("statuses")
+            .value;
+        if let Some(at) = seen
+            .iter()
+            .position(|s| s.is_some_and(|s| s.commitment >= Commitment::Confirmed))
+        {
+            break at;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "neither landed"
+        );
+        // The same bytes again, as the executor rebroadcasts them.
+        let _ = raw.send(&first).await;
+        let _ = raw.send(&second).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Resent for a while: the other can never land now.
+    for _ in 0..6 {
+        let _ = raw.send(&first).await;
+        let _ = raw.send(&second).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let seen = chain
+        .statuses(
+            &[first.signature, second.signature],
+            StatusLookup::WithHistory,
+        )
+        .await
+        .expect("statuses")
+        .value;
+    assert_eq!(seen[landed].and_then(|s| s.error), None, "landed cleanly");
+    assert!(
+        seen[1 - landed].is_none(),
+        "the other never lands: {seen:?}"
+    );
+    let received = (balance(&env, &one).await, balance(&env, &two).await);
+    let expected = if landed == 0 {
+        (1_000_000, 0)
+    } else {
+        (0, 2_000_000)
+    };
+    assert_eq!(received, expected);
+    let now = chain
+        .nonce(nonce.account, Commitment::Confirmed)
+        .await
+        .expect("read")
+        .value
+        .expect("still a nonce");
+    assert_ne!(now, nonce.value, "the landing advanced the nonce");
+    // And the refused one stays refused with preflight too.
+    let refused = chain.send(if landed == 0 { &second } else { &first }).await;
+    assert_eq!(
+        refused.expect_err("its value is gone").class,
+        ErrorClass::BlockhashExpired
+    );
+}
+
+/// A transfer on the nonce held back; a cancel (the advance alone) lands and pays its
+/// bid; the transfer sent afterwards never lands.
+async fn a_cancel_on_the_nonce_makes_the_transaction_held_back_unlandable(env: Arc<Env>) {
+    let (wallet, chain, assembler, nonce) = nonce_setup(&env).await;
+    let recipient = Pubkey::new_unique();
+    let held_back = transfer_on(&assembler, &wallet, nonce, &recipient, 3_000_000).await;
+    let cancel = assembler
+        .cancel(nonce, Lamports::new(50_000))
+        .expect("cancel compiled");
+    assert!(cancel.priority_fee <= Lamports::new(50_000));
+    assert!(cancel.priority_fee >= Lamports::new(49_000), "{cancel:?}");
+    let cancel_tx = wallet.sign(&cancel.transaction).expect("signed");
+    assert_eq!(cancel_tx.blockhash, nonce.value);
+    let status = landed(&chain, &cancel_tx).await;
+    assert_eq!(status.error, None, "the cancel's limit covers its units");
+    let fill = chain
+        .fill(cancel_tx.signature, Side::Sell)
+        .await
+        .expect("fill")
+        .expect("landed");
+    assert_eq!(
+        fill.fee,
+        Lamports::new(FEE + cancel.priority_fee.get()),
+        "paid: the base fee plus the bid"
+    );
+    let now = chain
+        .nonce(nonce.account, Commitment::Confirmed)
+        .await
+        .expect("read")
+        .value
+        .expect("still a nonce");
+    assert_ne!(now, nonce.value);
+
+    let error = chain
+        .send(&held_back)
+        .await
+        .expect_err("its nonce value is gone");
+    assert_eq!(error.class, ErrorClass::BlockhashExpired, "{error}");
+    let skipping = SolanaConfig {
+        skip_preflight: true,
+        ..config(vec![env.rpc.clone()])
+    };
+    let raw = chain_with(&skipping, &wallet.pubkey(), env.quote_mint);
+    for _ in 0..5 {
+        let _ = raw.send(&held_back).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let seen = chain
+        .statuses(&[held_back.signature], StatusLookup::WithHistory)
+        .await
+        .expect("statuses");
+    assert_eq!(seen.value, vec![None], "never lands");
+    assert_eq!(balance(&env, &recipient).await, 0);
 }
 
 /// Waits until the validator's RPC and faucet answer and it confirms blocks, then

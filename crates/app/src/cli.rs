@@ -66,6 +66,30 @@ pub enum Command {
     /// The fleet on its PostgreSQL journal: status, halt, resume, force-exit.
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// The wallet's durable nonce account (devnet or mainnet configuration).
+    #[command(subcommand)]
+    Wallet(WalletCommand),
+}
+
+/// `wallet` commands.
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// The durable nonce account every attempt of an intent is built on.
+    #[command(subcommand)]
+    Nonce(NonceCommand),
+}
+
+/// `wallet nonce` commands.
+#[derive(Debug, Subcommand)]
+pub enum NonceCommand {
+    /// Create it (rent-exempt, the wallet its authority) and record it under [nonce].
+    Create {
+        /// Create without asking (required without a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Show the configured account: its authority, value and lamports.
+    Show,
 }
 
 /// `fleet` commands (through the database: no instance's API needed).

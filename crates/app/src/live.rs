@@ -13,7 +13,7 @@ use kyzlo_application::ports::{Balances, Signer as _, WalletAddress};
 use kyzlo_domain::{Lamports, TokenAmount};
 use kyzlo_live::journal::OpenJournal;
 
-use crate::cli::{QuoteArgs, RunArgs};
+use crate::cli::{NonceCommand, QuoteArgs, RunArgs};
 use crate::error::AppError;
 use crate::wiring::{Adapters, launch};
 use kyzlo_config::{Config, Profile};
@@ -74,6 +74,7 @@ pub fn check(config: &Config) -> Result<(), AppError> {
     if config.profile == Profile::Paper {
         return Ok(());
     }
+    kyzlo_live::wallet::check_supported(config)?;
     let wallet = signer(config)?.address();
     jupiter(config, wallet, None)?;
     solana(config, wallet, config.profile == Profile::Devnet)?;
@@ -94,6 +95,7 @@ pub fn run(config: &Config, args: &RunArgs) -> Result<String, AppError> {
         .enable_all()
         .build()
         .map_err(|e| AppError::Startup(format!("runtime: {e}")))?;
+    kyzlo_live::wallet::check_supported(config)?;
     runtime.block_on(async {
         kyzlo_live::signals::catch();
         let signer = signer(config)?;
@@ -208,6 +210,25 @@ pub async fn wait_for_signal() {
             "SIGHUP: stopping gracefully (kyzlo reloads nothing on SIGHUP; restart it to apply a new configuration)"
         );
     }
+}
+
+/// Runs `kyzlo wallet nonce create|show` ([`kyzlo_live::wallet::run`]).
+///
+/// # Errors
+/// [`AppError`] for a refused configuration or command, or a chain failure.
+pub fn nonce(path: Option<&std::path::Path>, command: NonceCommand) -> Result<String, AppError> {
+    use kyzlo_live::wallet::{Confirmation, NonceAction, WalletError};
+    let action = match command {
+        NonceCommand::Create { yes } if yes => NonceAction::Create(Confirmation::Given),
+        NonceCommand::Create { .. } => NonceAction::Create(Confirmation::Ask),
+        NonceCommand::Show => NonceAction::Show,
+    };
+    let config = kyzlo_config::load_valid(path, None)?;
+    kyzlo_live::wallet::run(&config, path, action).map_err(|e| match e {
+        WalletError::Config(e) => AppError::Config(e),
+        WalletError::Usage(text) => AppError::Usage(text),
+        other => AppError::Remote(other.to_string()),
+    })
 }
 
 /// Runs `kyzlo quote` ([`kyzlo_live::quote::run`]).

@@ -157,6 +157,7 @@ fn run(cli: Cli) -> Result<String, AppError> {
         Command::Fleet(command) => {
             fleet_cmd::command(&kyzlo_config::load_valid(path, None)?, command)
         }
+        Command::Wallet(cli::WalletCommand::Nonce(command)) => live::nonce(path, command),
         Command::Quote(args) => {
             let config = kyzlo_config::load_valid(path, None)?;
             live::quote(&config, &args)

@@ -253,7 +253,7 @@ impl SwapRouter for BudgetedRouter {
         }
     }
 
-    /// A cancel asks nobody (the nonce's value is already known).
+    /// A cancel is compiled from what the caller gives: no request to either provider.
     async fn build_cancel(
         &self,
         nonce: DurableNonce,

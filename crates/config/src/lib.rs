@@ -18,6 +18,7 @@ mod lanes;
 mod markets;
 mod masking;
 mod network;
+mod nonce;
 mod operator;
 mod pair;
 mod paper;
@@ -52,6 +53,7 @@ pub use lanes::{
 };
 pub use markets::{MAIN_MARKET, MAX_MARKETS, Market, MarketFile};
 pub use network::{CommitmentFile, Jupiter, JupiterApi, JupiterFile, Rpc, RpcFile, WalletFile};
+pub use nonce::{ESCALATE_AFTER_MS, MAX_CANCEL_FEE_LAMPORTS, NonceFile, NonceMode};
 pub use operator::{Alerts, AlertsFile, Api, ApiFile, Telegram, Webhook};
 pub use pair::{NATIVE_MINT, PairFile, PairSettings, USDC_MINT};
 pub use paper::{Paper, PaperFile};
@@ -135,6 +137,8 @@ pub struct File {
     pub journal: JournalFile,
     /// Paper mode.
     pub paper: PaperFile,
+    /// Durable-nonce mode.
+    pub nonce: NonceFile,
     /// The markets this process trades; none: the one market of `[pair]`,
     /// `[strategy]`, `[exit_plan]` and `[wallet]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -164,6 +168,7 @@ impl Default for File {
             alerts: AlertsFile::default(),
             journal: JournalFile::default(),
             paper: PaperFile::default(),
+            nonce: NonceFile::default(),
             markets: Vec::new(),
         }
     }
@@ -356,7 +361,14 @@ impl TryFrom<File> for Config {
                 "true: the mainnet profile trades real money and must be confirmed explicitly",
             ));
         }
-        let execution = exit::validate(&file.exit, &file.exit_retry, &file.retry)?;
+        let mut execution = exit::validate(&file.exit, &file.exit_retry, &file.retry)?;
+        let nonce = file.nonce.validate(nonce::Context {
+            profile,
+            api: file.jupiter.api,
+            markets: file.markets.len(),
+        })?;
+        execution.exit.nonce = nonce;
+        execution.entry.nonce = nonce;
         let (pair, trading) = market(
             &file,
             &file.pair,
@@ -577,6 +589,46 @@ mod tests {
         assert_eq!(
             config.bot_settings(1).protective_exits,
             ProtectiveExits::OperatorOnly
+        );
+    }
+
+    #[test]
+    fn a_nonce_account_reaches_both_executions_and_a_bad_one_is_refused_by_key() {
+        let account = "SysvarRent111111111111111111111111111111111";
+        let text = format!("profile = \"devnet\"\n[nonce]\naccount = \"{account}\"\n");
+        let mut file: File = toml::from_str(&text).unwrap();
+        let keypair = tempfile::NamedTempFile::new().unwrap();
+        file.wallet.keypair_path = Some(keypair.path().display().to_string().into());
+        let config = Config::try_from(file.clone()).unwrap();
+        let settings = config.bot_settings(1);
+        let nonce = settings.exit.nonce.expect("nonce mode on");
+        assert_eq!(settings.entry.nonce, Some(nonce));
+        assert_eq!(nonce.escalate_after, std::time::Duration::from_secs(2));
+        assert_eq!(nonce.cancel_fee.get(), 100_000);
+        let back: File = toml::from_str(&toml::to_string_pretty(&file).unwrap()).unwrap();
+        assert_eq!(back, file, "round-trips");
+        let off: File = toml::from_str(&format!("{text}mode = \"off\"\n")).unwrap();
+        let off = Config::try_from(File {
+            wallet: file.wallet.clone(),
+            ..off
+        })
+        .unwrap();
+        assert_eq!(off.bot_settings(1).exit.nonce, None);
+        assert_eq!(
+            Config::try_from(File::default())
+                .unwrap()
+                .execution
+                .exit
+                .nonce,
+            None
+        );
+        let err = toml::from_str::<File>("[nonce]\nmode = \"sometimes\"\n").unwrap_err();
+        assert!(err.to_string().contains("sometimes"), "{err}");
+        file.nonce.escalate_after_ms = 50;
+        let err = Config::try_from(file).unwrap_err().to_string();
+        assert!(
+            err.contains("nonce.escalate_after_ms") && err.contains("50"),
+            "{err}"
         );
     }
 

@@ -20,6 +20,7 @@ pub mod operator;
 pub mod quote;
 pub mod router;
 pub mod signals;
+pub mod wallet;
 
 /// Jupiter's client for `config`, at `base_url` when given (`kyzlo quote --jupiter-url`).
 /// The API key goes to the configured Jupiter origin only; the second value says so when

@@ -3,15 +3,18 @@
 //! compiled from those instructions by the Solana adapter's [`Assembler`] with kyzlo's
 //! blockhash (so the attempt's last valid height is exact and its life short), its
 //! compute budget and priority fee, and the send lanes' tips. One Jupiter request per
-//! attempt, where the v1 path needs two.
+//! attempt, where the v1 path needs two. On a durable nonce the assembler builds on the
+//! nonce's value (its advance first, no expiry), and a cancel is the advance alone.
 
 use async_trait::async_trait;
 use kyzlo_adapters_jupiter::JupiterClient;
 use kyzlo_adapters_jupiter::ports::OP_BUILD;
 use kyzlo_adapters_solana::{Assembler, CHAIN_REQUESTS, SwapPlan};
 use kyzlo_application::ports::{
-    BuildCost, PortError, Quote, QuoteRequest, SwapRequest, SwapRouter, UnsignedTransaction,
+    BuildCost, DurableNonce, PortError, Quote, QuoteRequest, SwapRequest, SwapRouter,
+    UnsignedTransaction,
 };
+use kyzlo_domain::Lamports;
 
 /// Blocks an attempt lives when the executor does not say.
 const FULL_LIFE: u32 = 150;
@@ -68,6 +71,7 @@ impl SwapRouter for BuildRouter {
                 fee_cap: request.priority_fee,
                 attempt: request.attempt,
                 life_blocks: request.expiry_slots.unwrap_or(FULL_LIFE),
+                nonce: request.nonce,
             })
             .await?;
         tracing::debug!(
@@ -78,6 +82,23 @@ impl SwapRouter for BuildRouter {
             "swap assembled"
         );
         Ok(assembled.transaction)
+    }
+
+    /// The nonce's advance alone, bidding `priority_fee` in all: compiled here, no
+    /// request to Jupiter or the chain.
+    async fn build_cancel(
+        &self,
+        nonce: DurableNonce,
+        priority_fee: Lamports,
+    ) -> Result<UnsignedTransaction, PortError> {
+        let cancel = self.assembler.cancel(nonce, priority_fee)?;
+        tracing::debug!(
+            compute_unit_limit = cancel.compute_unit_limit,
+            compute_unit_price = cancel.compute_unit_price,
+            priority_fee = cancel.priority_fee.get(),
+            "nonce cancel assembled"
+        );
+        Ok(cancel.transaction)
     }
 
     /// No Jupiter request (the route came with the quote); the assembler's RPC reads.

@@ -314,6 +314,102 @@ async fn a_v2_route_becomes_kyzlos_own_signed_v0_transaction() {
     );
 }
 
+/// The program and the data of instruction `i` of `message`.
+fn instruction(message: &solana_message::v0::Message, i: usize) -> (Pubkey, Vec<u8>) {
+    let ix = &message.instructions[i];
+    (
+        message.account_keys[usize::from(ix.program_id_index)],
+        ix.data.clone(),
+    )
+}
+
+#[tokio::test]
+async fn on_a_durable_nonce_the_advance_comes_first_and_the_nonce_is_the_blockhash() {
+    use kyzlo_application::ports::{Blockhash, DurableNonce, NonceAccount};
+    let s = setup(true, None).await;
+    let quote = s.router.quote(&sell()).await.expect("quote");
+    let account = Pubkey::new_unique();
+    let nonce = DurableNonce {
+        account: NonceAccount(account.to_bytes()),
+        value: Blockhash([77; 32]),
+    };
+    let unsigned = s
+        .router
+        .build_swap(&SwapRequest {
+            quote,
+            priority_fee: Lamports::new(50_000),
+            expiry_slots: Some(20),
+            attempt: 1,
+            nonce: Some(nonce),
+        })
+        .await
+        .expect("assembled");
+    assert_eq!(unsigned.last_valid_block_height, u64::MAX, "never expires");
+    let signed = s.signer.sign(&unsigned).expect("signed");
+    assert_eq!(signed.blockhash, nonce.value, "the signer reads the nonce");
+    assert_eq!(signed.last_valid_block_height, u64::MAX);
+    let tx: VersionedTransaction = wincode::deserialize(&signed.bytes).expect("decodes");
+    assert!(tx.verify_with_results().iter().all(|ok| *ok));
+    let VersionedMessage::V0(message) = &tx.message else {
+        panic!("a v0 message");
+    };
+    assert_eq!(message.recent_blockhash.to_bytes(), [77; 32]);
+    let system: Pubkey = "11111111111111111111111111111111".parse().unwrap();
+    let budget: Pubkey = "ComputeBudget111111111111111111111111111111"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        instruction(message, 0),
+        (system, vec![4, 0, 0, 0]),
+        "advance"
+    );
+    let advance = &message.instructions[0];
+    assert_eq!(
+        message.account_keys[usize::from(advance.accounts[0])],
+        account
+    );
+    assert_eq!(
+        message.account_keys[usize::from(advance.accounts[2])],
+        s.signer.pubkey(),
+        "the wallet is the authority"
+    );
+    assert_eq!(instruction(message, 1).0, budget);
+    assert_eq!(instruction(message, 2).0, budget);
+    // Advance, budget (2), setup (4), swap, cleanup, the lane's tip.
+    assert_eq!(message.instructions.len(), 1 + 2 + 6 + 1);
+    // No blockhash was picked: no slot, block or latest blockhash read.
+    let calls = s.calls.lock().unwrap().clone();
+    assert!(
+        !calls
+            .iter()
+            .any(|(m, _)| ["getSlot", "getBlock", "getLatestBlockhash"].contains(&m.as_str())),
+        "{calls:?}"
+    );
+
+    // The cancel: the advance alone (and the tip), bidding the fee given, read from nowhere.
+    let before = s.calls.lock().unwrap().len();
+    let cancel = s
+        .router
+        .build_cancel(nonce, Lamports::new(100_000))
+        .await
+        .expect("cancel");
+    assert_eq!(s.calls.lock().unwrap().len(), before, "no RPC call");
+    assert_eq!(cancel.last_valid_block_height, u64::MAX);
+    let fee = cancel.priority_fee.expect("exact").get();
+    assert!((99_000..=100_000).contains(&fee), "{fee}");
+    let signed = s.signer.sign(&cancel).expect("signed");
+    assert_eq!(signed.blockhash, nonce.value);
+    let tx: VersionedTransaction = wincode::deserialize(&signed.bytes).expect("decodes");
+    let VersionedMessage::V0(message) = &tx.message else {
+        panic!("a v0 message");
+    };
+    assert_eq!(instruction(message, 0), (system, vec![4, 0, 0, 0]));
+    assert_eq!(instruction(message, 1).0, budget);
+    assert_eq!(instruction(message, 2).0, budget);
+    assert_eq!(instruction(message, 3).0, system, "the lane's tip");
+    assert_eq!(message.instructions.len(), 4);
+}
+
 #[tokio::test]
 async fn a_cap_below_the_market_bids_the_cap() {
     let s = setup(true, None).await;
