@@ -124,10 +124,13 @@ async fn paper(
     let clock = kyzlo_live::unix_clock();
     let market = Arc::new(SimMarket::new(Arc::clone(&path), clock, clock.now()));
     let schedule = Arc::new(FaultSchedule::new(faults, seed));
-    let venue = Arc::new(
-        SimVenue::paper(market.clone(), schedule, wallet, clock, config.pair.pair)
-            .map_err(|e| AppError::Startup(format!("paper venue: {e}")))?,
-    );
+    let mut venue = SimVenue::paper(market.clone(), schedule, wallet, clock, config.pair.pair)
+        .map_err(|e| AppError::Startup(format!("paper venue: {e}")))?;
+    // Paper mode simulates the configured nonce account (its authority the wallet).
+    if let Some(nonce) = config.execution.exit.nonce {
+        venue = venue.with_nonce_account(nonce.account);
+    }
+    let venue = Arc::new(venue);
     // With SOL as the base, the venue keeps the SOL for fees in the same balance.
     let start_wallet = venue.wallet();
     let fees_before = venue.fees_paid();

@@ -23,7 +23,7 @@
 //! 8. **Reconciliation finishes**: the final start of the bot settles every intent.
 //! 9. **A cancel cancels** (nonce mode): an intent whose cancel landed has no swap that
 //!    landed, and an intent settled as failed leaves none of its attempts able to land:
-//!    the nonce holds none of the values they carry at the end. A cancel's landing is
+//!    at the end the nonce holds the value of none that a node accepted. A cancel's landing is
 //!    no swap: rules 1, 3 and 6 count swaps only.
 
 use std::collections::{BTreeMap, HashMap};
@@ -326,9 +326,26 @@ pub fn check(e: &Evidence) -> Vec<Violation> {
             out.push(Violation::LandedDespiteCancel { intent: *intent });
         }
     }
-    // 9: a failed intent leaves nothing that can land.
+    // 9: a failed intent leaves nothing that can land: no attempt a node accepted still
+    // carries the nonce's value (one every node refused is held by nobody).
     if let Some(value) = e.nonce_value {
-        for (a, _) in &e.attempts {
+        let accepted: std::collections::HashSet<TxSignature> = e
+            .trace
+            .iter()
+            .filter_map(|event| match event {
+                TraceEvent::Sent {
+                    signature,
+                    accepted: true,
+                    ..
+                } => Some(*signature),
+                _ => None,
+            })
+            .collect();
+        for (a, _) in e
+            .attempts
+            .iter()
+            .filter(|(a, _)| accepted.contains(&a.signature))
+        {
             let failed = e
                 .intents
                 .iter()

@@ -363,7 +363,6 @@ impl TryFrom<File> for Config {
         }
         let mut execution = exit::validate(&file.exit, &file.exit_retry, &file.retry)?;
         let nonce = file.nonce.validate(nonce::Context {
-            profile,
             api: file.jupiter.api,
             markets: file.markets.len(),
         })?;

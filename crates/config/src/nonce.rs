@@ -13,7 +13,6 @@ use kyzlo_domain::Lamports;
 use serde::{Deserialize, Serialize};
 use solana_pubkey::Pubkey;
 
-use crate::Profile;
 use crate::check::{ConfigError, invalid, printable};
 use crate::network::JupiterApi;
 
@@ -63,7 +62,6 @@ impl Default for NonceFile {
 /// What else decides whether nonce mode can run.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Context {
-    pub profile: Profile,
     pub api: JupiterApi,
     pub markets: usize,
 }
@@ -102,13 +100,6 @@ impl NonceFile {
         let Some(account) = account.filter(|_| self.mode == NonceMode::Auto) else {
             return Ok(None);
         };
-        if context.profile == Profile::Paper {
-            return Err(invalid(
-                "nonce.account",
-                account,
-                "unset in paper mode: paper mode has no nonce account yet (or nonce.mode = \"off\")",
-            ));
-        }
         if context.api == JupiterApi::V1 {
             return Err(invalid(
                 "jupiter.api",
@@ -137,17 +128,13 @@ mod tests {
 
     const ACCOUNT: &str = "SysvarRent111111111111111111111111111111111";
 
-    fn on(profile: Profile, api: JupiterApi, markets: usize) -> Context {
-        Context {
-            profile,
-            api,
-            markets,
-        }
+    fn on(api: JupiterApi, markets: usize) -> Context {
+        Context { api, markets }
     }
 
     #[test]
     fn nonce_mode_is_on_only_with_an_account_and_mode_auto() {
-        let live = on(Profile::Mainnet, JupiterApi::V2, 0);
+        let live = on(JupiterApi::V2, 0);
         assert_eq!(NonceFile::default().validate(live).unwrap(), None);
         let file = NonceFile {
             account: Some(ACCOUNT.into()),
@@ -168,16 +155,13 @@ mod tests {
         };
         assert_eq!(off.validate(live).unwrap(), None);
         // Off, nothing else forbids it.
-        assert_eq!(
-            off.validate(on(Profile::Paper, JupiterApi::V1, 2)).unwrap(),
-            None
-        );
+        assert_eq!(off.validate(on(JupiterApi::V1, 2)).unwrap(), None);
     }
 
     #[test]
     fn bad_values_and_impossible_combinations_name_their_key() {
         type Edit = fn(&mut NonceFile);
-        let live = on(Profile::Mainnet, JupiterApi::V2, 0);
+        let live = on(JupiterApi::V2, 0);
         let cases: [(&str, Edit, Context); 9] = [
             (
                 "nonce.account",
@@ -200,26 +184,10 @@ mod tests {
                 |f| f.cancel_fee_lamports = 10_000_001,
                 live,
             ),
-            (
-                "nonce.account",
-                |_| {},
-                on(Profile::Paper, JupiterApi::V2, 0),
-            ),
-            (
-                "jupiter.api",
-                |_| {},
-                on(Profile::Mainnet, JupiterApi::V1, 0),
-            ),
-            (
-                "jupiter.api",
-                |_| {},
-                on(Profile::Devnet, JupiterApi::V1, 0),
-            ),
-            (
-                "nonce.account",
-                |_| {},
-                on(Profile::Mainnet, JupiterApi::V2, 2),
-            ),
+            ("nonce.account", |_| {}, on(JupiterApi::V2, 0)),
+            ("jupiter.api", |_| {}, on(JupiterApi::V1, 0)),
+            ("jupiter.api", |_| {}, on(JupiterApi::V1, 0)),
+            ("nonce.account", |_| {}, on(JupiterApi::V2, 2)),
         ];
         for (key, edit, context) in cases {
             let mut file = NonceFile {
@@ -243,13 +211,8 @@ mod tests {
             account: Some(ACCOUNT.into()),
             ..NonceFile::default()
         };
-        let text = paper
-            .validate(on(Profile::Paper, JupiterApi::V2, 0))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            text.contains("paper mode has no nonce account yet"),
-            "{text}"
-        );
+        // Paper mode simulates the account at the configured address.
+        let settings = paper.validate(on(JupiterApi::V2, 0)).unwrap();
+        assert!(settings.is_some());
     }
 }

@@ -1197,4 +1197,91 @@ mod tests {
             }
         }
     }
+
+    fn beside(n: u8) -> ExitEvent {
+        ExitEvent::SubmitBeside {
+            attempt: u32::from(n),
+            signature: sig(n),
+        }
+    }
+
+    fn nonce_machine(events: &[ExitEvent]) -> ExitStateMachine {
+        let mut m = ExitStateMachine::on_durable_nonce();
+        for (i, e) in events.iter().enumerate() {
+            if let Err(err) = m.apply(at(i), *e) {
+                panic!("setup event {i} refused: {err}");
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn only_a_machine_on_a_durable_nonce_sends_beside_a_live_attempt() {
+        let mut plain = machine_after(&[SIGNAL, submit(1, 1)]);
+        let refused = plain.apply(at(2), beside(2)).unwrap_err();
+        assert_eq!(refused.why, Refusal::NotOnDurableNonce);
+        assert_eq!(plain.next_beside(), None);
+        // On a nonce: beside the live one, numbered in sequence, never before a first.
+        let mut m = nonce_machine(&[SIGNAL]);
+        assert_eq!(m.next_beside(), None);
+        assert_eq!(
+            m.apply(at(1), beside(1)).unwrap_err().why,
+            Refusal::NothingToSubmit
+        );
+        m.apply(at(1), submit(1, 1)).unwrap();
+        assert_eq!(m.next_beside(), Some(2));
+        assert_eq!(
+            m.apply(at(2), beside(3)).unwrap_err().why,
+            Refusal::OutOfSequence
+        );
+        m.apply(at(2), ExitEvent::ConfirmTimedOut).unwrap();
+        m.apply(at(3), beside(2)).unwrap();
+        m.apply(at(4), beside(3)).unwrap();
+        assert_eq!(m.live().len(), 3);
+        assert_eq!(m.next_attempt(), None, "a plain Submit waits for none live");
+        assert_eq!(
+            m.state(),
+            ExitState::Submitted {
+                attempt: 3,
+                signature: sig(3)
+            }
+        );
+    }
+
+    #[test]
+    fn on_a_durable_nonce_resolving_one_keeps_the_others_live_and_a_landing_ends_them_all() {
+        // The newest resolved: the state moves to the newest still live.
+        let mut m = nonce_machine(&[SIGNAL, submit(1, 1), beside(2)]);
+        m.apply(at(3), landed_failed(2)).unwrap();
+        assert_eq!(
+            m.state(),
+            ExitState::Submitted {
+                attempt: 1,
+                signature: sig(1)
+            }
+        );
+        assert_eq!(m.live().len(), 1);
+        // The last one resolved: as without a nonce.
+        m.apply(at(4), expired(1)).unwrap();
+        assert!(matches!(m.state(), ExitState::Expired { attempt: 1, .. }));
+        assert!(m.live().is_empty());
+        assert_eq!(m.next_attempt(), Some(2));
+        // A landing of any live one closes the position; nothing stays live.
+        let mut m = nonce_machine(&[SIGNAL, submit(1, 1), beside(2), beside(3)]);
+        m.apply(at(4), landed(2)).unwrap();
+        assert!(matches!(
+            m.state(),
+            ExitState::PositionClosed { attempt: 2, .. }
+        ));
+        assert!(m.live().is_empty());
+        assert!(m.is_terminal());
+        // Failed with several live: not terminal until each is resolved.
+        let mut m = nonce_machine(&[SIGNAL, submit(1, 1), beside(2)]);
+        m.apply(at(3), fail(ExitFailure::DeadlineExceeded)).unwrap();
+        assert!(!m.is_terminal());
+        m.apply(at(4), expired(1)).unwrap();
+        assert!(!m.is_terminal());
+        m.apply(at(5), expired(2)).unwrap();
+        assert!(m.is_terminal());
+    }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use kyzlo_application::clock::Clock;
 use kyzlo_application::ports::{
-    Chain, Pair, QuoteRequest, Side, SignedTransaction, Signer, SwapRequest, SwapRouter,
+    Blockhash, Chain, Commitment, DurableNonce, NonceAccount, Pair, QuoteRequest, Side,
+    SignedTransaction, Signer, SwapRequest, SwapRouter,
 };
 use kyzlo_domain::{ErrorClass, Lamports, Slippage, TokenAmount};
 use tokio::time::Instant;
@@ -210,4 +211,180 @@ async fn a_lagging_provider_answers_from_its_old_view_and_refuses_blockhashes_it
     assert!(v.landings().iter().any(|l| l.signature == short.signature));
     until(&v, S(121)).await;
     assert_eq!(v.block_height().await.unwrap(), v.slot_now());
+}
+
+const NONCE: NonceAccount = NonceAccount([0x4E; 32]);
+
+/// A sale of `amount` lamports of SOL on the wallet's nonce at `value`, with `slippage_bps`.
+async fn sale_on_nonce(
+    v: &SimVenue,
+    value: Blockhash,
+    amount: u64,
+    slippage_bps: u16,
+) -> SignedTransaction {
+    let quote = v
+        .quote(&QuoteRequest {
+            side: Side::Sell,
+            amount_in: TokenAmount::new(amount),
+            slippage: Slippage::from_bps(slippage_bps).unwrap(),
+        })
+        .await
+        .unwrap();
+    let unsigned = v
+        .build_swap(&SwapRequest {
+            quote,
+            priority_fee: Lamports::new(10_000),
+            expiry_slots: Some(20),
+            attempt: 1,
+            nonce: Some(DurableNonce {
+                account: NONCE,
+                value,
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        unsigned.last_valid_block_height,
+        u64::MAX,
+        "it never expires"
+    );
+    v.sign(&unsigned).unwrap()
+}
+
+async fn nonce_value(v: &SimVenue) -> Blockhash {
+    v.nonce(NONCE, Commitment::Confirmed)
+        .await
+        .unwrap()
+        .value
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_swaps_on_one_nonce_value_land_at_most_once_and_move_the_value_on() {
+    let v = venue(ClusterProfile::ideal()).with_nonce_account(NONCE);
+    until(&v, S(2)).await;
+    let value = nonce_value(&v).await;
+    assert_eq!(v.nonce_value(), Some(value));
+    // Another account holds no nonce; a swap on it is refused at the build.
+    assert_eq!(
+        v.nonce(NonceAccount([1; 32]), Commitment::Confirmed)
+            .await
+            .unwrap()
+            .value,
+        None
+    );
+    let first = sale_on_nonce(&v, value, 100_000_000, 500).await;
+    let second = sale_on_nonce(&v, value, 200_000_000, 500).await;
+    assert_eq!(first.blockhash, value, "the nonce's value is its blockhash");
+    v.send(&first).await.unwrap();
+    v.send(&second).await.unwrap();
+    // Long past any blockhash's life: a nonce transaction does not expire, but once one
+    // landed the other never can.
+    until(&v, S(120)).await;
+    let landings = v.landings();
+    assert_eq!(landings.len(), 1, "{landings:?}");
+    assert!(landings[0].ok);
+    let moved = nonce_value(&v).await;
+    assert_ne!(moved, value);
+    assert_eq!(
+        v.send(&second).await.unwrap_err().class,
+        ErrorClass::BlockhashExpired,
+        "a node refuses a nonce value it no longer holds"
+    );
+    until(&v, S(130)).await;
+    assert_eq!(v.landings().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_swap_on_a_nonce_pays_its_fee_and_uses_the_value_up_and_a_cancel_moves_it_without_a_swap()
+ {
+    // No preflight: the failing swap reaches the leader.
+    let v = venue(ClusterProfile {
+        preflight: false,
+        ..ClusterProfile::ideal()
+    })
+    .with_nonce_account(NONCE);
+    until(&v, S(2)).await;
+    let value = nonce_value(&v).await;
+    let before = v.wallet();
+    // More than the wallet holds: it lands with an error.
+    let failing = sale_on_nonce(&v, value, 5_000_000_000, 100).await;
+    let held_back = sale_on_nonce(&v, value, 100_000_000, 500).await;
+    v.send(&failing).await.unwrap();
+    until(&v, S(5)).await;
+    let landings = v.landings();
+    assert_eq!(landings.len(), 1);
+    assert!(!landings[0].ok);
+    assert_eq!(landings[0].fee, Lamports::new(15_000));
+    assert_eq!(
+        v.wallet().base.get(),
+        before.base.get() - 15_000,
+        "the fee is paid from the same lamports"
+    );
+    let after_failure = nonce_value(&v).await;
+    assert_ne!(
+        after_failure, value,
+        "a failed landing advances the nonce too"
+    );
+    v.send(&held_back).await.unwrap();
+    until(&v, S(10)).await;
+    assert_eq!(v.landings().len(), 1, "the held-back swap cannot land");
+    // A cancel on the new value: it lands, swaps nothing, moves the value.
+    let cancel = v
+        .build_cancel(
+            DurableNonce {
+                account: NONCE,
+                value: after_failure,
+            },
+            Lamports::new(1_000),
+        )
+        .await
+        .unwrap();
+    let cancel = v.sign(&cancel).unwrap();
+    let swap = sale_on_nonce(&v, after_failure, 100_000_000, 500).await;
+    v.send(&cancel).await.unwrap();
+    until(&v, S(15)).await;
+    v.send(&swap).await.unwrap();
+    until(&v, S(20)).await;
+    let landings = v.landings();
+    assert_eq!(landings.len(), 2);
+    assert!(landings[1].cancel && landings[1].ok);
+    assert_eq!(landings[1].amount_out, TokenAmount::ZERO);
+    assert_eq!(landings[1].fee, Lamports::new(6_000));
+    assert_ne!(nonce_value(&v).await, after_failure);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lagging_node_shows_the_older_nonce_value_and_forwards_what_the_leader_refuses() {
+    let v = venue(providers(EndpointFault::Lagging { slots: 60 })).with_nonce_account(NONCE);
+    until(&v, S(40)).await;
+    let value = v.nonce_value().unwrap();
+    // Used up by a cancel the lagging primary does not see yet.
+    let cancel = v
+        .build_cancel(
+            DurableNonce {
+                account: NONCE,
+                value,
+            },
+            Lamports::new(1_000),
+        )
+        .await
+        .unwrap();
+    let cancel = v.sign(&cancel).unwrap();
+    let swap = sale_on_nonce(&v, value, 100_000_000, 500).await;
+    v.send(&cancel).await.unwrap();
+    until(&v, S(45)).await;
+    assert_ne!(v.nonce_value(), Some(value));
+    let seen = v.nonce(NONCE, Commitment::Confirmed).await.unwrap();
+    assert_eq!(
+        seen.value,
+        Some(value),
+        "60 slots behind, it shows the old value"
+    );
+    // Its preflight passes on its old view; the leader refuses it unpaid.
+    v.send(&swap).await.unwrap();
+    until(&v, S(60)).await;
+    let landings = v.landings();
+    assert_eq!(landings.len(), 1);
+    assert!(landings[0].cancel);
 }
