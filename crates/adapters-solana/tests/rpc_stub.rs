@@ -1,6 +1,6 @@
 //! The adapter through its real `RpcClient` and HTTP sender against scripted JSON-RPC
 //! stubs on loopback: the recorded Jupiter swap's fill, 429/5xx/-32005/cut-short/stalled
-//! answers, failover and cool-down across two endpoints, and the exact shape of sends,
+//! answers, hedged reads and background probes across two endpoints, and the exact shape of sends,
 //! status batches, balances and priority fees.
 
 #[path = "support/http.rs"]
@@ -302,51 +302,31 @@ async fn a_huge_answer_is_refused() {
 }
 
 #[tokio::test]
-async fn reads_fail_over_to_the_second_endpoint_and_the_first_cools_down() {
+async fn a_read_the_first_endpoint_leaves_unanswered_is_hedged_to_the_second_and_both_are_probed() {
     let stalled = Stub::start(|_, _| Answer::Stall).await;
-    let healthy = Stub::start(block_height_is(42)).await;
-    let chain = chain(&[&stalled, &healthy]);
-    assert_eq!(chain.block_height().await, Ok(42));
-    let status = chain.endpoint_status();
-    assert!(status[0].cooling_for.is_some(), "{status:?}");
-    assert_eq!(status[1].cooling_for, None);
-    assert_eq!(chain.block_height().await, Ok(42));
-    assert_eq!(
-        stalled.calls("getBlockHeight").len(),
-        1,
-        "passed over while cooling"
-    );
-    assert_eq!(healthy.calls("getBlockHeight").len(), 2);
-}
-
-#[tokio::test]
-async fn a_cooled_endpoint_is_used_again_after_its_cooldown() {
-    let flaky_calls = Arc::new(Mutex::new(0_u32));
-    let counter = flaky_calls.clone();
-    let flaky = Stub::start(move |_, _| {
-        let mut n = counter.lock().expect("lock");
-        *n += 1;
-        if *n == 1 {
-            Answer::Status(503, None)
-        } else {
-            Answer::Result(json!(7))
-        }
+    let healthy = Stub::start(|method, _| match method {
+        "getSlot" => Answer::Result(json!(1_000)),
+        _ => Answer::Result(json!(42)),
     })
     .await;
-    let backup = Stub::start(block_height_is(8)).await;
-    let config = SolanaConfig {
-        endpoint_cooldown: Duration::from_millis(150),
-        ..config(vec![flaky.url(), backup.url()])
-    };
-    let chain = chain_for(&config, &Pubkey::new_from_array([3; 32]));
-    assert_eq!(chain.block_height().await, Ok(8), "failed over");
-    assert_eq!(chain.block_height().await, Ok(8), "primary still cooling");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        chain.block_height().await,
-        Ok(7),
-        "primary back after its cooldown"
+    let chain = chain(&[&stalled, &healthy]);
+    let started = Instant::now();
+    assert_eq!(chain.block_height().await, Ok(42));
+    let took = started.elapsed();
+    // Sent to the second endpoint after the hedge delay (200 ms), answered long before
+    // the first one's request timeout (400 ms here).
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(400),
+        "{took:?}"
     );
+    assert_eq!(stalled.calls("getBlockHeight").len(), 1);
+    assert_eq!(healthy.calls("getBlockHeight").len(), 1);
+    // The prober, started by the first call, asked each endpoint its slot; only the
+    // second has answered yet.
+    assert_eq!(stalled.calls("getSlot").len(), 1);
+    assert_eq!(healthy.calls("getSlot").len(), 1);
+    let status = chain.endpoint_status();
+    assert_eq!((status[0].slot, status[1].slot), (None, Some(1_000)));
 }
 
 #[tokio::test]

@@ -15,16 +15,19 @@ pub enum Topology {
     /// fails (the client's failover).
     Failover,
     /// Several providers, one endpoint each, primary first, reached the way kyzlo's
-    /// Solana adapter reaches its `[rpc] endpoints`: a call goes to the first endpoint
-    /// not cooling down; an endpoint failure (no answer within the client's request
-    /// timeout, 429, -32005 node unhealthy, -32011 no history, -32016 behind the asked
-    /// slot) passes that endpoint over for the client's cool-down and the same call moves
-    /// on to the next; any other answer, even a refusal, ends the call; when every
-    /// endpoint cools down, all are tried, soonest-recovered first. The client's request
-    /// timeout, cool-down and how many of the endpoints it knows are the venue's
-    /// [`EndpointClient`](crate::venue::EndpointClient). Each provider draws its own 429s
-    /// and -32005s; blackouts, sends' fates at the leader and the ledger stay the
-    /// cluster's.
+    /// Solana adapter reaches its `[rpc] endpoints`: the client probes every endpoint in
+    /// the background (its slot, every 2 s); an endpoint failure on a probe or a call (no
+    /// answer within the client's request timeout, 429, -32005 node unhealthy, -32011 no
+    /// history, -32016 behind the asked slot) passes that endpoint over for the client's
+    /// cool-down and then until a probe succeeds; one probed far behind the others is
+    /// tried last. A read goes to the first endpoint not passed over and, unanswered after
+    /// the hedge delay, to the next as well (an endpoint failure moves on at once); a send
+    /// goes to one endpoint at a time; any answer, even a refusal, ends the call; when
+    /// every endpoint is passed over, all are tried, the soonest out of its cool-down
+    /// first. The client's request timeout, cool-down and how many of the endpoints it
+    /// knows are the venue's [`EndpointClient`](crate::venue::EndpointClient). Each
+    /// provider draws its own 429s and -32005s; blackouts, sends' fates at the leader and
+    /// the ledger stay the cluster's.
     Endpoints,
 }
 

@@ -1,15 +1,29 @@
 //! The RPC cluster: nodes that each see the chain as of their own view slot (some slots
 //! behind the tip, never going backwards), some without transaction history, behind a
 //! load balancer that picks a node per request, a list of endpoints with failover, or
-//! several providers reached by the client's endpoint list (which endpoints cool down,
-//! and until when, is kept here). The router has a node of its own, from which it takes
-//! its blockhashes.
+//! several providers reached by the client's endpoint list (what the client knows of each
+//! endpoint, from its calls and its background probes, is kept here). The router has a
+//! node of its own, from which it takes its blockhashes.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
+use kyzlo_domain::ErrorClass;
+
 use super::EndpointClient;
-use crate::faults::{ClusterProfile, EndpointFault, Topology};
+use crate::faults::{ClusterProfile, EndpointFault, FaultSchedule, Topology};
 use crate::rng::SimRng;
+
+/// How often the client probes every endpoint (the Solana adapter's `PROBE_INTERVAL`).
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// How long a read waits for an endpoint before it also goes to the next one (the Solana
+/// adapter's `HEDGE_DELAY`).
+pub const HEDGE_DELAY: Duration = Duration::from_millis(200);
+/// How far behind the furthest endpoint's probed slot an endpoint may be before the
+/// client tries it after the others (the Solana adapter's `BEHIND_SLOTS`).
+pub const BEHIND_SLOTS: u64 = 10;
 
 const STREAM_LAG: u64 = 201;
 const STREAM_BALANCE: u64 = 202;
@@ -43,8 +57,51 @@ pub(crate) struct Cluster {
     requests: u64,
     primary: usize,
     client: EndpointClient,
-    /// Per endpoint, the run time until which the client passes it over.
-    cooling: Vec<Option<Duration>>,
+    /// What the client knows of its endpoints. Reads of it (`candidates`) bring its
+    /// probes up to date, hence the cell.
+    probing: RefCell<Probing>,
+}
+
+/// What the client knows of one endpoint.
+#[derive(Debug, Clone, Copy, Default)]
+struct Health {
+    /// While it is passed over: when its cool-down (from its latest failure) ends.
+    cool_until: Option<Duration>,
+    /// The slot its latest successful probe saw.
+    slot: Option<u64>,
+}
+
+/// The client's background probes, as the Solana adapter makes them: once it has made
+/// its first call, every endpoint it knows is asked its slot every [`PROBE_INTERVAL`],
+/// all at once; the next round starts an interval after this one, or when this one's
+/// slowest probe (a dead endpoint's request timeout) ends if that is later. A probe that
+/// gets no answer fails at the request timeout, a 429 or -32005 at once; an answer brings
+/// an endpoint back once its cool-down has ended. With one endpoint nothing is probed.
+#[derive(Debug, Default)]
+struct Probing {
+    health: Vec<Health>,
+    /// How probes' fates are drawn, once the venue has armed them.
+    world: Option<ProbeWorld>,
+    /// The next round, once probing has started.
+    next: Option<Duration>,
+    /// Probes of dead endpoints still out, and when the client gives up on each.
+    hung: VecDeque<(usize, Duration)>,
+}
+
+/// What a probe meets: the schedule's per-endpoint call faults and the chain's tip.
+#[derive(Debug)]
+struct ProbeWorld {
+    schedule: Arc<FaultSchedule>,
+    base_slot: u64,
+    slot_time: Duration,
+}
+
+impl ProbeWorld {
+    fn tip(&self, t: Duration) -> u64 {
+        let n = t.as_nanos() / self.slot_time.as_nanos().max(1);
+        self.base_slot
+            .saturating_add(u64::try_from(n).unwrap_or(u64::MAX))
+    }
 }
 
 impl Cluster {
@@ -66,8 +123,119 @@ impl Cluster {
             requests: 0,
             primary: 0,
             client: EndpointClient::default(),
-            cooling: vec![None; count],
+            probing: RefCell::new(Probing {
+                health: vec![Health::default(); count],
+                ..Probing::default()
+            }),
         }
+    }
+
+    /// Lets the client's probes draw their fates from `schedule` on a chain whose slot
+    /// `base_slot` begins at run time zero and lasts `slot_time` (once; later calls do
+    /// nothing).
+    pub(crate) fn arm_probes(
+        &mut self,
+        schedule: &Arc<FaultSchedule>,
+        base_slot: u64,
+        slot_time: Duration,
+    ) {
+        let probing = self.probing.get_mut();
+        if probing.world.is_none() {
+            probing.world = Some(ProbeWorld {
+                schedule: Arc::clone(schedule),
+                base_slot,
+                slot_time,
+            });
+        }
+    }
+
+    fn known(&self) -> usize {
+        self.client.endpoints.clamp(1, self.rpc_nodes())
+    }
+
+    /// Runs the client's probes up to `now` (starting them with its first call, at `now`).
+    fn probe_until(&self, now: Duration, first_call: bool) {
+        let mut guard = self.probing.borrow_mut();
+        let probing = &mut *guard;
+        if probing.world.is_none() || self.known() < 2 {
+            return;
+        }
+        if probing.next.is_none() {
+            // The first round starts with the first call, whose endpoints are chosen
+            // before any probe has answered.
+            if first_call {
+                probing.next = Some(now);
+            }
+            return;
+        }
+        loop {
+            let next = probing.next.unwrap_or(Duration::MAX);
+            // A probe that started in an earlier round gives up first.
+            if let Some(&(endpoint, at)) = probing.hung.front()
+                && at <= now
+                && at <= next
+            {
+                probing.hung.pop_front();
+                self.fail(&mut probing.health, endpoint, at);
+                continue;
+            }
+            if next > now {
+                return;
+            }
+            let Some(world) = &probing.world else {
+                return;
+            };
+            let tip = world.tip(next);
+            let mut slowest = Duration::ZERO;
+            let mut hung = Vec::new();
+            let mut answered = Vec::new();
+            let mut failed = Vec::new();
+            for endpoint in 0..self.known() {
+                let fault = if self.down(endpoint, next) {
+                    Some(ErrorClass::RpcTimeout)
+                } else {
+                    world.schedule.call_fails_on(next, endpoint)
+                };
+                match fault {
+                    Some(ErrorClass::RpcTimeout) => {
+                        slowest = self.client.request_timeout;
+                        hung.push((endpoint, next.saturating_add(self.client.request_timeout)));
+                    }
+                    Some(_) => failed.push(endpoint),
+                    None => answered.push((endpoint, self.probed_view(endpoint, tip, next))),
+                }
+            }
+            probing.hung.extend(hung);
+            for endpoint in failed {
+                self.fail(&mut probing.health, endpoint, next);
+            }
+            for (endpoint, slot) in answered {
+                if let Some(h) = probing.health.get_mut(endpoint) {
+                    h.slot = Some(slot);
+                    if h.cool_until.is_some_and(|until| until <= next) {
+                        h.cool_until = None;
+                    }
+                }
+            }
+            probing.next = Some(next.saturating_add(PROBE_INTERVAL.max(slowest)));
+        }
+    }
+
+    fn fail(&self, health: &mut [Health], endpoint: usize, at: Duration) {
+        if let Some(h) = health.get_mut(endpoint) {
+            h.cool_until = Some(at.saturating_add(self.client.cooldown));
+        }
+    }
+
+    /// The slot `node` answers a probe with at `t`: what it would see (its view never
+    /// goes backwards), without moving the view calls see.
+    fn probed_view(&self, node: usize, tip: u64, t: Duration) -> u64 {
+        let behind = match self.profile.endpoint_fault(node, t) {
+            Some(EndpointFault::Lagging { slots }) => slots,
+            _ => 0,
+        };
+        let lag = self.lag(node, t).saturating_add(behind);
+        tip.saturating_sub(lag).max(self.nodes[node].view).min(tip)
     }
 
     /// The client's settings.
@@ -79,34 +247,53 @@ impl Cluster {
         self.client = client;
     }
 
-    /// The endpoints the client tries for a call made at `now`, in order: those it knows
-    /// that are not cooling down, primary first; when all are, all of them,
-    /// soonest-recovered first (a call is never refused without one try).
+    /// The endpoints the client tries for a call it makes at `now` (its probes brought up
+    /// to date first), in order: those it knows that are not passed over, primary first,
+    /// those whose probe saw them more than [`BEHIND_SLOTS`] behind the furthest last;
+    /// when all are passed over, all of them, the one whose cool-down ends first first (a
+    /// call is never refused without one try).
     pub(crate) fn candidates(&self, now: Duration) -> Vec<usize> {
-        let known = self.client.endpoints.clamp(1, self.rpc_nodes());
-        let healthy: Vec<usize> = (0..known)
-            .filter(|&e| self.cooling[e].is_none_or(|until| until <= now))
-            .collect();
+        self.probe_until(now, true);
+        let probing = self.probing.borrow();
+        let health = &probing.health[..self.known()];
+        let usable = |h: &Health| h.cool_until.is_none();
+        let furthest = health
+            .iter()
+            .filter(|h| usable(h))
+            .filter_map(|h| h.slot)
+            .max();
+        let behind = |h: &Health| matches!((h.slot, furthest), (Some(slot), Some(top)) if slot.saturating_add(BEHIND_SLOTS) < top);
+        let mut healthy: Vec<usize> = (0..health.len()).filter(|&e| usable(&health[e])).collect();
         if !healthy.is_empty() {
+            healthy.sort_by_key(|&e| behind(&health[e]));
             return healthy;
         }
-        let mut all: Vec<usize> = (0..known).collect();
-        all.sort_by_key(|&e| self.cooling[e]);
+        let mut all: Vec<usize> = (0..health.len()).collect();
+        all.sort_by_key(|&e| health[e].cool_until);
         all
     }
 
-    /// `endpoint` failed as an endpoint: passed over until `until`.
+    /// `endpoint` failed as an endpoint: passed over until `until` (its cool-down) and
+    /// then until a probe succeeds.
     pub(crate) fn cool(&mut self, endpoint: usize, until: Duration) {
-        if let Some(c) = self.cooling.get_mut(endpoint) {
-            *c = Some(until);
+        self.probe_until(until.saturating_sub(self.client.cooldown), false);
+        if let Some(h) = self.probing.get_mut().health.get_mut(endpoint) {
+            h.cool_until = Some(until);
         }
     }
 
     /// A node answered through `endpoint` (even with an error): it is reachable.
     pub(crate) fn answered(&mut self, endpoint: usize) {
-        if let Some(c) = self.cooling.get_mut(endpoint) {
-            *c = None;
+        if let Some(h) = self.probing.get_mut().health.get_mut(endpoint) {
+            h.cool_until = None;
         }
+    }
+
+    /// Whether the client passes `endpoint` over (for the tests).
+    #[cfg(test)]
+    pub(crate) fn passed_over(&self, endpoint: usize, now: Duration) -> bool {
+        self.probe_until(now, false);
+        self.probing.borrow().health[endpoint].cool_until.is_some()
     }
 
     /// Whether `endpoint` is down at `t`.

@@ -12,6 +12,7 @@ use kyzlo_application::ports::{
 use kyzlo_domain::{ErrorClass, Lamports, Slippage, TokenAmount};
 use tokio::time::Instant;
 
+use super::cluster::HEDGE_DELAY;
 use super::{EndpointClient, SimVenue, SimWallet};
 use crate::faults::{
     ClusterProfile, EndpointFault, EndpointOutage, FaultProfile, FaultSchedule, Topology,
@@ -130,20 +131,34 @@ async fn sale(v: &SimVenue, expiry_slots: Option<u32>) -> SignedTransaction {
     v.sign(&unsigned).unwrap()
 }
 
+/// Whether the client passes `endpoint` over now.
+fn passed_over(v: &SimVenue, endpoint: usize) -> bool {
+    v.lock().cluster.passed_over(endpoint, v.run_time())
+}
+
 #[tokio::test(start_paused = true)]
-async fn a_dead_primary_costs_one_request_timeout_then_calls_fail_over_until_its_cool_down_ends() {
+async fn a_dead_primary_is_hedged_then_passed_over_until_a_probe_after_its_cool_down_succeeds() {
     let v = venue(providers(EndpointFault::Down));
     until(&v, S(2)).await;
-    // The primary gives no answer: the client waits its request timeout, then the same
-    // call is answered by the next provider.
-    assert_eq!(timed(&v).await, S(1));
-    // Passed over for the cool-down: straight to the next provider.
+    // The primary gives no answer: after the hedge delay the same read also goes to the
+    // next provider, whose answer wins. The client's first call starts its probes.
+    assert_eq!(timed(&v).await, HEDGE_DELAY);
+    // Until the primary's probe (at 2 s) times out, every read is hedged again.
+    assert!(!passed_over(&v, 0));
+    assert_eq!(timed(&v).await, HEDGE_DELAY);
+    until(&v, Duration::from_millis(3_000)).await;
+    assert!(passed_over(&v, 0));
     assert_eq!(timed(&v).await, Duration::ZERO);
-    // Cool-down over, still dead: one more request timeout.
-    until(&v, S(34)).await;
-    assert_eq!(timed(&v).await, S(1));
-    // Back after the outage (and the cool-down): the primary answers at once.
-    until(&v, S(200)).await;
+    // Past the first cool-down (33 s) it is still dead: its failing probes keep it
+    // passed over, and no call pays for finding out.
+    until(&v, S(40)).await;
+    assert_eq!(timed(&v).await, Duration::ZERO);
+    // Back at 120 s, but its probe at 118 s failed at 119 s: passed over until the first
+    // probe after 149 s succeeds (at 150 s).
+    until(&v, S(149)).await;
+    assert!(passed_over(&v, 0));
+    until(&v, S(150)).await;
+    assert!(!passed_over(&v, 0));
     assert_eq!(timed(&v).await, Duration::ZERO);
 }
 
@@ -177,6 +192,7 @@ async fn a_send_to_the_dead_primary_fails_over_within_the_call_and_lands() {
     let tx = sale(&v, Some(20)).await;
     let started = Instant::now();
     v.send(&tx).await.unwrap();
+    // Sends are not hedged.
     assert_eq!(
         started.elapsed(),
         S(1),
@@ -186,11 +202,27 @@ async fn a_send_to_the_dead_primary_fails_over_within_the_call_and_lands() {
     let landings = v.landings();
     assert_eq!(landings.len(), 1);
     assert!(landings[0].ok && landings[0].signature == tx.signature);
+    // The primary stays passed over: the next send goes straight to the next provider.
+    let again = sale(&v, Some(20)).await;
+    let started = Instant::now();
+    v.send(&again).await.unwrap();
+    assert_eq!(started.elapsed(), Duration::ZERO);
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_lagging_provider_answers_from_its_old_view_and_refuses_blockhashes_it_has_not_seen() {
+async fn a_lagging_provider_is_probed_behind_and_tried_last_while_alone_it_answers_from_its_old_view()
+ {
     let v = venue(providers(EndpointFault::Lagging { slots: 60 }));
+    until(&v, S(60)).await;
+    // The client's first call probes every provider: the primary, 60 slots behind the
+    // others, is tried after them.
+    v.block_height().await.unwrap();
+    assert_eq!(v.block_height().await.unwrap(), v.slot_now());
+    // A client that knows only the primary (nothing to probe) gets its old view.
+    let v = venue(providers(EndpointFault::Lagging { slots: 60 })).with_client(EndpointClient {
+        endpoints: 1,
+        ..EndpointClient::default()
+    });
     until(&v, S(60)).await;
     // Healthy by its own account: answered at once, 60 slots behind the tip.
     let started = Instant::now();
