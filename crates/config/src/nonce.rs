@@ -48,12 +48,12 @@ pub struct NonceFile {
 }
 
 impl Default for NonceFile {
-    /// No account; `auto`; 2 s; 100,000 lamports.
+    /// No account; `auto`; 1 s; 100,000 lamports.
     fn default() -> Self {
         Self {
             account: None,
             mode: NonceMode::Auto,
-            escalate_after_ms: 2_000,
+            escalate_after_ms: 1_000,
             cancel_fee_lamports: 100_000,
         }
     }

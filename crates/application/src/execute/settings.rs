@@ -58,13 +58,13 @@ pub struct NonceSettings {
 }
 
 impl NonceSettings {
-    /// The defaults on `account`: the next rung 2 s after the previous one, a cancel
+    /// The defaults on `account`: the next rung 1 s after the previous one, a cancel
     /// bidding 100,000 lamports.
     #[must_use]
     pub fn on(account: NonceAccount) -> Self {
         Self {
             account,
-            escalate_after: Duration::from_secs(2),
+            escalate_after: Duration::from_millis(1000),
             cancel_fee: Lamports::new(100_000),
         }
     }
