@@ -354,3 +354,36 @@ fn a_paper_report_is_written_as_html_and_as_json() {
     let costs = v["fees"].as_f64().unwrap() + v["slippage"].as_f64().unwrap();
     assert!((pnl - (gross - costs)).abs() < 1e-6);
 }
+
+#[test]
+fn a_paper_run_on_a_durable_nonce_builds_every_attempt_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let account = "SysvarRent111111111111111111111111111111111";
+    let finished = paper(
+        dir.path(),
+        &format!("[nonce]\naccount = \"{account}\"\n"),
+        &["--json"],
+    );
+    finished.assert_success("kyzlo paper on a nonce");
+    let v: serde_json::Value = serde_json::from_str(&finished.stdout).unwrap();
+    assert!(
+        !v["exits"].as_array().unwrap().is_empty(),
+        "{}",
+        finished.stdout
+    );
+    // Every attempt the journal holds was built on the simulated account: the nonce's
+    // value as its blockhash, the account named.
+    let db = rusqlite::Connection::open(dir.path().join("kyzlo-data/journal.db")).unwrap();
+    let (all, on_nonce, unsettled): (i64, i64, i64) = db
+        .query_row(
+            "SELECT COUNT(*), COUNT(nonce_account),
+                    (SELECT COUNT(*) FROM intents WHERE outcome IS NULL)
+             FROM attempts WHERE nonce_account = ?1 OR nonce_account IS NULL",
+            [account],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert!(all > 0);
+    assert_eq!(on_nonce, all, "every attempt on the nonce");
+    assert_eq!(unsettled, 0, "every intent settled");
+}

@@ -19,7 +19,7 @@
 //!
 //! On a durable nonce (`SwapPlan::nonce`) step 2 is skipped: the nonce's advance comes
 //! first (before the compute budget), its value is the message's blockhash, and the
-//! transaction never expires (`last_valid_block_height = u64::MAX`): it is dead only
+//! transaction never expires (`last_valid_block_height = NO_LAST_VALID_HEIGHT`): it is dead only
 //! once the nonce holds another value. [`Assembler::cancel`] is the transaction that
 //! only advances the nonce, so that nothing else on its value can land.
 //!
@@ -28,7 +28,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use kyzlo_application::ports::{DurableNonce, PortError, UnsignedTransaction};
+use kyzlo_application::ports::{
+    DurableNonce, NO_LAST_VALID_HEIGHT, PortError, UnsignedTransaction,
+};
 use kyzlo_domain::{ErrorClass, Lamports};
 use solana_address_lookup_table_interface::state::AddressLookupTable;
 use solana_client::rpc_config::{RpcBlockConfig, RpcSimulateTransactionConfig};
@@ -178,7 +180,7 @@ impl Assembler {
     pub async fn assemble(&self, plan: &SwapPlan<'_>) -> Result<Assembled, PortError> {
         let tables = self.tables(plan.lookup_tables).await?;
         let (blockhash, last_valid_block_height) = match plan.nonce {
-            Some(nonce) => (Hash::new_from_array(nonce.value.0), u64::MAX),
+            Some(nonce) => (Hash::new_from_array(nonce.value.0), NO_LAST_VALID_HEIGHT),
             None => self.blockhash(plan.life_blocks).await?,
         };
         let price = self.price(plan).await?;
@@ -242,7 +244,14 @@ impl Assembler {
         ];
         instructions.extend(self.tips.iter().cloned());
         let blockhash = Hash::new_from_array(nonce.value.0);
-        self.finish(&instructions, &[], blockhash, u64::MAX, limit, price)
+        self.finish(
+            &instructions,
+            &[],
+            blockhash,
+            NO_LAST_VALID_HEIGHT,
+            limit,
+            price,
+        )
     }
 
     fn advance(&self, nonce: DurableNonce) -> Instruction {

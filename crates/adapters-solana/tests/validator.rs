@@ -827,7 +827,10 @@ async fn transfer_on(
         })
         .await
         .expect("assembled on the nonce (simulated with its advance)");
-    assert_eq!(assembled.transaction.last_valid_block_height, u64::MAX);
+    assert_eq!(
+        assembled.transaction.last_valid_block_height,
+        kyzlo_application::ports::NO_LAST_VALID_HEIGHT
+    );
     let signed = wallet.sign(&assembled.transaction).expect("signed");
     assert_eq!(signed.blockhash, nonce.value, "the nonce is the blockhash");
     signed

@@ -144,9 +144,14 @@ pub struct SwapRequest {
     /// Build on this durable nonce instead of a recent blockhash: the nonce's advance as
     /// the first instruction and its value as the message's blockhash, so the transaction
     /// never expires and at most one transaction on one value can ever land
-    /// (`expiry_slots` is then ignored). A router that cannot build on a nonce refuses.
+    /// (`expiry_slots` is then ignored; the transaction's last valid height is
+    /// [`NO_LAST_VALID_HEIGHT`]). A router that cannot build on a nonce refuses.
     pub nonce: Option<DurableNonce>,
 }
+
+/// The last valid block height of a transaction on a durable nonce: no height bounds it.
+/// The largest a signed 64-bit integer holds, so that every journal can store it.
+pub const NO_LAST_VALID_HEIGHT: u64 = i64::MAX as u64;
 
 /// A nonce account's address.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -602,7 +602,7 @@ mod tests {
         let settings = config.bot_settings(1);
         let nonce = settings.exit.nonce.expect("nonce mode on");
         assert_eq!(settings.entry.nonce, Some(nonce));
-        assert_eq!(nonce.escalate_after, std::time::Duration::from_secs(2));
+        assert_eq!(nonce.escalate_after, std::time::Duration::from_secs(1));
         assert_eq!(nonce.cancel_fee.get(), 100_000);
         let back: File = toml::from_str(&toml::to_string_pretty(&file).unwrap()).unwrap();
         assert_eq!(back, file, "round-trips");

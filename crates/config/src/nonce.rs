@@ -162,7 +162,7 @@ mod tests {
     fn bad_values_and_impossible_combinations_name_their_key() {
         type Edit = fn(&mut NonceFile);
         let live = on(JupiterApi::V2, 0);
-        let cases: [(&str, Edit, Context); 9] = [
+        let cases: [(&str, Edit, Context); 7] = [
             (
                 "nonce.account",
                 |f| f.account = Some("not-base58!".into()),
@@ -184,8 +184,6 @@ mod tests {
                 |f| f.cancel_fee_lamports = 10_000_001,
                 live,
             ),
-            ("nonce.account", |_| {}, on(JupiterApi::V2, 0)),
-            ("jupiter.api", |_| {}, on(JupiterApi::V1, 0)),
             ("jupiter.api", |_| {}, on(JupiterApi::V1, 0)),
             ("nonce.account", |_| {}, on(JupiterApi::V2, 2)),
         ];

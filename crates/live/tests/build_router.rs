@@ -344,10 +344,17 @@ async fn on_a_durable_nonce_the_advance_comes_first_and_the_nonce_is_the_blockha
         })
         .await
         .expect("assembled");
-    assert_eq!(unsigned.last_valid_block_height, u64::MAX, "never expires");
+    assert_eq!(
+        unsigned.last_valid_block_height,
+        kyzlo_application::ports::NO_LAST_VALID_HEIGHT,
+        "never expires"
+    );
     let signed = s.signer.sign(&unsigned).expect("signed");
     assert_eq!(signed.blockhash, nonce.value, "the signer reads the nonce");
-    assert_eq!(signed.last_valid_block_height, u64::MAX);
+    assert_eq!(
+        signed.last_valid_block_height,
+        kyzlo_application::ports::NO_LAST_VALID_HEIGHT
+    );
     let tx: VersionedTransaction = wincode::deserialize(&signed.bytes).expect("decodes");
     assert!(tx.verify_with_results().iter().all(|ok| *ok));
     let VersionedMessage::V0(message) = &tx.message else {
@@ -394,7 +401,10 @@ async fn on_a_durable_nonce_the_advance_comes_first_and_the_nonce_is_the_blockha
         .await
         .expect("cancel");
     assert_eq!(s.calls.lock().unwrap().len(), before, "no RPC call");
-    assert_eq!(cancel.last_valid_block_height, u64::MAX);
+    assert_eq!(
+        cancel.last_valid_block_height,
+        kyzlo_application::ports::NO_LAST_VALID_HEIGHT
+    );
     let fee = cancel.priority_fee.expect("exact").get();
     assert!((99_000..=100_000).contains(&fee), "{fee}");
     let signed = s.signer.sign(&cancel).expect("signed");

@@ -122,14 +122,12 @@ pub(crate) struct Built {
     pub nonce: Option<BuiltNonce>,
 }
 
-/// How a transaction uses the wallet's durable nonce.
+/// How a transaction uses the wallet's durable nonce (the router always puts the
+/// advance first, as the chain requires of a transaction on a nonce).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BuiltNonce {
     /// The value it carries as its blockhash.
     pub value: Blockhash,
-    /// Whether the nonce's advance is its first instruction: without it, the value is
-    /// taken for a recent blockhash, which it is not, and the transaction never lands.
-    pub advance_first: bool,
     /// Whether it is a cancel (the advance alone: it swaps nothing).
     pub cancel: bool,
 }
@@ -472,13 +470,13 @@ impl Ledger {
         }
         let b = tx.built;
         let nonce_after = match b.nonce {
-            // A durable nonce's value is no recent blockhash: without the advance first,
-            // or once the account holds another value, the transaction is refused
-            // unpaid (as an unknown blockhash). The advance stores one value per slot: a
-            // second advance in the slot of the first is refused too.
+            // A durable nonce's value is no recent blockhash: once the account holds
+            // another value, the transaction is refused unpaid (as an unknown
+            // blockhash). The advance stores one value per slot: a second advance in the
+            // slot of the first is refused too.
             Some(n) => {
                 let next = self.nonce_value(slot);
-                if !n.advance_first || self.nonce_tip() != Some(n.value) || n.value == next {
+                if self.nonce_tip() != Some(n.value) || n.value == next {
                     return CopyEnd::Expired;
                 }
                 Some(next)

@@ -54,9 +54,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kyzlo_application::clock::Clock;
 use kyzlo_application::ports::{
-    Balances, Blockhash, Chain, Commitment, DurableNonce, Fill, HealthProbe, NonceAccount,
-    Observed, Pair, PortError, Quote, QuoteRequest, RecentBlockhash, Side, SignedTransaction,
-    Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus, UnsignedTransaction, WalletAddress,
+    Balances, Blockhash, Chain, Commitment, DurableNonce, Fill, HealthProbe, NO_LAST_VALID_HEIGHT,
+    NonceAccount, Observed, Pair, PortError, Quote, QuoteRequest, RecentBlockhash, Side,
+    SignedTransaction, Signer, StatusLookup, SwapRequest, SwapRouter, TxStatus,
+    UnsignedTransaction, WalletAddress,
 };
 use kyzlo_domain::{ErrorClass, Lamports, TokenAmount, TxSignature};
 

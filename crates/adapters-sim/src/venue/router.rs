@@ -161,14 +161,13 @@ impl SimVenue {
                 last_valid: u64::MAX,
                 nonce: Some(BuiltNonce {
                     value: nonce.value,
-                    advance_first: true,
                     cancel: request.is_none(),
                 }),
             },
         );
         Ok(UnsignedTransaction {
             bytes: self.encode(id),
-            last_valid_block_height: u64::MAX,
+            last_valid_block_height: NO_LAST_VALID_HEIGHT,
             priority_fee: None,
         })
     }

@@ -205,9 +205,7 @@ impl SimVenue {
         if let Some(nonce) = built.nonce {
             // The node checks the value its own view holds: a node behind an advance
             // still accepts (and forwards) what the leader will refuse.
-            if !nonce.advance_first
-                || s.ledger.nonce_at(view, Commitment::Processed) != Some(nonce.value)
-            {
+            if s.ledger.nonce_at(view, Commitment::Processed) != Some(nonce.value) {
                 return Err(SimError::NonceMismatch);
             }
         } else if built.blockhash_slot > view || height > built.last_valid {

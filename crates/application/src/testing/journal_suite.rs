@@ -138,6 +138,8 @@ fn nonce_attempt(intent: u64, attempt: u32, cancel: bool) -> Write {
     };
     Write::Attempt(AttemptRecord {
         blockhash: nonce.value,
+        // What every router reports for a transaction on a nonce: no height bounds it.
+        last_valid_block_height: crate::ports::NO_LAST_VALID_HEIGHT,
         amount_in,
         min_out,
         nonce: Some(NonceUse { nonce, cancel }),
