@@ -176,3 +176,31 @@ fn a_sample_of_worlds_in_nonce_mode_breaks_no_invariant_and_crashes_around_cance
     );
     assert_eq!(found.violations(), 0, "{}", found.report(0, threads));
 }
+
+/// Nonce mode's loop checks the deadline against the microsecond the window ends at: a
+/// window of a fraction of a microsecond more (the explorer's tightened deadlines are
+/// such durations) was still open there, so a loop that slept until that end would look
+/// again without time passing. Worlds on such a deadline must each end (a wall-clock
+/// watchdog) and reach their cancels.
+#[test]
+fn a_nonce_exit_whose_deadline_is_not_whole_microseconds_ends() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut cancels = 0;
+        for seed in 1..=40 {
+            let mut schedule = Schedule::with_knobs_off(seed, &[]).on_durable_nonce();
+            schedule.exit_deadline = std::time::Duration::from_nanos(12_000_000_500);
+            let verdict = verify(&schedule);
+            assert!(verdict.violations.is_empty(), "seed {seed}");
+            cancels += verdict.stats.cancels;
+        }
+        let _ = done.send(cancels);
+    });
+    let cancels = finished
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("every world ended (a loop that never yields would hang here)");
+    assert!(
+        cancels > 0,
+        "exits reached their deadline with attempts in flight"
+    );
+}

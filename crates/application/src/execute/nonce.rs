@@ -84,7 +84,10 @@ impl Run<'_> {
         loop {
             let now = v.clock.now();
             let live = round.as_ref().map_or(0, Round::live_count);
-            if !deadline.is_within(now) {
+            // The window's end is kept to the microsecond: a deadline of a fraction of one
+            // counts as closed from the clock's reading of that end (else a sleep until it
+            // would return at once, forever).
+            if !deadline.is_within(now) || now >= deadline.expires_at() {
                 return self
                     .finish_round(round, nonce, ExitFailure::DeadlineExceeded)
                     .await;

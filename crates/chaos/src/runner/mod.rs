@@ -314,7 +314,9 @@ fn account(
     let mut last = stop_at;
     let mut closing = None;
     let mut per_intent: std::collections::BTreeMap<u64, u32> = std::collections::BTreeMap::new();
-    for l in &landings {
+    // A cancel (a durable nonce's advance alone) sells nothing: its fee is counted with
+    // the fees, not here.
+    for l in landings.iter().filter(|l| !l.cancel) {
         if l.ok && l.side == Side::Sell {
             if sold < position {
                 sold += l.amount_in.get();
