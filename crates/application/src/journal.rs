@@ -16,7 +16,9 @@ use kyzlo_domain::{
     TokenAmount, TxSignature,
 };
 
-use crate::ports::{Blockhash, DurableNonce, Fill, NonceAccount, PortError, Side};
+use crate::ports::{
+    Blockhash, DurableNonce, Fill, NonceAccount, PortError, Side, SignedTransaction,
+};
 use crate::proof::AttemptKey;
 
 /// The [`PortError::code`] a durable journal reports when its database refused a write
@@ -92,6 +94,38 @@ pub struct NonceUse {
 }
 
 impl AttemptRecord {
+    /// The record of a cancel: `signed`, the advance of `nonce` alone (read at context
+    /// slot `read_at_slot`), attempt number `attempt` of `intent`, bidding `priority_fee`
+    /// and swapping nothing.
+    #[must_use]
+    pub fn cancel(
+        intent: IntentId,
+        attempt: u32,
+        signed: &SignedTransaction,
+        nonce: DurableNonce,
+        read_at_slot: u64,
+        priority_fee: Lamports,
+        sent_at: Timestamp,
+    ) -> Self {
+        Self {
+            intent,
+            attempt,
+            signature: signed.signature,
+            blockhash: signed.blockhash,
+            valid_at_slot: read_at_slot,
+            last_valid_block_height: signed.last_valid_block_height,
+            slippage: Slippage::TIGHTEST,
+            priority_fee,
+            amount_in: TokenAmount::ZERO,
+            min_out: TokenAmount::ZERO,
+            sent_at,
+            nonce: Some(NonceUse {
+                nonce,
+                cancel: true,
+            }),
+        }
+    }
+
     /// What the proof of its fate needs.
     #[must_use]
     pub fn key(&self) -> AttemptKey {

@@ -21,7 +21,7 @@ use crate::clock::Clock;
 use crate::execute::{Venue, read_fill};
 use crate::journal::{
     AttemptOutcome, AttemptRecord, IntentAction, IntentOutcome, IntentRecord, Journal,
-    JournalSnapshot, NonceUse, PositionRecord, UnresolvedIntent,
+    JournalSnapshot, PositionRecord, UnresolvedIntent,
 };
 use crate::ports::{Chain, Commitment, DurableNonce, Fill, Pair, PortError, SignedTransaction};
 use crate::proof::{Fate, RoundFate, prove, prove_round};
@@ -244,31 +244,7 @@ impl Reconciler {
                 )
                 .await
                 {
-                    Fate::Landed => {
-                        self.journal()
-                            .record_attempt_outcome(intent, attempt.attempt, AttemptOutcome::Landed)
-                            .await?;
-                        tracing::warn!(%intent, attempt = attempt.attempt, signature = %attempt.signature, "reconciled: attempt landed");
-                        let fill = read_fill(
-                            &self.venue,
-                            attempt.signature,
-                            unresolved.intent.side,
-                            self.settings.fill_wait,
-                        )
-                        .await;
-                        return Ok(Some(match fill {
-                            Some(fill) => (fill, true, attempt.signature),
-                            None => (
-                                Fill {
-                                    amount_in: attempt.amount_in,
-                                    amount_out: attempt.min_out,
-                                    fee: kyzlo_domain::Lamports::new(0),
-                                },
-                                false,
-                                attempt.signature,
-                            ),
-                        }));
-                    }
+                    Fate::Landed => return self.landed(unresolved, attempt).await.map(Some),
                     Fate::LandedFailed(class) => {
                         self.journal()
                             .record_attempt_outcome(
@@ -435,29 +411,15 @@ impl Reconciler {
             .build_cancel(nonce, self.settings.cancel_fee)
             .await?;
         let signed = v.signer.sign(&unsigned)?;
-        let record = AttemptRecord {
+        let record = AttemptRecord::cancel(
             intent,
             attempt,
-            signature: signed.signature,
-            blockhash: signed.blockhash,
-            valid_at_slot: read_at_slot,
-            last_valid_block_height: signed.last_valid_block_height,
-            slippage: kyzlo_domain::Slippage::from_bps(1).map_err(|e| {
-                PortError::new(
-                    "reconcile.cancel",
-                    kyzlo_domain::ErrorClass::Unknown,
-                    e.to_string(),
-                )
-            })?,
-            priority_fee: unsigned.priority_fee.unwrap_or(self.settings.cancel_fee),
-            amount_in: TokenAmount::ZERO,
-            min_out: TokenAmount::ZERO,
-            sent_at: self.clock().now(),
-            nonce: Some(NonceUse {
-                nonce,
-                cancel: true,
-            }),
-        };
+            &signed,
+            nonce,
+            read_at_slot,
+            unsigned.priority_fee.unwrap_or(self.settings.cancel_fee),
+            self.clock().now(),
+        );
         v.journal.record_attempt(&record).await?;
         tracing::warn!(%intent, attempt, signature = %signed.signature, "reconciling: cancel sent on the nonce");
         Ok((record, signed))

@@ -252,6 +252,9 @@ impl fmt::Display for Bps {
 pub struct Slippage(Bps);
 
 impl Slippage {
+    /// The tightest tolerance, 1 bps: what a transaction that swaps nothing records.
+    pub const TIGHTEST: Slippage = Slippage(Bps(1));
+
     /// Builds a slippage tolerance.
     ///
     /// # Errors

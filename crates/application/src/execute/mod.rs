@@ -30,9 +30,11 @@ use kyzlo_domain::{
 use tokio::sync::oneshot;
 
 use crate::clock::Clock;
-use crate::journal::{AttemptOutcome, AttemptRecord, IntentAction, IntentRecord, Journal};
+use crate::journal::{
+    AttemptOutcome, AttemptRecord, IntentAction, IntentRecord, Journal, NonceUse,
+};
 use crate::metrics::{MetricEvent, MetricsSink};
-use crate::ports::{Chain, Commitment, Fill, Pair, Side, Signer, SwapRouter};
+use crate::ports::{Chain, Commitment, DurableNonce, Fill, Pair, Side, Signer, SwapRouter};
 use crate::rng::Jitter;
 use prepare::Prepared;
 use track::{AttemptEnd, Live};
@@ -306,20 +308,7 @@ impl Run<'_> {
                 tracing::warn!(intent = %self.job.intent, attempt, "preparation ran past the attempt's window: discarded unsent");
                 return self.fail(give_up_failure(reason)).await;
             }
-            let record = AttemptRecord {
-                intent: self.job.intent,
-                attempt,
-                signature: prepared.signed.signature,
-                blockhash: prepared.signed.blockhash,
-                valid_at_slot: prepared.valid_at_slot,
-                last_valid_block_height: prepared.signed.last_valid_block_height,
-                slippage: rung.slippage,
-                priority_fee: prepared.priority_fee,
-                amount_in: prepared.amount_in,
-                min_out: prepared.min_out,
-                sent_at: v.clock.now(),
-                nonce: None,
-            };
+            let record = self.record_of(attempt, &rung, &prepared, None);
             if let Err(e) = v.journal.record_attempt(&record).await {
                 tracing::error!(intent = %self.job.intent, attempt, error = %e, "attempt not journaled: not sent");
                 self.last_error = Some(e.class);
@@ -413,6 +402,34 @@ impl Run<'_> {
             {
                 return self.fail(failure).await;
             }
+        }
+    }
+
+    /// The journal record of attempt `attempt`, prepared on `rung` (on `nonce` if any),
+    /// about to be sent now.
+    fn record_of(
+        &self,
+        attempt: u32,
+        rung: &Rung,
+        prepared: &Prepared,
+        nonce: Option<DurableNonce>,
+    ) -> AttemptRecord {
+        AttemptRecord {
+            intent: self.job.intent,
+            attempt,
+            signature: prepared.signed.signature,
+            blockhash: prepared.signed.blockhash,
+            valid_at_slot: prepared.valid_at_slot,
+            last_valid_block_height: prepared.signed.last_valid_block_height,
+            slippage: rung.slippage,
+            priority_fee: prepared.priority_fee,
+            amount_in: prepared.amount_in,
+            min_out: prepared.min_out,
+            sent_at: self.venue.clock.now(),
+            nonce: nonce.map(|nonce| NonceUse {
+                nonce,
+                cancel: false,
+            }),
         }
     }
 

@@ -17,7 +17,7 @@ use kyzlo_domain::{ErrorClass, ErrorDecision, Timestamp};
 use super::prepare::Prepared;
 use super::track::refusal_resolves;
 use super::{ExecutionOutcome, NonceSettings, Run, give_up_failure};
-use crate::journal::{AttemptOutcome, AttemptRecord, NonceUse};
+use crate::journal::{AttemptOutcome, AttemptRecord};
 use crate::metrics::MetricEvent;
 use crate::ports::DurableNonce;
 use crate::proof::{RoundFate, prove_round};
@@ -104,7 +104,7 @@ impl Run<'_> {
                         || now >= r.last_sent.saturating_add(nonce.escalate_after)
                 });
                 if due {
-                    match self.launch(&mut round, &mut budget, &deadline).await {
+                    match self.launch(nonce, &mut round, &mut budget, &deadline).await {
                         Launch::Sent | Launch::Later => {}
                         Launch::Stop(failure) => stopped = Some(failure),
                     }
@@ -156,14 +156,12 @@ impl Run<'_> {
     /// and makes it live beside the round's others.
     async fn launch(
         &mut self,
+        nonce_settings: NonceSettings,
         round: &mut Option<Round>,
         budget: &mut RetryBudget,
         deadline: &ExitDeadline,
     ) -> Launch {
         let v = self.venue;
-        let Some(nonce_settings) = self.settings.nonce else {
-            return Launch::Stop(ExitFailure::Permanent(ErrorClass::Unknown));
-        };
         let live = round.as_ref().map_or(0, Round::live_count);
         let attempt = if live == 0 {
             self.sm.next_attempt()
@@ -241,23 +239,7 @@ impl Run<'_> {
         if let Err(reason) = budget.begin_attempt(v.clock.now(), self.settings.poll_interval) {
             return Launch::Stop(give_up_failure(reason));
         }
-        let record = AttemptRecord {
-            intent: self.job.intent,
-            attempt,
-            signature: prepared.signed.signature,
-            blockhash: prepared.signed.blockhash,
-            valid_at_slot: prepared.valid_at_slot,
-            last_valid_block_height: prepared.signed.last_valid_block_height,
-            slippage: rung.slippage,
-            priority_fee: prepared.priority_fee,
-            amount_in: prepared.amount_in,
-            min_out: prepared.min_out,
-            sent_at: v.clock.now(),
-            nonce: Some(NonceUse {
-                nonce: r.nonce,
-                cancel: false,
-            }),
-        };
+        let record = self.record_of(attempt, &rung, &prepared, Some(r.nonce));
         if let Err(e) = v.journal.record_attempt(&record).await {
             tracing::error!(intent = %self.job.intent, attempt, error = %e, "attempt not journaled: not sent");
             self.last_error = Some(e.class);
@@ -512,23 +494,15 @@ impl Run<'_> {
             .max(self.sm.attempts())
             .saturating_add(1);
         let fee = unsigned.priority_fee.unwrap_or(nonce.cancel_fee);
-        let record = AttemptRecord {
-            intent: self.job.intent,
+        let record = AttemptRecord::cancel(
+            self.job.intent,
             attempt,
-            signature: signed.signature,
-            blockhash: signed.blockhash,
-            valid_at_slot: r.read_at_slot,
-            last_valid_block_height: signed.last_valid_block_height,
-            slippage: self.settings.ladder.rung_for(self.job.style, 1).slippage,
-            priority_fee: fee,
-            amount_in: kyzlo_domain::TokenAmount::ZERO,
-            min_out: kyzlo_domain::TokenAmount::ZERO,
-            sent_at: v.clock.now(),
-            nonce: Some(NonceUse {
-                nonce: r.nonce,
-                cancel: true,
-            }),
-        };
+            &signed,
+            r.nonce,
+            r.read_at_slot,
+            fee,
+            v.clock.now(),
+        );
         if let Err(e) = v.journal.record_attempt(&record).await {
             tracing::error!(intent = %self.job.intent, error = %e, "cancel not journaled: not sent");
             return;
