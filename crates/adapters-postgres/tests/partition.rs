@@ -168,16 +168,25 @@ async fn a_partition_inside_a_write_holds_a_takeover_up_no_longer_than_the_idle_
         .await
         .unwrap();
     tokio::spawn(connection);
-    let state: String = observer
-        .query_one(
-            "SELECT state FROM pg_stat_activity WHERE application_name = 'instance-a'
-                AND state LIKE 'idle in transaction%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(state, "idle in transaction");
+    // The server reports the session's state a moment after the statement's answer left
+    // it: looked for every 10 ms, well inside the 2 s idle limit.
+    let mut state = None;
+    for _ in 0..50 {
+        state = observer
+            .query_opt(
+                "SELECT state FROM pg_stat_activity WHERE application_name = 'instance-a'
+                    AND state LIKE 'idle in transaction%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .map(|row| row.get::<_, String>(0));
+        if state.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(state.as_deref(), Some("idle in transaction"));
     let locked = observer
         .batch_execute(&format!(
             "BEGIN; SELECT 1 FROM leases WHERE wallet = '{wallet}' FOR UPDATE NOWAIT"
